@@ -1,0 +1,184 @@
+/*
+ * testdev_abi.h - the contract between foldvm and its CPL3 test payload.
+ *
+ * Shared, unchanged, by the host (devices/testdev.c, vmm/) and by the
+ * freestanding payload (guest-tools/payload/). It therefore uses only
+ * fixed-width integer types and no libc.
+ *
+ * Conversation (one "ucall" per request, like the KVM selftests):
+ *   1. Every vCPU starts in 64-bit mode at CPL3 at FV_PAYLOAD_GPA with
+ *      RDI = its vCPU index, RSI = FV_CONFIG_GPA, RSP = top of its stack.
+ *   2. A vCPU fills in its own mailbox (FV_MAILBOX_GPA(index)) with a request
+ *      and writes the request code to FV_DOORBELL_PORT with `outl`.
+ *   3. The host handles the exit and writes its reply into the same mailbox
+ *      before the `outl` returns.  FV_REQ_NEXT blocks that vCPU until the
+ *      host has a command for it.
+ *
+ * Guest physical layout (identity-mapped by the host-built page tables, every
+ * level with the U bit so CPL3 code reaches everything):
+ *   0x00001000  GDT               0x00002000  TSS + I/O bitmap (to 0x4069)
+ *   0x00010000  page tables (PML4, PDPT, PDs; 2 MiB pages)
+ *   0x0007f000  config page (struct fv_guest_config, host-written)
+ *   0x00080000  mailboxes, one 4 KiB page per vCPU
+ *   0x00100000  payload image (at most FV_PAYLOAD_MAX bytes)
+ *   0x00200000  stacks, FV_STACK_SIZE per vCPU, vCPU i's top at
+ *               FV_STACK_TOP(i)
+ *   0x00400000  meta region, then data, race, probe and blob regions, as
+ *               described by struct fv_guest_config.
+ */
+#ifndef FOLDVM_TESTDEV_ABI_H
+#define FOLDVM_TESTDEV_ABI_H
+
+#include <stdint.h>
+
+#define FV_ABI_VERSION 1u
+#define FV_CONFIG_MAGIC 0x676663766466ull /* "fdvcfg" */
+
+#define FV_PAGE_SIZE 4096ull
+#define FV_GDT_GPA 0x1000ull
+#define FV_TSS_GPA 0x2000ull
+#define FV_PT_GPA 0x10000ull
+#define FV_PT_END 0x7f000ull
+#define FV_CONFIG_GPA 0x7f000ull
+#define FV_MAILBOX_BASE 0x80000ull
+#define FV_MAX_VCPUS 64u
+#define FV_MAILBOX_GPA(i) (FV_MAILBOX_BASE + (uint64_t)(i) * FV_PAGE_SIZE)
+#define FV_PAYLOAD_GPA 0x100000ull
+#define FV_PAYLOAD_MAX 0x100000ull
+#define FV_STACK_BASE 0x200000ull
+#define FV_STACK_SIZE 0x8000ull
+#define FV_STACK_TOP(i) (FV_STACK_BASE + ((uint64_t)(i) + 1) * FV_STACK_SIZE)
+#define FV_META_GPA 0x400000ull
+
+/* Port the payload writes request codes to (32-bit `outl`). */
+#define FV_DOORBELL_PORT 0x0510u
+/* 16550 UART the payload may print to. */
+#define FV_SERIAL_PORT 0x03f8u
+
+/* Segment selectors the host loads (RPL 3 for user segments). */
+#define FV_SEL_KERNEL_CS 0x10u
+#define FV_SEL_KERNEL_DS 0x18u
+#define FV_SEL_USER_DS 0x2bu
+#define FV_SEL_USER_CS 0x33u
+#define FV_SEL_TSS 0x40u
+
+/*
+ * Content spec: how the payload fills its data region.  Percentages of the
+ * data region's pages; whatever is left after zero + shared + blob is unique.
+ * The page kinds are placed at pseudo-random frames (a permutation seeded by
+ * layout_seed), so like a page cache nothing is where a neighbour would put it.
+ */
+struct fv_content_spec {
+	uint64_t shared_seed;  /* same in every guest that should share pages */
+	uint64_t unique_seed;  /* different in every guest */
+	uint64_t layout_seed;  /* where each kind of page lands */
+	uint32_t pct_zero;     /* pages left all-zero */
+	uint32_t pct_shared;   /* pages derived from shared_seed */
+	uint32_t pct_blob;     /* pages copied from the host blob (capped by its size) */
+	uint32_t shared_pool;  /* distinct shared contents; 0 = one per shared page */
+};
+
+/* Host-written, guest read-only: everything the payload needs to know. */
+struct fv_guest_config {
+	uint64_t magic;        /* FV_CONFIG_MAGIC */
+	uint32_t abi_version;  /* FV_ABI_VERSION */
+	uint32_t nr_vcpus;
+	uint64_t mem_size;     /* bytes of guest RAM, from gpa 0 */
+	uint64_t tsc_khz;      /* guest TSC frequency, 0 if unknown */
+	/* meta region: one uint64_t checksum per data page, then scratch */
+	uint64_t meta_gpa;
+	uint64_t meta_size;
+	/* data region: the pages the payload owns, fills and verifies */
+	uint64_t data_gpa;
+	uint64_t data_pages;
+	/* race region: counter pages incremented by racing vCPUs, zero at start */
+	uint64_t race_gpa;
+	uint64_t race_pages;
+	/* probe region: pages nobody touches until FV_CMD_MEASURE_WRITE */
+	uint64_t probe_gpa;
+	uint64_t probe_pages;
+	/* blob: host-placed bytes (e.g. real file contents), page aligned */
+	uint64_t blob_gpa;
+	uint64_t blob_pages;
+	uint64_t blob_checksum; /* fv_checksum_pages() of the whole blob */
+	struct fv_content_spec content;
+	char name[64];          /* guest name, NUL-terminated */
+};
+
+/* Requests: guest -> host, the value written to FV_DOORBELL_PORT. */
+enum fv_request {
+	FV_REQ_NEXT = 1,   /* report result of the last command, wait for the next */
+	FV_REQ_LOG = 2,    /* text[] holds a NUL-terminated message */
+	FV_REQ_ABORT = 3,  /* guest assert failed: text[] = "file:line: message" */
+};
+
+/* Commands: host -> guest, in reply to FV_REQ_NEXT. */
+enum fv_command {
+	FV_CMD_NONE = 0,
+	/* Fill the data region from the content spec, record checksums, then
+	 * zero the blob (as a kernel frees initramfs after unpacking it).
+	 * result[0] = pages filled. Only vCPU 0 accepts it. */
+	FV_CMD_FILL = 1,
+	/* Recompute the checksum of every data page (and check the race
+	 * counters hold the expected totals and the blob region is zero).
+	 * result[0] = pages checked, result[1] = mismatching pages,
+	 * result[2] = first mismatching gpa (or ~0). Only vCPU 0. */
+	FV_CMD_VERIFY = 2,
+	/* Rewrite arg[0] randomly chosen data pages with new content, waiting
+	 * arg[1] TSC cycles between writes; arg[2] = seed.  Checksums updated.
+	 * result[0] = pages written. */
+	FV_CMD_CHURN = 3,
+	/* Racing writers: every vCPU given this command increments counters
+	 * in the race region arg[0] times: iteration j adds 1 (lock xadd) to
+	 * word (j % 512) of every race page, so at rest all race pages are
+	 * identical.  result[0] = iterations done. */
+	FV_CMD_RACE = 4,
+	/* Time the first write to arg[1] pages starting at gpa arg[0], stride
+	 * arg[2] bytes (0 = one page).  result[0] = median cycles,
+	 * result[1] = p99 cycles, result[2] = mean cycles, result[3] = min,
+	 * result[4] = max, result[5] = pages measured. */
+	FV_CMD_MEASURE_WRITE = 5,
+	/* Execute an instruction that faults with no IDT: the guest triple
+	 * faults (used to test that one guest failing spares the others). */
+	FV_CMD_FAULT = 6,
+	/* Leave: the vCPU writes FV_REQ_NEXT no more and signals exit by
+	 * writing FV_EXIT_MAGIC to FV_DOORBELL_PORT + 4. */
+	FV_CMD_EXIT = 7,
+	/* After every vCPU finished a RACE round, tell vCPU 0 what to expect:
+	 * arg[0] = iterations each vCPU ran, arg[1] = how many vCPUs ran them.
+	 * vCPU 0 adds this to the per-word totals VERIFY checks. Only vCPU 0. */
+	FV_CMD_RACE_SETTLE = 8,
+};
+
+#define FV_EXIT_PORT (FV_DOORBELL_PORT + 4u)
+#define FV_EXIT_MAGIC 0x0e1du
+
+/* Status of the last command, in struct fv_mailbox.status. */
+enum fv_status {
+	FV_STATUS_OK = 0,
+	FV_STATUS_MISMATCH = 1,  /* VERIFY found pages that differ */
+	FV_STATUS_BAD_COMMAND = 2,
+	FV_STATUS_BAD_ARGS = 3,
+};
+
+/* One per vCPU, at FV_MAILBOX_GPA(index). */
+struct fv_mailbox {
+	/* guest -> host */
+	uint32_t last_cmd;     /* command whose result is below (0 = none yet) */
+	uint32_t status;       /* enum fv_status */
+	uint64_t result[8];
+	char text[512];
+	/* host -> guest */
+	uint32_t cmd;          /* enum fv_command */
+	uint32_t seq;          /* increments with every command */
+	uint64_t arg[8];
+};
+
+/*
+ * Page content generators, identical in host and guest (guest-tools/content.c):
+ * the host uses them to predict contents (tests, benchmark ideal), the guest
+ * to fill and verify its memory.
+ */
+#define FV_PAGE_WORDS 512u
+
+#endif

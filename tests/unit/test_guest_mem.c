@@ -1,0 +1,88 @@
+/* test_guest_mem.c - the guest-memory API's bounds checks (no KVM needed:
+ * the mapping is made without registering a memslot). */
+#include <stdint.h>
+#include <string.h>
+#include <CUnit/CUnit.h>
+#include "tests/unit/unit.h"
+#include "vmm/guest_mem.h"
+
+#define MEM (16ull << 20)
+
+static void test_sizes(void)
+{
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL(gmem_check_size(MEM, &err), 0);
+	CU_ASSERT_EQUAL(gmem_check_size(MEM - 4096, &err), -1);
+	CU_ASSERT_EQUAL(gmem_check_size(MEM + 1, &err), -1);
+	CU_ASSERT_EQUAL(gmem_check_size(GMEM_MAX_SIZE + 4096, &err), -1);
+}
+
+static void test_read_write(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+	uint8_t buf[64], back[64];
+
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, MEM, &err), 0);
+	memset(buf, 0xab, sizeof(buf));
+	CU_ASSERT_EQUAL(gmem_write(&gm, 4096, buf, sizeof(buf), &err), 0);
+	CU_ASSERT_EQUAL(gmem_read(&gm, 4096, back, sizeof(back), &err), 0);
+	CU_ASSERT_EQUAL(memcmp(buf, back, sizeof(buf)), 0);
+	/* fresh guest memory reads as zero */
+	CU_ASSERT_EQUAL(gmem_read(&gm, MEM - 64, back, 64, &err), 0);
+	CU_ASSERT_EQUAL(back[0], 0);
+	CU_ASSERT_EQUAL(back[63], 0);
+	CU_ASSERT_EQUAL(gmem_fill(&gm, 0, 0x5a, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_read(&gm, 4095, back, 2, &err), 0);
+	CU_ASSERT_EQUAL(back[0], 0x5a);
+	CU_ASSERT_EQUAL(back[1], 0xab);
+	gmem_destroy(&gm);
+	gmem_destroy(&gm); /* idempotent */
+}
+
+static void test_bounds(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+	uint8_t buf[16] = { 1, 2, 3 }, back[16];
+
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, MEM, &err), 0);
+	/* last byte in, one past out */
+	CU_ASSERT_EQUAL(gmem_write(&gm, MEM - 1, buf, 1, &err), 0);
+	CU_ASSERT_EQUAL(gmem_write(&gm, MEM - 1, buf, 2, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_EQUAL(gmem_read(&gm, MEM, back, 1, &err), -1);
+	CU_ASSERT_EQUAL(gmem_read(&gm, MEM, back, 0, &err), 0);
+	CU_ASSERT_EQUAL(gmem_read(&gm, MEM + 1, back, 0, &err), -1);
+	/* a length that would wrap gpa + len around 2^64 */
+	CU_ASSERT_EQUAL(gmem_read(&gm, 4096, back, UINT64_MAX - 100, &err), -1);
+	CU_ASSERT_EQUAL(gmem_read(&gm, UINT64_MAX, back, 2, &err), -1);
+	CU_ASSERT_EQUAL(gmem_fill(&gm, MEM - 8, 0, 16, &err), -1);
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, UINT64_MAX - 1, 4));
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 0, MEM));
+	/* nothing was written by the refused write */
+	CU_ASSERT_EQUAL(gmem_read(&gm, MEM - 1, back, 1, &err), 0);
+	CU_ASSERT_EQUAL(back[0], 1);
+	gmem_destroy(&gm);
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 0, 1));
+}
+
+static void test_too_big(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL(gmem_create(&gm, -1, GMEM_MAX_SIZE * 2, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
+}
+
+void unit_add_guest_mem_suite(void)
+{
+	CU_pSuite s = CU_add_suite("guest_mem", NULL, NULL);
+
+	CU_add_test(s, "size checks", test_sizes);
+	CU_add_test(s, "read/write/fill", test_read_write);
+	CU_add_test(s, "bounds", test_bounds);
+	CU_add_test(s, "too big", test_too_big);
+}

@@ -1,0 +1,11 @@
+/* unit.h - every CUnit suite of foldvm registers through one of these. */
+#ifndef FOLDVM_UNIT_H
+#define FOLDVM_UNIT_H
+
+void unit_add_serial_suite(void);
+void unit_add_cli_suite(void);
+void unit_add_guest_mem_suite(void);
+void unit_add_content_suite(void);
+void unit_add_testdev_suite(void);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * cli.h - the command line: `foldvm run`, `foldvm demo`, --help, --version.
+ * Everything here is untrusted input: every value is bounded and checked,
+ * and every problem is one clear sentence (main exits 2 on it).
+ */
+#ifndef FOLDVM_CLI_H
+#define FOLDVM_CLI_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/error.h"
+#include "vmm/guest.h"
+
+#define CLI_MAX_VMS 16
+#define CLI_MAX_STEPS 32
+#define CLI_MAX_FILES 8
+#define CLI_MAX_SECONDS (7 * 24 * 3600)
+
+enum cli_command {
+	CLI_NONE,
+	CLI_RUN,
+	CLI_DEMO,
+	CLI_HELP,
+	CLI_VERSION,
+};
+
+enum step_kind {
+	STEP_FILL,     /* fill the data region from the content spec */
+	STEP_VERIFY,   /* the guest re-checksums everything it owns */
+	STEP_CHURN,    /* rewrite N random pages */
+	STEP_RACE,     /* every vCPU increments shared counters N times */
+	STEP_MEASURE,  /* time first writes to untouched pages */
+	STEP_SLEEP,    /* let the guest sit for N seconds */
+	STEP_WAIT,     /* sit until foldvm is interrupted */
+	STEP_FAULT,    /* make the guest triple-fault (tests) */
+};
+
+struct step {
+	enum step_kind kind;
+	uint64_t arg;
+};
+
+struct vm_spec {
+	struct guest_config cfg;
+	struct step steps[CLI_MAX_STEPS];
+	unsigned nr_steps;
+	bool blob_set;          /* blob= given explicitly */
+};
+
+struct cli_options {
+	enum cli_command cmd;
+	struct vm_spec vms[CLI_MAX_VMS];
+	unsigned nr_vms;
+	const char *files[CLI_MAX_FILES];  /* sources of page-cache content */
+	unsigned nr_files;
+	char log_dir[PATH_MAX];
+	bool quiet;             /* no guest console on stdout */
+	/* demo */
+	unsigned demo_guests;
+	uint64_t demo_mem;
+	unsigned demo_vcpus;
+	unsigned demo_seconds;
+};
+
+/* Parse argv (argv[0] is the program).  Fills *opt with defaults first. */
+int cli_parse(int argc, char *const argv[], struct cli_options *opt,
+	      struct fv_error *err);
+
+/* "256M", "1G", "2GiB", "65536K", "4096B"; a bare number is in MiB (as
+ * QEMU's -m).  Result in bytes, at most 1 TiB. */
+int cli_parse_size(const char *s, uint64_t *bytes, struct fv_error *err);
+
+/* A decimal integer in [min, max], whole string. */
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+		   const char *what, struct fv_error *err);
+
+/* One --vm spec "key=value,key=value"; index numbers the default name. */
+int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
+		 struct fv_error *err);
+
+/* "fill+verify+churn:1000+sleep:2" */
+int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,
+		    struct fv_error *err);
+
+/* Fill a vm_spec with the defaults for guest number `index`. */
+void cli_vm_defaults(struct vm_spec *vm, unsigned index);
+
+/* Is this a valid guest name ([A-Za-z0-9._-], 1..32 chars)? */
+bool cli_name_ok(const char *name);
+
+const char *step_name(enum step_kind kind);
+
+extern const char cli_usage[];
+
+#endif

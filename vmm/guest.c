@@ -1,0 +1,387 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <linux/kvm.h>
+#include "guest-tools/content.h"
+#include "vmm/guest.h"
+#include "vmm/layout.h"
+#include "vmm/payload.h"
+#include "vmm/vcpu.h"
+#include "vmm/x86_cpl3.h"
+
+const char *guest_state_name(enum guest_state state)
+{
+	switch (state) {
+	case GUEST_CREATED: return "created";
+	case GUEST_RUNNING: return "running";
+	case GUEST_PAUSED: return "paused";
+	case GUEST_SHUTDOWN: return "shutdown";
+	case GUEST_STOPPED: return "stopped";
+	case GUEST_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+bool guest_state_is_live(enum guest_state state)
+{
+	return state == GUEST_CREATED || state == GUEST_RUNNING ||
+	       state == GUEST_PAUSED;
+}
+
+static void guest_log_message(void *opaque, unsigned vcpu, const char *msg)
+{
+	struct guest *g = opaque;
+	char line[700];
+	int n = snprintf(line, sizeof(line), "[%s] guest vCPU %u: %s\n",
+			 g->cfg.name, vcpu, msg);
+
+	if (n > 0 && g->log_fd >= 0 &&
+	    write(g->log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+		/* The log is best effort; the guest must not fail over it. */
+	}
+}
+
+static int serial_port_io(void *opaque, unsigned vcpu, uint16_t port,
+			  bool is_write, uint8_t *data, unsigned size,
+			  struct fv_error *err)
+{
+	struct serial16550 *s = opaque;
+
+	(void)vcpu;
+	(void)err;
+	/* A wider access is that many byte accesses to consecutive ports. */
+	for (unsigned i = 0; i < size; i++) {
+		unsigned off = (unsigned)(port + i - FV_SERIAL_PORT);
+
+		if (is_write)
+			serial_write(s, off, data[i]);
+		else
+			serial_read(s, off, &data[i]);
+	}
+	return IOPORT_OK;
+}
+
+static int guest_open_log(struct guest *g, const char *log_dir,
+			  struct fv_error *err)
+{
+	g->log_fd = -1;
+	if (!log_dir)
+		return 0;
+	if (mkdir(log_dir, 0700) < 0 && errno != EEXIST)
+		return fv_err_errno(err, FV_E_IO, errno, "cannot create log directory %s",
+				    log_dir);
+	if (snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", log_dir,
+		     g->cfg.name) >= (int)sizeof(g->log_path))
+		return fv_err(err, FV_E_INVAL, "log path too long");
+	g->log_fd = open(g->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			 0600);
+	if (g->log_fd < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "cannot open %s",
+				    g->log_path);
+	return 0;
+}
+
+static int guest_setup_devices(struct guest *g, struct fv_error *err)
+{
+	struct serial_config sc = {
+		.name = g->cfg.name,
+		.log_fd = g->log_fd,
+		.echo_stdout = g->cfg.console,
+	};
+
+	serial_init(&g->serial, &sc);
+	g->serial_ready = true;
+	if (ioport_register(&g->io, FV_SERIAL_PORT, SERIAL_NR_PORTS,
+			    serial_port_io, &g->serial, "serial", err))
+		return -1;
+	if (testdev_init(&g->testdev, &g->mem, g->cfg.nr_vcpus,
+			 guest_log_message, g, err))
+		return -1;
+	return testdev_register(&g->testdev, &g->io, err);
+}
+
+static uint64_t guest_tsc_khz(struct guest *g)
+{
+	int khz = g->vcpus[0].fd >= 0 ? ioctl(g->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
+
+	return khz > 0 ? (uint64_t)khz : 0;
+}
+
+/* Lay out the test-guest regions, place the blob and tell the payload. */
+static int guest_setup_layout(struct guest *g, const struct blob *blob,
+			      struct fv_error *err)
+{
+	struct fv_guest_config *l = &g->layout;
+	uint64_t blob_avail = blob ? blob->pages : 0;
+
+	if (layout_compute(g->cfg.mem_size, &g->cfg.content, blob_avail,
+			   g->cfg.race_pages, g->cfg.probe_pages, l, err))
+		return -1;
+	l->nr_vcpus = g->cfg.nr_vcpus;
+	l->tsc_khz = guest_tsc_khz(g);
+	snprintf(l->name, sizeof(l->name), "%s", g->cfg.name);
+	if (l->blob_pages) {
+		if (gmem_write(&g->mem, l->blob_gpa, blob->data,
+			       l->blob_pages * FV_PAGE_SIZE, err))
+			return -1;
+		l->blob_checksum = fv_checksum_pages(blob->data, l->blob_pages);
+	}
+	return gmem_write(&g->mem, FV_CONFIG_GPA, l, sizeof(*l), err);
+}
+
+static int guest_create_vcpus(struct guest *g, struct fv_error *err)
+{
+	g->vcpus = calloc(g->cfg.nr_vcpus, sizeof(*g->vcpus));
+	if (!g->vcpus)
+		return fv_err(err, FV_E_NOMEM, "cannot allocate vCPUs");
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
+		g->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
+		if (vcpu_create(&g->vcpus[i], g, i, err))
+			return -1;
+		if (x86_cpl3_setup_vcpu(g->vcpus[i].fd, g->kvm->cpuid, i,
+					FV_PAYLOAD_GPA, FV_STACK_TOP(i),
+					FV_CONFIG_GPA, err))
+			return -1;
+	}
+	return 0;
+}
+
+static int guest_build(struct guest *g, const struct blob *blob,
+		       const char *log_dir, struct fv_error *err)
+{
+	if (g->cfg.nr_vcpus == 0 || g->cfg.nr_vcpus > FV_MAX_VCPUS ||
+	    (int)g->cfg.nr_vcpus > g->kvm->max_vcpus)
+		return fv_err(err, FV_E_INVAL, "%u vCPUs requested, 1..%d supported",
+			      g->cfg.nr_vcpus,
+			      g->kvm->max_vcpus < (int)FV_MAX_VCPUS ?
+			      g->kvm->max_vcpus : (int)FV_MAX_VCPUS);
+	if (guest_open_log(g, log_dir, err))
+		return -1;
+	g->vm_fd = kvm_vm_create(g->kvm, err);
+	if (g->vm_fd < 0)
+		return -1;
+	if (gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err) ||
+	    guest_setup_devices(g, err) ||
+	    payload_load(&g->mem, g->cfg.payload, err) ||
+	    x86_cpl3_setup_memory(&g->mem, err) ||
+	    guest_create_vcpus(g, err) ||
+	    guest_setup_layout(g, blob, err))
+		return -1;
+	return 0;
+}
+
+int guest_create(struct guest **out, struct kvm_sys *kvm,
+		 const struct guest_config *cfg, const struct blob *blob,
+		 const char *log_dir, struct fv_error *err)
+{
+	struct guest *g = calloc(1, sizeof(*g));
+
+	*out = NULL;
+	if (!g)
+		return fv_err(err, FV_E_NOMEM, "cannot allocate guest");
+	g->cfg = *cfg;
+	g->kvm = kvm;
+	g->vm_fd = -1;
+	g->log_fd = -1;
+	g->mem.vm_fd = -1;
+	g->state = GUEST_CREATED;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	if (guest_build(g, blob, log_dir, err)) {
+		fv_err_prefix(err, "guest %s: ", cfg->name);
+		guest_destroy(g);
+		return -1;
+	}
+	*out = g;
+	return 0;
+}
+
+int guest_start(struct guest *g, struct fv_error *err)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->state != GUEST_CREATED) {
+		pthread_mutex_unlock(&g->lock);
+		return fv_err(err, FV_E_STATE, "guest %s is %s, not created",
+			      g->cfg.name, guest_state_name(g->state));
+	}
+	g->state = GUEST_RUNNING;
+	pthread_mutex_unlock(&g->lock);
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
+		if (vcpu_start(&g->vcpus[i], err)) {
+			guest_fail(g, "cannot start vCPU %u: %s", i, err->msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Make every vCPU leave KVM_RUN soon; caller holds g->lock. */
+static void guest_kick_all_locked(struct guest *g)
+{
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
+		vcpu_kick_locked(&g->vcpus[i]);
+}
+
+static bool guest_any_in_run_locked(struct guest *g)
+{
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
+		if (g->vcpus[i].in_run)
+			return true;
+	return false;
+}
+
+int guest_pause(struct guest *g, struct fv_error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->state == GUEST_RUNNING) {
+		g->state = GUEST_PAUSED;
+		guest_kick_all_locked(g);
+		while (g->state == GUEST_PAUSED && guest_any_in_run_locked(g))
+			pthread_cond_wait(&g->cond, &g->lock);
+	} else if (g->state != GUEST_PAUSED) {
+		ret = fv_err(err, FV_E_STATE, "guest %s is %s, cannot pause",
+			     g->cfg.name, guest_state_name(g->state));
+	}
+	pthread_mutex_unlock(&g->lock);
+	return ret;
+}
+
+int guest_resume(struct guest *g, struct fv_error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->state == GUEST_PAUSED) {
+		g->state = GUEST_RUNNING;
+		pthread_cond_broadcast(&g->cond);
+	} else if (g->state != GUEST_RUNNING) {
+		ret = fv_err(err, FV_E_STATE, "guest %s is %s, cannot resume",
+			     g->cfg.name, guest_state_name(g->state));
+	}
+	pthread_mutex_unlock(&g->lock);
+	return ret;
+}
+
+/* Move to a final state once; the first reason wins. */
+static void guest_end_locked(struct guest *g, enum guest_state state,
+			     const char *reason)
+{
+	if (!guest_state_is_live(g->state))
+		return;
+	g->state = state;
+	snprintf(g->reason, sizeof(g->reason), "%s", reason);
+	guest_kick_all_locked(g);
+	pthread_cond_broadcast(&g->cond);
+}
+
+void guest_stop(struct guest *g, const char *reason)
+{
+	pthread_mutex_lock(&g->lock);
+	guest_end_locked(g, GUEST_STOPPED, reason ? reason : "stopped by host");
+	pthread_mutex_unlock(&g->lock);
+	testdev_cancel(&g->testdev, g->reason);
+}
+
+void guest_fail(struct guest *g, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&g->lock);
+	guest_end_locked(g, GUEST_FAILED, reason);
+	pthread_mutex_unlock(&g->lock);
+	testdev_cancel(&g->testdev, reason);
+}
+
+void guest_vcpu_exited(struct guest *g, struct vcpu *v)
+{
+	bool last;
+
+	pthread_mutex_lock(&g->lock);
+	v->exited = true;
+	v->in_run = false;
+	last = --g->vcpus_alive == 0;
+	if (last)
+		guest_end_locked(g, GUEST_SHUTDOWN, "guest exited");
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	if (last)
+		testdev_cancel(&g->testdev, "guest exited");
+}
+
+int guest_wait(struct guest *g, int timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&g->lock);
+	while (g->vcpus_alive > 0 && rc != ETIMEDOUT) {
+		if (timeout_ms >= 0)
+			rc = pthread_cond_timedwait(&g->cond, &g->lock, &deadline);
+		else
+			pthread_cond_wait(&g->cond, &g->lock);
+	}
+	rc = g->vcpus_alive > 0 ? -1 : 0;
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+enum guest_state guest_get_state(struct guest *g, char *reason, size_t len)
+{
+	enum guest_state s;
+
+	pthread_mutex_lock(&g->lock);
+	s = g->state;
+	if (reason && len)
+		snprintf(reason, len, "%s", g->reason);
+	pthread_mutex_unlock(&g->lock);
+	return s;
+}
+
+void guest_destroy(struct guest *g)
+{
+	if (!g)
+		return;
+	if (g->vcpus) {
+		guest_stop(g, "destroyed");
+		guest_wait(g, -1);
+		for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
+			vcpu_destroy(&g->vcpus[i]);
+		free(g->vcpus);
+	}
+	testdev_destroy(&g->testdev);
+	if (g->serial_ready)
+		serial_destroy(&g->serial);
+	gmem_destroy(&g->mem);
+	if (g->vm_fd >= 0)
+		close(g->vm_fd);
+	if (g->log_fd >= 0)
+		close(g->log_fd);
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}

@@ -1,0 +1,125 @@
+/*
+ * guest.h - one guest: its VM fd, RAM, vCPU threads, devices and lifecycle.
+ *
+ * Every guest is independent: its failure (triple fault, emulation failure,
+ * guest assertion) moves only it to GUEST_FAILED with a reason; the host
+ * process and the other guests carry on.
+ *
+ * States:   CREATED --start--> RUNNING <--pause/resume--> PAUSED
+ *           RUNNING/PAUSED --every vCPU left--> SHUTDOWN
+ *           any live state --guest_stop()--> STOPPED
+ *           any live state --a vCPU failed--> FAILED
+ */
+#ifndef FOLDVM_GUEST_H
+#define FOLDVM_GUEST_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "devices/serial.h"
+#include "devices/testdev.h"
+#include "guest-tools/testdev_abi.h"
+#include "vmm/blob.h"
+#include "vmm/error.h"
+#include "vmm/guest_mem.h"
+#include "vmm/ioport.h"
+#include "vmm/kvm.h"
+
+#define GUEST_NAME_MAX 32
+#define GUEST_DEFAULT_RACE_PAGES 16
+#define GUEST_DEFAULT_PROBE_PAGES 256
+
+enum guest_state {
+	GUEST_CREATED,
+	GUEST_RUNNING,
+	GUEST_PAUSED,
+	GUEST_SHUTDOWN,  /* the guest left on its own (every vCPU exited) */
+	GUEST_STOPPED,   /* the host stopped it */
+	GUEST_FAILED,    /* a vCPU failed: see reason */
+};
+
+/* What the command line (or later QMP/libvirt) says about a guest. */
+struct guest_config {
+	char name[GUEST_NAME_MAX + 1];
+	uint64_t mem_size;
+	unsigned nr_vcpus;
+	char payload[PATH_MAX];      /* "" = the payload built into foldvm */
+	struct fv_content_spec content;
+	uint32_t race_pages;
+	uint32_t probe_pages;
+	bool console;                /* echo serial lines to stdout */
+};
+
+struct guest;
+
+struct vcpu {
+	struct guest *guest;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	bool in_run;    /* inside KVM_RUN (or about to enter it) */
+	bool exited;    /* its thread has left the run loop */
+};
+
+struct guest {
+	struct guest_config cfg;
+	struct kvm_sys *kvm;
+	int vm_fd;
+	struct guest_mem mem;
+	struct ioport_bus io;
+	struct serial16550 serial;
+	bool serial_ready;
+	struct testdev testdev;
+	struct fv_guest_config layout;  /* what the payload is told */
+	int log_fd;
+	char log_path[PATH_MAX];
+
+	pthread_mutex_t lock;           /* state, reason, vcpu flags */
+	pthread_cond_t cond;
+	enum guest_state state;
+	char reason[512];
+	unsigned vcpus_alive;
+	struct vcpu *vcpus;
+};
+
+const char *guest_state_name(enum guest_state state);
+bool guest_state_is_live(enum guest_state state);
+
+/* Build everything (VM, memory, devices, payload, vCPUs) without running a
+ * single guest instruction.  blob may be NULL.  On failure nothing leaks. */
+int guest_create(struct guest **out, struct kvm_sys *kvm,
+		 const struct guest_config *cfg, const struct blob *blob,
+		 const char *log_dir, struct fv_error *err);
+
+/* Start the vCPU threads. */
+int guest_start(struct guest *g, struct fv_error *err);
+
+/* Stop running guest code on every vCPU (returns once none is inside
+ * KVM_RUN) / let it run again. */
+int guest_pause(struct guest *g, struct fv_error *err);
+int guest_resume(struct guest *g, struct fv_error *err);
+
+/* Ask the guest to stop (host request); does not wait. */
+void guest_stop(struct guest *g, const char *reason);
+
+/* Record a failure and stop the guest (called from its vCPU threads). */
+void guest_fail(struct guest *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Wait for every vCPU thread to finish (timeout_ms < 0: forever);
+ * returns 0 when they all have. */
+int guest_wait(struct guest *g, int timeout_ms);
+
+/* Stop if needed, join the threads and free everything. NULL is fine. */
+void guest_destroy(struct guest *g);
+
+/* A vCPU thread left its run loop (called by that thread). */
+void guest_vcpu_exited(struct guest *g, struct vcpu *v);
+
+/* Snapshot of state and reason. */
+enum guest_state guest_get_state(struct guest *g, char *reason, size_t len);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * kvm.h - the host's /dev/kvm handle, shared by every guest of a process.
+ */
+#ifndef FOLDVM_KVM_H
+#define FOLDVM_KVM_H
+
+#include <stdint.h>
+#include "vmm/error.h"
+
+struct kvm_cpuid2;
+
+struct kvm_sys {
+	int fd;                     /* /dev/kvm */
+	int run_size;               /* KVM_GET_VCPU_MMAP_SIZE */
+	int max_vcpus;              /* KVM_CAP_MAX_VCPUS */
+	struct kvm_cpuid2 *cpuid;   /* KVM_GET_SUPPORTED_CPUID, owned */
+};
+
+/* Open /dev/kvm and check the API version and the capabilities foldvm uses.
+ * FV_E_KVM with a message naming what is missing otherwise. */
+int kvm_sys_open(struct kvm_sys *kvm, const char *path, struct fv_error *err);
+void kvm_sys_close(struct kvm_sys *kvm);
+
+/* New VM fd (KVM_CREATE_VM), close-on-exec. */
+int kvm_vm_create(struct kvm_sys *kvm, struct fv_error *err);
+
+/* Is /dev/kvm there and usable by us? (for tests that must SKIP without it) */
+int kvm_available(const char *path);
+
+#endif

@@ -1,0 +1,70 @@
+#include <string.h>
+#include "guest-tools/content.h"
+#include "vmm/layout.h"
+
+static uint64_t blob_pages_for(const struct fv_content_spec *spec,
+			       uint64_t data_pages, uint64_t avail)
+{
+	struct fv_layout_counts c;
+
+	fv_layout_counts(spec, data_pages, avail, &c);
+	return c.blob;
+}
+
+int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
+		   uint64_t blob_avail_pages, uint32_t race_pages,
+		   uint32_t probe_pages, struct fv_guest_config *out,
+		   struct fv_error *err)
+{
+	uint64_t avail, fixed, data, blob, meta;
+
+	if ((uint64_t)spec->pct_zero + spec->pct_shared + spec->pct_blob > 100)
+		return fv_err(err, FV_E_INVAL,
+			      "content percentages add up to %u%% (more than 100%%)",
+			      spec->pct_zero + spec->pct_shared + spec->pct_blob);
+	if (mem_size <= FV_META_GPA)
+		return fv_err(err, FV_E_INVAL, "no room for data in %llu bytes",
+			      (unsigned long long)mem_size);
+	avail = (mem_size - FV_META_GPA) / FV_PAGE_SIZE;
+	fixed = (uint64_t)race_pages + probe_pages;
+	if (fixed + 2 >= avail)
+		return fv_err(err, FV_E_INVAL,
+			      "race and probe pages (%llu) leave no data pages",
+			      (unsigned long long)fixed);
+	/*
+	 * The meta table and the blob both grow with the data region, so
+	 * shrink the data region until everything fits.  Each round removes
+	 * at least the overshoot, so this ends in a few rounds.
+	 */
+	data = avail - fixed;
+	for (;;) {
+		uint64_t need;
+
+		blob = blob_pages_for(spec, data, blob_avail_pages);
+		meta = fv_meta_size(data) / FV_PAGE_SIZE;
+		need = meta + data + blob + fixed;
+		if (need <= avail)
+			break;
+		data -= need - avail < data ? need - avail : data;
+		if (data == 0)
+			return fv_err(err, FV_E_INVAL, "guest memory too small");
+	}
+
+	memset(out, 0, sizeof(*out));
+	out->magic = FV_CONFIG_MAGIC;
+	out->abi_version = FV_ABI_VERSION;
+	out->mem_size = mem_size;
+	out->content = *spec;
+	out->meta_gpa = FV_META_GPA;
+	out->meta_size = meta * FV_PAGE_SIZE;
+	out->data_gpa = out->meta_gpa + out->meta_size;
+	out->data_pages = data;
+	out->race_gpa = out->data_gpa + data * FV_PAGE_SIZE;
+	out->race_pages = race_pages;
+	out->probe_gpa = out->race_gpa + (uint64_t)race_pages * FV_PAGE_SIZE;
+	out->probe_pages = probe_pages;
+	out->blob_pages = blob;
+	/* The blob sits at the top of RAM, like an initramfs. */
+	out->blob_gpa = mem_size - blob * FV_PAGE_SIZE;
+	return 0;
+}
