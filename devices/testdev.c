@@ -190,7 +190,9 @@ int testdev_submit(struct testdev *td, unsigned vcpu, uint32_t cmd,
 	if (td->cancelled || slot->exited) {
 		ret = fv_err(err, FV_E_GUEST, "guest stopped: %s",
 			     td->cancelled ? td->cancel_reason : "vCPU exited");
-	} else if (slot->cmd_pending || slot->in_flight) {
+	} else if (slot->cmd_pending || slot->in_flight || slot->result_ready) {
+		/* An uncollected result also keeps the slot: one command, one
+		 * wait, so no result is ever silently overwritten. */
 		ret = fv_err(err, FV_E_STATE,
 			     "testdev: vCPU %u is still busy with command %u",
 			     vcpu, slot->cmd);

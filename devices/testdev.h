@@ -62,7 +62,8 @@ int testdev_register(struct testdev *td, struct ioport_bus *bus,
 int testdev_io(void *opaque, unsigned vcpu, uint16_t port, bool is_write,
 	       uint8_t *data, unsigned size, struct fv_error *err);
 
-/* Queue a command for one vCPU; FV_E_STATE if one is still outstanding. */
+/* Queue a command for one vCPU; FV_E_STATE if one is still outstanding or
+ * its result has not been collected with testdev_wait(). */
 int testdev_submit(struct testdev *td, unsigned vcpu, uint32_t cmd,
 		   const uint64_t arg[8], struct fv_error *err);
 

@@ -11,6 +11,14 @@ static uint64_t blob_pages_for(const struct fv_content_spec *spec,
 	return c.blob;
 }
 
+/* Pages the meta table, the data and the blob take for `data` data pages. */
+static uint64_t layout_need(const struct fv_content_spec *spec, uint64_t data,
+			    uint64_t blob_avail)
+{
+	return fv_meta_size(data) / FV_PAGE_SIZE + data +
+	       blob_pages_for(spec, data, blob_avail);
+}
+
 int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 		   uint64_t blob_avail_pages, uint32_t race_pages,
 		   uint32_t probe_pages, struct fv_guest_config *out,
@@ -32,23 +40,25 @@ int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 			      "race and probe pages (%llu) leave no data pages",
 			      (unsigned long long)fixed);
 	/*
-	 * The meta table and the blob both grow with the data region, so
-	 * shrink the data region until everything fits.  Each round removes
-	 * at least the overshoot, so this ends in a few rounds.
+	 * The meta table and the blob both grow with the data region: find
+	 * the largest data region for which everything fits (the total is
+	 * monotonic in it, so a binary search finds it exactly).
 	 */
-	data = avail - fixed;
-	for (;;) {
-		uint64_t need;
+	uint64_t lo = 0, hi = avail - fixed;
 
-		blob = blob_pages_for(spec, data, blob_avail_pages);
-		meta = fv_meta_size(data) / FV_PAGE_SIZE;
-		need = meta + data + blob + fixed;
-		if (need <= avail)
-			break;
-		data -= need - avail < data ? need - avail : data;
-		if (data == 0)
-			return fv_err(err, FV_E_INVAL, "guest memory too small");
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo + 1) / 2;
+
+		if (layout_need(spec, mid, blob_avail_pages) + fixed <= avail)
+			lo = mid;
+		else
+			hi = mid - 1;
 	}
+	data = lo;
+	if (data == 0)
+		return fv_err(err, FV_E_INVAL, "guest memory too small");
+	blob = blob_pages_for(spec, data, blob_avail_pages);
+	meta = fv_meta_size(data) / FV_PAGE_SIZE;
 
 	memset(out, 0, sizeof(*out));
 	out->magic = FV_CONFIG_MAGIC;
