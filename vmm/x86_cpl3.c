@@ -170,18 +170,20 @@ static int x86_setup_sregs(int fd, struct fv_error *err)
 
 static int x86_setup_msrs(int fd, struct fv_error *err)
 {
-	struct {
+	/* struct kvm_msrs ends in a flexible array: one entry after it. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry entries[1];
-	} msrs = { 0 };
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} msrs;
 
+	memset(&msrs, 0, sizeof(msrs));
 	/* SYSRET would load CS = 0x20+16|3 = 0x33, SS = 0x20+8|3 = 0x2b: the
 	 * same user segments the vCPU starts with. */
 	msrs.hdr.nmsrs = 1;
-	msrs.entries[0].index = MSR_STAR;
-	msrs.entries[0].data = ((uint64_t)(0x20 | 3) << 48) |
-			       ((uint64_t)FV_SEL_KERNEL_CS << 32);
-	if (ioctl(fd, KVM_SET_MSRS, &msrs) != 1)
+	msrs.hdr.entries[0].index = MSR_STAR;
+	msrs.hdr.entries[0].data = ((uint64_t)(0x20 | 3) << 48) |
+				   ((uint64_t)FV_SEL_KERNEL_CS << 32);
+	if (ioctl(fd, KVM_SET_MSRS, &msrs.hdr) != 1)
 		return fv_err(err, FV_E_KVM, "KVM_SET_MSRS(STAR) failed");
 	return 0;
 }
