@@ -32,8 +32,14 @@ const char cli_usage[] =
 "  seed=N           seed of the shared content (default the same everywhere)\n"
 "  steps=LIST       what the guest does, '+'-separated (default fill+verify):\n"
 "                   fill, verify, churn:PAGES, race:ITERATIONS, measure,\n"
-"                   sleep:SECONDS, wait (until interrupted), fault\n"
+"                   sleep:SECONDS, wait (until interrupted), fault,\n"
+"                   sync (all guests meet; foldvm snapshots memory use),\n"
+"                   measure-merged (time first writes to the probe pages\n"
+"                   again: identical since measure, so merged by then)\n"
 "  console=on|off   echo the guest's serial output as \"[name] ...\" (on)\n"
+"  dedup=on|off     merge this guest's memory (default off, or on with --dedup)\n"
+"  domain=NAME      trust domain: full pages merge only within one domain,\n"
+"                   zero pages across domains (default: the guest's name)\n"
 "  race-pages=N     counter pages for race (default 16)\n"
 "  probe-pages=N    untouched pages for measure (default 256)\n"
 "\n"
@@ -42,11 +48,19 @@ const char cli_usage[] =
 "                   (repeatable; demo default: /usr/lib and /usr/share)\n"
 "  --log-dir DIR    per-guest serial logs (default $TMPDIR/foldvm-UID)\n"
 "  --quiet          no guest console on stdout\n"
+"  --dedup          merge memory of every guest (per guest: dedup=on)\n"
+"  --dedup-rate N   pages scanned per second (default: no limit)\n"
+"  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
+"  --dedup-vma-budget N  VMAs merges may add (default: vm.max_map_count\n"
+"                   less what the process needs)\n"
+"  --max-map-count N  raise the host-wide sysctl vm.max_map_count to N first\n"
+"                   (root; logged; never done without this option)\n"
 "  demo only:\n"
 "  --guests N       guests to start (default 4)\n"
 "  --mem SIZE       RAM per guest (default 128M)\n"
 "  --vcpus N        vCPUs per guest (default 1)\n"
 "  --seconds N      how long guests run after filling (default 3)\n"
+"  --no-dedup       run the demo without the dedup engine\n"
 "\n"
 "Exit status: 0 all guests verified, 1 a guest failed or lost data,\n"
 "2 bad command line or a guest could not be created.\n";
@@ -132,6 +146,7 @@ const char *step_name(enum step_kind kind)
 		[STEP_CHURN] = "churn", [STEP_RACE] = "race",
 		[STEP_MEASURE] = "measure", [STEP_SLEEP] = "sleep",
 		[STEP_WAIT] = "wait", [STEP_FAULT] = "fault",
+		[STEP_SYNC] = "sync", [STEP_MEASURE_MERGED] = "measure-merged",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
@@ -151,6 +166,8 @@ static const struct {
 	{ STEP_SLEEP, true, 0, CLI_MAX_SECONDS },
 	{ STEP_WAIT, false, 0, 0 },
 	{ STEP_FAULT, false, 0, 0 },
+	{ STEP_SYNC, false, 0, 0 },
+	{ STEP_MEASURE_MERGED, false, 0, 0 },
 };
 
 static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
@@ -177,7 +194,7 @@ static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
 				      step_table[i].max, &st->arg, tok, err);
 	}
 	return fv_err(err, FV_E_INVAL,
-		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, sleep:N, wait, fault)",
+		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, wait, fault, sync)",
 		      tok);
 }
 
@@ -191,6 +208,7 @@ int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,
 	snprintf(buf, sizeof(buf), "%s", s);
 	*nr = 0;
 	for (tok = strtok_r(buf, "+", &save); tok; tok = strtok_r(NULL, "+", &save)) {
+		/* "measure-merged" must not be taken for "measure". */
 		if (*nr == CLI_MAX_STEPS)
 			return fv_err(err, FV_E_INVAL, "more than %d steps",
 				      CLI_MAX_STEPS);
@@ -295,6 +313,13 @@ static int cli_vm_key(struct vm_spec *vm, const char *key, const char *val,
 		return cli_parse_steps(val, vm->steps, &vm->nr_steps, err);
 	} else if (!strcmp(key, "console")) {
 		return cli_parse_onoff(val, &c->console, "console", err);
+	} else if (!strcmp(key, "dedup")) {
+		return cli_parse_onoff(val, &c->dedup, "dedup", err);
+	} else if (!strcmp(key, "domain")) {
+		if (!cli_name_ok(val))
+			return fv_err(err, FV_E_INVAL,
+				      "domain '%s' must be 1-32 of [A-Za-z0-9._-]", val);
+		snprintf(c->domain, sizeof(c->domain), "%s", val);
 	} else if (!strcmp(key, "race-pages")) {
 		return cli_parse_u32(val, 1, 4096, &c->race_pages, "race-pages", err);
 	} else if (!strcmp(key, "probe-pages")) {
@@ -324,6 +349,8 @@ int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		*eq = '\0';
 		if (!strcmp(tok, "blob"))
 			vm->blob_set = true;
+		if (!strcmp(tok, "dedup"))
+			vm->dedup_set = true;
 		if (cli_vm_key(vm, tok, eq + 1, err)) {
 			fv_err_prefix(err, "--vm %s: ", tok);
 			return -1;
@@ -422,6 +449,31 @@ static int cli_demo_option(struct cli_options *opt, const char *name,
 	return 0;
 }
 
+static const char *const dedup_opts[] = {
+	"--dedup-rate", "--dedup-cpu", "--dedup-vma-budget", "--max-map-count",
+};
+
+static int cli_dedup_option(struct cli_options *opt, const char *name,
+			    const char *val, struct fv_error *err)
+{
+	uint64_t x;
+
+	if (!strcmp(name, "--dedup-rate"))
+		return cli_parse_uint(val, 0, 1ull << 40, &opt->dedup_rate,
+				      "--dedup-rate", err);
+	if (!strcmp(name, "--dedup-cpu")) {
+		if (cli_parse_uint(val, 1, 100, &x, "--dedup-cpu", err))
+			return -1;
+		opt->dedup_cpu = (unsigned)x;
+		return 0;
+	}
+	if (!strcmp(name, "--dedup-vma-budget"))
+		return cli_parse_uint(val, 1, 1ull << 32, &opt->dedup_vma_budget,
+				      "--dedup-vma-budget", err);
+	return cli_parse_uint(val, 65530, 1ull << 31, &opt->max_map_count,
+			      "--max-map-count", err);
+}
+
 static int cli_parse_option(int argc, char *const argv[], int *i,
 			    struct cli_options *opt, struct fv_error *err)
 {
@@ -434,6 +486,18 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->quiet = true;
 		return 0;
 	}
+	if (!strcmp(arg, "--dedup")) {
+		opt->dedup_all = true;
+		return 0;
+	}
+	if (!strcmp(arg, "--no-dedup") && opt->cmd == CLI_DEMO) {
+		opt->demo_no_dedup = true;
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(dedup_opts) / sizeof(dedup_opts[0]); k++)
+		if (cli_is_option(arg, dedup_opts[k]))
+			return cli_option_value(argc, argv, i, dedup_opts[k], &val, err) ||
+			       cli_dedup_option(opt, dedup_opts[k], val, err);
 	if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
 		opt->cmd = CLI_HELP;
 		return 0;
@@ -468,6 +532,26 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		      arg, opt->cmd == CLI_RUN ? "run" : "demo");
 }
 
+static unsigned cli_count_syncs(const struct vm_spec *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->nr_steps; i++)
+		n += vm->steps[i].kind == STEP_SYNC;
+	return n;
+}
+
+/* Every guest meets the others at each sync: all need as many. */
+static int cli_check_syncs(const struct cli_options *opt, struct fv_error *err)
+{
+	for (unsigned i = 1; i < opt->nr_vms; i++)
+		if (cli_count_syncs(&opt->vms[i]) != cli_count_syncs(&opt->vms[0]))
+			return fv_err(err, FV_E_INVAL,
+				      "guests %s and %s have different numbers of sync steps",
+				      opt->vms[0].cfg.name, opt->vms[i].cfg.name);
+	return 0;
+}
+
 /* Guests without an explicit blob= hold file pages when there are files. */
 static void cli_apply_files(struct cli_options *opt)
 {
@@ -480,6 +564,8 @@ static void cli_apply_files(struct cli_options *opt)
 			c->pct_blob = left < 25 ? left : 25;
 		if (opt->quiet)
 			vm->cfg.console = false;
+		if (opt->dedup_all && !vm->dedup_set)
+			vm->cfg.dedup = true;
 	}
 }
 
@@ -513,6 +599,8 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 	}
 	if (opt->cmd == CLI_RUN && opt->nr_vms == 0)
 		return fv_err(err, FV_E_INVAL, "run needs at least one --vm");
+	if (cli_check_syncs(opt, err))
+		return -1;
 	cli_apply_files(opt);
 	return 0;
 }

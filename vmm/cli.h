@@ -34,6 +34,9 @@ enum step_kind {
 	STEP_SLEEP,    /* let the guest sit for N seconds */
 	STEP_WAIT,     /* sit until foldvm is interrupted */
 	STEP_FAULT,    /* make the guest triple-fault (tests) */
+	STEP_SYNC,     /* wait for every guest; foldvm takes a memory snapshot */
+	STEP_MEASURE_MERGED, /* time first writes to the probe pages again
+				(identical since `measure`, so merged by now) */
 };
 
 struct step {
@@ -46,6 +49,7 @@ struct vm_spec {
 	struct step steps[CLI_MAX_STEPS];
 	unsigned nr_steps;
 	bool blob_set;          /* blob= given explicitly */
+	bool dedup_set;         /* dedup= given explicitly */
 };
 
 struct cli_options {
@@ -56,7 +60,14 @@ struct cli_options {
 	unsigned nr_files;
 	char log_dir[PATH_MAX];
 	bool quiet;             /* no guest console on stdout */
+	/* dedup engine */
+	bool dedup_all;         /* --dedup: every guest merges */
+	uint64_t dedup_rate;    /* --dedup-rate pages/s (0 = unlimited) */
+	unsigned dedup_cpu;     /* --dedup-cpu percent (0 = no cap) */
+	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
+	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */
 	/* demo */
+	bool demo_no_dedup;     /* --no-dedup */
 	unsigned demo_guests;
 	uint64_t demo_mem;
 	unsigned demo_vcpus;

@@ -180,9 +180,22 @@ static int guest_build(struct guest *g, const struct blob *blob,
 	return 0;
 }
 
+static int guest_attach_dedup(struct guest *g, struct dedup_engine *dedup,
+			      struct fv_error *err)
+{
+	if (!g->cfg.dedup)
+		return 0;
+	if (!dedup)
+		return fv_err(err, FV_E_STATE, "dedup asked for, but no engine");
+	g->dedup = dedup;
+	return dedup_add_guest(dedup, &g->mem, g->cfg.name, g->cfg.domain,
+			       &g->dedup_guest, err);
+}
+
 int guest_create(struct guest **out, struct kvm_sys *kvm,
 		 const struct guest_config *cfg, const struct blob *blob,
-		 const char *log_dir, struct fv_error *err)
+		 struct dedup_engine *dedup, const char *log_dir,
+		 struct fv_error *err)
 {
 	struct guest *g = calloc(1, sizeof(*g));
 
@@ -197,7 +210,8 @@ int guest_create(struct guest **out, struct kvm_sys *kvm,
 	g->state = GUEST_CREATED;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
-	if (guest_build(g, blob, log_dir, err)) {
+	if (guest_build(g, blob, log_dir, err) ||
+	    guest_attach_dedup(g, dedup, err)) {
 		fv_err_prefix(err, "guest %s: ", cfg->name);
 		guest_destroy(g);
 		return -1;
@@ -373,6 +387,9 @@ void guest_destroy(struct guest *g)
 			vcpu_destroy(&g->vcpus[i]);
 		free(g->vcpus);
 	}
+	/* The engine lets go of the RAM before it is unmapped. */
+	if (g->dedup_guest)
+		dedup_remove_guest(g->dedup, g->dedup_guest);
 	testdev_destroy(&g->testdev);
 	if (g->serial_ready)
 		serial_destroy(&g->serial);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "devices/serial.h"
 #include "devices/testdev.h"
+#include "dedup/dedup.h"
 #include "guest-tools/testdev_abi.h"
 #include "vmm/blob.h"
 #include "vmm/error.h"
@@ -49,6 +50,8 @@ struct guest_config {
 	uint32_t race_pages;
 	uint32_t probe_pages;
 	bool console;                /* echo serial lines to stdout */
+	bool dedup;                  /* merge this guest's memory */
+	char domain[DEDUP_DOMAIN_MAX + 1]; /* trust domain ("" = its name) */
 };
 
 struct guest;
@@ -83,16 +86,21 @@ struct guest {
 	char reason[512];
 	unsigned vcpus_alive;
 	struct vcpu *vcpus;
+	struct dedup_engine *dedup;     /* not owned; NULL when dedup is off */
+	struct dedup_guest *dedup_guest;
 };
 
 const char *guest_state_name(enum guest_state state);
 bool guest_state_is_live(enum guest_state state);
 
 /* Build everything (VM, memory, devices, payload, vCPUs) without running a
- * single guest instruction.  blob may be NULL.  On failure nothing leaks. */
+ * single guest instruction, and hand its RAM to the dedup engine when
+ * cfg->dedup (dedup must then be non-NULL).  blob may be NULL.  On failure
+ * nothing leaks. */
 int guest_create(struct guest **out, struct kvm_sys *kvm,
 		 const struct guest_config *cfg, const struct blob *blob,
-		 const char *log_dir, struct fv_error *err);
+		 struct dedup_engine *dedup, const char *log_dir,
+		 struct fv_error *err);
 
 /* Start the vCPU threads. */
 int guest_start(struct guest *g, struct fv_error *err);

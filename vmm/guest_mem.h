@@ -29,6 +29,11 @@ struct guest_mem {
 	uint64_t size;      /* bytes, a multiple of GMEM_PAGE_SIZE */
 	int vm_fd;          /* KVM VM the memslot belongs to (-1: not registered) */
 	uint32_t slot;
+	/* valid once gmem_dedup_enable() succeeded: */
+	int uffd;           /* the dedup engine's userfaultfd (not owned), or -1 */
+	bool dirty_log;     /* KVM logs guest writes (manual protect) */
+	uint64_t *host_dirty; /* pages written by the host process (devices) */
+	size_t bitmap_words;
 };
 
 /* Validate a requested RAM size (bounds, page multiple). */
@@ -55,5 +60,53 @@ int gmem_write(struct guest_mem *gm, uint64_t gpa, const void *buf,
 /* Set a range to a byte value. */
 int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
 	      struct fv_error *err);
+
+/*
+ * Dedup primitives.  Only the dedup engine calls these; they are here
+ * because this module is the one place that remaps guest memory.
+ * Page numbers (gfn) are guest-physical; every call checks them.
+ */
+
+static inline uint64_t gmem_pages(const struct guest_mem *gm)
+{
+	return gm->size / GMEM_PAGE_SIZE;
+}
+
+/* Prepare for merging: no transparent huge pages (merging 4 KiB inside a
+ * THP would split it anyway), uffd write-protect registration of the whole
+ * range on `uffd`, KVM dirty logging with manual protect. */
+int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err);
+
+/* Read-only view of one page for hashing and comparing. */
+const uint8_t *gmem_page_view(const struct guest_mem *gm, uint64_t gfn);
+
+/* Host address of gfn (for /proc/self/pagemap in tests and accounting). */
+const void *gmem_page_hva(const struct guest_mem *gm, uint64_t gfn);
+
+/* Write-protect (wp true) or release (false, which also wakes faulters)
+ * npages from gfn with userfaultfd. */
+int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
+		 struct fv_error *err);
+
+/* Wake threads blocked on a write to [gfn, gfn+npages). */
+int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
+	      struct fv_error *err);
+
+/* Back gfn by page `offset` of `fd`, copy-on-write (MAP_PRIVATE|MAP_FIXED),
+ * and register the new mapping for write-protection again. */
+int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
+		   struct fv_error *err);
+
+/* Drop an anonymous page: reads see the zero page, no frame is used. */
+int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+
+/* Pages written since the last call (by the guest, from KVM's dirty log,
+ * and by the host, from gmem_write), ORed into bitmap (bitmap_words long);
+ * the log is cleared and re-armed for what it returned. */
+int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err);
+
+/* Forget KVM's old dirty mark of gfn (a page just merged starts clean);
+ * host-write marks are kept (see guest_mem.c). */
+int gmem_clear_dirty(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
 
 #endif

@@ -27,12 +27,15 @@ static void demo_build(struct cli_options *opt)
 		char spec[256];
 		struct fv_error err;
 
+		/* fill, time fresh writes, baseline, let dedup work, measure,
+		 * time writes to merged pages, churn, and verify everything. */
 		snprintf(spec, sizeof(spec),
 			 "name=guest%u,mem=%lluM,vcpus=%u,zero=25,shared=20,blob=30,"
-			 "console=%s,steps=fill+measure+sleep:%u+churn:512+verify",
+			 "console=%s,dedup=%s,domain=demo,steps=fill+measure+sync+sleep:%u+sync+"
+			 "measure-merged+churn:512+verify",
 			 i + 1, (unsigned long long)(opt->demo_mem >> 20),
 			 opt->demo_vcpus, opt->quiet ? "off" : "on",
-			 opt->demo_seconds);
+			 opt->demo_no_dedup ? "off" : "on", opt->demo_seconds);
 		/* Built from validated values, so it parses. */
 		if (cli_parse_vm(spec, i, vm, &err))
 			fprintf(stderr, "foldvm: internal: demo spec: %s\n", err.msg);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/cli.h"
+#include "vmm/procstat.h"
 
 struct guest_report {
 	char name[GUEST_NAME_MAX + 1];
@@ -30,15 +31,41 @@ struct guest_report {
 	/* first write to an untouched page, cycles */
 	bool measured;
 	uint64_t fw_median, fw_p99, fw_mean, tsc_khz;
+	/* first write to the same pages once merged (measure-merged) */
+	bool measured_merged;
+	uint64_t mw_median, mw_p99, mw_mean;
+	/* dedup: the engine's counters and the kernel's view of its RAM */
+	bool dedup;
+	struct dedup_guest_stats dstats;
+	uint64_t rss_before, pss_before;  /* at the first sync (if any) */
+	uint64_t rss_after, pss_after;    /* at the last sync, or the end */
 	/* the driver's own verdict */
 	bool ok;
 	char error[600];        /* step name + an fv_error message */
 };
 
+/* The whole process as the kernel sees it, at a sync step. */
+struct mem_snapshot {
+	bool taken;
+	double t;                        /* seconds since the run started */
+	struct procstat_rollup rollup;   /* /proc/self/smaps_rollup */
+	struct dedup_host_stats host;    /* engine's view (if dedup) */
+};
+
+#define RUN_MAX_SAMPLES 4096
+
 struct run_result {
 	unsigned nr;
 	struct guest_report reports[CLI_MAX_VMS];
 	bool interrupted;
+	bool dedup;
+	struct mem_snapshot first, last; /* first and last sync */
+	unsigned syncs;
+	/* engine savings over time, sampled every 100 ms */
+	unsigned nr_samples;
+	double sample_t[RUN_MAX_SAMPLES];
+	uint64_t sample_saved[RUN_MAX_SAMPLES];
+	struct dedup_host_stats final_host; /* engine, just before guests exit */
 };
 
 /* Create every guest first (a bad one fails the whole start: exit 2), then

@@ -40,7 +40,7 @@ static int run(struct kvm_sys *kvm, struct guest *g[2])
 		cli_vm_defaults(&vm[i], (unsigned)i);
 		vm[i].cfg.mem_size = 32ull << 20;
 		vm[i].cfg.console = false;
-		CHECK(guest_create(&g[i], kvm, &vm[i].cfg, NULL, NULL, &err) == 0,
+		CHECK(guest_create(&g[i], kvm, &vm[i].cfg, NULL, NULL, NULL, &err) == 0,
 		      "create: %s", err.msg);
 		CHECK(guest_start(g[i], &err) == 0, "start: %s", err.msg);
 		CHECK(command(g[i], FV_CMD_FILL, 0, &r, &err) == 0, "fill: %s", err.msg);

@@ -7,5 +7,8 @@ void unit_add_cli_suite(void);
 void unit_add_guest_mem_suite(void);
 void unit_add_content_suite(void);
 void unit_add_testdev_suite(void);
+void unit_add_procstat_suite(void);
+void unit_add_index_suite(void);
+void unit_add_dedup_suite(void);
 
 #endif

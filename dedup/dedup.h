@@ -1,0 +1,113 @@
+/*
+ * dedup.h - foldvm's memory deduplication engine.
+ *
+ * One engine per host process serves every guest that has dedup on.  A
+ * scanner thread walks each guest's RAM (through the guest-memory API only),
+ * hashes pages with XXH3-64, finds candidates in a content index, confirms
+ * equality byte for byte, and maps identical pages onto one frame of a memfd
+ * store, copy-on-write.  A guest's first write to a merged page makes the
+ * kernel copy it (the unmerge, no VM exit); the engine learns of it from
+ * the dirty log and confirms it in /proc/self/pagemap before it drops the
+ * frame reference.  See docs/dedup.md for the protocol and why each race is
+ * safe.
+ */
+#ifndef FOLDVM_DEDUP_H
+#define FOLDVM_DEDUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/error.h"
+#include "vmm/guest_mem.h"
+
+#define DEDUP_DOMAIN_MAX 32
+
+struct dedup_engine;
+struct dedup_guest;
+
+struct dedup_config {
+	uint64_t rate;            /* pages scanned per second; 0 = no limit */
+	unsigned cpu_pct;         /* scanner CPU share cap 1..100; 0 = no cap */
+	uint64_t vma_budget;      /* VMAs merges may add; 0 = from max_map_count */
+	uint64_t store_max_bytes; /* size limit of the frame store */
+	unsigned pass_interval_ms;/* pause after a full pass */
+	unsigned volatile_after;  /* dirty passes in a row before backing off */
+};
+
+/* Defaults: no rate limit, no CPU cap, automatic VMA budget, 256 GiB
+ * sparse store, 100 ms between passes, back off after 2 dirty passes. */
+void dedup_config_defaults(struct dedup_config *cfg);
+
+struct dedup_guest_stats {
+	char domain[DEDUP_DOMAIN_MAX + 1];
+	uint64_t pages;             /* guest RAM pages */
+	uint64_t pages_scanned;     /* page visits, all passes */
+	uint64_t pages_hashed;      /* pages hashed (unchanged ones are not) */
+	uint64_t pages_merged;      /* pages now sharing a store frame */
+	uint64_t pages_zero;        /* zero pages now discarded */
+	uint64_t frames_referenced; /* distinct store frames it maps */
+	uint64_t merges;            /* successful merges, all time */
+	uint64_t merge_races;       /* content changed under write-protect */
+	uint64_t unmerges;          /* copy-on-write breaks seen */
+	uint64_t volatile_skipped;  /* visits skipped: page keeps changing */
+	uint64_t budget_skipped;    /* merges not done: VMA budget */
+	uint64_t bytes_saved;       /* (merged + zero) pages less its share of frames */
+	uint64_t vmas;              /* VMAs its merges added (estimate) */
+	uint64_t full_passes;
+	uint64_t cpu_ns;            /* scanner CPU time spent on this guest */
+};
+
+struct dedup_host_stats {
+	uint64_t guests;
+	uint64_t store_frames;      /* frames holding content */
+	uint64_t store_bytes;       /* bytes the store memfd holds (kernel) */
+	uint64_t saved_bytes;       /* sum of the guests' bytes_saved */
+	uint64_t vma_budget;        /* VMAs merges may add */
+	uint64_t vmas_used;         /* VMAs merges added (recalibrated per pass) */
+	uint64_t max_map_count;     /* vm.max_map_count at start */
+	bool budget_exhausted;      /* some merge was skipped for the budget */
+	uint64_t passes;            /* full passes over all guests */
+	uint64_t cpu_ns;            /* scanner + fault thread CPU */
+	uint64_t merges, unmerges;
+};
+
+int dedup_create(struct dedup_engine **out, const struct dedup_config *cfg,
+		 struct fv_error *err);
+/* Stops the threads; every guest must have been removed. */
+void dedup_destroy(struct dedup_engine *e);
+
+/* Start merging a guest's RAM.  domain: full-content merges happen only
+ * between guests of the same domain (NULL or "" = its own name); zero pages
+ * merge across domains.  The guest memory must stay mapped until
+ * dedup_remove_guest() returns. */
+int dedup_add_guest(struct dedup_engine *e, struct guest_mem *gm,
+		    const char *name, const char *domain,
+		    struct dedup_guest **out, struct fv_error *err);
+
+/* Stop scanning the guest and drop its references: frames only it used
+ * are freed.  Its pages stay valid (merged ones are ordinary copy-on-write
+ * mappings) until the caller unmaps them. */
+void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g);
+
+void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,
+			   struct dedup_guest_stats *out);
+void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out);
+
+/* Wait until `n` more full passes have completed; 0 on success, -1 on
+ * timeout (timeout_ms < 0: no timeout). */
+int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms);
+
+/* Hold the scanner (paused true) or let it go; a pass in progress
+ * finishes its current chunk first.  Engines start running. */
+void dedup_set_paused(struct dedup_engine *e, bool paused);
+
+/* Pure helpers, exposed for unit tests. */
+/* VMAs a merge of gfn onto frame adds, given whether its neighbours are
+ * merged onto the neighbouring frames: 2 scattered, 1 extending a run, 0
+ * joining two runs. */
+int dedup_vma_delta(bool left_run, bool right_run);
+/* May a merge that adds `delta` VMAs go ahead? */
+bool dedup_budget_allows(uint64_t used, uint64_t budget, int delta);
+/* Volatility: passes to skip a page that was dirty `heat` passes running. */
+unsigned dedup_backoff_passes(unsigned heat, unsigned volatile_after);
+
+#endif

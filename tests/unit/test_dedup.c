@@ -1,0 +1,132 @@
+/* test_dedup.c - the engine's pure logic: frame store refcounting, the VMA
+ * budget, the volatility back-off. */
+#include <string.h>
+#include <CUnit/CUnit.h>
+#include "dedup/dedup.h"
+#include "dedup/store.h"
+#include "tests/unit/unit.h"
+
+static uint8_t page_a[4096], page_b[4096];
+
+static void test_store_refcount_and_punch(void)
+{
+	struct dedup_store s;
+	struct fv_error err;
+	uint32_t f, g;
+
+	memset(page_a, 0xa5, sizeof(page_a));
+	memset(page_b, 0x5b, sizeof(page_b));
+	CU_ASSERT_EQUAL_FATAL(store_init(&s, 1024, &err), 0);
+	CU_ASSERT_EQUAL(store_resident_bytes(&s), 0);
+	f = store_alloc(&s, page_a, STORE_NO_FRAME);
+	g = store_alloc(&s, page_b, STORE_NO_FRAME);
+	CU_ASSERT_NOT_EQUAL(f, g);
+	CU_ASSERT_EQUAL(memcmp(store_frame(&s, f), page_a, 4096), 0);
+	CU_ASSERT_EQUAL(memcmp(store_frame(&s, g), page_b, 4096), 0);
+	CU_ASSERT_EQUAL(s.used, 2);
+	CU_ASSERT_EQUAL(store_resident_bytes(&s), 2 * 4096);
+	store_get(&s, f);
+	store_get(&s, f);
+	store_get(&s, g);
+	store_put(&s, f);
+	CU_ASSERT_EQUAL(s.refs[f], 1);
+	CU_ASSERT_EQUAL(s.used, 2);
+	/* the last reference frees the frame and punches its memory out */
+	store_put(&s, f);
+	CU_ASSERT_EQUAL(s.refs[f], 0);
+	CU_ASSERT_EQUAL(s.used, 1);
+	CU_ASSERT_EQUAL(store_resident_bytes(&s), 4096);
+	/* an extra put never underflows or double-frees */
+	store_put(&s, f);
+	CU_ASSERT_EQUAL(s.used, 1);
+	CU_ASSERT_EQUAL(s.nr_free, 1);
+	/* a freed frame is reused, with new content */
+	CU_ASSERT_EQUAL(store_alloc(&s, page_b, STORE_NO_FRAME), f);
+	CU_ASSERT_EQUAL(memcmp(store_frame(&s, f), page_b, 4096), 0);
+	/* discard of an unreferenced frame frees it; of a referenced one, not */
+	store_discard(&s, f);
+	CU_ASSERT_EQUAL(s.used, 1);
+	store_discard(&s, g);
+	CU_ASSERT_EQUAL(s.used, 1);
+	store_destroy(&s);
+}
+
+static void test_store_hint_and_full(void)
+{
+	struct dedup_store s;
+	struct fv_error err;
+	uint32_t f0, f1;
+
+	CU_ASSERT_EQUAL_FATAL(store_init(&s, 4, &err), 0);
+	f0 = store_alloc(&s, page_a, STORE_NO_FRAME);
+	/* consecutive guest pages get consecutive frames when hinted */
+	f1 = store_alloc(&s, page_a, f0 + 1);
+	CU_ASSERT_EQUAL(f1, f0 + 1);
+	/* a hint that is in use is ignored */
+	store_get(&s, f0);
+	CU_ASSERT_NOT_EQUAL(store_alloc(&s, page_a, f0), f0);
+	CU_ASSERT_NOT_EQUAL(store_alloc(&s, page_a, STORE_NO_FRAME), STORE_NO_FRAME);
+	/* four frames: the fifth allocation fails cleanly */
+	CU_ASSERT_EQUAL(store_alloc(&s, page_a, STORE_NO_FRAME), STORE_NO_FRAME);
+	store_destroy(&s);
+	CU_ASSERT_EQUAL(store_init(&s, 0, &err), -1);
+}
+
+static void test_vma_delta(void)
+{
+	CU_ASSERT_EQUAL(dedup_vma_delta(false, false), 2);
+	CU_ASSERT_EQUAL(dedup_vma_delta(true, false), 1);
+	CU_ASSERT_EQUAL(dedup_vma_delta(false, true), 1);
+	CU_ASSERT_EQUAL(dedup_vma_delta(true, true), -1);
+}
+
+static void test_budget(void)
+{
+	CU_ASSERT_TRUE(dedup_budget_allows(0, 10, 2));
+	CU_ASSERT_TRUE(dedup_budget_allows(8, 10, 2));
+	CU_ASSERT_FALSE(dedup_budget_allows(9, 10, 2));
+	CU_ASSERT_FALSE(dedup_budget_allows(10, 10, 1));
+	/* merges that add no VMA (zero pages, joining runs) always may go */
+	CU_ASSERT_TRUE(dedup_budget_allows(10, 10, 0));
+	CU_ASSERT_TRUE(dedup_budget_allows(10, 10, -1));
+	CU_ASSERT_TRUE(dedup_budget_allows(12, 10, 0));
+	CU_ASSERT_FALSE(dedup_budget_allows(0, 0, 1));
+}
+
+static void test_backoff(void)
+{
+	/* below the threshold nothing is skipped */
+	CU_ASSERT_EQUAL(dedup_backoff_passes(0, 2), 0);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(1, 2), 0);
+	/* then exponential, capped */
+	CU_ASSERT_EQUAL(dedup_backoff_passes(2, 2), 1);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(3, 2), 2);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(4, 2), 4);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(8, 2), 64);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(200, 2), 64);
+	CU_ASSERT_EQUAL(dedup_backoff_passes(1, 1), 1);
+}
+
+static void test_config_defaults(void)
+{
+	struct dedup_config c;
+
+	dedup_config_defaults(&c);
+	CU_ASSERT_EQUAL(c.rate, 0);
+	CU_ASSERT_EQUAL(c.cpu_pct, 0);
+	CU_ASSERT_EQUAL(c.vma_budget, 0);
+	CU_ASSERT(c.store_max_bytes >= (64ull << 30));
+	CU_ASSERT(c.volatile_after >= 1);
+}
+
+void unit_add_dedup_suite(void)
+{
+	CU_pSuite s = CU_add_suite("dedup", NULL, NULL);
+
+	CU_add_test(s, "store refcount and punch", test_store_refcount_and_punch);
+	CU_add_test(s, "store hint and full", test_store_hint_and_full);
+	CU_add_test(s, "vma delta", test_vma_delta);
+	CU_add_test(s, "vma budget", test_budget);
+	CU_add_test(s, "volatility back-off", test_backoff);
+	CU_add_test(s, "config defaults", test_config_defaults);
+}

@@ -1,0 +1,321 @@
+/* test_procstat.c - the /proc accounting helpers: the rollup parser on
+ * canned text, then the live readers against mappings made here, whose
+ * cost and sharing the kernel must report exactly. */
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <CUnit/CUnit.h>
+#include "tests/unit/unit.h"
+#include "vmm/procstat.h"
+
+#define PAGE 4096u
+#define NPAGES 64u
+
+static const char canned_rollup[] =
+	"55d0c0000000-7ffd40517000 ---p 00000000 00:00 0"
+	"                          [rollup]\n"
+	"Rss:                1644 kB\n"
+	"Pss:                 505 kB\n"
+	"Pss_Dirty:           112 kB\n"
+	"Pss_Anon:            111 kB\n"
+	"Pss_File:            393 kB\n"
+	"Pss_Shmem:             1 kB\n"
+	"Shared_Clean:       1460 kB\n"
+	"Shared_Dirty:          2 kB\n"
+	"Private_Clean:        72 kB\n"
+	"Private_Dirty:       113 kB\n"
+	"Referenced:         1644 kB\n"
+	"Anonymous:           114 kB\n"
+	"KSM:                   0 kB\n"
+	"Swap:                  0 kB\n";
+
+static void test_parse_canned(void)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL_FATAL(procstat_parse_rollup(canned_rollup, &r, &err),
+			      0);
+	CU_ASSERT_EQUAL(r.rss, 1644ull * 1024);
+	CU_ASSERT_EQUAL(r.pss, 505ull * 1024);
+	CU_ASSERT_EQUAL(r.pss_anon, 111ull * 1024);
+	CU_ASSERT_EQUAL(r.pss_file, 393ull * 1024);
+	CU_ASSERT_EQUAL(r.pss_shmem, 1ull * 1024);
+	CU_ASSERT_EQUAL(r.anonymous, 114ull * 1024);
+	CU_ASSERT_EQUAL(r.shared_clean, 1460ull * 1024);
+	CU_ASSERT_EQUAL(r.shared_dirty, 2ull * 1024);
+	CU_ASSERT_EQUAL(r.private_clean, 72ull * 1024);
+	CU_ASSERT_EQUAL(r.private_dirty, 113ull * 1024);
+}
+
+static void expect_inval(const char *text)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	memset(&r, 0x5a, sizeof(r));
+	CU_ASSERT_EQUAL(procstat_parse_rollup(text, &r, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
+	/* a failed parse leaves the output alone */
+	CU_ASSERT_EQUAL(r.rss, 0x5a5a5a5a5a5a5a5aull);
+}
+
+static void test_parse_malformed(void)
+{
+	expect_inval("Rss: 12x4 kB\n");
+	expect_inval("Rss: -5 kB\n");
+	expect_inval("Pss:  kB\n");
+	expect_inval("Pss: 12\n");
+	expect_inval("Pss: 12 MB\n");
+	expect_inval("Pss: 12 kB trailing\n");
+	expect_inval("Anonymous: 0x10 kB\n");
+	/* 2^54 kB is 2^64 bytes: one past what fits */
+	expect_inval("Rss: 18014398509481984 kB\n");
+	expect_inval("Rss: 99999999999999999999999 kB\n");
+}
+
+/* The error names the line and the key. */
+static void test_parse_error_msg(void)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL(procstat_parse_rollup("hdr\nRss: 1 kB\nPss: x kB",
+					      &r, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "line 3"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Pss"));
+}
+
+static void test_parse_limits(void)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	/* 2^54 - 1 kB is the largest value that fits in bytes */
+	CU_ASSERT_EQUAL(procstat_parse_rollup("Rss: 18014398509481983 kB",
+					      &r, &err), 0);
+	CU_ASSERT_EQUAL(r.rss, (((uint64_t)1 << 54) - 1) * 1024);
+	/* tabs, CRLF and no final newline are all fine */
+	CU_ASSERT_EQUAL(procstat_parse_rollup("Pss:\t7\tkB\r\nRss: 3 kB",
+					      &r, &err), 0);
+	CU_ASSERT_EQUAL(r.pss, 7 * 1024);
+	CU_ASSERT_EQUAL(r.rss, 3 * 1024);
+}
+
+static void test_parse_garbage(void)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	/* junk, unknown keys with odd values, and near-miss keys are ignored */
+	CU_ASSERT_EQUAL(procstat_parse_rollup(
+		"garbage line\n\n:::\nRssX: nonsense\nrss: 5 kB\n"
+		"Unknown: 12x kB\n Rss: 9 kB\nRss 9 kB\nPss: 2 kB\n"
+		"Referenced: lots\n", &r, &err), 0);
+	CU_ASSERT_EQUAL(r.pss, 2 * 1024);
+	CU_ASSERT_EQUAL(r.rss, 0);
+	CU_ASSERT_EQUAL(r.anonymous, 0);
+}
+
+static void test_parse_empty(void)
+{
+	struct procstat_rollup r, zero;
+	struct fv_error err;
+
+	memset(&zero, 0, sizeof(zero));
+	memset(&r, 0xff, sizeof(r));
+	CU_ASSERT_EQUAL(procstat_parse_rollup("", &r, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(&r, &zero, sizeof(r)), 0);
+	memset(&r, 0xff, sizeof(r));
+	CU_ASSERT_EQUAL(procstat_parse_rollup("\n\n\n", &r, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(&r, &zero, sizeof(r)), 0);
+}
+
+static void test_rollup_self(void)
+{
+	struct procstat_rollup r;
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL_FATAL(procstat_rollup(0, &r, &err), 0);
+	CU_ASSERT(r.rss > 0);
+	CU_ASSERT(r.pss > 0);
+	CU_ASSERT(r.pss <= r.rss);
+	CU_ASSERT_EQUAL(procstat_rollup(getpid(), &r, &err), 0);
+	CU_ASSERT(r.rss > 0);
+	CU_ASSERT_EQUAL(procstat_rollup(-1, &r, &err), -1);
+}
+
+static void touch(volatile uint8_t *p, size_t pages)
+{
+	for (size_t i = 0; i < pages; i++)
+		p[i * PAGE] = (uint8_t)(i + 1);
+}
+
+/* A private anonymous mapping between two PROT_NONE guard pages, so it is
+ * a VMA of its own: the kernel merges an unguarded one with any compatible
+ * neighbour, which would move its bounds and change the VMA count. */
+static uint8_t *map_isolated(size_t pages, int prot)
+{
+	uint8_t *g = mmap(NULL, (pages + 2) * PAGE, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (g == MAP_FAILED)
+		return NULL;
+	if (mprotect(g + PAGE, pages * PAGE, prot) != 0) {
+		munmap(g, (pages + 2) * PAGE);
+		return NULL;
+	}
+	return g + PAGE;
+}
+
+static void unmap_isolated(uint8_t *p, size_t pages)
+{
+	if (p)
+		munmap(p - PAGE, (pages + 2) * PAGE);
+}
+
+static void test_range(void)
+{
+	size_t len = NPAGES * PAGE;
+	uint64_t rss = 1, pss = 1, base;
+	struct fv_error err;
+	uint8_t *p;
+
+	p = map_isolated(NPAGES, PROT_READ | PROT_WRITE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	/* untouched: nothing resident */
+	base = (uint64_t)(uintptr_t)p;
+	CU_ASSERT_EQUAL(procstat_range(base, base + len, &rss, &pss, &err), 0);
+	CU_ASSERT_EQUAL(rss, 0);
+	touch(p, NPAGES);
+	CU_ASSERT_EQUAL(procstat_range(base, base + len, &rss, &pss, &err), 0);
+	CU_ASSERT_EQUAL(rss, (uint64_t)len);
+	CU_ASSERT_EQUAL(pss, (uint64_t)len);
+	/* a range cutting the VMA leaves it out: only whole VMAs count */
+	CU_ASSERT_EQUAL(procstat_range(base + PAGE, base + len, &rss, &pss,
+				       &err), 0);
+	CU_ASSERT_EQUAL(rss, 0);
+	CU_ASSERT_EQUAL(procstat_range(base, base, &rss, &pss, &err), 0);
+	CU_ASSERT_EQUAL(rss, 0);
+	CU_ASSERT_EQUAL(procstat_range(base + len, base, &rss, &pss, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	unmap_isolated(p, NPAGES);
+}
+
+static void test_vma_count(void)
+{
+	uint64_t before = 0, after = 0, max = 0;
+	struct fv_error err;
+	uint8_t *a, *b;
+
+	CU_ASSERT_EQUAL_FATAL(procstat_vma_count(&before, &err), 0);
+	CU_ASSERT(before > 0);
+	/* different protections and guard pages: nothing can merge */
+	a = map_isolated(2, PROT_READ);
+	b = map_isolated(2, PROT_READ | PROT_WRITE);
+	CU_ASSERT_FATAL(a && b);
+	CU_ASSERT_EQUAL(procstat_vma_count(&after, &err), 0);
+	CU_ASSERT(after >= before + 2);
+	unmap_isolated(a, 2);
+	unmap_isolated(b, 2);
+	CU_ASSERT_EQUAL(procstat_max_map_count(&max, &err), 0);
+	CU_ASSERT(max > 0);
+	CU_ASSERT(max >= after);
+}
+
+static void test_pfn(void)
+{
+	uint64_t pfn0 = 0, pfn1 = 0;
+	bool present = false;
+	struct fv_error err;
+	uint8_t *p, *cold;
+
+	p = map_isolated(2, PROT_READ | PROT_WRITE);
+	cold = map_isolated(1, PROT_READ | PROT_WRITE);
+	CU_ASSERT_FATAL(p && cold);
+	/* never touched (a one-page VMA, so no large folio covers it) */
+	present = true;
+	CU_ASSERT_EQUAL(procstat_pfn(cold, &pfn0, &present, &err), 0);
+	CU_ASSERT_FALSE(present);
+	CU_ASSERT_EQUAL(pfn0, 0);
+	touch(p, 2);
+	CU_ASSERT_EQUAL(procstat_pfn(p, &pfn0, &present, &err), 0);
+	CU_ASSERT_TRUE(present);
+	CU_ASSERT_EQUAL(procstat_pfn(p + PAGE + 123, &pfn1, &present, &err), 0);
+	CU_ASSERT_TRUE(present);
+	if (geteuid() == 0) {
+		CU_ASSERT_NOT_EQUAL(pfn0, 0);
+		CU_ASSERT_NOT_EQUAL(pfn1, 0);
+		CU_ASSERT_NOT_EQUAL(pfn0, pfn1);
+	}
+	unmap_isolated(p, 2);
+	unmap_isolated(cold, 1);
+}
+
+/* One memfd page mapped twice is one frame: how foldvm proves sharing. */
+static void test_pfn_shared(void)
+{
+	uint64_t pfn_a = 0, pfn_b = 0;
+	bool pa = false, pb = false;
+	struct fv_error err;
+	volatile uint8_t *a, *b;
+	int fd;
+
+	fd = memfd_create("procstat-test", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, PAGE) == 0);
+	a = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	b = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	CU_ASSERT_FATAL(a != MAP_FAILED && b != MAP_FAILED);
+	CU_ASSERT(a != b);
+	a[0] = 0x42;
+	CU_ASSERT_EQUAL(b[0], 0x42); /* also faults b's page in */
+	CU_ASSERT_EQUAL(procstat_pfn((const void *)a, &pfn_a, &pa, &err), 0);
+	CU_ASSERT_EQUAL(procstat_pfn((const void *)b, &pfn_b, &pb, &err), 0);
+	CU_ASSERT_TRUE(pa);
+	CU_ASSERT_TRUE(pb);
+	CU_ASSERT_EQUAL(pfn_a, pfn_b);
+	if (geteuid() == 0)
+		CU_ASSERT_NOT_EQUAL(pfn_a, 0);
+	munmap((void *)a, PAGE);
+	munmap((void *)b, PAGE);
+}
+
+static void test_thread_cpu(void)
+{
+	uint64_t t0 = procstat_thread_cpu_ns(), t1;
+	volatile uint64_t x = 0;
+
+	CU_ASSERT(t0 > 0);
+	/* spin until the clock moves, bounded so a broken clock fails */
+	for (uint64_t i = 0; i < 2000000000ull; i++) {
+		x += i;
+		if ((i & 0xfffff) == 0 &&
+		    procstat_thread_cpu_ns() > t0 + 1000000)
+			break;
+	}
+	t1 = procstat_thread_cpu_ns();
+	(void)x;
+	CU_ASSERT(t1 > t0);
+	CU_ASSERT(t1 - t0 >= 1000000);
+}
+
+void unit_add_procstat_suite(void)
+{
+	CU_pSuite s = CU_add_suite("procstat", NULL, NULL);
+
+	CU_add_test(s, "parse canned rollup", test_parse_canned);
+	CU_add_test(s, "malformed numbers rejected", test_parse_malformed);
+	CU_add_test(s, "parse error message", test_parse_error_msg);
+	CU_add_test(s, "parse limits and whitespace", test_parse_limits);
+	CU_add_test(s, "garbage lines ignored", test_parse_garbage);
+	CU_add_test(s, "empty input gives zeros", test_parse_empty);
+	CU_add_test(s, "rollup of self", test_rollup_self);
+	CU_add_test(s, "range over one mapping", test_range);
+	CU_add_test(s, "vma count and max_map_count", test_vma_count);
+	CU_add_test(s, "pfn of touched pages", test_pfn);
+	CU_add_test(s, "pfn of a twice-mapped memfd", test_pfn_shared);
+	CU_add_test(s, "thread cpu time", test_thread_cpu);
+}

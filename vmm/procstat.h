@@ -1,0 +1,53 @@
+/*
+ * procstat.h - the kernel's own accounting of this process's memory, read
+ * from /proc: what foldvm reports as saved is measured here, not derived
+ * from the engine's counters.
+ */
+#ifndef FOLDVM_PROCSTAT_H
+#define FOLDVM_PROCSTAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/error.h"
+
+/* Fields of /proc/self/smaps_rollup, in bytes. */
+struct procstat_rollup {
+	uint64_t rss;
+	uint64_t pss;
+	uint64_t pss_anon;
+	uint64_t pss_file;
+	uint64_t pss_shmem;
+	uint64_t anonymous;
+	uint64_t shared_clean, shared_dirty, private_clean, private_dirty;
+};
+
+/* Parse /proc/<pid>/smaps_rollup (pid 0 = self). */
+int procstat_rollup(int pid, struct procstat_rollup *out, struct fv_error *err);
+
+/* Parse text in smaps_rollup format (exposed for unit tests/fuzzing):
+ * "Rss:   1234 kB" lines; unknown lines ignored; malformed numbers are an
+ * error. */
+int procstat_parse_rollup(const char *text, struct procstat_rollup *out,
+			  struct fv_error *err);
+
+/* Sum of Rss and Pss (bytes) over the VMAs of /proc/self/smaps that lie
+ * inside [start, end): the memory one guest's RAM range really costs. */
+int procstat_range(uint64_t start, uint64_t end, uint64_t *rss, uint64_t *pss,
+		   struct fv_error *err);
+
+/* Number of VMAs of this process (lines of /proc/self/maps). */
+int procstat_vma_count(uint64_t *count, struct fv_error *err);
+
+/* /proc/sys/vm/max_map_count. */
+int procstat_max_map_count(uint64_t *count, struct fv_error *err);
+
+/* Physical frame number backing a virtual address of this process, from
+ * /proc/self/pagemap (root only; *present false when not in memory, *pfn 0
+ * when the kernel hides PFNs). */
+int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
+		 struct fv_error *err);
+
+/* Thread CPU time of the calling thread, nanoseconds. */
+uint64_t procstat_thread_cpu_ns(void);
+
+#endif
