@@ -45,13 +45,15 @@ struct dedup_guest_stats {
 	uint64_t pages_merged;      /* pages now sharing a store frame */
 	uint64_t pages_zero;        /* zero pages now discarded */
 	uint64_t frames_referenced; /* distinct store frames it maps */
+	uint64_t merge_attempts;    /* pages write-protected and compared */
 	uint64_t merges;            /* successful merges, all time */
 	uint64_t merge_races;       /* content changed under write-protect */
 	uint64_t unmerges;          /* copy-on-write breaks seen */
 	uint64_t volatile_skipped;  /* visits skipped: page keeps changing */
 	uint64_t budget_skipped;    /* merges not done: VMA budget */
 	uint64_t bytes_saved;       /* (merged + zero) pages less its share of frames */
-	uint64_t vmas;              /* VMAs its merges added (estimate) */
+	uint64_t vmas;              /* VMAs its merges added (counted in
+				       /proc/self/maps, estimated in between) */
 	uint64_t full_passes;
 	uint64_t cpu_ns;            /* scanner CPU time spent on this guest */
 };
@@ -62,7 +64,7 @@ struct dedup_host_stats {
 	uint64_t store_bytes;       /* bytes the store memfd holds (kernel) */
 	uint64_t saved_bytes;       /* sum of the guests' bytes_saved */
 	uint64_t vma_budget;        /* VMAs merges may add */
-	uint64_t vmas_used;         /* VMAs merges added (recalibrated per pass) */
+	uint64_t vmas_used;         /* VMAs merges added (counted every 250 ms) */
 	uint64_t max_map_count;     /* vm.max_map_count at start */
 	bool budget_exhausted;      /* some merge was skipped for the budget */
 	uint64_t passes;            /* full passes over all guests */
@@ -95,6 +97,16 @@ void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out);
 /* Wait until `n` more full passes have completed; 0 on success, -1 on
  * timeout (timeout_ms < 0: no timeout). */
 int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms);
+
+enum dedup_page_state {
+	DEDUP_PAGE_PRIVATE = 0, /* the guest's own page */
+	DEDUP_PAGE_MERGED = 1,  /* maps a store frame, copy-on-write */
+	DEDUP_PAGE_ZERO = 2,    /* discarded zero page */
+};
+
+/* What the engine believes about one guest page (tests, diagnostics). */
+enum dedup_page_state dedup_page_state(struct dedup_engine *e,
+				       struct dedup_guest *g, uint64_t gfn);
 
 /* Hold the scanner (paused true) or let it go; a pass in progress
  * finishes its current chunk first.  Engines start running. */

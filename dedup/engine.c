@@ -62,6 +62,7 @@
 #define PAGE 4096ull
 #define CHUNK_PAGES 512            /* pages per lock hold */
 #define VMA_HEADROOM 2000          /* VMAs left for the rest of the process */
+#define VMA_RECOUNT_NS 250000000ull /* recount VMAs at most this often */
 #define HEAT_MAX 12
 #define ZERO_DOMAIN 0              /* zero content merges across domains */
 #define MAX_DOMAINS 256
@@ -117,7 +118,8 @@ struct dedup_engine {
 	bool running;
 	bool paused;
 	bool threads_started;
-	uint64_t vma_budget, vmas_used, max_map_count, vma_base;
+	uint64_t vma_budget, vmas_used, max_map_count;
+	uint64_t vma_calibrated_ns;  /* when vmas_used was last counted */
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
 	uint64_t scanner_cpu_ns, fault_cpu_ns;
@@ -302,6 +304,92 @@ static struct dedup_guest *guest_by_id(struct dedup_engine *e, uint32_t id)
 	return NULL;
 }
 
+/* ---- the VMA budget ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The guest whose RAM holds [start, end), if any. */
+static struct dedup_guest *guest_of_range(struct dedup_engine *e, uint64_t start,
+					  uint64_t end)
+{
+	for (struct dedup_guest *g = e->guests; g; g = g->next) {
+		uint64_t lo = (uintptr_t)gmem_page_hva(g->gm, 0);
+
+		if (start >= lo && end <= lo + g->npages * PAGE)
+			return g;
+	}
+	return NULL;
+}
+
+/*
+ * Count what merges really cost: a guest's RAM is one VMA until the engine
+ * maps frames into it, so every VMA beyond the first inside a guest's range
+ * is the engine's.  (Between counts, merges add a conservative estimate.)
+ * With an automatic budget, whatever the rest of the process uses now is
+ * left to it, plus headroom.
+ */
+static void vma_recount(struct dedup_engine *e)
+{
+	char buf[65536];
+	uint64_t total = 0, merged = 0, carry = 0, start, end;
+	ssize_t n;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (struct dedup_guest *g = e->guests; g; g = g->next)
+		g->st.vmas = 0;
+	/* Lines start with "start-end "; read in blocks, parse line starts. */
+	while ((n = read(fd, buf + carry, sizeof(buf) - 1 - carry)) > 0) {
+		char *p = buf, *nl, *lim = buf + carry + n;
+
+		*lim = '\0';
+		while ((nl = memchr(p, '\n', (size_t)(lim - p)))) {
+			struct dedup_guest *g;
+
+			total++;
+			if (sscanf(p, "%lx-%lx", &start, &end) == 2 &&
+			    (g = guest_of_range(e, start, end)))
+				g->st.vmas++;
+			p = nl + 1;
+		}
+		carry = (uint64_t)(lim - p);
+		memmove(buf, p, carry);
+	}
+	close(fd);
+	for (struct dedup_guest *g = e->guests; g; g = g->next) {
+		g->st.vmas = g->st.vmas ? g->st.vmas - 1 : 0;
+		merged += g->st.vmas;
+	}
+	e->vmas_used = merged;
+	if (!e->cfg.vma_budget)
+		e->vma_budget = e->max_map_count > total - merged + VMA_HEADROOM ?
+				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
+	e->vma_calibrated_ns = mono_ns();
+}
+
+static void vma_maybe_recount(struct dedup_engine *e)
+{
+	if (mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS)
+		vma_recount(e);
+}
+
+/* Room for a merge adding `delta` VMAs?  Counts a refusal. */
+static bool vma_room(struct dedup_engine *e, struct dedup_guest *g, int delta)
+{
+	if (dedup_budget_allows(e->vmas_used, e->vma_budget, delta))
+		return true;
+	e->budget_exhausted = true;
+	g->st.budget_skipped++;
+	return false;
+}
+
 /* ---- the merge protocol ---- */
 
 enum merge_result { MERGE_DONE, MERGE_DIFFERENT, MERGE_NO_BUDGET, MERGE_ERROR };
@@ -338,15 +426,13 @@ static enum merge_result merge_page(struct dedup_engine *e, struct dedup_guest *
 	struct fv_error err = { 0 };
 	int delta = merge_vma_delta(g, gfn, f);
 
-	if (!dedup_budget_allows(e->vmas_used, e->vma_budget, delta)) {
-		e->budget_exhausted = true;
-		g->st.budget_skipped++;
+	if (!vma_room(e, g, delta))
 		return MERGE_NO_BUDGET;
-	}
 	if (gmem_protect(g->gm, gfn, 1, true, &err)) {
 		merge_report_error(g, &err);
 		return MERGE_ERROR;
 	}
+	g->st.merge_attempts++;
 	/* Write-protected: a writer now waits, so what we compare is what
 	 * we map over. */
 	if (memcmp(gmem_page_view(g->gm, gfn), store_frame(&e->store, f), PAGE)) {
@@ -376,6 +462,8 @@ static enum merge_result merge_page(struct dedup_engine *e, struct dedup_guest *
 	cand_remove(e, g, gfn);
 	p->flags |= PG_MERGED | PG_FILEVMA;
 	p->frame = f;
+	/* An estimate until the next recount: a page that already sits in a
+	 * store mapping of its own may really cost nothing. */
 	e->vmas_used += (uint64_t)(delta > 0 ? delta : 0);
 	g->st.vmas += (uint64_t)(delta > 0 ? delta : 0);
 	g->st.merges++;
@@ -401,6 +489,8 @@ static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t g
 	uint32_t f;
 
 	if (p->flags & PG_FILEVMA) {
+		if (e->zero_frame == STORE_NO_FRAME && !vma_room(e, g, 2))
+			return;
 		f = zero_frame_get(e);
 		if (f != STORE_NO_FRAME && merge_page(e, g, gfn, f) != MERGE_DONE)
 			frame_abandon(e, f);
@@ -412,6 +502,7 @@ static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t g
 		merge_report_error(g, &err);
 		return;
 	}
+	g->st.merge_attempts++;
 	if (memcmp(gmem_page_view(g->gm, gfn), e->zero_page, PAGE)) {
 		gmem_protect(g->gm, gfn, 1, false, NULL);
 		g->st.merge_races++;
@@ -479,6 +570,10 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 	}
 	if (!tg)
 		return false;
+	/* Both pages must fit, or the first would sit alone on a frame, costing
+	 * VMAs and saving nothing; and no frame is made for nothing. */
+	if (!vma_room(e, g, 4))
+		return true;
 	/* Prefer the frame after the previous page's, for one VMA per run. */
 	hint = gfn > 0 && (g->pages[gfn - 1].flags & PG_MERGED) ?
 	       g->pages[gfn - 1].frame + 1 : STORE_NO_FRAME;
@@ -637,6 +732,7 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (!e->running || !engine_has_guest(e, g))
 			return;
+		vma_maybe_recount(e);
 	}
 	g->st.full_passes++;
 }
@@ -758,18 +854,10 @@ static int engine_open_uffd(struct dedup_engine *e, struct fv_error *err)
 
 static int engine_budget(struct dedup_engine *e, struct fv_error *err)
 {
-	uint64_t now;
-
-	if (procstat_max_map_count(&e->max_map_count, err) ||
-	    procstat_vma_count(&now, err))
+	if (procstat_max_map_count(&e->max_map_count, err))
 		return -1;
-	e->vma_base = now;
-	if (e->cfg.vma_budget)
-		e->vma_budget = e->cfg.vma_budget;
-	else if (e->max_map_count > now + VMA_HEADROOM)
-		e->vma_budget = e->max_map_count - now - VMA_HEADROOM;
-	else
-		e->vma_budget = 0;
+	e->vma_budget = e->cfg.vma_budget;
+	vma_recount(e);
 	return 0;
 }
 
@@ -962,10 +1050,27 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g)
 			frame_put(e, g->pages[gfn].frame);
 	}
 	e->vmas_used -= g->st.vmas < e->vmas_used ? g->st.vmas : e->vmas_used;
+	e->vma_calibrated_ns = 0; /* recount soon: its VMAs go with its memory */
 	pthread_mutex_unlock(&e->lock);
 	free(g->pages);
 	free(g->dirty);
 	free(g);
+}
+
+enum dedup_page_state dedup_page_state(struct dedup_engine *e,
+				       struct dedup_guest *g, uint64_t gfn)
+{
+	enum dedup_page_state st = DEDUP_PAGE_PRIVATE;
+
+	pthread_mutex_lock(&e->lock);
+	if (gfn < g->npages) {
+		if (g->pages[gfn].flags & PG_MERGED)
+			st = DEDUP_PAGE_MERGED;
+		else if (g->pages[gfn].flags & PG_ZERO)
+			st = DEDUP_PAGE_ZERO;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return st;
 }
 
 void dedup_set_paused(struct dedup_engine *e, bool paused)

@@ -17,8 +17,10 @@ for bin in $VARIANTS; do
 		'^good2 .* shutdown .* OK \([0-9]+ pages, 0 bad\)' \
 		'^bad .* failed ' \
 		'bad: FAILED: .*triple fault \(KVM_EXIT_SHUTDOWN\) on vCPU 0 at rip 0x'
-	# a payload that is garbage fails on its own too (no crash, reason given)
-	head -c 8192 /dev/urandom >"$TMP/junk.bin"
+	# a payload that is garbage fails on its own too (no crash, reason given):
+	# 0xff 0xff is an undefined opcode, so it faults at its first byte
+	# (random bytes would be flaky: they may loop forever instead)
+	head -c 8192 /dev/zero | tr '\000' '\377' >"$TMP/junk.bin"
 	"$BUILDDIR/$bin" run --log-dir "$TMP/logs" --quiet \
 		--vm name=ok,mem=64M --vm name=junk,mem=64M,payload="$TMP/junk.bin" \
 		>"$TMP/out" 2>"$TMP/err"

@@ -1,0 +1,145 @@
+/*
+ * dedup_race.c - no write is ever lost to a merge.
+ *
+ * Two guests, two vCPUs each, increment counters (`lock add`) in 256 race
+ * pages that are identical at rest, round after round, while the engine -
+ * with no pause between passes and no volatility back-off - keeps trying to
+ * merge those very pages.  Meanwhile a host thread writes, through the
+ * guest-memory API as a device would, a version number into pages the
+ * engine is merging, and reads every one back.  At the end each guest checks
+ * its own memory (every counter must hold exactly the increments made, every
+ * data page its checksum) and the host thread its own writes.  The test
+ * needs at least 100,000 merge attempts (write-protect + compare) to count.
+ */
+#include <pthread.h>
+#include <time.h>
+#include "tests/integration/kvmtest.h"
+
+#define ROUND_ITERS 1024        /* increments per vCPU per round: each word twice */
+#define MIN_ATTEMPTS 100000ull
+#define MAX_SECONDS 300
+#define DEVICE_PAGES 64
+
+struct device_writer {
+	struct guest *g;
+	volatile bool stop;
+	uint64_t rounds, mismatches, first_bad;
+};
+
+/* A device writing a version into pages the engine keeps merging (they are
+ * identical between rounds), then reading each back through the API. */
+static void *device_thread(void *arg)
+{
+	struct device_writer *w = arg;
+	const struct fv_guest_config *l = &w->g->layout;
+	uint64_t version = 1, back;
+
+	while (!w->stop) {
+		for (unsigned i = 0; i < DEVICE_PAGES; i++)
+			gmem_write(&w->g->mem, l->probe_gpa + i * FV_PAGE_SIZE + 8,
+				   &version, sizeof(version), NULL);
+		for (unsigned i = 0; i < DEVICE_PAGES; i++) {
+			gmem_read(&w->g->mem, l->probe_gpa + i * FV_PAGE_SIZE + 8,
+				  &back, sizeof(back), NULL);
+			if (back != version && !w->mismatches++)
+				w->first_bad = version;
+		}
+		version++;
+		w->rounds++;
+		/* Leave the pages at rest for a moment so they merge again. */
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	}
+	return NULL;
+}
+
+static void race_round(struct guest *g[2])
+{
+	struct testdev_result r;
+	struct fv_error err;
+	uint64_t arg[8] = { ROUND_ITERS };
+
+	for (int k = 0; k < 2; k++)
+		for (unsigned v = 0; v < g[k]->cfg.nr_vcpus; v++)
+			KT_ASSERT(testdev_submit(&g[k]->testdev, v, FV_CMD_RACE, arg, &err) == 0,
+				  "%s", err.msg);
+	for (int k = 0; k < 2; k++)
+		for (unsigned v = 0; v < g[k]->cfg.nr_vcpus; v++)
+			KT_ASSERT(testdev_wait(&g[k]->testdev, v, KT_TIMEOUT_MS, &r, &err) == 0,
+				  "%s", err.msg);
+	for (int k = 0; k < 2; k++)
+		kt_cmd(g[k], 0, FV_CMD_RACE_SETTLE, ROUND_ITERS, g[k]->cfg.nr_vcpus, 0, 0);
+}
+
+static uint64_t total(struct guest *g[2], size_t field_offset)
+{
+	uint64_t sum = 0;
+
+	for (int k = 0; k < 2; k++) {
+		struct dedup_guest_stats s = kt_stats(g[k]);
+
+		sum += *(uint64_t *)((char *)&s + field_offset);
+	}
+	return sum;
+}
+
+int main(void)
+{
+	struct kvm_sys kvm;
+	struct dedup_engine *e;
+	struct dedup_config cfg;
+	struct fv_error err;
+	struct guest *g[2];
+	struct device_writer dev = { 0 };
+	pthread_t dev_thread;
+	time_t start = time(NULL);
+	uint64_t rounds = 0, attempts;
+
+	kt_require_kvm("dedup_race");
+	kt_open(&kvm);
+	dedup_config_defaults(&cfg);
+	cfg.pass_interval_ms = 0;     /* merge again as soon as possible */
+	cfg.volatile_after = 100000;  /* never back off from the racing pages */
+	KT_ASSERT(dedup_create(&e, &cfg, &err) == 0, "%s", err.msg);
+	g[0] = kt_guest(&kvm, e, "name=r1,mem=32M,vcpus=2,zero=50,shared=50,race-pages=256,dedup=on,domain=r");
+	g[1] = kt_guest(&kvm, e, "name=r2,mem=32M,vcpus=2,zero=50,shared=50,race-pages=256,dedup=on,domain=r");
+	kt_fill(g[0]);
+	kt_fill(g[1]);
+	dev.g = g[0];
+	KT_ASSERT(pthread_create(&dev_thread, NULL, device_thread, &dev) == 0, "thread");
+
+	do {
+		race_round(g);
+		/* At rest the race pages are identical: one pass merges them,
+		 * and the next round's writers race with those merges and
+		 * with the next pass's attempts. */
+		kt_passes(e, 1);
+		rounds++;
+		attempts = total(g, offsetof(struct dedup_guest_stats, merge_attempts));
+	} while ((attempts < MIN_ATTEMPTS || rounds < 20) &&
+		 time(NULL) - start < MAX_SECONDS);
+
+	dev.stop = true;
+	pthread_join(dev_thread, NULL);
+	fprintf(stderr, "dedup_race: %llu rounds, %llu attempts in %ld s\n",
+		(unsigned long long)rounds, (unsigned long long)attempts,
+		(long)(time(NULL) - start));
+	kt_verify(g[0]);
+	kt_verify(g[1]);
+	KT_ASSERT(dev.mismatches == 0, "device path: %llu writes lost (first version %llu)",
+		  (unsigned long long)dev.mismatches, (unsigned long long)dev.first_bad);
+	KT_ASSERT(attempts >= MIN_ATTEMPTS, "only %llu merge attempts in %d s",
+		  (unsigned long long)attempts, MAX_SECONDS);
+	printf("dedup_race: %llu rounds x %u increments x 4 vCPUs, %llu device write rounds; "
+	       "%llu merge attempts, %llu merges, %llu changed under protection, "
+	       "%llu unmerges; 0 lost writes\n",
+	       (unsigned long long)rounds, ROUND_ITERS, (unsigned long long)dev.rounds,
+	       (unsigned long long)attempts,
+	       (unsigned long long)total(g, offsetof(struct dedup_guest_stats, merges)),
+	       (unsigned long long)total(g, offsetof(struct dedup_guest_stats, merge_races)),
+	       (unsigned long long)total(g, offsetof(struct dedup_guest_stats, unmerges)));
+	kt_destroy(g[0]);
+	kt_destroy(g[1]);
+	dedup_destroy(e);
+	kvm_sys_close(&kvm);
+	return 0;
+}

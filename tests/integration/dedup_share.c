@@ -1,0 +1,206 @@
+/*
+ * dedup_share.c - sharing is real, and an unmerge is exact.
+ *
+ * Two guests in one trust domain hold the same shared contents at different
+ * guest frames.  After the engine's passes:
+ *  - every shared content maps to one host frame in both guests (PFNs from
+ *    /proc/self/pagemap), and zero pages map no private frame;
+ *  - the process's Pss (the kernel's count) dropped by what was merged;
+ * then guest A rewrites some pages:
+ *  - A sees its new data and B its old (each guest verifies itself);
+ *  - A's unmerge counter rose by exactly the merged pages it wrote, and
+ *    those pages no longer share B's frame.
+ */
+#include "guest-tools/content.h"
+#include "tests/integration/kvmtest.h"
+
+#define MEM "mem=32M"
+
+struct layout_map {
+	uint64_t npages;
+	uint32_t *perm;          /* rank -> position, as the payload builds it */
+	struct fv_layout_counts c;
+};
+
+/* Recompute where the payload put each kind of page. */
+static void layout_of(struct guest *g, struct layout_map *m)
+{
+	const struct fv_guest_config *l = &g->layout;
+
+	m->npages = l->data_pages;
+	m->perm = malloc(m->npages * sizeof(*m->perm));
+	KT_ASSERT(m->perm, "oom");
+	fv_permute(m->perm, m->npages, l->content.layout_seed);
+	fv_layout_counts(&l->content, l->data_pages, l->blob_pages, &m->c);
+}
+
+static uint64_t data_gpa(struct guest *g, uint64_t pos)
+{
+	return g->layout.data_gpa + pos * FV_PAGE_SIZE;
+}
+
+static uint64_t kernel_zero_pfn(void)
+{
+	uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint8_t x = p[0];
+	uint64_t pfn = 0;
+	bool present;
+
+	(void)x;
+	procstat_pfn(p, &pfn, &present, NULL);
+	munmap(p, 4096);
+	return pfn;
+}
+
+/* Shared content k lives at rank zero + k in both guests. */
+static uint64_t shared_pos(const struct layout_map *m, uint64_t k)
+{
+	return m->perm[m->c.zero + k];
+}
+
+static uint64_t count_shared_frames(struct guest *a, const struct layout_map *ma,
+				    struct guest *b, const struct layout_map *mb)
+{
+	uint64_t same = 0;
+
+	for (uint64_t k = 0; k < ma->c.shared; k++) {
+		uint64_t pa = kt_pfn(a, data_gpa(a, shared_pos(ma, k)));
+		uint64_t pb = kt_pfn(b, data_gpa(b, shared_pos(mb, k)));
+
+		same += pa && pa == pb;
+	}
+	return same;
+}
+
+/* Zero-kind pages were never written: they must map no private frame. */
+static void check_zero_pages(struct guest *g, const struct layout_map *m, uint64_t zpfn)
+{
+	for (uint64_t r = 0; r < m->c.zero; r++) {
+		uint64_t pfn = kt_pfn(g, data_gpa(g, m->perm[r]));
+
+		KT_ASSERT(pfn == 0 || pfn == zpfn, "%s: zero page at rank %llu has frame %llu",
+			  g->cfg.name, (unsigned long long)r, (unsigned long long)pfn);
+	}
+}
+
+int main(void)
+{
+	struct kvm_sys kvm;
+	struct dedup_engine *e;
+	struct guest *a, *b;
+	struct layout_map ma, mb;
+	struct procstat_rollup before, after;
+	struct dedup_guest_stats sa, sb;
+	uint64_t zpfn, shared, expect, dropped, churn = 96, seed = 4242, hit = 0;
+	uint64_t npages, data0, data_copied = 0, own_copied = 0;
+	uint8_t *st0;
+	char *written;
+
+	kt_require_kvm("dedup_share");
+	kt_open(&kvm);
+	e = kt_engine(0);
+	dedup_set_paused(e, true);
+	a = kt_guest(&kvm, e, "name=a," MEM ",zero=20,shared=50,dedup=on,domain=s");
+	b = kt_guest(&kvm, e, "name=b," MEM ",zero=20,shared=50,dedup=on,domain=s");
+	kt_fill(a);
+	kt_fill(b);
+	layout_of(a, &ma);
+	layout_of(b, &mb);
+	KT_ASSERT(ma.c.shared == mb.c.shared && ma.c.shared > 1000, "layouts differ");
+	KT_ASSERT(count_shared_frames(a, &ma, b, &mb) == 0, "shared before dedup ran");
+	KT_ASSERT(procstat_rollup(0, &before, NULL) == 0, "rollup");
+
+	dedup_set_paused(e, false);
+	kt_passes(e, 3);
+	zpfn = kernel_zero_pfn();
+	shared = count_shared_frames(a, &ma, b, &mb);
+	KT_ASSERT(shared == ma.c.shared, "only %llu of %llu shared contents share a frame",
+		  (unsigned long long)shared, (unsigned long long)ma.c.shared);
+	check_zero_pages(a, &ma, zpfn);
+	check_zero_pages(b, &mb, zpfn);
+
+	/* Pss: two copies of each shared content became one frame, and the
+	 * written-then-zeroed pages (the fill's scratch) were discarded. */
+	KT_ASSERT(procstat_rollup(0, &after, NULL) == 0, "rollup");
+	sa = kt_stats(a);
+	sb = kt_stats(b);
+	expect = (shared + sa.pages_zero + sb.pages_zero) * FV_PAGE_SIZE;
+	dropped = before.pss > after.pss ? before.pss - after.pss : 0;
+	KT_ASSERT(dropped * 100 >= expect * 90 && dropped <= expect * 110 / 100 + (4u << 20),
+		  "Pss dropped %llu KiB, expected about %llu KiB",
+		  (unsigned long long)dropped >> 10, (unsigned long long)expect >> 10);
+	KT_ASSERT(sa.pages_merged >= shared && sb.pages_merged >= shared, "merged counts");
+
+	/* A rewrites `churn` pages (the payload's formula picks them). */
+	written = calloc(ma.npages, 1);
+	for (uint64_t i = 0; i < churn; i++)
+		written[fv_mix64(seed ^ i) % ma.npages] = 1;
+	for (uint64_t k = 0; k < ma.c.shared; k++)
+		hit += written[shared_pos(&ma, k)];
+	KT_ASSERT(hit > 0, "churn touched no merged page; pick another seed");
+	/*
+	 * The engine is paused around the churn, so no re-merge can hide an
+	 * unmerge: snapshot what is merged, let A write, and see in pagemap
+	 * which of those pages now hold a private copy.  Besides the data
+	 * pages it churned, A's commands write its own bookkeeping pages
+	 * (stack, mailbox, checksum table), which may have been merged too:
+	 * they count as well, and are told apart below.
+	 */
+	dedup_set_paused(e, true);
+	npages = gmem_pages(&a->mem);
+	data0 = a->layout.data_gpa / 4096;
+	st0 = malloc(npages);
+	KT_ASSERT(st0, "oom");
+	for (uint64_t gfn = 0; gfn < npages; gfn++)
+		st0[gfn] = (uint8_t)dedup_page_state(e, a->dedup_guest, gfn);
+	sa = kt_stats(a);
+	kt_cmd(a, 0, FV_CMD_CHURN, churn, 0, seed, 0);
+	kt_verify(a); /* A sees what it wrote */
+	kt_verify(b); /* B still sees the old contents */
+	for (uint64_t gfn = 0; gfn < npages; gfn++) {
+		bool in_data = gfn >= data0 && gfn < data0 + ma.npages;
+
+		if (st0[gfn] == DEDUP_PAGE_PRIVATE || !kt_page_private(a, gfn, zpfn))
+			continue;
+		if (in_data) {
+			KT_ASSERT(written[gfn - data0], "data page %llu copied, never written",
+				  (unsigned long long)(gfn - data0));
+			data_copied++;
+		} else {
+			own_copied++;
+		}
+	}
+	KT_ASSERT(data_copied == hit, "%llu merged data pages copied, %llu written",
+		  (unsigned long long)data_copied, (unsigned long long)hit);
+	dedup_set_paused(e, false);
+	kt_passes(e, 1);
+	KT_ASSERT(kt_stats(a).unmerges - sa.unmerges == hit + own_copied,
+		  "A's unmerges rose by %llu; it wrote %llu merged data pages and "
+		  "%llu merged pages of its own",
+		  (unsigned long long)(kt_stats(a).unmerges - sa.unmerges),
+		  (unsigned long long)hit, (unsigned long long)own_copied);
+	free(st0);
+	for (uint64_t k = 0; k < ma.c.shared; k++) {
+		uint64_t pa = kt_pfn(a, data_gpa(a, shared_pos(&ma, k)));
+		uint64_t pb = kt_pfn(b, data_gpa(b, shared_pos(&mb, k)));
+
+		if (written[shared_pos(&ma, k)])
+			KT_ASSERT(pa != pb, "rewritten page %llu still on B's frame",
+				  (unsigned long long)k);
+	}
+	printf("dedup_share: %llu shared contents on one frame each, Pss -%llu KiB "
+	       "(expected ~%llu KiB), %llu of %llu churned pages were merged and "
+	       "unmerged exactly (+%llu of its own bookkeeping pages)\n",
+	       (unsigned long long)shared,
+	       (unsigned long long)dropped >> 10, (unsigned long long)expect >> 10,
+	       (unsigned long long)hit, (unsigned long long)churn,
+	       (unsigned long long)own_copied);
+	free(written);
+	free(ma.perm);
+	free(mb.perm);
+	kt_destroy(a);
+	kt_destroy(b);
+	dedup_destroy(e);
+	kvm_sys_close(&kvm);
+	return 0;
+}

@@ -1,0 +1,174 @@
+/*
+ * kvmtest.h - helpers for C integration tests that boot test guests under
+ * /dev/kvm (KVM selftests style: __kt_x returns the result, kt_x asserts).
+ * Exit codes: 0 pass, 1 fail, 77 skip.
+ */
+#ifndef FOLDVM_KVMTEST_H
+#define FOLDVM_KVMTEST_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dedup/dedup.h"
+#include "vmm/cli.h"
+#include "vmm/guest.h"
+#include "vmm/procstat.h"
+#include "vmm/vcpu.h"
+#include <sys/mman.h>
+
+#define KT_TIMEOUT_MS 120000
+
+#define KT_ASSERT(cond, ...) do { \
+	if (!(cond)) { \
+		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+		fprintf(stderr, __VA_ARGS__); \
+		fprintf(stderr, "\n"); \
+		exit(1); \
+	} \
+} while (0)
+
+static inline void kt_require_kvm(const char *test)
+{
+	if (!kvm_available("/dev/kvm")) {
+		fprintf(stderr, "SKIP: /dev/kvm missing: %s NOT RUN\n", test);
+		exit(77);
+	}
+	vcpu_init_signals();
+}
+
+static inline void kt_open(struct kvm_sys *kvm)
+{
+	struct fv_error err;
+
+	KT_ASSERT(kvm_sys_open(kvm, "/dev/kvm", &err) == 0, "%s", err.msg);
+}
+
+/* An engine with fast passes (tests want many of them). */
+static inline struct dedup_engine *kt_engine(uint64_t vma_budget)
+{
+	struct dedup_engine *e;
+	struct dedup_config cfg;
+	struct fv_error err;
+
+	dedup_config_defaults(&cfg);
+	cfg.pass_interval_ms = 10;
+	cfg.vma_budget = vma_budget;
+	KT_ASSERT(dedup_create(&e, &cfg, &err) == 0, "%s", err.msg);
+	return e;
+}
+
+/* Create and start a guest from a --vm spec (console off). */
+static inline struct guest *kt_guest(struct kvm_sys *kvm, struct dedup_engine *e,
+				     const char *spec)
+{
+	struct vm_spec vm;
+	struct fv_error err;
+	struct guest *g;
+	char full[1024];
+
+	snprintf(full, sizeof(full), "console=off,%s", spec);
+	KT_ASSERT(cli_parse_vm(full, 0, &vm, &err) == 0, "%s: %s", spec, err.msg);
+	KT_ASSERT(guest_create(&g, kvm, &vm.cfg, NULL, e, NULL, &err) == 0,
+		  "%s: %s", spec, err.msg);
+	KT_ASSERT(guest_start(g, &err) == 0, "%s", err.msg);
+	return g;
+}
+
+static inline struct testdev_result kt_cmd(struct guest *g, unsigned vcpu,
+					   uint32_t cmd, uint64_t a0, uint64_t a1,
+					   uint64_t a2, uint64_t a3)
+{
+	uint64_t arg[8] = { a0, a1, a2, a3 };
+	struct testdev_result r;
+	struct fv_error err;
+
+	KT_ASSERT(testdev_submit(&g->testdev, vcpu, cmd, arg, &err) == 0,
+		  "%s: %s", g->cfg.name, err.msg);
+	KT_ASSERT(testdev_wait(&g->testdev, vcpu, KT_TIMEOUT_MS, &r, &err) == 0,
+		  "%s: %s", g->cfg.name, err.msg);
+	KT_ASSERT(r.cmd == cmd, "answered %u to %u", r.cmd, cmd);
+	return r;
+}
+
+static inline void kt_fill(struct guest *g)
+{
+	struct testdev_result r = kt_cmd(g, 0, FV_CMD_FILL, 0, 0, 0, 0);
+
+	KT_ASSERT(r.status == FV_STATUS_OK, "%s: fill status %u", g->cfg.name, r.status);
+}
+
+/* The guest checks its own memory; the test fails on any mismatch. */
+static inline void kt_verify(struct guest *g)
+{
+	struct testdev_result r = kt_cmd(g, 0, FV_CMD_VERIFY, 0, 0, 0, 0);
+
+	KT_ASSERT(r.status == FV_STATUS_OK && r.result[1] == 0,
+		  "%s: guest found %llu bad pages of %llu (first gpa 0x%llx)",
+		  g->cfg.name, (unsigned long long)r.result[1],
+		  (unsigned long long)r.result[0], (unsigned long long)r.result[2]);
+}
+
+/* Ask every vCPU to leave and free the guest. */
+static inline void kt_destroy(struct guest *g)
+{
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
+		testdev_submit(&g->testdev, i, FV_CMD_EXIT, NULL, NULL);
+	guest_wait(g, 10000);
+	guest_destroy(g);
+}
+
+static inline struct dedup_guest_stats kt_stats(struct guest *g)
+{
+	struct dedup_guest_stats s;
+
+	dedup_get_guest_stats(g->dedup, g->dedup_guest, &s);
+	return s;
+}
+
+static inline void kt_passes(struct dedup_engine *e, unsigned n)
+{
+	KT_ASSERT(dedup_wait_passes(e, n, KT_TIMEOUT_MS) == 0, "passes timed out");
+}
+
+/* Host PFN behind a guest page (0 if absent); needs root.  The page is
+ * read first: a merged page has no PTE until something touches it. */
+static inline uint64_t kt_pfn(struct guest *g, uint64_t gpa)
+{
+	const volatile uint8_t *p = gmem_page_view(&g->mem, gpa / 4096);
+	uint64_t pfn = 0;
+	bool present = false;
+	struct fv_error err;
+
+	KT_ASSERT(p, "gpa 0x%llx outside guest", (unsigned long long)gpa);
+	(void)p[0];
+	KT_ASSERT(procstat_pfn(gmem_page_hva(&g->mem, gpa / 4096), &pfn, &present,
+			       &err) == 0, "%s", err.msg);
+	return present ? pfn : 0;
+}
+
+/* Raw /proc/self/pagemap entry of a guest page (no fault-in). */
+static inline uint64_t kt_pagemap(struct guest *g, uint64_t gfn)
+{
+	uint64_t ent = 0;
+	FILE *f = fopen("/proc/self/pagemap", "r");
+	uintptr_t va = (uintptr_t)gmem_page_hva(&g->mem, gfn);
+
+	KT_ASSERT(f, "pagemap");
+	KT_ASSERT(fseeko(f, (off_t)(va / 4096 * 8), SEEK_SET) == 0 &&
+		  fread(&ent, sizeof(ent), 1, f) == 1, "pagemap read");
+	fclose(f);
+	return ent;
+}
+
+/* Does the guest page hold a private page of its own now (it was merged
+ * or discarded and then written)?  Present, anonymous, not the zero page. */
+static inline bool kt_page_private(struct guest *g, uint64_t gfn, uint64_t zero_pfn)
+{
+	uint64_t ent = kt_pagemap(g, gfn);
+
+	return (ent >> 63 & 1) && !(ent >> 61 & 1) &&
+	       (ent & ((1ull << 55) - 1)) != zero_pfn;
+}
+
+#endif
