@@ -26,5 +26,12 @@ for bin in $VARIANTS; do
 		fail "gamma has no first-write measurement"
 	# the serial log file holds the guest's console output
 	expect_in "$TMP/logs-$bin/alpha.log" 'foldvm payload: vcpu 0 of 1 ready'
+	# the same with the engine on: two guests in one domain share memory
+	"$BUILDDIR/$bin" run --dedup --quiet --log-dir "$TMP/logs-$bin" \
+		--vm name=d1,mem=32M,domain=t,steps=fill+sleep:1+verify \
+		--vm name=d2,mem=32M,domain=t,steps=fill+sleep:1+churn:200+verify \
+		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin --dedup: exit $?"; }
+	expect_in "$TMP/out" '^d1 .* OK \(' '^d2 .* OK \(' '^DEDUP ' \
+		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames'
 done
-echo "multi_guest: three guests filled and verified"
+echo "multi_guest: three guests filled and verified; two more with dedup"
