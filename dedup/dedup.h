@@ -85,10 +85,19 @@ int dedup_add_guest(struct dedup_engine *e, struct guest_mem *gm,
 		    const char *name, const char *domain,
 		    struct dedup_guest **out, struct fv_error *err);
 
-/* Stop scanning the guest and drop its references: frames only it used
- * are freed.  Its pages stay valid (merged ones are ordinary copy-on-write
- * mappings) until the caller unmaps them. */
+/* For a guest being destroyed (vCPUs stopped, memory about to be
+ * unmapped): stop scanning it and drop its references; frames only it used
+ * are freed at once.  NOT for switching dedup off on a live guest: a frame
+ * it still maps could be punched out under it - use
+ * dedup_guest_set_merging(). */
 void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g);
+
+/* Switch new merges of a live guest off or on.  Off, its merged pages stay
+ * shared until it writes them (unmerges are still counted and frames
+ * released); nothing new is merged. */
+void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
+			     bool on);
+bool dedup_guest_merging(struct dedup_engine *e, struct dedup_guest *g);
 
 void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,
 			   struct dedup_guest_stats *out);
@@ -107,6 +116,18 @@ enum dedup_page_state {
 /* What the engine believes about one guest page (tests, diagnostics). */
 enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 				       struct dedup_guest *g, uint64_t gfn);
+
+/* Called on the scanner thread (engine lock not held) after every full
+ * pass, and when the VMA budget first binds (budget_exhausted true). */
+typedef void (*dedup_event_fn)(void *opaque, const struct dedup_host_stats *st,
+			       bool budget_exhausted);
+void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
+			      void *opaque);
+
+/* Change the scan rate (pages/s, 0 = no limit) and CPU cap (0..100) of a
+ * running engine. */
+void dedup_set_limits(struct dedup_engine *e, uint64_t rate, unsigned cpu_pct);
+void dedup_get_limits(struct dedup_engine *e, uint64_t *rate, unsigned *cpu_pct);
 
 /* Hold the scanner (paused true) or let it go; a pass in progress
  * finishes its current chunk first.  Engines start running. */

@@ -92,6 +92,7 @@ struct dedup_guest {
 	uint64_t npages;
 	struct dedup_page *pages;
 	uint64_t *dirty;           /* this pass's dirty bitmap */
+	bool paused_merging;       /* dedup switched off: only unmerges tracked */
 	struct dedup_guest_stats st;
 	struct dedup_guest *next;
 };
@@ -123,6 +124,9 @@ struct dedup_engine {
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
 	uint64_t scanner_cpu_ns, fault_cpu_ns;
+	dedup_event_fn event_fn;
+	void *event_opaque;
+	bool budget_reported;      /* the budget event went out */
 	uint8_t zero_page[PAGE] __attribute__((aligned(64)));
 };
 
@@ -661,7 +665,7 @@ static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gf
 	} else if (p->heat) {
 		p->heat--; /* a clean pass cools it down */
 	}
-	if (p->flags & (PG_MERGED | PG_ZERO))
+	if (p->flags & (PG_MERGED | PG_ZERO) || g->paused_merging)
 		return;
 	page = gmem_page_view(g->gm, gfn);
 	if (!(p->flags & PG_HASHED)) {
@@ -681,14 +685,15 @@ static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gf
 }
 
 /* Pace the scan: the rate limit and the CPU-share cap. */
-static void scan_throttle(struct dedup_engine *e, uint64_t pages, uint64_t cpu_ns)
+static void scan_throttle(uint64_t rate, unsigned cpu_pct, uint64_t pages,
+			  uint64_t cpu_ns)
 {
 	uint64_t want = 0;
 
-	if (e->cfg.rate)
-		want = pages * 1000000000ull / e->cfg.rate;
-	if (e->cfg.cpu_pct && e->cfg.cpu_pct < 100) {
-		uint64_t idle = cpu_ns * (100 - e->cfg.cpu_pct) / e->cfg.cpu_pct;
+	if (rate)
+		want = pages * 1000000000ull / rate;
+	if (cpu_pct && cpu_pct < 100) {
+		uint64_t idle = cpu_ns * (100 - cpu_pct) / cpu_pct;
 
 		if (cpu_ns + idle > want)
 			want = cpu_ns + idle;
@@ -710,7 +715,8 @@ static bool engine_has_guest(struct dedup_engine *e, struct dedup_guest *g)
 static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 {
 	struct fv_error err = { 0 };
-	uint64_t gfn = 0;
+	uint64_t gfn = 0, rate;
+	unsigned cpu_pct;
 
 	if (gmem_fetch_dirty(g->gm, g->dirty, &err)) {
 		merge_report_error(g, &err);
@@ -725,8 +731,10 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		spent = procstat_thread_cpu_ns() - t0;
 		g->st.cpu_ns += spent;
 		e->scanner_cpu_ns += spent;
+		rate = e->cfg.rate;
+		cpu_pct = e->cfg.cpu_pct;
 		pthread_mutex_unlock(&e->lock);
-		scan_throttle(e, count, spent);
+		scan_throttle(rate, cpu_pct, count, spent);
 		pthread_mutex_lock(&e->lock);
 		while (e->paused && e->running)
 			pthread_cond_wait(&e->cond, &e->lock);
@@ -735,6 +743,27 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		vma_maybe_recount(e);
 	}
 	g->st.full_passes++;
+}
+
+/* Tell the owner a pass ended (and, once, that the budget binds). */
+static void engine_notify(struct dedup_engine *e)
+{
+	struct dedup_host_stats st;
+	dedup_event_fn fn;
+	void *opaque;
+	bool budget_now;
+
+	pthread_mutex_lock(&e->lock);
+	fn = e->event_fn;
+	opaque = e->event_opaque;
+	budget_now = e->budget_exhausted && !e->budget_reported;
+	if (budget_now)
+		e->budget_reported = true;
+	pthread_mutex_unlock(&e->lock);
+	if (!fn)
+		return;
+	dedup_get_host_stats(e, &st);
+	fn(opaque, &st, budget_now);
 }
 
 /* The guest with the smallest id above `after` and below `limit`. */
@@ -770,6 +799,7 @@ static void *scanner_thread(void *arg)
 		e->passes++;
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
+		engine_notify(e);
 		sleep_ns((uint64_t)e->cfg.pass_interval_ms * 1000000ull);
 		pthread_mutex_lock(&e->lock);
 		while (e->paused && e->running)
@@ -1057,6 +1087,29 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g)
 	free(g);
 }
 
+void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
+			     bool on)
+{
+	pthread_mutex_lock(&e->lock);
+	g->paused_merging = !on;
+	/* Candidates of a guest that merges no more would pair others with
+	 * pages that are not going to be merged. */
+	if (!on)
+		for (uint64_t gfn = 0; gfn < g->npages; gfn++)
+			cand_remove(e, g, gfn);
+	pthread_mutex_unlock(&e->lock);
+}
+
+bool dedup_guest_merging(struct dedup_engine *e, struct dedup_guest *g)
+{
+	bool on;
+
+	pthread_mutex_lock(&e->lock);
+	on = !g->paused_merging;
+	pthread_mutex_unlock(&e->lock);
+	return on;
+}
+
 enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 				       struct dedup_guest *g, uint64_t gfn)
 {
@@ -1071,6 +1124,31 @@ enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 	}
 	pthread_mutex_unlock(&e->lock);
 	return st;
+}
+
+void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
+			      void *opaque)
+{
+	pthread_mutex_lock(&e->lock);
+	e->event_fn = fn;
+	e->event_opaque = opaque;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void dedup_set_limits(struct dedup_engine *e, uint64_t rate, unsigned cpu_pct)
+{
+	pthread_mutex_lock(&e->lock);
+	e->cfg.rate = rate;
+	e->cfg.cpu_pct = cpu_pct > 100 ? 100 : cpu_pct;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void dedup_get_limits(struct dedup_engine *e, uint64_t *rate, unsigned *cpu_pct)
+{
+	pthread_mutex_lock(&e->lock);
+	*rate = e->cfg.rate;
+	*cpu_pct = e->cfg.cpu_pct;
+	pthread_mutex_unlock(&e->lock);
 }
 
 void dedup_set_paused(struct dedup_engine *e, bool paused)

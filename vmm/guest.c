@@ -220,6 +220,14 @@ int guest_create(struct guest **out, struct kvm_sys *kvm,
 	return 0;
 }
 
+static void guest_notify(struct guest *g, enum guest_state old_state,
+			 enum guest_state new_state, const char *reason)
+{
+	/* A final state never changes again: only moves out of a live one count. */
+	if (g->on_state && old_state != new_state && guest_state_is_live(old_state))
+		g->on_state(g->on_state_opaque, g, old_state, new_state, reason);
+}
+
 int guest_start(struct guest *g, struct fv_error *err)
 {
 	pthread_mutex_lock(&g->lock);
@@ -230,6 +238,7 @@ int guest_start(struct guest *g, struct fv_error *err)
 	}
 	g->state = GUEST_RUNNING;
 	pthread_mutex_unlock(&g->lock);
+	guest_notify(g, GUEST_CREATED, GUEST_RUNNING, "started");
 	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
 		if (vcpu_start(&g->vcpus[i], err)) {
 			guest_fail(g, "cannot start vCPU %u: %s", i, err->msg);
@@ -256,11 +265,13 @@ static bool guest_any_in_run_locked(struct guest *g)
 
 int guest_pause(struct guest *g, struct fv_error *err)
 {
+	bool changed = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&g->lock);
 	if (g->state == GUEST_RUNNING) {
 		g->state = GUEST_PAUSED;
+		changed = true;
 		guest_kick_all_locked(g);
 		while (g->state == GUEST_PAUSED && guest_any_in_run_locked(g))
 			pthread_cond_wait(&g->cond, &g->lock);
@@ -269,43 +280,58 @@ int guest_pause(struct guest *g, struct fv_error *err)
 			     g->cfg.name, guest_state_name(g->state));
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (changed)
+		guest_notify(g, GUEST_RUNNING, GUEST_PAUSED, "paused");
 	return ret;
 }
 
 int guest_resume(struct guest *g, struct fv_error *err)
 {
+	bool changed = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&g->lock);
 	if (g->state == GUEST_PAUSED) {
 		g->state = GUEST_RUNNING;
+		changed = true;
 		pthread_cond_broadcast(&g->cond);
 	} else if (g->state != GUEST_RUNNING) {
 		ret = fv_err(err, FV_E_STATE, "guest %s is %s, cannot resume",
 			     g->cfg.name, guest_state_name(g->state));
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (changed)
+		guest_notify(g, GUEST_PAUSED, GUEST_RUNNING, "resumed");
 	return ret;
 }
 
-/* Move to a final state once; the first reason wins. */
-static void guest_end_locked(struct guest *g, enum guest_state state,
-			     const char *reason)
+/* Move to a final state once; the first reason wins.  Returns the state
+ * it left, or the final state itself when it was final already. */
+static enum guest_state guest_end_locked(struct guest *g, enum guest_state state,
+					 const char *reason)
 {
+	enum guest_state old = g->state;
+
 	if (!guest_state_is_live(g->state))
-		return;
+		return g->state;
 	g->state = state;
 	snprintf(g->reason, sizeof(g->reason), "%s", reason);
 	guest_kick_all_locked(g);
 	pthread_cond_broadcast(&g->cond);
+	return old;
 }
 
 void guest_stop(struct guest *g, const char *reason)
 {
+	enum guest_state old;
+	char why[512];
+
 	pthread_mutex_lock(&g->lock);
-	guest_end_locked(g, GUEST_STOPPED, reason ? reason : "stopped by host");
+	old = guest_end_locked(g, GUEST_STOPPED, reason ? reason : "stopped by host");
+	snprintf(why, sizeof(why), "%s", g->reason);
 	pthread_mutex_unlock(&g->lock);
-	testdev_cancel(&g->testdev, g->reason);
+	testdev_cancel(&g->testdev, why);
+	guest_notify(g, old, GUEST_STOPPED, why);
 }
 
 void guest_fail(struct guest *g, const char *fmt, ...)
@@ -316,14 +342,18 @@ void guest_fail(struct guest *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	enum guest_state old;
+
 	pthread_mutex_lock(&g->lock);
-	guest_end_locked(g, GUEST_FAILED, reason);
+	old = guest_end_locked(g, GUEST_FAILED, reason);
 	pthread_mutex_unlock(&g->lock);
 	testdev_cancel(&g->testdev, reason);
+	guest_notify(g, old, GUEST_FAILED, reason);
 }
 
 void guest_vcpu_exited(struct guest *g, struct vcpu *v)
 {
+	enum guest_state old = GUEST_SHUTDOWN;
 	bool last;
 
 	pthread_mutex_lock(&g->lock);
@@ -331,11 +361,13 @@ void guest_vcpu_exited(struct guest *g, struct vcpu *v)
 	v->in_run = false;
 	last = --g->vcpus_alive == 0;
 	if (last)
-		guest_end_locked(g, GUEST_SHUTDOWN, "guest exited");
+		old = guest_end_locked(g, GUEST_SHUTDOWN, "guest exited");
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
-	if (last)
+	if (last) {
 		testdev_cancel(&g->testdev, "guest exited");
+		guest_notify(g, old, GUEST_SHUTDOWN, "guest exited");
+	}
 }
 
 int guest_wait(struct guest *g, int timeout_ms)

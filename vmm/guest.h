@@ -56,6 +56,11 @@ struct guest_config {
 
 struct guest;
 
+/* Told of every state change, after it happened (any thread, no lock held). */
+typedef void (*guest_state_fn)(void *opaque, struct guest *g,
+			       enum guest_state old_state,
+			       enum guest_state new_state, const char *reason);
+
 struct vcpu {
 	struct guest *guest;
 	unsigned index;
@@ -88,6 +93,8 @@ struct guest {
 	struct vcpu *vcpus;
 	struct dedup_engine *dedup;     /* not owned; NULL when dedup is off */
 	struct dedup_guest *dedup_guest;
+	guest_state_fn on_state;        /* set before guest_start */
+	void *on_state_opaque;
 };
 
 const char *guest_state_name(enum guest_state state);
