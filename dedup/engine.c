@@ -796,6 +796,9 @@ static void *scanner_thread(void *arg)
 			last = g->id;
 			scan_guest(e, g);
 		}
+		/* The view of the store re-faults on the next compare; without
+		 * it, Pss shows guests the true cost of their memory. */
+		store_unmap_view(&e->store);
 		e->passes++;
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);

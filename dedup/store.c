@@ -128,6 +128,13 @@ void store_discard(struct dedup_store *s, uint32_t f)
 		store_release(s, f);
 }
 
+void store_unmap_view(struct dedup_store *s)
+{
+	/* Only as far as frames were ever handed out. */
+	if (s->map && s->next)
+		madvise(s->map, s->next * PAGE, MADV_DONTNEED);
+}
+
 uint64_t store_resident_bytes(const struct dedup_store *s)
 {
 	struct stat st;

@@ -56,6 +56,11 @@ static inline uint64_t store_offset(uint32_t f)
 	return (uint64_t)f * 4096;
 }
 
+/* Drop the engine's own view of every frame (its PTEs only; the frames
+ * stay in the memfd), so that the kernel's Pss of a guest's memory splits a
+ * frame only among the guests that map it. */
+void store_unmap_view(struct dedup_store *s);
+
 /* Bytes the memfd really holds (from fstat st_blocks, the kernel's word). */
 uint64_t store_resident_bytes(const struct dedup_store *s);
 

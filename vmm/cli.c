@@ -7,6 +7,7 @@
 #include "guest-tools/content.h"
 #include "vmm/cli.h"
 #include "vmm/payload.h"
+#include "vmm/qmp_client.h"
 
 #define CLI_MAX_SIZE (1ull << 40)
 #define CLI_SPEC_MAX 1024
@@ -48,6 +49,11 @@ const char cli_usage[] =
 "                   (repeatable; demo default: /usr/lib and /usr/share)\n"
 "  --log-dir DIR    per-guest serial logs (default $TMPDIR/foldvm-UID)\n"
 "  --quiet          no guest console on stdout\n"
+"  --run-dir DIR    control sockets: DIR/host.qmp and DIR/NAME.qmp (default\n"
+"                   $FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
+"                   $XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md\n"
+"  --persist        run: keep serving with no guest (a host daemon)\n"
+"  --no-control     run: no control sockets\n"
 "  --dedup          merge memory of every guest (per guest: dedup=on)\n"
 "  --dedup-rate N   pages scanned per second (default: no limit)\n"
 "  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
@@ -379,6 +385,7 @@ static void cli_defaults(struct cli_options *opt)
 	opt->demo_seconds = 3;
 	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s/foldvm-%u",
 		 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
+	qmpc_default_run_dir(opt->run_dir, sizeof(opt->run_dir));
 }
 
 /* "--opt VALUE" or "--opt=VALUE"; advances *i past what it used. */
@@ -490,6 +497,22 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->dedup_all = true;
 		return 0;
 	}
+	if (!strcmp(arg, "--persist") && opt->cmd == CLI_RUN) {
+		opt->persist = true;
+		return 0;
+	}
+	if (!strcmp(arg, "--no-control") && opt->cmd == CLI_RUN) {
+		opt->control = false;
+		return 0;
+	}
+	if (cli_is_option(arg, "--run-dir")) {
+		if (cli_option_value(argc, argv, i, "--run-dir", &val, err))
+			return -1;
+		if (*val != '/' || strlen(val) >= sizeof(opt->run_dir) - GUEST_NAME_MAX - 8)
+			return fv_err(err, FV_E_INVAL, "--run-dir needs an absolute path of reasonable length");
+		snprintf(opt->run_dir, sizeof(opt->run_dir), "%s", val);
+		return 0;
+	}
 	if (!strcmp(arg, "--no-dedup") && opt->cmd == CLI_DEMO) {
 		opt->demo_no_dedup = true;
 		return 0;
@@ -584,8 +607,10 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		opt->cmd = CLI_VERSION;
 		return 0;
 	}
-	if (!strcmp(argv[1], "run"))
+	if (!strcmp(argv[1], "run")) {
 		opt->cmd = CLI_RUN;
+		opt->control = true;
+	}
 	else if (!strcmp(argv[1], "demo"))
 		opt->cmd = CLI_DEMO;
 	else
@@ -597,8 +622,10 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		if (opt->cmd == CLI_HELP)
 			return 0;
 	}
-	if (opt->cmd == CLI_RUN && opt->nr_vms == 0)
-		return fv_err(err, FV_E_INVAL, "run needs at least one --vm");
+	if (opt->cmd == CLI_RUN && opt->nr_vms == 0 && !opt->persist)
+		return fv_err(err, FV_E_INVAL, "run needs at least one --vm (or --persist)");
+	if (opt->persist && !opt->control)
+		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");
 	if (cli_check_syncs(opt, err))
 		return -1;
 	cli_apply_files(opt);

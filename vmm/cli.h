@@ -60,6 +60,10 @@ struct cli_options {
 	unsigned nr_files;
 	char log_dir[PATH_MAX];
 	bool quiet;             /* no guest console on stdout */
+	/* control sockets */
+	bool control;           /* serve QMP sockets (default on for run) */
+	bool persist;           /* --persist: keep serving with no guest */
+	char run_dir[PATH_MAX]; /* --run-dir */
 	/* dedup engine */
 	bool dedup_all;         /* --dedup: every guest merges */
 	uint64_t dedup_rate;    /* --dedup-rate pages/s (0 = unlimited) */

@@ -26,25 +26,47 @@ int gmem_check_size(uint64_t size, struct fv_error *err)
 	return 0;
 }
 
+/*
+ * Guest RAM between two PROT_NONE guard pages.  The guards keep the kernel
+ * from merging it with a neighbouring anonymous mapping, so it is always a
+ * VMA (or, once pages are merged, a run of VMAs) of its own and the
+ * kernel's per-VMA accounting of it is exact; they also catch overruns.
+ * No MAP_NORESERVE on the RAM: the overcommit check then refuses a guest
+ * bigger than the host could ever back, here, with a clear error.
+ */
+static uint8_t *gmem_map_guarded(uint64_t size)
+{
+	uint8_t *base = mmap(NULL, size + 2 * GMEM_PAGE_SIZE, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *ram;
+
+	if (base == MAP_FAILED)
+		return NULL;
+	ram = mmap(base + GMEM_PAGE_SIZE, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (ram == MAP_FAILED) {
+		int e = errno;
+
+		munmap(base, size + 2 * GMEM_PAGE_SIZE);
+		errno = e;
+		return NULL;
+	}
+	return ram;
+}
+
 int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 		struct fv_error *err)
 {
 	struct kvm_userspace_memory_region region;
-	void *p;
+	uint8_t *p;
 
 	memset(gm, 0, sizeof(*gm));
 	gm->vm_fd = -1;
 	gm->uffd = -1;
 	if (gmem_check_size(size, err))
 		return -1;
-	/*
-	 * No MAP_NORESERVE: the kernel's overcommit check then refuses a
-	 * guest bigger than the host could ever back, here, with a clear
-	 * error, instead of the OOM killer deciding later.
-	 */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	p = gmem_map_guarded(size);
+	if (!p)
 		return fv_err_errno(err, FV_E_NOMEM, errno,
 				    "cannot map %llu MiB of guest memory",
 				    (unsigned long long)(size >> 20));
@@ -62,7 +84,7 @@ int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int e = errno;
 
-		munmap(p, size);
+		munmap(p - GMEM_PAGE_SIZE, size + 2 * GMEM_PAGE_SIZE);
 		gm->host = NULL;
 		return fv_err_errno(err, FV_E_KVM, e,
 				    "KVM_SET_USER_MEMORY_REGION (%llu MiB)",
@@ -86,7 +108,7 @@ void gmem_destroy(struct guest_mem *gm)
 		gm->vm_fd = -1;
 	}
 	if (gm->host)
-		munmap(gm->host, gm->size);
+		munmap(gm->host - GMEM_PAGE_SIZE, gm->size + 2 * GMEM_PAGE_SIZE);
 	free(gm->host_dirty);
 	gm->host_dirty = NULL;
 	gm->host = NULL;

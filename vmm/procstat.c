@@ -272,7 +272,7 @@ static bool parse_vma_header(const char *line, const char *end,
 struct range_sum {
 	uint64_t start, end;
 	bool inside;    /* the current VMA lies wholly in [start, end) */
-	uint64_t rss, pss;
+	uint64_t rss, pss, anon;
 };
 
 static int range_add(uint64_t *sum, const struct kv_line *kv,
@@ -310,6 +310,8 @@ static int range_line(struct range_sum *s, const char *line, size_t len,
 		return range_add(&s->rss, &kv, err);
 	if (key_is(&kv, "Pss"))
 		return range_add(&s->pss, &kv, err);
+	if (key_is(&kv, "Anonymous"))
+		return range_add(&s->anon, &kv, err);
 	return 0;
 }
 
@@ -318,7 +320,7 @@ static int range_line(struct range_sum *s, const char *line, size_t len,
  * left out entirely rather than prorated, since smaps gives no per-page
  * split.  foldvm's guest RAM is always whole VMAs, so nothing is lost.
  */
-int procstat_range(uint64_t start, uint64_t end, uint64_t *rss, uint64_t *pss,
+int procstat_range(uint64_t start, uint64_t end, struct procstat_mem *out,
 		   struct fv_error *err)
 {
 	struct range_sum s = { .start = start, .end = end };
@@ -350,8 +352,9 @@ int procstat_range(uint64_t start, uint64_t end, uint64_t *rss, uint64_t *pss,
 	fclose(f);
 	free(vbuf);
 	if (ret == 0) {
-		*rss = s.rss;
-		*pss = s.pss;
+		out->rss = s.rss;
+		out->pss = s.pss;
+		out->anon = s.anon;
 	}
 	return ret;
 }

@@ -30,9 +30,18 @@ int procstat_rollup(int pid, struct procstat_rollup *out, struct fv_error *err);
 int procstat_parse_rollup(const char *text, struct procstat_rollup *out,
 			  struct fv_error *err);
 
-/* Sum of Rss and Pss (bytes) over the VMAs of /proc/self/smaps that lie
- * inside [start, end): the memory one guest's RAM range really costs. */
-int procstat_range(uint64_t start, uint64_t end, uint64_t *rss, uint64_t *pss,
+/* What the VMAs inside a range hold, in bytes. */
+struct procstat_mem {
+	uint64_t rss;
+	uint64_t pss;
+	uint64_t anon;   /* "Anonymous": private pages (incl. copies on write) */
+};
+
+/* Sums over the VMAs of /proc/self/smaps that lie inside [start, end):
+ * what one guest's RAM range holds.  (A merged page not touched since its
+ * merge has no PTE yet, so Rss/Pss miss its frame; the guest's true cost
+ * is its anon bytes plus its share of the store memfd.) */
+int procstat_range(uint64_t start, uint64_t end, struct procstat_mem *out,
 		   struct fv_error *err);
 
 /* Number of VMAs of this process (lines of /proc/self/maps). */

@@ -72,10 +72,11 @@ struct json_object *qmpc_read(struct qmp_client *c, struct fv_error *err)
 
 int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
 {
+	static const char crlf[] = "\r\n";
 	size_t len = strlen(line), off = 0;
 
 	while (off < len + 2) {
-		const char *p = off < len ? line + off : "\r\n" + (off - len);
+		const char *p = off < len ? line + off : &crlf[off - len];
 		size_t n = off < len ? len - off : len + 2 - off;
 		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 

@@ -6,33 +6,12 @@
 #include <string.h>
 #include <time.h>
 #include "vmm/runner.h"
+#include "vmm/control.h"
 #include "vmm/vcpu.h"
 
 /* No single guest command should take longer on any sane host. */
 #define COMMAND_TIMEOUT_MS (10 * 60 * 1000)
 #define EXIT_TIMEOUT_MS 10000
-
-struct run_ctx;
-
-struct driver {
-	struct guest *guest;
-	const struct vm_spec *spec;
-	struct guest_report *rep;
-	pthread_t thread;
-	bool started;
-	volatile sig_atomic_t *stop;
-	struct run_ctx *ctx;
-};
-
-/* What the drivers share: the sync barrier and the snapshots. */
-struct run_ctx {
-	pthread_barrier_t barrier;
-	struct driver *drv;
-	unsigned nr;
-	struct dedup_engine *dedup;
-	struct run_result *res;
-	struct timespec t0;
-};
 
 static double run_elapsed(const struct run_ctx *ctx)
 {
@@ -43,15 +22,16 @@ static double run_elapsed(const struct run_ctx *ctx)
 	       (double)(now.tv_nsec - ctx->t0.tv_nsec) / 1e9;
 }
 
-/* The kernel's count of one guest's RAM (its VMAs), bytes. */
-static void guest_mem_usage(struct guest *g, uint64_t *rss, uint64_t *pss)
+/* The kernel's count of one guest's private pages (its RAM's VMAs). */
+static uint64_t guest_private_bytes(struct guest *g)
 {
 	const uint8_t *start = gmem_page_hva(&g->mem, 0);
+	struct procstat_mem m = { 0 };
 
-	*rss = *pss = 0;
 	if (start)
 		procstat_range((uintptr_t)start, (uintptr_t)start + g->mem.size,
-			       rss, pss, NULL);
+			       &m, NULL);
+	return m.anon;
 }
 
 /* Taken by one thread while every driver waits at the barrier. */
@@ -66,16 +46,18 @@ static void run_snapshot(struct run_ctx *ctx)
 	procstat_rollup(0, &snap->rollup, NULL);
 	if (ctx->dedup)
 		dedup_get_host_stats(ctx->dedup, &snap->host);
-	for (unsigned i = 0; i < ctx->nr; i++) {
+	pthread_mutex_lock(&ctx->lock);
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
 		struct guest_report *r = ctx->drv[i].rep;
 
-		if (!ctx->drv[i].guest)
+		if (!ctx->drv[i].used || !ctx->drv[i].guest)
 			continue;
 		if (first)
-			guest_mem_usage(ctx->drv[i].guest, &r->rss_before, &r->pss_before);
+			r->anon_before = guest_private_bytes(ctx->drv[i].guest);
 		else
-			guest_mem_usage(ctx->drv[i].guest, &r->rss_after, &r->pss_after);
+			r->anon_after = guest_private_bytes(ctx->drv[i].guest);
 	}
+	pthread_mutex_unlock(&ctx->lock);
 	if (first)
 		res->last = res->first;
 	res->syncs++;
@@ -219,8 +201,10 @@ static int step_sleep(struct driver *d, uint64_t seconds, bool forever,
 	for (uint64_t i = 0; forever || i < slices; i++) {
 		struct timespec ts = { 0, 100 * 1000000L };
 
+		/* SIGINT/SIGTERM end the waiting; the steps after it (a final
+		 * verify, say) still run. */
 		if (*d->stop)
-			return forever ? 0 : fv_err(err, FV_E_GUEST, "interrupted");
+			return 0;
 		if (!guest_state_is_live(guest_get_state(d->guest, NULL, 0)))
 			return fv_err(err, FV_E_GUEST, "guest stopped while idle");
 		nanosleep(&ts, NULL);
@@ -278,7 +262,7 @@ static void driver_final_stats(struct driver *d)
 		dedup_get_guest_stats(g->dedup, g->dedup_guest, &d->rep->dstats);
 	}
 	if (d->ctx->res->syncs < 2)
-		guest_mem_usage(g, &d->rep->rss_after, &d->rep->pss_after);
+		d->rep->anon_after = guest_private_bytes(g);
 }
 
 static void *driver_thread(void *arg)
@@ -287,24 +271,29 @@ static void *driver_thread(void *arg)
 	struct fv_error err = { 0 };
 	bool ok = true;
 
-	for (unsigned i = 0; i < d->spec->nr_steps; i++) {
-		const struct step *st = &d->spec->steps[i];
+	for (unsigned i = 0; i < d->spec.nr_steps; i++) {
+		const struct step *st = &d->spec.steps[i];
 
 		/* After a failure only the syncs are kept: the other guests
 		 * wait for this one there. */
 		if (!ok && st->kind != STEP_SYNC)
 			continue;
+		__atomic_store_n(&d->cur_step, (int)i, __ATOMIC_RELAXED);
 		if (run_step(d, st, &err)) {
 			snprintf(d->rep->error, sizeof(d->rep->error), "%s: %s",
 				 step_name(st->kind), err.msg);
 			ok = false;
 		}
 	}
+	__atomic_store_n(&d->cur_step, -1, __ATOMIC_RELAXED);
 	driver_final_stats(d);
 	driver_shutdown_guest(d);
 	d->rep->state = guest_get_state(d->guest, d->rep->reason,
 					sizeof(d->rep->reason));
 	d->rep->ok = ok && d->rep->state == GUEST_SHUTDOWN;
+	pthread_mutex_lock(&d->ctx->lock);
+	d->finished = true;
+	pthread_mutex_unlock(&d->ctx->lock);
 	return NULL;
 }
 
@@ -349,37 +338,6 @@ static void runner_sample(struct run_ctx *ctx)
 	res->final_host = hs;
 }
 
-static void runner_wait_drivers(struct run_ctx *ctx, struct driver *drv, unsigned n,
-				volatile sig_atomic_t *stop, bool *interrupted)
-{
-	sigset_t set;
-	struct timespec tick = { 0, 100 * 1000000L };
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	for (;;) {
-		bool alive = false;
-
-		for (unsigned i = 0; i < n; i++)
-			if (drv[i].started && guest_wait(drv[i].guest, 0) != 0)
-				alive = true;
-		if (!alive)
-			break;
-		runner_sample(ctx);
-		if (sigtimedwait(&set, NULL, &tick) > 0 && !*stop) {
-			*stop = 1;
-			*interrupted = true;
-			for (unsigned i = 0; i < n; i++)
-				guest_stop(drv[i].guest, "interrupted by signal");
-		}
-	}
-	for (unsigned i = 0; i < n; i++)
-		if (drv[i].started)
-			pthread_join(drv[i].thread, NULL);
-	runner_sample(ctx);
-}
-
 /* --max-map-count: raise the host-wide sysctl, loudly, only when asked. */
 static int runner_raise_max_map_count(uint64_t want, struct fv_error *err)
 {
@@ -407,7 +365,7 @@ static int runner_raise_max_map_count(uint64_t want, struct fv_error *err)
 
 static bool runner_wants_dedup(const struct cli_options *opt, bool *has_sync)
 {
-	bool any = false;
+	bool any = opt->control && opt->persist; /* guests may come later */
 
 	*has_sync = false;
 	for (unsigned i = 0; i < opt->nr_vms; i++) {
@@ -438,52 +396,219 @@ static int runner_start_dedup(const struct cli_options *opt,
 	return 0;
 }
 
-static int runner_create_guests(const struct cli_options *opt, struct kvm_sys *kvm,
-				const struct blob *blob, struct dedup_engine *dedup,
-				struct driver *drv, struct run_result *res,
-				struct fv_error *err)
+struct driver *runner_find_locked(struct run_ctx *ctx, const char *name)
 {
-	res->nr = opt->nr_vms;
-	for (unsigned i = 0; i < opt->nr_vms; i++) {
-		report_init(&res->reports[i], &opt->vms[i]);
-		if (guest_create(&drv[i].guest, kvm, &opt->vms[i].cfg, blob, dedup,
-				 opt->log_dir, err))
-			return -1;
-		res->reports[i].created = true;
-	}
-	return 0;
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		if (ctx->drv[i].used && !strcmp(ctx->drv[i].spec.cfg.name, name))
+			return &ctx->drv[i];
+	return NULL;
 }
 
-static void runner_start_drivers(const struct cli_options *opt, struct run_ctx *ctx,
-				 struct driver *drv, volatile sig_atomic_t *stop)
+/* Build a guest into a free slot (ctx->lock held); not started yet. */
+static struct driver *runner_create_locked(struct run_ctx *ctx,
+					   const struct vm_spec *spec,
+					   bool initial, struct fv_error *err)
+{
+	struct driver *d = NULL;
+
+	if (runner_find_locked(ctx, spec->cfg.name)) {
+		fv_err(err, FV_E_INVAL, "a guest named '%s' exists already",
+		       spec->cfg.name);
+		return NULL;
+	}
+	for (unsigned i = 0; i < CLI_MAX_VMS && !d; i++)
+		if (!ctx->drv[i].used)
+			d = &ctx->drv[i];
+	if (!d) {
+		fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+		return NULL;
+	}
+	if (spec->cfg.dedup && !ctx->dedup) {
+		fv_err(err, FV_E_STATE, "dedup=on needs foldvm started with --dedup or --persist");
+		return NULL;
+	}
+	memset(d, 0, sizeof(*d));
+	d->spec = *spec;
+	d->rep = &ctx->res->reports[d - ctx->drv];
+	d->ctx = ctx;
+	d->stop = ctx->stop;
+	d->initial = initial;
+	report_init(d->rep, spec);
+	if (guest_create(&d->guest, ctx->kvm, &spec->cfg, ctx->blob, ctx->dedup,
+			 ctx->opt->log_dir, err))
+		return NULL;
+	if (control_guest_added(ctx->control, d, err)) {
+		guest_destroy(d->guest);
+		d->guest = NULL;
+		return NULL;
+	}
+	d->rep->created = true;
+	d->used = true;
+	if ((unsigned)(d - ctx->drv) + 1 > ctx->res->nr)
+		ctx->res->nr = (unsigned)(d - ctx->drv) + 1;
+	return d;
+}
+
+/* Start a created guest and its driver (ctx->lock held). */
+static void runner_start_locked(struct driver *d)
 {
 	struct fv_error err;
 
-	for (unsigned i = 0; i < opt->nr_vms; i++) {
-		struct driver *d = &drv[i];
-
-		d->spec = &opt->vms[i];
-		d->rep = &ctx->res->reports[i];
-		d->stop = stop;
-		d->ctx = ctx;
-		if (guest_start(d->guest, &err) ||
-		    pthread_create(&d->thread, NULL, driver_thread, d)) {
-			/* Its syncs are never reached: the others must not
-			 * wait for it forever. */
-			guest_stop(d->guest, "start failed");
-			continue;
-		}
-		d->started = true;
+	/* A guest that cannot start still gets its driver: its steps fail at
+	 * once, it passes its syncs, and it is reported. */
+	if (guest_start(d->guest, &err))
+		guest_stop(d->guest, "start failed");
+	if (pthread_create(&d->thread, NULL, driver_thread, d)) {
+		guest_stop(d->guest, "no driver thread");
+		d->finished = true;
+		return;
 	}
+	d->started = true;
+}
+
+int runner_add_guest(struct run_ctx *ctx, const struct vm_spec *spec,
+		     struct fv_error *err)
+{
+	struct driver *d;
+	int ret = -1;
+
+	for (unsigned i = 0; i < spec->nr_steps; i++)
+		if (spec->steps[i].kind == STEP_SYNC)
+			return fv_err(err, FV_E_INVAL,
+				      "guests created at runtime cannot have sync steps");
+	pthread_mutex_lock(&ctx->lock);
+	d = runner_create_locked(ctx, spec, false, err);
+	if (d) {
+		runner_start_locked(d);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+int runner_destroy_guest(struct run_ctx *ctx, const char *name,
+			 struct fv_error *err)
+{
+	struct driver *d;
+	struct guest *g = NULL;
+
+	pthread_mutex_lock(&ctx->lock);
+	d = runner_find_locked(ctx, name);
+	if (d && !d->destroying) {
+		d->destroying = true;
+		g = d->guest;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (!d)
+		return fv_err(err, FV_E_INVAL, "no guest named '%s'", name);
+	if (g)
+		guest_stop(g, "destroyed on request");
+	return 0;
+}
+
+/* Free the slots of destroyed guests whose drivers are done. */
+static void runner_reap(struct run_ctx *ctx)
+{
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
+		struct driver *d = &ctx->drv[i];
+		bool reap;
+
+		pthread_mutex_lock(&ctx->lock);
+		reap = d->used && d->destroying && d->finished;
+		pthread_mutex_unlock(&ctx->lock);
+		if (!reap)
+			continue;
+		if (d->started)
+			pthread_join(d->thread, NULL);
+		control_guest_removed(ctx->control, d);
+		guest_destroy(d->guest);
+		pthread_mutex_lock(&ctx->lock);
+		d->used = false;
+		d->guest = NULL;
+		d->rep->created = false;
+		pthread_mutex_unlock(&ctx->lock);
+	}
+}
+
+/* Is any guest still working (its driver not finished)? */
+static bool runner_busy(struct run_ctx *ctx)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		busy |= ctx->drv[i].used && !ctx->drv[i].finished;
+	pthread_mutex_unlock(&ctx->lock);
+	return busy;
+}
+
+static void runner_stop_all(struct run_ctx *ctx, const char *why)
+{
+	pthread_mutex_lock(&ctx->lock);
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		if (ctx->drv[i].used)
+			guest_stop(ctx->drv[i].guest, why);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+#define GRACE_TICKS 100  /* 10 s of 100 ms ticks after the first signal */
+
+/* The main thread: sample savings, reap destroyed guests, take signals,
+ * until no guest works any more (or, with --persist, a signal). */
+static void runner_main_loop(struct run_ctx *ctx, bool *interrupted)
+{
+	struct timespec tick = { 0, 100 * 1000000L };
+	unsigned grace = 0;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		runner_reap(ctx);
+		if (!runner_busy(ctx) && !(ctx->opt->persist && !*ctx->stop))
+			break;
+		runner_sample(ctx);
+		/*
+		 * The first signal ends wait/sleep steps and lets the guests
+		 * finish (final verify included); a second one, or 10 s
+		 * later, stops whatever still runs.
+		 */
+		if (sigtimedwait(&set, NULL, &tick) > 0) {
+			if (*ctx->stop)
+				runner_stop_all(ctx, "interrupted by a second signal");
+			*ctx->stop = 1;
+			*interrupted = true;
+		} else if (*ctx->stop && ++grace == GRACE_TICKS) {
+			runner_stop_all(ctx, "still running 10 s after the signal");
+		}
+	}
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		if (ctx->drv[i].used && ctx->drv[i].started)
+			pthread_join(ctx->drv[i].thread, NULL);
+	runner_sample(ctx);
+}
+
+static int runner_create_initial(struct run_ctx *ctx, struct fv_error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	for (unsigned i = 0; i < ctx->opt->nr_vms && !ret; i++)
+		if (!runner_create_locked(ctx, &ctx->opt->vms[i], true, err))
+			ret = -1;
+	for (unsigned i = 0; i < CLI_MAX_VMS && !ret; i++)
+		if (ctx->drv[i].used)
+			runner_start_locked(&ctx->drv[i]);
+	pthread_mutex_unlock(&ctx->lock);
+	return ret;
 }
 
 int runner_run(const struct cli_options *opt, struct run_result *res,
 	       struct fv_error *err)
 {
 	static volatile sig_atomic_t stop;
-	struct driver drv[CLI_MAX_VMS];
-	struct dedup_engine *dedup = NULL;
-	struct run_ctx ctx;
+	static struct run_ctx ctx;
 	struct kvm_sys kvm;
 	struct blob blob;
 	sigset_t set, old;
@@ -491,15 +616,18 @@ int runner_run(const struct cli_options *opt, struct run_result *res,
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
-	memset(drv, 0, sizeof(drv));
 	memset(&ctx, 0, sizeof(ctx));
 	memset(&blob, 0, sizeof(blob));
 	stop = 0;
-	ctx.drv = drv;
-	ctx.nr = opt->nr_vms;
+	ctx.stop = &stop;
+	ctx.opt = opt;
 	ctx.res = res;
+	ctx.kvm = &kvm;
+	ctx.blob = &blob;
+	ctx.nr_initial = opt->nr_vms;
+	pthread_mutex_init(&ctx.lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &ctx.t0);
-	pthread_barrier_init(&ctx.barrier, NULL, opt->nr_vms);
+	pthread_barrier_init(&ctx.barrier, NULL, opt->nr_vms ? opt->nr_vms : 1);
 	/* SIGINT/SIGTERM are collected by sigtimedwait in the main thread. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -509,25 +637,36 @@ int runner_run(const struct cli_options *opt, struct run_result *res,
 	if (kvm_sys_open(&kvm, "/dev/kvm", err))
 		goto out_sig;
 	res->dedup = runner_wants_dedup(opt, &has_sync);
-	if (res->dedup && runner_start_dedup(opt, &dedup, has_sync, err))
+	if (res->dedup && runner_start_dedup(opt, &ctx.dedup, has_sync, err))
 		goto out_kvm;
-	ctx.dedup = dedup;
 	if (runner_load_blob(opt, &blob, err) ||
-	    runner_create_guests(opt, &kvm, &blob, dedup, drv, res, err))
+	    control_start(&ctx, err) ||
+	    runner_create_initial(&ctx, err))
 		goto out_guests;
-	runner_start_drivers(opt, &ctx, drv, &stop);
-	runner_wait_drivers(&ctx, drv, opt->nr_vms, &stop, &res->interrupted);
+	runner_main_loop(&ctx, &res->interrupted);
 	ret = 0;
 out_guests:
-	for (unsigned i = 0; i < opt->nr_vms; i++)
-		guest_destroy(drv[i].guest);
+	if (ret) {
+		runner_stop_all(&ctx, "start failed");
+		for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+			if (ctx.drv[i].used && ctx.drv[i].started)
+				pthread_join(ctx.drv[i].thread, NULL);
+	}
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
+		if (!ctx.drv[i].used)
+			continue;
+		control_guest_removed(ctx.control, &ctx.drv[i]);
+		guest_destroy(ctx.drv[i].guest);
+	}
+	control_stop(&ctx);
 	blob_free(&blob);
-	dedup_destroy(dedup);
+	dedup_destroy(ctx.dedup);
 out_kvm:
 	kvm_sys_close(&kvm);
 out_sig:
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_barrier_destroy(&ctx.barrier);
+	pthread_mutex_destroy(&ctx.lock);
 	return ret;
 }
 
@@ -570,20 +709,16 @@ static void print_dedup_row(const struct run_result *res,
 			    const struct guest_report *r, FILE *out)
 {
 	const struct dedup_guest_stats *s = &r->dstats;
-	char before[24] = "-", saved[24] = "-", mw[40] = "-";
+	char before[24] = "-", mw[40] = "-";
 
-	if (res->syncs >= 2) {
-		snprintf(before, sizeof(before), "%.1f", mib(r->pss_before));
-		snprintf(saved, sizeof(saved), "%.1f",
-			 r->pss_before > r->pss_after ?
-			 mib(r->pss_before - r->pss_after) : 0.0);
-	}
+	if (res->syncs >= 2)
+		snprintf(before, sizeof(before), "%.1f", mib(r->anon_before));
 	if (r->measured_merged)
 		snprintf(mw, sizeof(mw), "%.2f/%.2f",
 			 cycles_to_us(r->mw_median, r->tsc_khz),
 			 cycles_to_us(r->mw_p99, r->tsc_khz));
-	fprintf(out, "%-12s %10s %9.1f %12s %9.1f %8llu %8llu %7llu %8llu %14s\n",
-		r->name, before, mib(r->pss_after), saved, mib(s->bytes_saved),
+	fprintf(out, "%-12s %12s %11.1f %9.1f %8llu %8llu %7llu %8llu %14s\n",
+		r->name, before, mib(r->anon_after), mib(s->bytes_saved),
 		(unsigned long long)s->pages_merged, (unsigned long long)s->pages_zero,
 		(unsigned long long)s->frames_referenced,
 		(unsigned long long)s->unmerges, mw);
@@ -612,11 +747,20 @@ static void print_host_summary(const struct run_result *res, FILE *out)
 	double cpu = (double)h->cpu_ns / 1e9, t90 = time_to_90(res);
 
 	if (res->syncs >= 2) {
-		uint64_t b = res->first.rollup.pss, a = res->last.rollup.pss;
+		uint64_t b = 0, a = res->last.host.store_bytes, priv = 0;
 
-		fprintf(out, "host (kernel): foldvm Pss %.1f MiB before dedup, %.1f MiB after: "
-			"saved %.1f MiB (%.1f%%)\n", mib(b), mib(a),
-			b > a ? mib(b - a) : 0.0, b ? 100.0 * (double)(b > a ? b - a : 0) / (double)b : 0.0);
+		for (unsigned i = 0; i < res->nr; i++) {
+			if (!res->reports[i].created || !res->reports[i].dedup)
+				continue;
+			b += res->reports[i].anon_before;
+			priv += res->reports[i].anon_after;
+		}
+		a += priv;
+		fprintf(out, "host (kernel): guest memory %.1f MiB before dedup; after: "
+			"%.1f MiB private + %.1f MiB store = %.1f MiB: saved %.1f MiB (%.1f%%)\n",
+			mib(b), mib(priv), mib(res->last.host.store_bytes), mib(a),
+			b > a ? mib(b - a) : 0.0,
+			b ? 100.0 * (double)(b > a ? b - a : 0) / (double)b : 0.0);
 	}
 	fprintf(out, "host (engine): saved %.1f MiB; store %llu frames, %.1f MiB; "
 		"%llu merges, %llu unmerges, %llu passes\n",
@@ -646,6 +790,8 @@ bool runner_print_table(const struct run_result *res, FILE *out)
 	for (unsigned i = 0; i < res->nr; i++) {
 		const struct guest_report *r = &res->reports[i];
 
+		if (!r->created)
+			continue;
 		print_guest_row(r, out);
 		if (!r->ok) {
 			all_ok = false;
@@ -659,16 +805,16 @@ bool runner_print_table(const struct run_result *res, FILE *out)
 		"median/p99 cost of a first write to an untouched page)\n");
 	if (!res->dedup)
 		return all_ok;
-	fprintf(out, "\n%-12s %10s %9s %12s %9s %8s %8s %7s %8s %14s\n",
-		"DEDUP", "PSS-BEFORE", "PSS-NOW", "SAVED(kern)", "SAVED(eng)",
-		"MERGED", "ZERO", "FRAMES", "UNMERGES", "MERGED-1ST-WR");
+	fprintf(out, "\n%-12s %12s %11s %9s %8s %8s %7s %8s %14s\n",
+		"DEDUP", "PRIV-BEFORE", "PRIV-NOW", "SAVED", "MERGED", "ZERO",
+		"FRAMES", "UNMERGES", "MERGED-1ST-WR");
 	for (unsigned i = 0; i < res->nr; i++)
-		if (res->reports[i].dedup)
+		if (res->reports[i].created && res->reports[i].dedup)
 			print_dedup_row(res, &res->reports[i], out);
-	fprintf(out, "(MiB; PSS: the kernel's proportional count of the guest's RAM "
-		"mappings, before dedup started and at the last sync; SAVED(eng): the "
-		"engine's count; MERGED-1ST-WR: median/p99 us of a first write to a "
-		"merged page)\n");
+	fprintf(out, "(MiB; PRIV: the kernel's count of the guest's private pages, "
+		"before dedup started and at the last sync; SAVED: the engine's "
+		"count, its share of shared frames deducted; MERGED-1ST-WR: "
+		"median/p99 us of a first write to a merged page)\n");
 	print_host_summary(res, out);
 	return all_ok;
 }

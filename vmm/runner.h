@@ -9,7 +9,10 @@
 #define FOLDVM_RUNNER_H
 
 #include <stdbool.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
+#include "vmm/blob.h"
 #include "vmm/cli.h"
 #include "vmm/procstat.h"
 
@@ -37,8 +40,9 @@ struct guest_report {
 	/* dedup: the engine's counters and the kernel's view of its RAM */
 	bool dedup;
 	struct dedup_guest_stats dstats;
-	uint64_t rss_before, pss_before;  /* at the first sync (if any) */
-	uint64_t rss_after, pss_after;    /* at the last sync, or the end */
+	/* the kernel's "Anonymous" bytes of its RAM: its private pages */
+	uint64_t anon_before;             /* at the first sync (if any) */
+	uint64_t anon_after;              /* at the last sync, or the end */
 	/* the driver's own verdict */
 	bool ok;
 	char error[600];        /* step name + an fv_error message */
@@ -67,6 +71,56 @@ struct run_result {
 	uint64_t sample_saved[RUN_MAX_SAMPLES];
 	struct dedup_host_stats final_host; /* engine, just before guests exit */
 };
+
+struct run_ctx;
+struct control;
+
+/* One guest slot: the guest, its spec, its driver thread, its report. */
+struct driver {
+	bool used;
+	struct guest *guest;
+	struct vm_spec spec;
+	struct guest_report *rep;
+	pthread_t thread;
+	bool started;
+	bool finished;              /* the driver thread is done with its steps */
+	bool destroying;            /* vm-destroy/quit: reap when finished */
+	int cur_step;               /* step being run, -1 when done (atomic) */
+	bool initial;               /* from the command line (takes part in syncs) */
+	volatile sig_atomic_t *stop;
+	struct run_ctx *ctx;
+	void *control;              /* the guest's control endpoint, if any */
+};
+
+/* Everything a run shares: the guests (slots, under `lock`), the engine,
+ * the sync barrier of the guests started from the command line. */
+struct run_ctx {
+	pthread_mutex_t lock;
+	pthread_barrier_t barrier;
+	unsigned nr_initial;
+	struct driver drv[CLI_MAX_VMS];
+	struct kvm_sys *kvm;
+	struct blob *blob;
+	const struct cli_options *opt;
+	struct dedup_engine *dedup;
+	struct run_result *res;
+	struct timespec t0;
+	volatile sig_atomic_t *stop;
+	struct control *control;    /* the control sockets, or NULL */
+};
+
+/* Create and start a guest at runtime (vm-create): same validation and
+ * the same engine as guests from the command line; no sync steps. */
+int runner_add_guest(struct run_ctx *ctx, const struct vm_spec *spec,
+		     struct fv_error *err);
+
+/* Stop a guest; the main loop frees it once its driver finished
+ * (vm-destroy, quit).  Returns at once. */
+int runner_destroy_guest(struct run_ctx *ctx, const char *name,
+			 struct fv_error *err);
+
+/* The slot of a guest by name (ctx->lock held), or NULL. */
+struct driver *runner_find_locked(struct run_ctx *ctx, const char *name);
 
 /* Create every guest first (a bad one fails the whole start: exit 2), then
  * run them all.  Returns 0 when the run happened (reports tell how each

@@ -5,7 +5,7 @@
 require_kvm
 
 saved_mib() {
-	sed -n 's/^host (kernel): .* saved \([0-9.]*\) MiB.*/\1/p' "$1"
+	sed -n 's/^host (kernel): .*: saved \([0-9.]*\) MiB.*/\1/p' "$1"
 }
 
 for bin in $VARIANTS; do

@@ -5,6 +5,9 @@ BUILDDIR=${FOLDVM_BUILDDIR:-$(pwd)}
 VARIANTS=${FOLDVM_VARIANTS:-foldvm}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/foldvm-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+# Tests run in parallel: each gets its own control-socket directory.
+FOLDVM_RUN_DIR="$TMP/run"
+export FOLDVM_RUN_DIR
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

@@ -178,7 +178,8 @@ static void unmap_isolated(uint8_t *p, size_t pages)
 static void test_range(void)
 {
 	size_t len = NPAGES * PAGE;
-	uint64_t rss = 1, pss = 1, base;
+	struct procstat_mem m = { 1, 1, 1 };
+	uint64_t base;
 	struct fv_error err;
 	uint8_t *p;
 
@@ -186,19 +187,20 @@ static void test_range(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	/* untouched: nothing resident */
 	base = (uint64_t)(uintptr_t)p;
-	CU_ASSERT_EQUAL(procstat_range(base, base + len, &rss, &pss, &err), 0);
-	CU_ASSERT_EQUAL(rss, 0);
+	CU_ASSERT_EQUAL(procstat_range(base, base + len, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.rss, 0);
+	CU_ASSERT_EQUAL(m.anon, 0);
 	touch(p, NPAGES);
-	CU_ASSERT_EQUAL(procstat_range(base, base + len, &rss, &pss, &err), 0);
-	CU_ASSERT_EQUAL(rss, (uint64_t)len);
-	CU_ASSERT_EQUAL(pss, (uint64_t)len);
+	CU_ASSERT_EQUAL(procstat_range(base, base + len, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.rss, (uint64_t)len);
+	CU_ASSERT_EQUAL(m.pss, (uint64_t)len);
+	CU_ASSERT_EQUAL(m.anon, (uint64_t)len);
 	/* a range cutting the VMA leaves it out: only whole VMAs count */
-	CU_ASSERT_EQUAL(procstat_range(base + PAGE, base + len, &rss, &pss,
-				       &err), 0);
-	CU_ASSERT_EQUAL(rss, 0);
-	CU_ASSERT_EQUAL(procstat_range(base, base, &rss, &pss, &err), 0);
-	CU_ASSERT_EQUAL(rss, 0);
-	CU_ASSERT_EQUAL(procstat_range(base + len, base, &rss, &pss, &err), -1);
+	CU_ASSERT_EQUAL(procstat_range(base + PAGE, base + len, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.rss, 0);
+	CU_ASSERT_EQUAL(procstat_range(base, base, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.rss, 0);
+	CU_ASSERT_EQUAL(procstat_range(base + len, base, &m, &err), -1);
 	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
 	unmap_isolated(p, NPAGES);
 }

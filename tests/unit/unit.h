@@ -10,5 +10,6 @@ void unit_add_testdev_suite(void);
 void unit_add_procstat_suite(void);
 void unit_add_index_suite(void);
 void unit_add_dedup_suite(void);
+void unit_add_qmp_suite(void);
 
 #endif

@@ -1,0 +1,174 @@
+#!/bin/sh
+# The control plane, driven from outside like an operator would: a live
+# `foldvm run --persist`, foldctl, and a raw QMP client (socat).
+# Checks: socket permissions, greeting and negotiation rules, ids, every
+# error class, oversized lines, every command, events, runtime create and
+# destroy, refusal of another uid, and that the engine's saving agrees with
+# the kernel's count of what the guests' memory costs - anonymous pages of
+# their RAM plus the store memfd (tolerance: 10% + 2 MiB).
+. "$(dirname "$0")/lib.sh"
+require_kvm
+command -v socat >/dev/null || fail "socat missing (scripts/setup installs it)"
+
+# qmp SOCKET LINE... : negotiate, send each line, print every reply line
+qmp() {
+	sock=$1; shift
+	{ printf '{"execute":"qmp_capabilities"}\r\n'; sleep 0.2
+	  for l in "$@"; do printf '%s\r\n' "$l"; sleep 0.2; done; sleep 0.3; } |
+		socat -t 2 - UNIX-CONNECT:"$sock"
+}
+
+# qmp_raw SOCKET LINE... : no negotiation
+qmp_raw() {
+	sock=$1; shift
+	{ for l in "$@"; do printf '%s\r\n' "$l"; sleep 0.2; done; sleep 0.3; } |
+		socat -t 2 - UNIX-CONNECT:"$sock"
+}
+
+json_num() { # FILE KEY: the first integer value of "KEY"
+	sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p" "$1" | head -n 1
+}
+
+# What the guests' memory costs, from the kernel: the private (anonymous)
+# pages in their RAM ranges plus the store memfd's blocks.
+guests_mem() {
+	store=$($CTL --json stats | tr ',' '\n' | sed -n 's/.*"store-bytes": *\([0-9]*\).*/\1/p')
+	$CTL --json list | tr ',' '\n' |
+		sed -n 's/.*"anon-bytes": *\([0-9]*\).*/\1/p' |
+		awk -v st="${store:-0}" '{ s += $1 } END { print s + st }'
+}
+
+wait_for() { # SECONDS COMMAND...
+	t=$1; shift
+	i=0
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -le $((t * 10)) ] || return 1
+		sleep 0.1
+	done
+}
+
+for bin in $VARIANTS; do
+	RUN="$TMP/run-$bin"
+	CTL="$BUILDDIR/foldctl --run-dir $RUN"
+	"$BUILDDIR/$bin" run --persist --dedup --quiet --run-dir "$RUN" \
+		--log-dir "$TMP/logs" >"$TMP/fv.out" 2>&1 &
+	FVPID=$!
+	trap 'kill $FVPID 2>/dev/null; rm -rf "$TMP"' EXIT
+	wait_for 20 test -S "$RUN/host.qmp" || { cat "$TMP/fv.out"; fail "no host socket"; }
+
+	# permissions: the run directory 0700, sockets 0600
+	[ "$(stat -c %a "$RUN")" = 700 ] || fail "run dir mode $(stat -c %a "$RUN")"
+	[ "$(stat -c %a "$RUN/host.qmp")" = 600 ] || fail "socket mode"
+
+	# greeting, negotiation, ids, errors (raw client)
+	qmp_raw "$RUN/host.qmp" '{"execute":"query-vms"}' '{"execute":"qmp_capabilities","id":1}' \
+		'{"execute":"qmp_capabilities"}' '{"execute":"query-vms","id":"x1"}' >"$TMP/o1"
+	expect_in "$TMP/o1" '^\{"QMP": ?\{"version": ?\{"qemu"' '"capabilities": ?\[\]' \
+		'"class": ?"CommandNotFound", ?"desc": ?"Expecting capabilities negotiation' \
+		'^\{"return": ?\{\}, ?"id": ?1\}' 'negotiation is already complete' \
+		'^\{"return": ?\[\], ?"id": ?"x1"\}'
+	cr=$(printf '\r')
+	[ "$(grep -c "$cr$" "$TMP/o1")" -eq "$(wc -l <"$TMP/o1")" ] || fail "replies not CRLF"
+	long=$(head -c 70000 /dev/zero | tr '\000' x)
+	qmp "$RUN/host.qmp" '{"execute":' '[1,2]' '{"execute":"fly"}' \
+		'{"execute":"vm-destroy","arguments":{"name":"x","bogus":1}}' \
+		'{"execute":"vm-destroy","arguments":{"name":5},"id":[1]}' \
+		'{"execute":"vm-destroy"}' "{\"execute\":\"$long\"}" \
+		'{"execute":"query-commands","id":2}' >"$TMP/o2"
+	expect_in "$TMP/o2" '"GenericError", ?"desc": ?"JSON parse error' \
+		'QMP input must be a JSON object' \
+		'"CommandNotFound", ?"desc": ?"The command fly has not been found' \
+		"Parameter 'bogus' is unexpected" "Parameter 'name' expects" \
+		"Parameter 'name' is missing" '"desc": ?"Request too long' \
+		'"id": ?\[1\]' '"name": ?"vm-create"' '"id": ?2\}'
+
+	# runtime guests, without dedup first: the kernel's baseline
+	$CTL create name=a,mem=64M,domain=t,dedup=off,steps=fill+wait || fail "create a"
+	$CTL create name=b,mem=64M,domain=t,dedup=off,steps=fill+wait || fail "create b"
+	$CTL create name=a,mem=64M >"$TMP/o3" 2>&1 && fail "duplicate name accepted"
+	expect_in "$TMP/o3" "exists already"
+	$CTL raw host '{"execute":"vm-create","arguments":{"name":"c","mem":"lots"}}' >"$TMP/o3"
+	expect_in "$TMP/o3" '"GenericError".*is not a size'
+	wait_for 20 test -S "$RUN/b.qmp" || fail "no guest socket"
+	for g in a b; do  # until both filled their memory and wait
+		wait_for 60 sh -c "$CTL raw $g '{\"execute\":\"query-status\"}' |
+			grep -q '\"foldvm-step\": *\"wait\"'" || fail "$g never reached wait"
+	done
+	mem0=$(guests_mem)
+
+	# events on a's socket while it is stopped, resumed and merged
+	{ printf '{"execute":"qmp_capabilities"}\r\n'; sleep 6; } |
+		socat -t 1 - UNIX-CONNECT:"$RUN/a.qmp" >"$TMP/events" &
+	EVPID=$!
+	sleep 0.5
+	$CTL stop a || fail "stop"
+	qmp "$RUN/a.qmp" '{"execute":"query-status"}' '{"execute":"query-name"}' >"$TMP/o4"
+	expect_in "$TMP/o4" '"status": ?"paused", ?"running": ?false' '"name": ?"a"'
+	$CTL cont a || fail "cont"
+	for g in a b; do
+		$CTL raw $g '{"execute":"dedup-set","arguments":{"enabled":true}}' >/dev/null ||
+			fail "dedup-set $g"
+	done
+	$CTL raw a '{"execute":"dedup-set","arguments":{"domain":"other"}}' >"$TMP/o5"
+	expect_in "$TMP/o5" '"GenericError".*trust domain of a running guest cannot change'
+	$CTL raw a '{"execute":"dedup-set","arguments":{"rate":1000000,"cpu-pct":90}}' >"$TMP/o5" ||
+		fail "dedup-set limits"
+	wait $EVPID
+	expect_in "$TMP/events" '"event": ?"STOP"' '"event": ?"RESUME"' \
+		'"event": ?"DEDUP_PASS_COMPLETE"' \
+		'"timestamp": ?\{"seconds": ?[0-9]+, ?"microseconds": ?[0-9]+\}'
+
+	# the engine's saving vs the kernel's Pss drop, once merging settled
+	wait_for 60 sh -c "$CTL --json stats | grep -q '\"passes\": *[1-9][0-9]'" ||
+		fail "no passes"
+	sleep 1
+	$CTL --json stats >"$TMP/h1"
+	mem1=$(guests_mem)
+	saved=$(json_num "$TMP/h1" saved-bytes)
+	awk -v a="$mem0" -v b="$mem1" -v s="$saved" 'BEGIN {
+		d = a - b; tol = s * 0.10 + 2 * 1048576
+		printf "kernel: guest memory -%.1f MiB; engine saved %.1f MiB\n", d / 1048576, s / 1048576
+		exit !(s > 4 * 1048576 && d - s <= tol && s - d <= tol) }' ||
+		fail "engine and kernel disagree beyond tolerance"
+
+	# tables and JSON from foldctl
+	$CTL list >"$TMP/o6"
+	expect_in "$TMP/o6" '^NAME ' '^a +running +64 +1 +on +t ' '^b +running '
+	$CTL --json stats a >"$TMP/o6"
+	expect_in "$TMP/o6" '"pages-merged": [1-9]' '"bytes-saved"' '"unmerges"' \
+		'"volatile-skipped"' '"frames-referenced"' '"full-passes"' '"scanner-cpu-ns"'
+	[ "$($CTL watch --interval 0.2 --count 2 | wc -l)" -eq 2 ] || fail "watch"
+
+	# another uid is refused (no greeting)
+	if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
+		chmod 755 "$RUN"   # let it reach the socket, to test SO_PEERCRED
+		chmod 666 "$RUN/host.qmp"
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			socat -t 1 - UNIX-CONNECT:"$RUN/host.qmp" </dev/null >"$TMP/o7" 2>&1
+		chmod 700 "$RUN"
+		! grep -q QMP "$TMP/o7" || fail "uid 65534 got a greeting"
+	fi
+
+	# destroy and quit
+	$CTL destroy b || fail "destroy"
+	wait_for 20 sh -c "! test -e $RUN/b.qmp" || fail "b's socket stayed"
+	{ printf '{"execute":"qmp_capabilities"}\r\n'; sleep 2; } |
+		socat -t 1 - UNIX-CONNECT:"$RUN/a.qmp" >"$TMP/events" &
+	EVPID=$!
+	sleep 0.5
+	$CTL quit a || fail "quit"
+	wait $EVPID
+	expect_in "$TMP/events" '"event": ?"SHUTDOWN", ?"data": ?\{"guest": ?false, ?"reason": ?"host-qmp-quit"'
+	wait_for 20 sh -c "! test -e $RUN/a.qmp" || fail "a's socket stayed"
+	$CTL stats a >"$TMP/o8" 2>&1; [ $? -eq 2 ] || fail "stats of a gone guest"
+	expect_in "$TMP/o8" "no guest 'a'"
+
+	# --persist keeps serving with no guest; SIGTERM ends it cleanly
+	$CTL list >/dev/null || fail "host gone with its guests"
+	kill -TERM $FVPID
+	wait $FVPID || { cat "$TMP/fv.out"; fail "$bin exited $?"; }
+	[ ! -e "$RUN/host.qmp" ] || fail "host socket left behind"
+	trap 'rm -rf "$TMP"' EXIT
+done
+echo "control: QMP rules, commands, events, foldctl, permissions ok"
