@@ -70,6 +70,8 @@ struct dedup_host_stats {
 	uint64_t passes;            /* full passes over all guests */
 	uint64_t cpu_ns;            /* scanner + fault thread CPU */
 	uint64_t merges, unmerges;
+	uint64_t pass_cpu_max_ns;   /* the dearest full pass (the first over new memory) */
+	uint64_t pass_cpu_last_ns;  /* the latest full pass */
 };
 
 int dedup_create(struct dedup_engine **out, const struct dedup_config *cfg,
@@ -132,6 +134,19 @@ void dedup_get_limits(struct dedup_engine *e, uint64_t *rate, unsigned *cpu_pct)
 /* Hold the scanner (paused true) or let it go; a pass in progress
  * finishes its current chunk first.  Engines start running. */
 void dedup_set_paused(struct dedup_engine *e, bool paused);
+
+/* The most any full-page dedup could save on these guests now (census of
+ * their pages; see ideal.c).  domains[i]: the trust domain of gms[i], any
+ * number equal for guests of one domain. */
+struct dedup_ideal {
+	uint64_t pages;          /* guest pages looked at */
+	uint64_t zero_pages;     /* zero pages that take memory */
+	uint64_t nonzero_pages;
+	uint64_t distinct;       /* distinct non-zero contents (per domain) */
+	uint64_t ideal_bytes;
+};
+int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
+		unsigned n, struct dedup_ideal *out, struct fv_error *err);
 
 /* Pure helpers, exposed for unit tests. */
 /* VMAs a merge of gfn onto frame adds, given whether its neighbours are

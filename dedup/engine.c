@@ -124,6 +124,7 @@ struct dedup_engine {
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
 	uint64_t scanner_cpu_ns, fault_cpu_ns;
+	uint64_t pass_cpu_max_ns, pass_cpu_last_ns;
 	dedup_event_fn event_fn;
 	void *event_opaque;
 	bool budget_reported;      /* the budget event went out */
@@ -790,12 +791,19 @@ static void *scanner_thread(void *arg)
 		/* Walk by id: guests may come and go while the lock is dropped
 		 * between chunks; ones added during the pass wait for the next. */
 		uint32_t limit = e->next_guest_id, last = 0;
+		uint64_t pass_cpu = e->scanner_cpu_ns;
 		struct dedup_guest *g;
 
 		while (e->running && (g = guest_after(e, last, limit))) {
 			last = g->id;
 			scan_guest(e, g);
 		}
+		/* What a pass costs: the first over new memory hashes it all,
+		 * later ones only what the dirty log says changed. */
+		pass_cpu = e->scanner_cpu_ns - pass_cpu;
+		e->pass_cpu_last_ns = pass_cpu;
+		if (pass_cpu > e->pass_cpu_max_ns)
+			e->pass_cpu_max_ns = pass_cpu;
 		/* The view of the store re-faults on the next compare; without
 		 * it, Pss shows guests the true cost of their memory. */
 		store_unmap_view(&e->store);
@@ -1233,6 +1241,8 @@ void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out)
 	out->passes = e->passes;
 	out->merges = e->merges;
 	out->unmerges = e->unmerges;
+	out->pass_cpu_max_ns = e->pass_cpu_max_ns;
+	out->pass_cpu_last_ns = e->pass_cpu_last_ns;
 	out->cpu_ns = e->scanner_cpu_ns +
 		      __atomic_load_n(&e->fault_cpu_ns, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->lock);

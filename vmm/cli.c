@@ -55,6 +55,8 @@ const char cli_usage[] =
 "  --persist        run: keep serving with no guest (a host daemon)\n"
 "  --no-control     run: no control sockets\n"
 "  --dedup          merge memory of every guest (per guest: dedup=on)\n"
+"  --ksm            let Linux KSM merge instead (MADV_MERGEABLE; the\n"
+"                   benchmark baseline; KSM itself is set in /sys/kernel/mm/ksm)\n"
 "  --dedup-rate N   pages scanned per second (default: no limit)\n"
 "  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
 "  --dedup-vma-budget N  VMAs merges may add (default: vm.max_map_count\n"
@@ -497,6 +499,10 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->dedup_all = true;
 		return 0;
 	}
+	if (!strcmp(arg, "--ksm")) {
+		opt->ksm = true;
+		return 0;
+	}
 	if (!strcmp(arg, "--persist") && opt->cmd == CLI_RUN) {
 		opt->persist = true;
 		return 0;
@@ -589,6 +595,10 @@ static void cli_apply_files(struct cli_options *opt)
 			vm->cfg.console = false;
 		if (opt->dedup_all && !vm->dedup_set)
 			vm->cfg.dedup = true;
+		if (opt->ksm) {
+			vm->cfg.ksm = true;
+			vm->cfg.dedup = false;
+		}
 	}
 }
 
@@ -624,6 +634,8 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 	}
 	if (opt->cmd == CLI_RUN && opt->nr_vms == 0 && !opt->persist)
 		return fv_err(err, FV_E_INVAL, "run needs at least one --vm (or --persist)");
+	if (opt->ksm && (opt->dedup_all || opt->demo_no_dedup))
+		return fv_err(err, FV_E_INVAL, "--ksm replaces foldvm's engine: not with --dedup or --no-dedup");
 	if (opt->persist && !opt->control)
 		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");
 	if (cli_check_syncs(opt, err))

@@ -66,6 +66,7 @@ struct cli_options {
 	char run_dir[PATH_MAX]; /* --run-dir */
 	/* dedup engine */
 	bool dedup_all;         /* --dedup: every guest merges */
+	bool ksm;               /* --ksm: Linux KSM merges instead */
 	uint64_t dedup_rate;    /* --dedup-rate pages/s (0 = unlimited) */
 	unsigned dedup_cpu;     /* --dedup-cpu percent (0 = no cap) */
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */

@@ -97,6 +97,28 @@ static void guest_unlock(struct control_guest *cg)
 	pthread_mutex_unlock(&cg->c->ctx->lock);
 }
 
+static uint64_t cycles_ns(uint64_t cycles, uint64_t tsc_khz)
+{
+	return tsc_khz ? cycles * 1000000ull / tsc_khz : 0;
+}
+
+/* The payload's measurements so far (0 = not measured yet). */
+static struct json_object *measure_json(const struct guest_report *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	jadd_int(o, "tsc-khz", r->tsc_khz);
+	jadd_int(o, "first-write-median-ns", r->measured ? cycles_ns(r->fw_median, r->tsc_khz) : 0);
+	jadd_int(o, "first-write-p99-ns", r->measured ? cycles_ns(r->fw_p99, r->tsc_khz) : 0);
+	jadd_int(o, "merged-write-median-ns",
+		 r->measured_merged ? cycles_ns(r->mw_median, r->tsc_khz) : 0);
+	jadd_int(o, "merged-write-p99-ns",
+		 r->measured_merged ? cycles_ns(r->mw_p99, r->tsc_khz) : 0);
+	jadd_int(o, "churn-pages", r->churned);
+	jadd_int(o, "churn-ns", r->churn_ns);
+	return o;
+}
+
 /* ---- guest commands ---- */
 
 static int cmd_query_status(void *opaque, struct json_object *args,
@@ -115,13 +137,15 @@ static int cmd_query_status(void *opaque, struct json_object *args,
 	step = __atomic_load_n(&d->cur_step, __ATOMIC_RELAXED);
 	step_str = step >= 0 && (unsigned)step < d->spec.nr_steps ?
 		   step_name(d->spec.steps[step].kind) : "done";
-	guest_unlock(cg);
 	*ret = json_object_new_object();
 	jadd_str(*ret, "status", qmp_status(s));
 	jadd_bool(*ret, "running", s == GUEST_RUNNING);
 	jadd_bool(*ret, "singlestep", false);
-	/* foldvm's own: what the test payload is doing (its current step) */
+	/* foldvm's own: what the test payload is doing (its current step)
+	 * and what it measured */
 	jadd_str(*ret, "foldvm-step", step_str);
+	json_object_object_add(*ret, "foldvm-measure", measure_json(d->rep));
+	guest_unlock(cg);
 	return 0;
 }
 
@@ -381,6 +405,8 @@ static struct json_object *host_json(struct run_ctx *ctx)
 	jadd_int(o, "merges", h.merges);
 	jadd_int(o, "unmerges", h.unmerges);
 	jadd_int(o, "scanner-cpu-ns", h.cpu_ns);
+	jadd_int(o, "pass-cpu-max-ns", h.pass_cpu_max_ns);
+	jadd_int(o, "pass-cpu-last-ns", h.pass_cpu_last_ns);
 	return o;
 }
 
@@ -392,6 +418,52 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 	(void)args;
 	(void)err;
 	*ret = host_json(c->ctx);
+	return 0;
+}
+
+/* The census: the most full-page dedup could save on the guests now. */
+static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
+				 struct json_object **ret, struct qmp_error *err)
+{
+	struct control *c = opaque;
+	struct run_ctx *ctx = c->ctx;
+	struct guest_mem *gms[CLI_MAX_VMS];
+	uint32_t doms[CLI_MAX_VMS];
+	const char *names[CLI_MAX_VMS];
+	struct dedup_ideal id;
+	struct fv_error e = { 0 };
+	unsigned n = 0;
+	int r;
+
+	(void)args;
+	pthread_mutex_lock(&ctx->lock);
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
+		struct driver *d = &ctx->drv[i];
+		const char *dom;
+
+		if (!d->used || d->destroying)
+			continue;
+		dom = d->spec.cfg.domain[0] ? d->spec.cfg.domain : d->spec.cfg.name;
+		/* Equal domain names get equal numbers. */
+		doms[n] = n + 1;
+		for (unsigned k = 0; k < n; k++)
+			if (!strcmp(dom, names[k])) {
+				doms[n] = doms[k];
+				break;
+			}
+		names[n] = dom;
+		gms[n++] = &d->guest->mem;
+	}
+	r = dedup_ideal(gms, doms, n, &id, &e);
+	pthread_mutex_unlock(&ctx->lock);
+	if (r)
+		return qmp_error_set(err, "GenericError", "%s", e.msg);
+	*ret = json_object_new_object();
+	jadd_int(*ret, "pages", id.pages);
+	jadd_int(*ret, "zero-pages", id.zero_pages);
+	jadd_int(*ret, "nonzero-pages", id.nonzero_pages);
+	jadd_int(*ret, "distinct-contents", id.distinct);
+	jadd_int(*ret, "ideal-bytes", id.ideal_bytes);
 	return 0;
 }
 
@@ -457,6 +529,10 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 		vm.cfg.console = false;
 	if (ctx->opt->dedup_all && !vm.dedup_set)
 		vm.cfg.dedup = true;
+	if (ctx->opt->ksm) {
+		vm.cfg.ksm = true;
+		vm.cfg.dedup = false;
+	}
 	if (runner_add_guest(ctx, &vm, &e))
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	return 0;
@@ -484,6 +560,8 @@ static int cmd_vm_destroy(void *opaque, struct json_object *args,
 static const struct qmp_command host_commands[] = {
 	{ "query-vms", cmd_query_vms, NULL, 0, "every guest: state, memory, dedup" },
 	{ "query-dedup-host", cmd_query_dedup_host, NULL, 0, "host-wide dedup state" },
+	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0,
+	  "census: the most full-page dedup could save now" },
 	{ "vm-create", cmd_vm_create, vm_create_args, 0, "start a guest (--vm keys)" },
 	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" },
 	{ NULL, NULL, NULL, 0, NULL },

@@ -183,6 +183,8 @@ static int guest_build(struct guest *g, const struct blob *blob,
 static int guest_attach_dedup(struct guest *g, struct dedup_engine *dedup,
 			      struct fv_error *err)
 {
+	if (g->cfg.ksm)
+		return gmem_ksm_enable(&g->mem, err);
 	if (!g->cfg.dedup)
 		return 0;
 	if (!dedup)

@@ -51,6 +51,7 @@ struct guest_config {
 	uint32_t probe_pages;
 	bool console;                /* echo serial lines to stdout */
 	bool dedup;                  /* merge this guest's memory */
+	bool ksm;                    /* let Linux KSM merge it instead */
 	char domain[DEDUP_DOMAIN_MAX + 1]; /* trust domain ("" = its name) */
 };
 

@@ -253,6 +253,16 @@ int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
 	return gmem_enable_dirty_log(gm, err);
 }
 
+int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err)
+{
+	/* Same THP policy as foldvm's engine, so both merge 4 KiB pages. */
+	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0 ||
+	    madvise(gm->host, gm->size, MADV_MERGEABLE) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "madvise(MADV_MERGEABLE) (kernel without KSM?)");
+	return 0;
+}
+
 const uint8_t *gmem_page_view(const struct guest_mem *gm, uint64_t gfn)
 {
 	return gfn < gmem_pages(gm) ? gm->host + gfn * GMEM_PAGE_SIZE : NULL;

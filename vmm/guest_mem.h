@@ -77,6 +77,10 @@ static inline uint64_t gmem_pages(const struct guest_mem *gm)
  * range on `uffd`, KVM dirty logging with manual protect. */
 int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err);
 
+/* Hand the RAM to Linux KSM (MADV_MERGEABLE, no THP): the baseline the
+ * benchmark compares foldvm's engine with. */
+int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err);
+
 /* Read-only view of one page for hashing and comparing. */
 const uint8_t *gmem_page_view(const struct guest_mem *gm, uint64_t gfn);
 

@@ -35,7 +35,7 @@ static void demo_build(struct cli_options *opt)
 			 "measure-merged+churn:512+verify",
 			 i + 1, (unsigned long long)(opt->demo_mem >> 20),
 			 opt->demo_vcpus, opt->quiet ? "off" : "on",
-			 opt->demo_no_dedup ? "off" : "on", opt->demo_seconds);
+			 opt->demo_no_dedup || opt->ksm ? "off" : "on", opt->demo_seconds);
 		/* Built from validated values, so it parses. */
 		if (cli_parse_vm(spec, i, vm, &err))
 			fprintf(stderr, "foldvm: internal: demo spec: %s\n", err.msg);

@@ -9,6 +9,9 @@
 #include "vmm/control.h"
 #include "vmm/vcpu.h"
 
+/* File content kept for guests created at runtime (--persist --files). */
+#define RUNNER_PERSIST_BLOB_MAX (256ull << 20)
+
 /* No single guest command should take longer on any sane host. */
 #define COMMAND_TIMEOUT_MS (10 * 60 * 1000)
 #define EXIT_TIMEOUT_MS 10000
@@ -134,9 +137,15 @@ static int step_churn(struct driver *d, uint64_t pages, struct fv_error *err)
 	uint64_t arg[8] = { pages, 0, 0x0c4u ^ __atomic_add_fetch(&round, 1, __ATOMIC_RELAXED) };
 	struct testdev_result r;
 
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (run_cmd(d, 0, FV_CMD_CHURN, arg, &r, err))
 		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	d->rep->churned += r.result[0];
+	d->rep->churn_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+			    (uint64_t)(t1.tv_nsec - t0.tv_nsec);
 	return 0;
 }
 
@@ -305,7 +314,10 @@ static int runner_load_blob(const struct cli_options *opt, struct blob *blob,
 	memset(blob, 0, sizeof(*blob));
 	if (!opt->nr_files)
 		return 0;
-	/* Enough for the biggest guest's share; smaller guests take a prefix. */
+	/* Enough for the biggest guest's share; smaller guests take a prefix.
+	 * Guests created later (--persist) get at most the default cap. */
+	if (opt->persist)
+		max_pages = RUNNER_PERSIST_BLOB_MAX / FV_PAGE_SIZE;
 	for (unsigned i = 0; i < opt->nr_vms; i++) {
 		const struct guest_config *c = &opt->vms[i].cfg;
 		uint64_t pages = c->mem_size / FV_PAGE_SIZE * c->content.pct_blob / 100;
@@ -365,7 +377,8 @@ static int runner_raise_max_map_count(uint64_t want, struct fv_error *err)
 
 static bool runner_wants_dedup(const struct cli_options *opt, bool *has_sync)
 {
-	bool any = opt->control && opt->persist; /* guests may come later */
+	/* guests may come later, unless KSM does the merging */
+	bool any = opt->control && opt->persist && !opt->ksm;
 
 	*has_sync = false;
 	for (unsigned i = 0; i < opt->nr_vms; i++) {

@@ -31,6 +31,7 @@ struct guest_report {
 	uint64_t verify_checked, verify_mismatches, verify_first_bad;
 	/* churn / race */
 	uint64_t churned, race_iterations;
+	uint64_t churn_ns;      /* host-measured time of the churn steps */
 	/* first write to an untouched page, cycles */
 	bool measured;
 	uint64_t fw_median, fw_p99, fw_mean, tsc_khz;

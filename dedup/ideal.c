@@ -1,0 +1,96 @@
+/*
+ * ideal.c - the most any full-page deduplication could save on the guests
+ * as they are now: a census of their pages, with the trust-domain rules
+ * (full contents merge within a domain, zero pages anywhere).
+ *
+ *   ideal = written zero pages                 (all can go)
+ *         + non-zero pages - distinct contents (one copy of each stays)
+ *
+ * A zero page the guest never wrote (the kernel's zero page, or no page at
+ * all) costs nothing and is not counted.  Read-only; the guests may run.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <xxhash.h>
+#include "dedup/dedup.h"
+#include "dedup/index.h"
+
+#define PAGE 4096ull
+#define PM_PRESENT (1ull << 63)
+#define PM_PFN_MASK ((1ull << 55) - 1)
+
+static uint64_t zero_page_pfn(int pagemap)
+{
+	uint8_t *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint8_t x;
+	uint64_t ent = 0;
+
+	if (p == MAP_FAILED)
+		return 0;
+	x = p[0];
+	(void)x;
+	if (pread(pagemap, &ent, sizeof(ent), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(ent))
+		ent = 0;
+	munmap(p, PAGE);
+	return ent & PM_PRESENT ? ent & PM_PFN_MASK : 0;
+}
+
+/* Does this zero page take memory (a page the guest wrote zeros into)? */
+static bool zero_page_costs(int pagemap, uint64_t zpfn, const void *va)
+{
+	uint64_t ent = 0;
+
+	if (pread(pagemap, &ent, sizeof(ent), (off_t)((uintptr_t)va / PAGE * 8)) != sizeof(ent))
+		return false;
+	return (ent & PM_PRESENT) && (ent & PM_PFN_MASK) != zpfn;
+}
+
+int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
+		unsigned n, struct dedup_ideal *out, struct fv_error *err)
+{
+	static const uint8_t zero[PAGE];
+	struct dedup_index seen;
+	int pagemap;
+
+	memset(out, 0, sizeof(*out));
+	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pagemap < 0)
+		return fv_err(err, FV_E_IO, "/proc/self/pagemap");
+	if (dedup_index_init(&seen, 65536)) {
+		close(pagemap);
+		return fv_err(err, FV_E_NOMEM, "census index");
+	}
+	uint64_t zpfn = zero_page_pfn(pagemap);
+
+	for (unsigned i = 0; i < n; i++) {
+		for (uint64_t gfn = 0; gfn < gmem_pages(gms[i]); gfn++) {
+			const uint8_t *p = gmem_page_view(gms[i], gfn);
+			struct dedup_index_entry e = { .domain = domains[i] };
+			size_t cur = 0;
+
+			out->pages++;
+			if (!memcmp(p, zero, PAGE)) {
+				if (zpfn && zero_page_costs(pagemap, zpfn, p))
+					out->zero_pages++;
+				continue;
+			}
+			out->nonzero_pages++;
+			e.hash = XXH3_64bits(p, PAGE);
+			if (dedup_index_next(&seen, e.hash, e.domain, &cur))
+				continue;
+			if (dedup_index_insert(&seen, &e)) {
+				dedup_index_free(&seen);
+				close(pagemap);
+				return fv_err(err, FV_E_NOMEM, "census index");
+			}
+			out->distinct++;
+		}
+	}
+	out->ideal_bytes = (out->zero_pages + out->nonzero_pages - out->distinct) * PAGE;
+	dedup_index_free(&seen);
+	close(pagemap);
+	return 0;
+}
