@@ -436,7 +436,7 @@ def plot(results, out):
     script = ('set terminal pngcairo size 1100,650 noenhanced; set output "%s"; '
               'set title "memory saved over time (kernel-measured)"; '
               'set xlabel "seconds since merging started"; set ylabel "MiB saved"; '
-              'set key outside right; set grid; '
+              'set key below; set grid; '
               'plot for [i=0:%d] "%s" index i using 1:2 with lines lw 2 title columnheader(1)'
               % (os.path.join(out, "plot.png"), len(results) - 1, dat))
     subprocess.run(["gnuplot", "-e", script], check=True)

@@ -52,6 +52,7 @@
 #include "dedup/index.h"
 #include "dedup/store.h"
 #include "vmm/procstat.h"
+#include "vmm/timeutil.h"
 
 /* Linux 6.4 UAPI; Debian 12's headers (6.1) predate it, the kernels foldvm
  * runs on have it, and UFFDIO_API refuses it cleanly where they do not. */
@@ -220,22 +221,6 @@ static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
 	return !(pte & PM_PRESENT) || (pte & PM_PFN_MASK) == e->zero_pfn;
 }
 
-static void learn_zero_pfn(struct dedup_engine *e)
-{
-	uint64_t ent = 0;
-	volatile uint8_t sink;
-	uint8_t *page = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (page == MAP_FAILED)
-		return;
-	sink = page[0]; /* a read fault maps the kernel's zero page */
-	(void)sink;
-	if (pread(e->pagemap_fd, &ent, sizeof(ent), (off_t)((uintptr_t)page / PAGE * 8)) == sizeof(ent) &&
-	    (ent & PM_PRESENT))
-		e->zero_pfn = ent & PM_PFN_MASK; /* 0 when PFNs are hidden */
-	munmap(page, PAGE);
-}
-
 /* ---- frames ---- */
 
 /* A frame about to be freed leaves the stable index. */
@@ -311,14 +296,6 @@ static struct dedup_guest *guest_by_id(struct dedup_engine *e, uint32_t id)
 
 /* ---- the VMA budget ---- */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The guest whose RAM holds [start, end), if any. */
 static struct dedup_guest *guest_of_range(struct dedup_engine *e, uint64_t start,
 					  uint64_t end)
@@ -376,12 +353,12 @@ static void vma_recount(struct dedup_engine *e)
 	if (!e->cfg.vma_budget)
 		e->vma_budget = e->max_map_count > total - merged + VMA_HEADROOM ?
 				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
-	e->vma_calibrated_ns = mono_ns();
+	e->vma_calibrated_ns = fv_mono_ns();
 }
 
 static void vma_maybe_recount(struct dedup_engine *e)
 {
-	if (mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS)
+	if (fv_mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS)
 		vma_recount(e);
 }
 
@@ -920,7 +897,7 @@ static int engine_init(struct dedup_engine *e, struct fv_error *err)
 	e->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (e->pagemap_fd < 0)
 		return fv_err_errno(err, FV_E_IO, errno, "/proc/self/pagemap");
-	learn_zero_pfn(e);
+	e->zero_pfn = procstat_zero_pfn();
 	if (engine_open_uffd(e, err) || engine_budget(e, err))
 		return -1;
 	return 0;
@@ -1255,15 +1232,7 @@ int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms)
 	uint64_t target;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	if (timeout_ms >= 0) {
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	fv_deadline_after(&deadline, CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0);
 	pthread_mutex_lock(&e->lock);
 	/* A pass already under way may have missed recent changes: n more
 	 * passes must *start* after this call, so wait for n + 1 ends. */

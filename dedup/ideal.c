@@ -17,26 +17,11 @@
 #include <xxhash.h>
 #include "dedup/dedup.h"
 #include "dedup/index.h"
+#include "vmm/procstat.h"
 
 #define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)
 #define PM_PFN_MASK ((1ull << 55) - 1)
-
-static uint64_t zero_page_pfn(int pagemap)
-{
-	uint8_t *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	volatile uint8_t x;
-	uint64_t ent = 0;
-
-	if (p == MAP_FAILED)
-		return 0;
-	x = p[0];
-	(void)x;
-	if (pread(pagemap, &ent, sizeof(ent), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(ent))
-		ent = 0;
-	munmap(p, PAGE);
-	return ent & PM_PRESENT ? ent & PM_PFN_MASK : 0;
-}
 
 /* Does this zero page take memory (a page the guest wrote zeros into)? */
 static bool zero_page_costs(int pagemap, uint64_t zpfn, const void *va)
@@ -63,7 +48,7 @@ int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
 		close(pagemap);
 		return fv_err(err, FV_E_NOMEM, "census index");
 	}
-	uint64_t zpfn = zero_page_pfn(pagemap);
+	uint64_t zpfn = procstat_zero_pfn();
 
 	for (unsigned i = 0; i < n; i++) {
 		for (uint64_t gfn = 0; gfn < gmem_pages(gms[i]); gfn++) {

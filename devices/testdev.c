@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "devices/testdev.h"
+#include "vmm/timeutil.h"
 
 int testdev_init(struct testdev *td, struct guest_mem *mem, unsigned nr_vcpus,
 		 testdev_log_fn log, void *log_opaque, struct fv_error *err)
@@ -208,17 +209,6 @@ int testdev_submit(struct testdev *td, unsigned vcpu, uint32_t cmd,
 	return ret;
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 int testdev_wait(struct testdev *td, unsigned vcpu, int timeout_ms,
 		 struct testdev_result *res, struct fv_error *err)
 {
@@ -230,7 +220,7 @@ int testdev_wait(struct testdev *td, unsigned vcpu, int timeout_ms,
 		return fv_err(err, FV_E_INVAL, "testdev: no vCPU %u", vcpu);
 	slot = &td->slot[vcpu];
 	if (timeout_ms >= 0)
-		deadline_after(&deadline, timeout_ms);
+		fv_deadline_after(&deadline, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&td->lock);
 	while (!slot->result_ready && !td->cancelled && !slot->exited &&
 	       rc != ETIMEDOUT) {

@@ -25,6 +25,7 @@
 #include "devices/qmp.h"
 #include "vmm/control.h"
 #include "vmm/runner.h"
+#include "vmm/timeutil.h"
 
 #define PASS_EVENT_INTERVAL_NS 1000000000ull
 
@@ -595,14 +596,6 @@ static void guest_state_event(void *opaque, struct guest *g, enum guest_state ol
 		json_object_put(data);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Send one event to the host socket and every guest socket. */
 static void broadcast(struct control *c, const char *name, struct json_object *data)
 {
@@ -623,7 +616,7 @@ static void dedup_event(void *opaque, const struct dedup_host_stats *st,
 			bool budget_exhausted)
 {
 	struct control *c = opaque;
-	uint64_t now = mono_ns();
+	uint64_t now = fv_mono_ns();
 	bool pass_due;
 	struct json_object *data;
 

@@ -39,7 +39,8 @@ static const char usage[] =
 "  raw GUEST|host JSON        send one QMP request, print the reply\n"
 "\n"
 "The run directory holds host.qmp and one NAME.qmp per guest; default:\n"
-"$FOLDVM_RUN_DIR, /run/foldvm (root), $XDG_RUNTIME_DIR/foldvm.\n";
+"$FOLDVM_RUN_DIR, /run/foldvm (root), $XDG_RUNTIME_DIR/foldvm,\n"
+"/tmp/foldvm-UID.  Protocol reference: docs/qmp.md.\n";
 
 static int die_usage(const char *fmt, const char *arg)
 {
@@ -146,13 +147,13 @@ static int cmd_list(const struct ctl *c)
 	if (c->json) {
 		print_json(ret);
 	} else {
-		printf("%-16s %-10s %8s %5s %6s %-16s %10s %9s\n", "NAME", "STATE",
+		printf("%-16s %-14s %8s %5s %6s %-16s %10s %9s\n", "NAME", "STATE",
 		       "MEM(MiB)", "VCPUS", "DEDUP", "DOMAIN", "SAVED(MiB)", "MERGED");
 		for (size_t i = 0; ret && i < json_object_array_length(ret); i++) {
 			struct json_object *vm = json_object_array_get_idx(ret, i), *d = NULL;
 
 			json_object_object_get_ex(vm, "dedup", &d);
-			printf("%-16s %-10s %8.0f %5lld %6s %-16s %10.1f %9lld\n",
+			printf("%-16s %-14s %8.0f %5lld %6s %-16s %10.1f %9lld\n",
 			       get_str(vm, "name"), get_str(vm, "status"),
 			       mib(get_int(vm, "memory")), (long long)get_int(vm, "vcpus"),
 			       d && json_object_get_boolean(json_object_object_get(d, "enabled")) ? "on" : "off",
@@ -269,7 +270,16 @@ static int cmd_raw(const struct ctl *c, const char *who, const char *line)
 
 	if (r)
 		return r;
-	if (qmpc_send_line(&q, line, &err) || !(reply = qmpc_read(&q, &err))) {
+	if (qmpc_send_line(&q, line, &err)) {
+		fprintf(stderr, "foldctl: %s\n", err.msg);
+		qmpc_close(&q);
+		return 2;
+	}
+	/* Events may arrive before the reply: skip them. */
+	while ((reply = qmpc_read(&q, &err)) &&
+	       json_object_object_get_ex(reply, "event", NULL))
+		json_object_put(reply);
+	if (!reply) {
 		fprintf(stderr, "foldctl: %s\n", err.msg);
 		qmpc_close(&q);
 		return 2;

@@ -15,6 +15,7 @@
 #include "vmm/guest.h"
 #include "vmm/layout.h"
 #include "vmm/payload.h"
+#include "vmm/timeutil.h"
 #include "vmm/vcpu.h"
 #include "vmm/x86_cpl3.h"
 
@@ -377,15 +378,8 @@ int guest_wait(struct guest *g, int timeout_ms)
 	struct timespec deadline;
 	int rc = 0;
 
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
-	}
+	if (timeout_ms >= 0)
+		fv_deadline_after(&deadline, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&g->lock);
 	while (g->vcpus_alive > 0 && rc != ETIMEDOUT) {
 		if (timeout_ms >= 0)

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -455,4 +456,20 @@ uint64_t procstat_thread_cpu_ns(void)
 	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
 		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t procstat_zero_pfn(void)
+{
+	uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t pfn = 0;
+	bool present = false;
+
+	if (p == MAP_FAILED)
+		return 0;
+	/* A read fault on untouched anonymous memory maps the zero page. */
+	(void)*(volatile uint8_t *)p;
+	if (procstat_pfn(p, &pfn, &present, NULL) || !present)
+		pfn = 0;
+	munmap(p, 4096);
+	return pfn;
 }

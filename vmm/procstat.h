@@ -56,6 +56,10 @@ int procstat_max_map_count(uint64_t *count, struct fv_error *err);
 int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
 		 struct fv_error *err);
 
+/* PFN of the kernel's zero page (what a read of untouched anonymous memory
+ * maps), or 0 when PFNs are hidden (not root). */
+uint64_t procstat_zero_pfn(void);
+
 /* Thread CPU time of the calling thread, nanoseconds. */
 uint64_t procstat_thread_cpu_ns(void);
 

@@ -41,25 +41,6 @@ static const char *const specs[NGUESTS] = {
 };
 
 /* PFN of the kernel's zero page: what a read of untouched memory maps. */
-static uint64_t kernel_zero_pfn(void)
-{
-	volatile uint8_t sink;
-	uint8_t *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t pfn = 0;
-	bool present = false;
-	struct fv_error err;
-
-	KT_ASSERT(p != MAP_FAILED, "mmap");
-	sink = p[0];
-	(void)sink;
-	KT_ASSERT(procstat_pfn(p, &pfn, &present, &err) == 0, "%s", err.msg);
-	munmap(p, PAGE);
-	KT_ASSERT(present && pfn != 0,
-		  "cannot learn the zero page's PFN (present %d pfn %llu)",
-		  present, (unsigned long long)pfn);
-	return pfn;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -163,7 +144,7 @@ int main(void)
 
 	kt_require_kvm("dedup_domains");
 	kt_open(&kvm);
-	zero_pfn = kernel_zero_pfn();
+	zero_pfn = procstat_zero_pfn();
 	e = kt_engine(0);
 
 	for (int i = 0; i < NGUESTS; i++)

@@ -39,19 +39,6 @@ static uint64_t data_gpa(struct guest *g, uint64_t pos)
 	return g->layout.data_gpa + pos * FV_PAGE_SIZE;
 }
 
-static uint64_t kernel_zero_pfn(void)
-{
-	uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	volatile uint8_t x = p[0];
-	uint64_t pfn = 0;
-	bool present;
-
-	(void)x;
-	procstat_pfn(p, &pfn, &present, NULL);
-	munmap(p, 4096);
-	return pfn;
-}
-
 /* Shared content k lives at rank zero + k in both guests. */
 static uint64_t shared_pos(const struct layout_map *m, uint64_t k)
 {
@@ -112,7 +99,7 @@ int main(void)
 
 	dedup_set_paused(e, false);
 	kt_passes(e, 3);
-	zpfn = kernel_zero_pfn();
+	zpfn = procstat_zero_pfn();
 	shared = count_shared_frames(a, &ma, b, &mb);
 	KT_ASSERT(shared == ma.c.shared, "only %llu of %llu shared contents share a frame",
 		  (unsigned long long)shared, (unsigned long long)ma.c.shared);
