@@ -145,6 +145,20 @@ char *qmp_session_greeting(const struct qmp_session *s)
 	return qmp_line(root);
 }
 
+/* Echo the request's id into a reply; NULL (and nothing leaked) when that
+ * fails.  A JSON null id is a NULL pointer, which qmp_add() would refuse. */
+static struct json_object *qmp_echo_id(struct json_object *reply,
+				       const struct qmp_request *req)
+{
+	if (reply && req->has_id &&
+	    json_object_object_add(reply, "id", json_object_get(req->id))) {
+		json_object_put(req->id);
+		json_object_put(reply);
+		return NULL;
+	}
+	return reply;
+}
+
 static char *qmp_error_reply(const struct qmp_error *err,
 			     const struct qmp_request *req)
 {
@@ -154,14 +168,7 @@ static char *qmp_error_reply(const struct qmp_error *err,
 	qmp_add(&e, "class", json_object_new_string(err->class));
 	qmp_add(&e, "desc", json_object_new_string(err->desc));
 	qmp_add(&reply, "error", e);
-	/* A JSON null id is a NULL pointer, which qmp_add() would refuse. */
-	if (reply && req->has_id &&
-	    json_object_object_add(reply, "id", json_object_get(req->id))) {
-		json_object_put(req->id);
-		json_object_put(reply);
-		reply = NULL;
-	}
-	return qmp_line(reply);
+	return qmp_line(qmp_echo_id(reply, req));
 }
 
 static char *qmp_return_reply(struct json_object *ret,
@@ -170,13 +177,7 @@ static char *qmp_return_reply(struct json_object *ret,
 	struct json_object *reply = json_object_new_object();
 
 	qmp_add(&reply, "return", ret ? ret : json_object_new_object());
-	if (reply && req->has_id &&
-	    json_object_object_add(reply, "id", json_object_get(req->id))) {
-		json_object_put(req->id);
-		json_object_put(reply);
-		reply = NULL;
-	}
-	return qmp_line(reply);
+	return qmp_line(qmp_echo_id(reply, req));
 }
 
 char *qmp_session_too_long(const struct qmp_session *s)
