@@ -6,11 +6,12 @@
 #include <unistd.h>
 #include "guest-tools/content.h"
 #include "vmm/cli.h"
+#include "vmm/fileutil.h"
 #include "vmm/payload.h"
 #include "vmm/qmp_client.h"
 
 #define CLI_MAX_SIZE (1ull << 40)
-#define CLI_SPEC_MAX 1024
+#define CLI_SPEC_MAX 8192 /* two paths and a kernel command line */
 #define DEFAULT_SHARED_SEED 0x5eedf01dull
 
 const char cli_usage[] =
@@ -18,13 +19,21 @@ const char cli_usage[] =
 "       foldvm demo [OPTIONS]\n"
 "       foldvm --help | --version\n"
 "\n"
-"Runs KVM test guests whose memory foldvm can deduplicate.\n"
+"Runs KVM guests (foldvm's test payload or a Linux kernel) whose memory\n"
+"foldvm can deduplicate.\n"
 "\n"
-"--vm SPEC is a comma-separated list of key=value:\n"
+"--vm SPEC is a comma-separated list of key=value (',,' is a literal comma):\n"
 "  name=NAME        guest name, [A-Za-z0-9._-], up to 32 chars (default vmN)\n"
 "  mem=SIZE         RAM, e.g. 128M, 1G; a bare number is MiB (default 128M)\n"
 "  vcpus=N          vCPUs, 1..64 (default 1)\n"
 "  payload=PATH     flat test payload (default: the one built into foldvm)\n"
+"  kernel=PATH      boot this Linux kernel instead: a bzImage or an ELF\n"
+"                   vmlinux (64-bit boot protocol; 1 vCPU, mem 16M..3G)\n"
+"  initrd=PATH      initramfs for the kernel\n"
+"  cmdline=TEXT     kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"
+"                   A Linux guest runs until it resets or foldvm is\n"
+"                   interrupted; its steps may only be sleep, wait, sync\n"
+"                   (default wait).  docs/linux.md tells more.\n"
 "  zero=PCT         % of data pages left zero (default 25)\n"
 "  shared=PCT       % of data pages with content shared by all guests (25)\n"
 "  blob=PCT         % of data pages holding file contents from --files\n"
@@ -305,6 +314,20 @@ static int cli_vm_key(struct vm_spec *vm, const char *key, const char *val,
 		if (payload_check_file(val, err))
 			return -1;
 		snprintf(c->payload, sizeof(c->payload), "%s", val);
+	} else if (!strcmp(key, "kernel") || !strcmp(key, "initrd")) {
+		bool is_kernel = !strcmp(key, "kernel");
+
+		if (strlen(val) >= PATH_MAX)
+			return fv_err(err, FV_E_INVAL, "path too long");
+		if (fv_check_file(val, is_kernel ? LINUX_KERNEL_MAX : LINUX_INITRD_MAX,
+				  key, NULL, err))
+			return -1;
+		snprintf(is_kernel ? c->kernel : c->initrd, PATH_MAX, "%s", val);
+	} else if (!strcmp(key, "cmdline")) {
+		if (strlen(val) > LINUX_CMDLINE_MAX)
+			return fv_err(err, FV_E_INVAL, "command line longer than %u bytes",
+				      LINUX_CMDLINE_MAX);
+		snprintf(c->cmdline, sizeof(c->cmdline), "%s", val);
 	} else if (!strcmp(key, "zero")) {
 		return cli_parse_u32(val, 0, 100, &c->content.pct_zero, "zero", err);
 	} else if (!strcmp(key, "shared")) {
@@ -338,27 +361,108 @@ static int cli_vm_key(struct vm_spec *vm, const char *key, const char *val,
 	return 0;
 }
 
+/* Split off the next key=value of a --vm spec at a single comma; ",,"
+ * becomes a literal comma.  Rewrites the buffer in place. */
+static char *cli_spec_next(char **cursor)
+{
+	char *start = *cursor, *out = start, *p = start;
+
+	if (!*p)
+		return NULL;
+	while (*p) {
+		if (*p == ',' && p[1] == ',') {
+			*out++ = ',';
+			p += 2;
+		} else if (*p == ',') {
+			p++;
+			break;
+		} else {
+			*out++ = *p++;
+		}
+	}
+	*out = '\0';
+	*cursor = p;
+	return start;
+}
+
+/* Keys that only mean something to foldvm's test payload. */
+static const char *const payload_keys[] = {
+	"payload", "zero", "shared", "blob", "pool", "seed", "race-pages",
+	"probe-pages",
+};
+
+static void cli_note_key(struct vm_spec *vm, const char *key)
+{
+	if (!strcmp(key, "blob"))
+		vm->blob_set = true;
+	if (!strcmp(key, "dedup"))
+		vm->dedup_set = true;
+	if (!strcmp(key, "steps"))
+		vm->steps_set = true;
+	if (!strcmp(key, "cmdline"))
+		vm->cmdline_set = true;
+	for (size_t i = 0; i < sizeof(payload_keys) / sizeof(payload_keys[0]); i++)
+		if (!vm->payload_key && !strcmp(key, payload_keys[i]))
+			vm->payload_key = payload_keys[i];
+}
+
+/* A Linux guest: one vCPU, memory the boot layout allows, no test-payload
+ * settings, and only the steps that do not talk to the test payload. */
+static int cli_check_linux(struct vm_spec *vm, struct fv_error *err)
+{
+	struct guest_config *c = &vm->cfg;
+
+	if (!guest_config_is_linux(c)) {
+		if (c->initrd[0] || vm->cmdline_set)
+			return fv_err(err, FV_E_INVAL, "%s= needs kernel=",
+				      c->initrd[0] ? "initrd" : "cmdline");
+		return 0;
+	}
+	if (vm->payload_key)
+		return fv_err(err, FV_E_INVAL,
+			      "%s= is a test-payload setting; this guest boots a kernel",
+			      vm->payload_key);
+	if (c->nr_vcpus != 1)
+		return fv_err(err, FV_E_INVAL,
+			      "a Linux guest boots with 1 vCPU (foldvm writes no MP or ACPI tables to announce more)");
+	if (c->mem_size < LINUX_MEM_MIN || c->mem_size > LINUX_MEM_MAX)
+		return fv_err(err, FV_E_INVAL, "a Linux guest needs mem=%lluM..%lluM",
+			      LINUX_MEM_MIN >> 20, LINUX_MEM_MAX >> 20);
+	if (!vm->cmdline_set)
+		snprintf(c->cmdline, sizeof(c->cmdline), "%s", CLI_DEFAULT_CMDLINE);
+	if (!vm->steps_set) {
+		vm->steps[0].kind = STEP_WAIT;
+		vm->nr_steps = 1;
+	}
+	for (unsigned i = 0; i < vm->nr_steps; i++) {
+		enum step_kind k = vm->steps[i].kind;
+
+		if (k != STEP_SLEEP && k != STEP_WAIT && k != STEP_SYNC)
+			return fv_err(err, FV_E_INVAL,
+				      "step '%s' needs foldvm's test payload; a Linux guest may only sleep, wait and sync",
+				      step_name(k));
+	}
+	return 0;
+}
+
 int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err)
 {
-	char buf[CLI_SPEC_MAX], *save = NULL, *tok;
+	char buf[CLI_SPEC_MAX], *cursor = buf, *tok;
 
 	cli_vm_defaults(vm, index);
 	if (strlen(spec) >= sizeof(buf))
 		return fv_err(err, FV_E_INVAL, "--vm spec longer than %d bytes",
 			      CLI_SPEC_MAX - 1);
 	snprintf(buf, sizeof(buf), "%s", spec);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	while ((tok = cli_spec_next(&cursor))) {
 		char *eq = strchr(tok, '=');
 
 		if (!eq || eq == tok)
 			return fv_err(err, FV_E_INVAL,
 				      "--vm: '%s' is not key=value", tok);
 		*eq = '\0';
-		if (!strcmp(tok, "blob"))
-			vm->blob_set = true;
-		if (!strcmp(tok, "dedup"))
-			vm->dedup_set = true;
+		cli_note_key(vm, tok);
 		if (cli_vm_key(vm, tok, eq + 1, err)) {
 			fv_err_prefix(err, "--vm %s: ", tok);
 			return -1;
@@ -373,6 +477,10 @@ int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		return fv_err(err, FV_E_INVAL,
 			      "--vm %s: zero+shared+blob is more than 100%%",
 			      vm->cfg.name);
+	if (cli_check_linux(vm, err)) {
+		fv_err_prefix(err, "--vm %s: ", vm->cfg.name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -589,7 +697,7 @@ static void cli_apply_files(struct cli_options *opt)
 		struct fv_content_spec *c = &vm->cfg.content;
 		uint32_t left = 100 - c->pct_zero - c->pct_shared;
 
-		if (!vm->blob_set && opt->nr_files)
+		if (!vm->blob_set && opt->nr_files && !guest_config_is_linux(&vm->cfg))
 			c->pct_blob = left < 25 ? left : 25;
 		if (opt->quiet)
 			vm->cfg.console = false;

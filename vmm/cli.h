@@ -16,6 +16,10 @@
 #define CLI_MAX_STEPS 32
 #define CLI_MAX_FILES 8
 #define CLI_MAX_SECONDS (7 * 24 * 3600)
+/* The default command line of a Linux guest: its console on the serial
+ * port from the first line on; a reset (reboot, panic) ends the guest. */
+#define CLI_DEFAULT_CMDLINE \
+	"console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=k panic=1 pci=off"
 
 enum cli_command {
 	CLI_NONE,
@@ -50,6 +54,9 @@ struct vm_spec {
 	unsigned nr_steps;
 	bool blob_set;          /* blob= given explicitly */
 	bool dedup_set;         /* dedup= given explicitly */
+	bool steps_set;         /* steps= given explicitly */
+	bool cmdline_set;       /* cmdline= given (an empty one too) */
+	const char *payload_key; /* first test-payload-only key given, or NULL */
 };
 
 struct cli_options {
@@ -91,7 +98,9 @@ int cli_parse_size(const char *s, uint64_t *bytes, struct fv_error *err);
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 		   const char *what, struct fv_error *err);
 
-/* One --vm spec "key=value,key=value"; index numbers the default name. */
+/* One --vm spec "key=value,key=value"; index numbers the default name.
+ * ",," is a literal comma inside a value (as in QEMU), for kernel command
+ * lines such as clearcpuid=1,2. */
 int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err);
 

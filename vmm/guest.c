@@ -18,6 +18,7 @@
 #include "vmm/timeutil.h"
 #include "vmm/vcpu.h"
 #include "vmm/x86_cpl3.h"
+#include "vmm/x86_linux.h"
 
 const char *guest_state_name(enum guest_state state)
 {
@@ -91,12 +92,39 @@ static int guest_open_log(struct guest *g, const char *log_dir,
 	return 0;
 }
 
+/* COM1's line on the in-kernel PIC/IOAPIC (Linux guests). */
+#define GUEST_SERIAL_IRQ 4
+
+static void guest_serial_irq(void *opaque, int level)
+{
+	struct guest *g = opaque;
+	struct kvm_irq_level irq = { .irq = GUEST_SERIAL_IRQ, .level = (uint32_t)level };
+
+	/* Fails only if the VM has no irqchip, which a Linux guest always has. */
+	if (ioctl(g->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		guest_log_message(g, 0, "KVM_IRQ_LINE for the serial port failed");
+}
+
+static void guest_reset_requested(void *opaque, unsigned vcpu)
+{
+	struct guest *g = opaque;
+
+	(void)vcpu;
+	/* foldvm does not reboot guests (as Firecracker): a reset ends it. */
+	guest_exit(g, "the guest reset itself (i8042 reset line)");
+}
+
+/* Linux guests also get the serial interrupt and the i8042 reset line;
+ * test guests get the test device's ports. */
 static int guest_setup_devices(struct guest *g, struct fv_error *err)
 {
+	bool linux_guest = guest_config_is_linux(&g->cfg);
 	struct serial_config sc = {
 		.name = g->cfg.name,
 		.log_fd = g->log_fd,
 		.echo_stdout = g->cfg.console,
+		.set_irq = linux_guest ? guest_serial_irq : NULL,
+		.irq_opaque = g,
 	};
 
 	serial_init(&g->serial, &sc);
@@ -107,7 +135,14 @@ static int guest_setup_devices(struct guest *g, struct fv_error *err)
 	if (testdev_init(&g->testdev, &g->mem, g->cfg.nr_vcpus,
 			 guest_log_message, g, err))
 		return -1;
-	return testdev_register(&g->testdev, &g->io, err);
+	if (!linux_guest)
+		return testdev_register(&g->testdev, &g->io, err);
+	i8042_init(&g->i8042, guest_reset_requested, g);
+	if (ioport_register(&g->io, I8042_DATA_PORT, 1, i8042_io, &g->i8042,
+			    "i8042 data", err))
+		return -1;
+	return ioport_register(&g->io, I8042_CMD_PORT, 1, i8042_io, &g->i8042,
+			       "i8042 command", err);
 }
 
 static uint64_t guest_tsc_khz(struct guest *g)
@@ -139,13 +174,21 @@ static int guest_setup_layout(struct guest *g, const struct blob *blob,
 	return gmem_write(&g->mem, FV_CONFIG_GPA, l, sizeof(*l), err);
 }
 
-static int guest_create_vcpus(struct guest *g, struct fv_error *err)
+/* The vCPU array, every fd -1 so a half-built guest tears down cleanly. */
+static int guest_alloc_vcpus(struct guest *g, struct fv_error *err)
 {
 	g->vcpus = calloc(g->cfg.nr_vcpus, sizeof(*g->vcpus));
 	if (!g->vcpus)
 		return fv_err(err, FV_E_NOMEM, "cannot allocate vCPUs");
 	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++)
 		g->vcpus[i].fd = -1;
+	return 0;
+}
+
+static int guest_create_vcpus(struct guest *g, struct fv_error *err)
+{
+	if (guest_alloc_vcpus(g, err))
+		return -1;
 	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
 		if (vcpu_create(&g->vcpus[i], g, i, err))
 			return -1;
@@ -155,6 +198,57 @@ static int guest_create_vcpus(struct guest *g, struct fv_error *err)
 			return -1;
 	}
 	return 0;
+}
+
+/* Record in the guest's log what it boots (the console output follows). */
+static void guest_log_boot(struct guest *g)
+{
+	char desc[300], line[PATH_MAX + 700];
+	int n;
+
+	linux_image_describe(&g->boot.img, desc, sizeof(desc));
+	n = snprintf(line, sizeof(line),
+		     "foldvm: booting %s: %s; initrd %llu bytes at 0x%llx; command line \"%s\"\n",
+		     g->cfg.kernel, desc, (unsigned long long)g->boot.initrd_size,
+		     (unsigned long long)g->boot.initrd_gpa, g->cfg.cmdline);
+	if (n > 0 && g->log_fd >= 0 &&
+	    write(g->log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+		/* best effort, as every log line */
+	}
+}
+
+/* Every vCPU gets CPUID; the boot vCPU alone starts at the kernel's entry.
+ * (Only one is allowed for now: see cli.c.) */
+static int guest_create_linux_vcpus(struct guest *g, struct fv_error *err)
+{
+	if (guest_alloc_vcpus(g, err))
+		return -1;
+	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
+		if (vcpu_create(&g->vcpus[i], g, i, err) ||
+		    x86_linux_setup_cpuid(g->vcpus[i].fd, g->kvm->cpuid, i, err))
+			return -1;
+	}
+	return x86_linux_setup_vcpu(g->vcpus[0].fd, g->boot.entry,
+				    g->boot.zero_page, err);
+}
+
+/* A Linux guest: irqchip and PIT before any vCPU, the kernel loaded and
+ * checked before a vCPU exists. */
+static int guest_build_linux(struct guest *g, struct fv_error *err)
+{
+	struct linux_boot_config bc = {
+		.kernel = g->cfg.kernel,
+		.initrd = g->cfg.initrd,
+		.cmdline = g->cfg.cmdline,
+	};
+
+	if (x86_linux_setup_vm(g->vm_fd, err) ||
+	    gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err) ||
+	    guest_setup_devices(g, err) ||
+	    linux_boot_load(&g->mem, &bc, &g->boot, err))
+		return -1;
+	guest_log_boot(g);
+	return guest_create_linux_vcpus(g, err);
 }
 
 static int guest_build(struct guest *g, const struct blob *blob,
@@ -171,6 +265,8 @@ static int guest_build(struct guest *g, const struct blob *blob,
 	g->vm_fd = kvm_vm_create(g->kvm, err);
 	if (g->vm_fd < 0)
 		return -1;
+	if (guest_config_is_linux(&g->cfg))
+		return guest_build_linux(g, err);
 	if (gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err) ||
 	    guest_setup_devices(g, err) ||
 	    payload_load(&g->mem, g->cfg.payload, err) ||
@@ -324,17 +420,29 @@ static enum guest_state guest_end_locked(struct guest *g, enum guest_state state
 	return old;
 }
 
-void guest_stop(struct guest *g, const char *reason)
+/* Move to a final state, then tell the test device's waiters and the
+ * state listener (outside the lock).  The first reason wins. */
+static void guest_end(struct guest *g, enum guest_state state, const char *reason)
 {
 	enum guest_state old;
 	char why[512];
 
 	pthread_mutex_lock(&g->lock);
-	old = guest_end_locked(g, GUEST_STOPPED, reason ? reason : "stopped by host");
+	old = guest_end_locked(g, state, reason);
 	snprintf(why, sizeof(why), "%s", g->reason);
 	pthread_mutex_unlock(&g->lock);
 	testdev_cancel(&g->testdev, why);
-	guest_notify(g, old, GUEST_STOPPED, why);
+	guest_notify(g, old, state, why);
+}
+
+void guest_stop(struct guest *g, const char *reason)
+{
+	guest_end(g, GUEST_STOPPED, reason ? reason : "stopped by host");
+}
+
+void guest_exit(struct guest *g, const char *reason)
+{
+	guest_end(g, GUEST_SHUTDOWN, reason);
 }
 
 void guest_fail(struct guest *g, const char *fmt, ...)
@@ -345,13 +453,7 @@ void guest_fail(struct guest *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	enum guest_state old;
-
-	pthread_mutex_lock(&g->lock);
-	old = guest_end_locked(g, GUEST_FAILED, reason);
-	pthread_mutex_unlock(&g->lock);
-	testdev_cancel(&g->testdev, reason);
-	guest_notify(g, old, GUEST_FAILED, reason);
+	guest_end(g, GUEST_FAILED, reason);
 }
 
 void guest_vcpu_exited(struct guest *g, struct vcpu *v)

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/testdev.h"
 #include "dedup/dedup.h"
@@ -26,6 +27,7 @@
 #include "vmm/guest_mem.h"
 #include "vmm/ioport.h"
 #include "vmm/kvm.h"
+#include "vmm/linux_boot.h"
 
 #define GUEST_NAME_MAX 32
 #define GUEST_DEFAULT_RACE_PAGES 16
@@ -53,7 +55,17 @@ struct guest_config {
 	bool dedup;                  /* merge this guest's memory */
 	bool ksm;                    /* let Linux KSM merge it instead */
 	char domain[DEDUP_DOMAIN_MAX + 1]; /* trust domain ("" = its name) */
+	/* A Linux guest (kernel set) boots this instead of the test payload. */
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+	char cmdline[LINUX_CMDLINE_MAX + 1];
 };
+
+/* Does this guest boot a Linux kernel (rather than foldvm's test payload)? */
+static inline bool guest_config_is_linux(const struct guest_config *cfg)
+{
+	return cfg->kernel[0] != '\0';
+}
 
 struct guest;
 
@@ -82,6 +94,8 @@ struct guest {
 	struct serial16550 serial;
 	bool serial_ready;
 	struct testdev testdev;
+	struct i8042 i8042;             /* Linux guests: the reset line */
+	struct linux_boot_info boot;    /* Linux guests: what was loaded */
 	struct fv_guest_config layout;  /* what the payload is told */
 	int log_fd;
 	char log_path[PATH_MAX];
@@ -120,6 +134,10 @@ int guest_resume(struct guest *g, struct fv_error *err);
 
 /* Ask the guest to stop (host request); does not wait. */
 void guest_stop(struct guest *g, const char *reason);
+
+/* The guest ended itself (a reset or power-off request): SHUTDOWN with
+ * this reason; does not wait. */
+void guest_exit(struct guest *g, const char *reason);
 
 /* Record a failure and stop the guest (called from its vCPU threads). */
 void guest_fail(struct guest *g, const char *fmt, ...)

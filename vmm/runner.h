@@ -23,6 +23,8 @@ struct guest_report {
 	enum guest_state state;
 	char reason[512];
 	bool created;
+	bool linux_guest;       /* boots a kernel, not the test payload */
+	uint64_t console_bytes; /* bytes it wrote to its serial port */
 	/* fill */
 	bool filled;
 	uint64_t pages_zero, pages_shared, pages_blob, pages_unique;

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <linux/kvm.h>
 #include "vmm/x86_cpl3.h"
+#include "vmm/x86_seg.h"
 #include "guest-tools/testdev_abi.h"
 
 #define X86_CR0_PE (1ull << 0)
@@ -123,30 +124,14 @@ int x86_cpl3_setup_memory(struct guest_mem *gm, struct fv_error *err)
 	return 0;
 }
 
-static struct kvm_segment x86_user_segment(uint16_t selector, int code)
-{
-	return (struct kvm_segment){
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = selector,
-		.type = code ? 11 : 3, /* execute/read or read/write, accessed */
-		.present = 1,
-		.dpl = 3,
-		.db = code ? 0 : 1,
-		.s = 1,
-		.l = code ? 1 : 0,
-		.g = 1,
-	};
-}
-
 static int x86_setup_sregs(int fd, struct fv_error *err)
 {
 	struct kvm_sregs s;
-	struct kvm_segment data = x86_user_segment(FV_SEL_USER_DS, 0);
+	struct kvm_segment data = x86_flat_segment(FV_SEL_USER_DS, false, 3);
 
 	if (ioctl(fd, KVM_GET_SREGS, &s) < 0)
 		return fv_err_errno(err, FV_E_KVM, errno, "KVM_GET_SREGS");
-	s.cs = x86_user_segment(FV_SEL_USER_CS, 1);
+	s.cs = x86_flat_segment(FV_SEL_USER_CS, true, 3);
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	s.tr = (struct kvm_segment){
 		.base = FV_TSS_GPA, .limit = TSS_LIMIT, .selector = FV_SEL_TSS,

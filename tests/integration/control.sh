@@ -38,16 +38,6 @@ guests_mem() {
 		awk -v st="${store:-0}" '{ s += $1 } END { print s + st }'
 }
 
-wait_for() { # SECONDS COMMAND...
-	t=$1; shift
-	i=0
-	while ! "$@" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ "$i" -le $((t * 10)) ] || return 1
-		sleep 0.1
-	done
-}
-
 for bin in $VARIANTS; do
 	RUN="$TMP/run-$bin"
 	CTL="$BUILDDIR/foldctl --run-dir $RUN"

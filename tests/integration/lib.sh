@@ -28,3 +28,14 @@ expect_in() {
 		grep -Eq -- "$pat" "$file" || { echo "--- $file:"; cat "$file"; fail "no match for /$pat/ in $file"; }
 	done
 }
+
+# wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds.
+wait_for() { # SECONDS COMMAND...
+	t=$1; shift
+	i=0
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -le $((t * 10)) ] || return 1
+		sleep 0.1
+	done
+}

@@ -1,5 +1,9 @@
 /* test_cli.c - command-line parsing: sizes, --vm specs, steps, commands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
 #include "vmm/cli.h"
@@ -117,14 +121,276 @@ static void test_vm_spec_rejects(void)
 
 static void test_spec_too_long(void)
 {
-	char spec[4096];
+	char spec[8200];
 	struct fv_error err;
 	struct vm_spec vm;
 
+	/* longer than the spec buffer (two paths and a kernel command line) */
 	memset(spec, 'a', sizeof(spec) - 1);
 	spec[sizeof(spec) - 1] = '\0';
 	memcpy(spec, "name=", 5);
+	err.msg[0] = '\0';
 	CU_ASSERT_EQUAL(cli_parse_vm(spec, 0, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--vm spec longer than"));
+}
+
+/* ---- Linux guests: kernel=, initrd=, cmdline= ---- */
+
+static struct vm_spec lvm;
+static struct fv_error lerr;
+
+/* A fresh regular file under /tmp holding `content` ("" leaves it empty);
+ * the caller unlinks it. */
+static int temp_file(char *path, size_t size, const char *content)
+{
+	size_t n = strlen(content);
+	int fd;
+
+	snprintf(path, size, "/tmp/foldvm-cli-test-XXXXXX");
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	if (n && write(fd, content, n) != (ssize_t)n) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* cli_parse_vm on a printf-built spec, into lvm / lerr. */
+static int vm_parse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int vm_parse(const char *fmt, ...)
+{
+	static char spec[8192 + 64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(spec, sizeof(spec), fmt, ap);
+	va_end(ap);
+	memset(&lerr, 0, sizeof(lerr));
+	return cli_parse_vm(spec, 0, &lvm, &lerr);
+}
+
+/* The last vm_parse was refused, saying `needle`. */
+static bool refused(const char *needle)
+{
+	return lerr.code == FV_E_INVAL && strstr(lerr.msg, needle) != NULL;
+}
+
+static void test_linux_defaults(void)
+{
+	char kernel[64], initrd[64];
+
+	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "MZ\x01kernel"), 0);
+	CU_ASSERT_EQUAL(temp_file(initrd, sizeof(initrd), "070701"), 0);
+
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s", kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, kernel);
+	CU_ASSERT_TRUE(guest_config_is_linux(&lvm.cfg));
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.initrd, "");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, CLI_DEFAULT_CMDLINE);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.name, "vm0");
+	CU_ASSERT_EQUAL(lvm.cfg.nr_vcpus, 1);
+	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 128ull << 20);
+	/* a Linux guest runs until it resets or foldvm is interrupted */
+	CU_ASSERT_EQUAL(lvm.nr_steps, 1);
+	CU_ASSERT_EQUAL(lvm.steps[0].kind, STEP_WAIT);
+	CU_ASSERT_PTR_NULL(lvm.payload_key);
+
+	/* initrd= before kernel= is fine too */
+	CU_ASSERT_EQUAL(vm_parse("initrd=%s,name=lx,kernel=%s,dedup=on,console=off",
+				 initrd, kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, kernel);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.initrd, initrd);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.name, "lx");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, CLI_DEFAULT_CMDLINE);
+	CU_ASSERT_TRUE(lvm.cfg.dedup);
+	CU_ASSERT_FALSE(lvm.cfg.console);
+
+	/* the memory the boot layout allows, both ends */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=16M", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 16ull << 20);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=3G", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 3ull << 30);
+
+	/* a trailing comma ends the spec like the end of the string */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,", kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, kernel);
+
+	unlink(kernel);
+	unlink(initrd);
+}
+
+static void test_linux_cmdline(void)
+{
+	char kernel[64], cmdline[4097];
+
+	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "vmlinux"), 0);
+
+	/* ",," is a literal comma; a single comma still ends the value */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,cmdline=clearcpuid=1,,2 console=ttyS0,name=x",
+				 kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, "clearcpuid=1,2 console=ttyS0");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.name, "x");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, kernel);
+	/* ",,," is a comma, then the separator; ",," at the end a comma */
+	CU_ASSERT_EQUAL(vm_parse("cmdline=a,,,name=y,kernel=%s", kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, "a,");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.name, "y");
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,cmdline=earlyprintk=serial,,ttyS0,,115200 b,,",
+				 kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, "earlyprintk=serial,ttyS0,115200 b,");
+	/* a trailing comma after the command line */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,cmdline=x=1,,2,", kernel), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, "x=1,2");
+
+	/* 4095 bytes is the limit the boot protocol leaves */
+	memset(cmdline, 'c', sizeof(cmdline) - 1);
+	cmdline[sizeof(cmdline) - 1] = '\0';
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,cmdline=%s", kernel, cmdline), -1);
+	CU_ASSERT_TRUE(refused("longer than 4095"));
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,cmdline=%s", kernel, cmdline + 1), 0);
+	CU_ASSERT_EQUAL(strlen(lvm.cfg.cmdline), 4095);
+	CU_ASSERT_EQUAL(memcmp(lvm.cfg.cmdline, cmdline + 1, 4095), 0);
+
+	/* cmdline= means nothing without a kernel */
+	CU_ASSERT_EQUAL(vm_parse("cmdline=console=ttyS0"), -1);
+	CU_ASSERT_TRUE(refused("cmdline= needs kernel="));
+
+	unlink(kernel);
+}
+
+static void test_linux_steps(void)
+{
+	static const char *const bad[] = {
+		"fill", "verify", "churn:10", "race:5", "measure", "fault",
+		"measure-merged", "sleep:1+fill",
+	};
+	char kernel[64];
+
+	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "k"), 0);
+
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,steps=sleep:1+sync+wait", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.nr_steps, 3);
+	CU_ASSERT_EQUAL(lvm.steps[0].kind, STEP_SLEEP);
+	CU_ASSERT_EQUAL(lvm.steps[0].arg, 1);
+	CU_ASSERT_EQUAL(lvm.steps[1].kind, STEP_SYNC);
+	CU_ASSERT_EQUAL(lvm.steps[2].kind, STEP_WAIT);
+	/* explicit steps win whichever key comes first */
+	CU_ASSERT_EQUAL(vm_parse("steps=sleep:2,kernel=%s", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.nr_steps, 1);
+	CU_ASSERT_EQUAL(lvm.steps[0].kind, STEP_SLEEP);
+	CU_ASSERT_EQUAL(lvm.steps[0].arg, 2);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL(vm_parse("kernel=%s,steps=%s", kernel, bad[i]), -1);
+		CU_ASSERT_TRUE(refused("only sleep, wait and sync"));
+	}
+
+	unlink(kernel);
+}
+
+static void test_linux_rejects(void)
+{
+	static const char *const payload_only[] = {
+		"zero=10", "shared=10", "blob=10", "pool=3", "seed=7",
+		"race-pages=8", "probe-pages=8",
+	};
+	char kernel[64], initrd[64], payload[64], dir[64];
+
+	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "kernel"), 0);
+	CU_ASSERT_EQUAL(temp_file(initrd, sizeof(initrd), "initrd"), 0);
+	CU_ASSERT_EQUAL(temp_file(payload, sizeof(payload), "\xf4"), 0);
+
+	/* one vCPU, 16M..3G */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=2", kernel), -1);
+	CU_ASSERT_TRUE(refused("1 vCPU"));
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=8M", kernel), -1);
+	CU_ASSERT_EQUAL(lerr.code, FV_E_INVAL);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=4G", kernel), -1);
+	CU_ASSERT_TRUE(refused("Linux guest needs mem="));
+	CU_ASSERT_EQUAL(vm_parse("mem=4G,vcpus=2"), 0); /* fine for the payload */
+
+	/* settings of the test payload name themselves */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,payload=%s", kernel, payload), -1);
+	CU_ASSERT_TRUE(refused("payload= is a test-payload setting"));
+	CU_ASSERT_EQUAL(vm_parse("payload=%s", payload), 0);
+	for (size_t i = 0; i < sizeof(payload_only) / sizeof(payload_only[0]); i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "%.*s= is a test-payload setting",
+			 (int)strcspn(payload_only[i], "="), payload_only[i]);
+		CU_ASSERT_EQUAL(vm_parse("%s,kernel=%s", payload_only[i], kernel), -1);
+		CU_ASSERT_TRUE(refused(want));
+	}
+
+	/* initrd= needs a kernel */
+	CU_ASSERT_EQUAL(vm_parse("initrd=%s", initrd), -1);
+	CU_ASSERT_TRUE(refused("initrd= needs kernel="));
+
+	/* kernel= and initrd= must be regular, non-empty files */
+	CU_ASSERT_EQUAL(vm_parse("kernel=/nonexistent/foldvm/bzImage"), -1);
+	CU_ASSERT_TRUE(refused("/nonexistent/foldvm/bzImage"));
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, "");
+	snprintf(dir, sizeof(dir), "/tmp");
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s", dir), -1);
+	CU_ASSERT_TRUE(refused("not a regular file"));
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,initrd=%s", kernel, dir), -1);
+	CU_ASSERT_TRUE(refused("not a regular file"));
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,initrd=/nonexistent/initrd", kernel), -1);
+	CU_ASSERT_TRUE(refused("initrd"));
+	CU_ASSERT_EQUAL(vm_parse("kernel="), -1);
+	CU_ASSERT_EQUAL(lerr.code, FV_E_INVAL);
+	unlink(kernel);
+	/* an empty kernel file is no kernel either */
+	CU_ASSERT_EQUAL(temp_file(kernel, sizeof(kernel), ""), 0);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s", kernel), -1);
+	CU_ASSERT_TRUE(refused("bytes"));
+
+	unlink(kernel);
+	unlink(initrd);
+	unlink(payload);
+}
+
+static void test_test_guest_unchanged(void)
+{
+	CU_ASSERT_EQUAL(vm_parse("name=t,mem=64M,vcpus=2"), 0);
+	CU_ASSERT_FALSE(guest_config_is_linux(&lvm.cfg));
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.kernel, "");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.initrd, "");
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.cmdline, "");
+	CU_ASSERT_EQUAL(lvm.cfg.nr_vcpus, 2);
+	CU_ASSERT_EQUAL(lvm.nr_steps, 2);
+	CU_ASSERT_EQUAL(lvm.steps[0].kind, STEP_FILL);
+	CU_ASSERT_EQUAL(lvm.steps[1].kind, STEP_VERIFY);
+	/* the test payload keeps every step, and a trailing comma is fine */
+	CU_ASSERT_EQUAL(vm_parse("name=t,steps=fill+churn:3+verify,"), 0);
+	CU_ASSERT_STRING_EQUAL(lvm.cfg.name, "t");
+	CU_ASSERT_EQUAL(lvm.nr_steps, 3);
+	CU_ASSERT_EQUAL(lvm.steps[1].kind, STEP_CHURN);
+	CU_ASSERT_EQUAL(lvm.steps[1].arg, 3);
+	CU_ASSERT_EQUAL(vm_parse("zero=10,"), 0);
+	CU_ASSERT_EQUAL(lvm.cfg.content.pct_zero, 10);
+	/* an empty key between commas is still refused */
+	CU_ASSERT_EQUAL(vm_parse("name=t,,,zero=10"), -1);
+}
+
+static void test_run_linux_guest(void)
+{
+	char kernel[64];
+	char spec[128];
+	char *argv[] = { "foldvm", "run", "--vm", spec, "--files", "/" };
+
+	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "kernel"), 0);
+	snprintf(spec, sizeof(spec), "name=lx,kernel=%s", kernel);
+	CU_ASSERT_EQUAL(parse(6, argv), 0);
+	CU_ASSERT_EQUAL(opt.nr_vms, 1);
+	CU_ASSERT_STRING_EQUAL(opt.vms[0].cfg.kernel, kernel);
+	/* --files gives file pages to test payloads only */
+	CU_ASSERT_EQUAL(opt.vms[0].cfg.content.pct_blob, 0);
+	unlink(kernel);
 }
 
 static void test_commands(void)
@@ -208,4 +474,10 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "run guests", test_run_guests);
 	CU_add_test(s, "demo options", test_demo_options);
 	CU_add_test(s, "guest names", test_names);
+	CU_add_test(s, "linux guest defaults", test_linux_defaults);
+	CU_add_test(s, "linux guest cmdline", test_linux_cmdline);
+	CU_add_test(s, "linux guest steps", test_linux_steps);
+	CU_add_test(s, "linux guest rejects", test_linux_rejects);
+	CU_add_test(s, "test guest unchanged", test_test_guest_unchanged);
+	CU_add_test(s, "run a linux guest", test_run_linux_guest);
 }

@@ -11,5 +11,7 @@ void unit_add_procstat_suite(void);
 void unit_add_index_suite(void);
 void unit_add_dedup_suite(void);
 void unit_add_qmp_suite(void);
+void unit_add_linux_boot_suite(void);
+void unit_add_i8042_suite(void);
 
 #endif
