@@ -137,9 +137,15 @@ int qmpc_connect(struct qmp_client *c, const char *path, bool negotiate,
 		return fv_err_errno(err, FV_E_IO, e, "cannot connect to %s", path);
 	}
 	c->greeting = qmpc_read(c, err);
-	if (!c->greeting || !json_object_object_get_ex(c->greeting, "QMP", NULL)) {
+	if (!c->greeting) {
+		/* EOF here: foldvm already serves QMP_MAX_CLIENTS clients. */
 		qmpc_close(c);
-		return fv_err(err, FV_E_IO, "%s sent no QMP greeting (refused?)", path);
+		fv_err_prefix(err, "%s sent no QMP greeting (too many clients?): ", path);
+		return -1;
+	}
+	if (!json_object_object_get_ex(c->greeting, "QMP", NULL)) {
+		qmpc_close(c);
+		return fv_err(err, FV_E_IO, "%s sent no QMP greeting", path);
 	}
 	if (!negotiate)
 		return 0;
