@@ -11,7 +11,6 @@
 #include "vmm/qmp_client.h"
 
 #define CLI_MAX_SIZE (1ull << 40)
-#define CLI_SPEC_MAX 8192 /* two paths and a kernel command line */
 #define DEFAULT_SHARED_SEED 0x5eedf01dull
 
 const char cli_usage[] =
@@ -361,9 +360,7 @@ static int cli_vm_key(struct vm_spec *vm, const char *key, const char *val,
 	return 0;
 }
 
-/* Split off the next key=value of a --vm spec at a single comma; ",,"
- * becomes a literal comma.  Rewrites the buffer in place. */
-static char *cli_spec_next(char **cursor)
+char *cli_spec_next(char **cursor)
 {
 	char *start = *cursor, *out = start, *p = start;
 

@@ -16,6 +16,7 @@
 #define CLI_MAX_STEPS 32
 #define CLI_MAX_FILES 8
 #define CLI_MAX_SECONDS (7 * 24 * 3600)
+#define CLI_SPEC_MAX 8192 /* a --vm spec: two paths and a kernel command line */
 /* The default command line of a Linux guest: its console on the serial
  * port from the first line on; a reset (reboot, panic) ends the guest. */
 #define CLI_DEFAULT_CMDLINE \
@@ -103,6 +104,10 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
  * lines such as clearcpuid=1,2. */
 int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err);
+
+/* Split off the next key=value of a --vm spec at a single comma; ",,"
+ * becomes a literal comma.  Rewrites the buffer in place; NULL at the end. */
+char *cli_spec_next(char **cursor);
 
 /* "fill+verify+churn:1000+sleep:2" */
 int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,

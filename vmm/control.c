@@ -478,6 +478,8 @@ static const struct qmp_arg vm_create_args[] = {
 	{ "steps", QMP_T_STR, true }, { "console", QMP_T_ANY, true },
 	{ "dedup", QMP_T_ANY, true }, { "domain", QMP_T_STR, true },
 	{ "race-pages", QMP_T_ANY, true }, { "probe-pages", QMP_T_ANY, true },
+	{ "kernel", QMP_T_STR, true }, { "initrd", QMP_T_STR, true },
+	{ "cmdline", QMP_T_STR, true },
 	{ NULL, QMP_T_ANY, false },
 };
 
@@ -500,13 +502,20 @@ static int args_to_spec(struct json_object *args, char *spec, size_t len,
 		else
 			return qmp_error_set(err, "GenericError",
 					     "Parameter '%s' expects a string, integer or boolean", key);
-		if (strpbrk(s, ",="))
-			return qmp_error_set(err, "GenericError",
-					     "Parameter '%s' must not contain ',' or '='", key);
-		n = snprintf(spec + off, len - off, "%s%s=%s", off ? "," : "", key, s);
+		n = snprintf(spec + off, len - off, "%s%s=", off ? "," : "", key);
 		if (n < 0 || (size_t)n >= len - off)
 			return qmp_error_set(err, "GenericError", "arguments too long");
 		off += (size_t)n;
+		/* A comma in a value (a kernel command line) is written ",,",
+		 * which cli_parse_vm() reads back as one. */
+		for (; *s; s++) {
+			if (off + 2 >= len)
+				return qmp_error_set(err, "GenericError", "arguments too long");
+			if (*s == ',')
+				spec[off++] = ',';
+			spec[off++] = *s;
+		}
+		spec[off] = '\0';
 	}
 	return 0;
 }
@@ -516,7 +525,7 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 {
 	struct control *c = opaque;
 	struct run_ctx *ctx = c->ctx;
-	char spec[1024];
+	char spec[CLI_SPEC_MAX];
 	struct fv_error e = { 0 };
 	struct vm_spec vm;
 

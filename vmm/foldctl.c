@@ -229,9 +229,14 @@ static int cmd_watch(const struct ctl *c)
 static struct json_object *spec_to_args(const char *spec)
 {
 	struct json_object *args = json_object_new_object();
-	char *copy = strdup(spec), *save = NULL;
+	char *copy = strdup(spec), *cursor = copy, *tok;
 
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	if (!copy) {
+		json_object_put(args);
+		return NULL;
+	}
+	/* The same splitting as foldvm's --vm: ",," is a literal comma. */
+	while ((tok = cli_spec_next(&cursor))) {
 		char *eq = strchr(tok, '=');
 
 		if (!eq) {

@@ -104,6 +104,16 @@ for bin in $VARIANTS; do
 	fi
 	$CTL list >"$TMP/list2" 2>&1
 	grep -Eq "^tg +running" "$TMP/list2" || { cat "$TMP/list2" "$TMP/fv.out"; fail "$bin: the test guest is not running after the Linux guest went"; }
+	# Kernel guests at runtime (vm-create): the command line's commas
+	# survive, a bad image is refused with the loader's message.
+	$CTL create "name=k2,mem=128M,kernel=$VMLINUX,cmdline=console=ttyS0 clearcpuid=141,,308" \
+		>"$TMP/create.out" 2>&1 || { cat "$TMP/create.out"; fail "$bin: create k2"; }
+	expect_in "$LOGS/k2.log" 'foldvm: booting .*command line "console=ttyS0 clearcpuid=141,308"'
+	$CTL quit k2 >/dev/null 2>&1 || fail "$bin: quit k2"
+	if $CTL create "name=bad,kernel=$TMP/garbage" >"$TMP/create.out" 2>&1; then
+		fail "$bin: vm-create accepted a garbage kernel"
+	fi
+	expect_in "$TMP/create.out" "not a Linux kernel"
 	# The test guest is still alive: let it finish and verify everything.
 	kill -INT $FVPID
 	wait $FVPID
