@@ -93,15 +93,6 @@ static struct usage usage_now(struct dedup_engine *e)
 	return u;
 }
 
-static uint64_t shared_pages_of(struct guest *g)
-{
-	struct fv_layout_counts c;
-
-	fv_layout_counts(&g->layout.content, g->layout.data_pages,
-			 g->layout.blob_pages, &c);
-	return c.shared;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -121,7 +112,7 @@ static uint64_t cycle(struct kvm_sys *kvm, struct dedup_engine *e, int i,
 	kt_fill(t);
 	kt_passes(e, 2);
 	st = kt_stats(t);
-	shared = shared_pages_of(t);
+	shared = kt_shared_pages(t);
 	KT_ASSERT(st.pages_merged * 10 >= shared * 8,
 		  "cycle %d: T merged %llu pages of %llu shared", i,
 		  (unsigned long long)st.pages_merged, (unsigned long long)shared);
@@ -168,7 +159,7 @@ int main(void)
 			kt_passes(e, 2);
 			s2 = kt_stats(t2);
 			s3 = kt_stats(t3);
-			shared2 = shared_pages_of(t2);
+			shared2 = kt_shared_pages(t2);
 			KT_ASSERT(s2.pages_merged * 10 >= shared2 * 8 &&
 				  s3.pages_merged * 10 >= shared2 * 8,
 				  "t2/t3 merged %llu/%llu of %llu shared",

@@ -125,15 +125,6 @@ static uint64_t data_frames_in_common(struct guest *c, struct guest *d,
 	return found;
 }
 
-static uint64_t shared_pages_of(struct guest *g)
-{
-	struct fv_layout_counts c;
-
-	fv_layout_counts(&g->layout.content, g->layout.data_pages,
-			 g->layout.blob_pages, &c);
-	return c.shared;
-}
-
 int main(void)
 {
 	struct kvm_sys kvm;
@@ -155,9 +146,9 @@ int main(void)
 
 	for (int i = 0; i < NGUESTS; i++)
 		st[i] = kt_stats(g[i]);
-	shared = shared_pages_of(g[0]);
+	shared = kt_shared_pages(g[0]);
 	for (int i = 1; i < NGUESTS; i++)
-		KT_ASSERT(shared_pages_of(g[i]) == shared, "shared counts differ");
+		KT_ASSERT(kt_shared_pages(g[i]) == shared, "shared counts differ");
 	KT_ASSERT(shared > 1000, "only %llu shared pages", (unsigned long long)shared);
 
 	/* A and B are alone in their domains: nothing to merge with. */

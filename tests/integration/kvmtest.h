@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dedup/dedup.h"
+#include "guest-tools/content.h"
 #include "vmm/cli.h"
 #include "vmm/guest.h"
 #include "vmm/procstat.h"
@@ -116,6 +117,16 @@ static inline void kt_destroy(struct guest *g)
 		testdev_submit(&g->testdev, i, FV_CMD_EXIT, NULL, NULL);
 	guest_wait(g, 10000);
 	guest_destroy(g);
+}
+
+/* How many data pages of a test guest hold the content all guests share. */
+static inline uint64_t kt_shared_pages(struct guest *g)
+{
+	struct fv_layout_counts c;
+
+	fv_layout_counts(&g->layout.content, g->layout.data_pages,
+			 g->layout.blob_pages, &c);
+	return c.shared;
 }
 
 static inline struct dedup_guest_stats kt_stats(struct guest *g)
