@@ -450,8 +450,9 @@ static int linux_load_initrd(struct guest_mem *gm, const struct linux_image *img
 	    linux_initrd_place(img, gm->size, out->initrd_size, &out->initrd_gpa, err) ||
 	    fv_read_file(path, max, "initrd", &buf, &len, err))
 		return -1;
-	out->initrd_size = len;
-	r = linux_initrd_place(img, gm->size, len, &out->initrd_gpa, err) ||
+	/* The placement holds only for the size it was made for. */
+	r = (len != out->initrd_size &&
+	     fv_err(err, FV_E_IO, "initrd '%s' changed size while read", path)) ||
 	    gmem_write(gm, out->initrd_gpa, buf, len, err);
 	free(buf);
 	return r ? -1 : 0;

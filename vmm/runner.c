@@ -266,8 +266,9 @@ static void driver_shutdown_guest(struct driver *d)
 
 	if (d->rep->linux_guest)
 		guest_stop(d->guest, "stopped by foldvm: its steps are done");
-	for (unsigned i = 0; i < d->guest->cfg.nr_vcpus && !d->rep->linux_guest; i++)
-		testdev_submit(td, i, FV_CMD_EXIT, NULL, NULL);
+	else
+		for (unsigned i = 0; i < d->guest->cfg.nr_vcpus; i++)
+			testdev_submit(td, i, FV_CMD_EXIT, NULL, NULL);
 	if (guest_wait(d->guest, EXIT_TIMEOUT_MS)) {
 		guest_stop(d->guest, "did not exit when asked");
 		guest_wait(d->guest, -1);
