@@ -56,6 +56,7 @@ struct dedup_guest_stats {
 				       /proc/self/maps, estimated in between) */
 	uint64_t full_passes;
 	uint64_t cpu_ns;            /* scanner CPU time spent on this guest */
+	uint64_t rate;              /* its own scan-rate cap, pages/s (0 = none) */
 };
 
 struct dedup_host_stats {
@@ -130,6 +131,11 @@ void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
  * running engine. */
 void dedup_set_limits(struct dedup_engine *e, uint64_t rate, unsigned cpu_pct);
 void dedup_get_limits(struct dedup_engine *e, uint64_t *rate, unsigned *cpu_pct);
+
+/* Cap the scan of one guest at `rate` pages/s (0 = only the host-wide
+ * limit applies); the stricter of the two limits wins. */
+void dedup_guest_set_rate(struct dedup_engine *e, struct dedup_guest *g,
+			  uint64_t rate);
 
 /* Hold the scanner (paused true) or let it go; a pass in progress
  * finishes its current chunk first.  Engines start running. */

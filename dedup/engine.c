@@ -94,6 +94,7 @@ struct dedup_guest {
 	struct dedup_page *pages;
 	uint64_t *dirty;           /* this pass's dirty bitmap */
 	bool paused_merging;       /* dedup switched off: only unmerges tracked */
+	uint64_t rate;             /* its own scan-rate cap, pages/s (0 = none) */
 	struct dedup_guest_stats st;
 	struct dedup_guest *next;
 };
@@ -680,6 +681,16 @@ static void scan_throttle(uint64_t rate, unsigned cpu_pct, uint64_t pages,
 		sleep_ns(want - cpu_ns);
 }
 
+/* The stricter of the host-wide rate and the guest's own: one guest's
+ * cap (a libvirt domain's <foldvm:dedup rate>) slows only its own scan. */
+static uint64_t scan_rate_of(const struct dedup_engine *e,
+			     const struct dedup_guest *g)
+{
+	if (!g->rate)
+		return e->cfg.rate;
+	return e->cfg.rate && e->cfg.rate < g->rate ? e->cfg.rate : g->rate;
+}
+
 static bool engine_has_guest(struct dedup_engine *e, struct dedup_guest *g)
 {
 	for (struct dedup_guest *x = e->guests; x; x = x->next)
@@ -709,7 +720,7 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		spent = procstat_thread_cpu_ns() - t0;
 		g->st.cpu_ns += spent;
 		e->scanner_cpu_ns += spent;
-		rate = e->cfg.rate;
+		rate = scan_rate_of(e, g);
 		cpu_pct = e->cfg.cpu_pct;
 		pthread_mutex_unlock(&e->lock);
 		scan_throttle(rate, cpu_pct, count, spent);
@@ -1128,6 +1139,15 @@ void dedup_set_limits(struct dedup_engine *e, uint64_t rate, unsigned cpu_pct)
 	pthread_mutex_lock(&e->lock);
 	e->cfg.rate = rate;
 	e->cfg.cpu_pct = cpu_pct > 100 ? 100 : cpu_pct;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void dedup_guest_set_rate(struct dedup_engine *e, struct dedup_guest *g,
+			  uint64_t rate)
+{
+	pthread_mutex_lock(&e->lock);
+	g->rate = rate;
+	g->st.rate = rate;
 	pthread_mutex_unlock(&e->lock);
 }
 

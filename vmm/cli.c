@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "guest-tools/content.h"
 #include "vmm/cli.h"
+#include "vmm/domain.h"
 #include "vmm/fileutil.h"
 #include "vmm/payload.h"
 #include "vmm/qmp_client.h"
@@ -15,6 +16,8 @@
 
 const char cli_usage[] =
 "Usage: foldvm run [OPTIONS] --vm SPEC [--vm SPEC]...\n"
+"       foldvm run [OPTIONS] --domain-xml FILE [--domain-xml FILE]...\n"
+"       foldvm run [OPTIONS] --libvirt URI --domain NAME [--domain NAME]...\n"
 "       foldvm demo [OPTIONS]\n"
 "       foldvm --help | --version\n"
 "\n"
@@ -61,6 +64,18 @@ const char cli_usage[] =
 "                   $FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
 "                   $XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md\n"
 "  --persist        run: keep serving with no guest (a host daemon)\n"
+"  libvirt (run only; docs/libvirt.md):\n"
+"  --domain-xml FILE  a guest defined by libvirt domain XML (repeatable)\n"
+"  --libvirt URI    fetch domains from this libvirt connection (read-only)\n"
+"  --domain NAME    run this domain of --libvirt URI (repeatable)\n"
+"  --strict         refuse a domain with settings foldvm cannot honour\n"
+"                   (default: list them on stderr and run)\n"
+"  --hooks-dir DIR  libvirt qemu hooks run for domain guests: DIR/qemu,\n"
+"                   DIR/qemu.d/* (default " HOOKS_DEFAULT_DIR ")\n"
+"  --no-hooks       run no hook scripts\n"
+"  --hook-timeout S kill a hook still running after S seconds (default 30)\n"
+"  --lock-dir DIR   per-domain locks, by uuid (default: the default run\n"
+"                   directory + /domains)\n"
 "  --no-control     run: no control sockets\n"
 "  --dedup          merge memory of every guest (per guest: dedup=on)\n"
 "  --ksm            let Linux KSM merge instead (MADV_MERGEABLE; the\n"
@@ -442,6 +457,25 @@ static int cli_check_linux(struct vm_spec *vm, struct fv_error *err)
 	return 0;
 }
 
+int cli_vm_set(struct vm_spec *vm, const char *key, const char *val,
+	       struct fv_error *err)
+{
+	cli_note_key(vm, key);
+	return cli_vm_key(vm, key, val, err);
+}
+
+int cli_vm_finish(struct vm_spec *vm, struct fv_error *err)
+{
+	if (!vm->blob_set)
+		vm->cfg.content.pct_blob = 0; /* cli_parse decides, seeing --files */
+	vm->cfg.content.unique_seed = name_hash(vm->cfg.name);
+	vm->cfg.content.layout_seed = fv_mix64(name_hash(vm->cfg.name) ^ 0x1a40u);
+	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
+	    vm->cfg.content.pct_blob > 100)
+		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");
+	return cli_check_linux(vm, err);
+}
+
 int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err)
 {
@@ -459,22 +493,12 @@ int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 			return fv_err(err, FV_E_INVAL,
 				      "--vm: '%s' is not key=value", tok);
 		*eq = '\0';
-		cli_note_key(vm, tok);
-		if (cli_vm_key(vm, tok, eq + 1, err)) {
+		if (cli_vm_set(vm, tok, eq + 1, err)) {
 			fv_err_prefix(err, "--vm %s: ", tok);
 			return -1;
 		}
 	}
-	if (!vm->blob_set)
-		vm->cfg.content.pct_blob = 0; /* cli_parse decides, seeing --files */
-	vm->cfg.content.unique_seed = name_hash(vm->cfg.name);
-	vm->cfg.content.layout_seed = fv_mix64(name_hash(vm->cfg.name) ^ 0x1a40u);
-	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
-	    vm->cfg.content.pct_blob > 100)
-		return fv_err(err, FV_E_INVAL,
-			      "--vm %s: zero+shared+blob is more than 100%%",
-			      vm->cfg.name);
-	if (cli_check_linux(vm, err)) {
+	if (cli_vm_finish(vm, err)) {
 		fv_err_prefix(err, "--vm %s: ", vm->cfg.name);
 		return -1;
 	}
@@ -493,6 +517,12 @@ static void cli_defaults(struct cli_options *opt)
 	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s/foldvm-%u",
 		 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
 	qmpc_default_run_dir(opt->run_dir, sizeof(opt->run_dir));
+	snprintf(opt->hooks.dir, sizeof(opt->hooks.dir), "%s", HOOKS_DEFAULT_DIR);
+	opt->hooks.timeout_ms = HOOKS_DEFAULT_TIMEOUT_MS;
+	/* Beside the default control sockets whatever --run-dir says: every
+	 * foldvm of the host must see the same locks. */
+	qmpc_default_run_dir(opt->lock_dir, sizeof(opt->lock_dir) - 16);
+	strcat(opt->lock_dir, "/domains");
 }
 
 /* "--opt VALUE" or "--opt=VALUE"; advances *i past what it used. */
@@ -519,23 +549,132 @@ static bool cli_is_option(const char *arg, const char *opt)
 	return !strncmp(arg, opt, n) && (arg[n] == '\0' || arg[n] == '=');
 }
 
-static int cli_add_vm(struct cli_options *opt, const char *spec,
-		      struct fv_error *err)
+/* Take the guest at opt->vms[opt->nr_vms] (filled by the caller): names
+ * are unique. */
+static int cli_commit_vm(struct cli_options *opt, struct fv_error *err)
 {
-	struct vm_spec *vm;
+	struct vm_spec *vm = &opt->vms[opt->nr_vms];
 
-	if (opt->nr_vms == CLI_MAX_VMS)
-		return fv_err(err, FV_E_INVAL, "at most %d --vm guests",
-			      CLI_MAX_VMS);
-	vm = &opt->vms[opt->nr_vms];
-	if (cli_parse_vm(spec, opt->nr_vms, vm, err))
-		return -1;
 	for (unsigned i = 0; i < opt->nr_vms; i++)
 		if (!strcmp(opt->vms[i].cfg.name, vm->cfg.name))
 			return fv_err(err, FV_E_INVAL,
 				      "two guests are named '%s'", vm->cfg.name);
 	opt->nr_vms++;
 	return 0;
+}
+
+static int cli_add_vm(struct cli_options *opt, const char *spec,
+		      struct fv_error *err)
+{
+	if (opt->nr_vms == CLI_MAX_VMS)
+		return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+	if (cli_parse_vm(spec, opt->nr_vms, &opt->vms[opt->nr_vms], err))
+		return -1;
+	return cli_commit_vm(opt, err);
+}
+
+/* The guests of --domain-xml and --libvirt/--domain, after the --vm ones.
+ * Two definitions of one uuid would be one domain run twice. */
+static int cli_add_domains(struct cli_options *opt, struct fv_error *err)
+{
+	unsigned total = opt->nr_domain_files + opt->nr_libvirt_domains;
+
+	for (unsigned k = 0; k < total; k++) {
+		struct vm_spec *vm = &opt->vms[opt->nr_vms];
+		int r;
+
+		if (opt->nr_vms == CLI_MAX_VMS)
+			return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+		if (k < opt->nr_domain_files)
+			r = domain_spec_from_file(opt->domain_files[k], opt->nr_vms,
+						  opt->strict, vm, err);
+		else
+			r = domain_spec_from_libvirt(opt->libvirt_uri,
+						     opt->libvirt_domains[k - opt->nr_domain_files],
+						     opt->nr_vms, opt->strict, vm, err);
+		if (r) {
+			domain_spec_free(vm);
+			return -1;
+		}
+		for (unsigned i = 0; i < opt->nr_vms; i++)
+			if (!strcmp(opt->vms[i].uuid, vm->uuid) && vm->uuid[0]) {
+				fv_err(err, FV_E_INVAL,
+				       "%s and %s define the same domain (uuid %s)",
+				       opt->vms[i].origin, vm->origin, vm->uuid);
+				domain_spec_free(vm);
+				return -1;
+			}
+		if (cli_commit_vm(opt, err)) {
+			domain_spec_free(vm);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void cli_options_free(struct cli_options *opt)
+{
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		domain_spec_free(&opt->vms[i]);
+}
+
+/* --domain-xml FILE, --libvirt URI, --domain NAME, --strict, the hooks and
+ * the lock directory.  1 when `arg` is none of them. */
+static int cli_domain_option(int argc, char *const argv[], int *i,
+			     struct cli_options *opt, struct fv_error *err)
+{
+	const char *arg = argv[*i], *val;
+	uint64_t x;
+
+	if (!strcmp(arg, "--strict")) {
+		opt->strict = true;
+		return 0;
+	}
+	if (!strcmp(arg, "--no-hooks")) {
+		opt->hooks.dir[0] = '\0';
+		return 0;
+	}
+	if (cli_is_option(arg, "--domain-xml") || cli_is_option(arg, "--domain")) {
+		bool file = cli_is_option(arg, "--domain-xml");
+		unsigned *nr = file ? &opt->nr_domain_files : &opt->nr_libvirt_domains;
+
+		if (cli_option_value(argc, argv, i, file ? "--domain-xml" : "--domain",
+				     &val, err))
+			return -1;
+		if (*nr == CLI_MAX_VMS)
+			return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+		(file ? opt->domain_files : opt->libvirt_domains)[(*nr)++] = val;
+		return 0;
+	}
+	if (cli_is_option(arg, "--libvirt")) {
+		if (cli_option_value(argc, argv, i, "--libvirt", &val, err))
+			return -1;
+		if (opt->libvirt_uri)
+			return fv_err(err, FV_E_INVAL, "--libvirt given twice (one connection per foldvm)");
+		opt->libvirt_uri = val;
+		return 0;
+	}
+	if (cli_is_option(arg, "--hook-timeout")) {
+		if (cli_option_value(argc, argv, i, "--hook-timeout", &val, err) ||
+		    cli_parse_uint(val, 1, 3600, &x, "--hook-timeout", err))
+			return -1;
+		opt->hooks.timeout_ms = (unsigned)x * 1000u;
+		return 0;
+	}
+	if (cli_is_option(arg, "--hooks-dir") || cli_is_option(arg, "--lock-dir")) {
+		bool hooks = cli_is_option(arg, "--hooks-dir");
+		char *dst = hooks ? opt->hooks.dir : opt->lock_dir;
+
+		if (cli_option_value(argc, argv, i, hooks ? "--hooks-dir" : "--lock-dir",
+				     &val, err))
+			return -1;
+		if (*val != '/' || strlen(val) >= PATH_MAX - 128)
+			return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
+				      hooks ? "--hooks-dir" : "--lock-dir");
+		snprintf(dst, PATH_MAX, "%s", val);
+		return 0;
+	}
+	return 1;
 }
 
 static int cli_demo_option(struct cli_options *opt, const char *name,
@@ -635,6 +774,12 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 	if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
 		opt->cmd = CLI_HELP;
 		return 0;
+	}
+	if (opt->cmd == CLI_RUN) {
+		int r = cli_domain_option(argc, argv, i, opt, err);
+
+		if (r <= 0)
+			return r;
 	}
 	if (cli_is_option(arg, "--vm") && opt->cmd == CLI_RUN)
 		return cli_option_value(argc, argv, i, "--vm", &val, err) ||
@@ -737,8 +882,14 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		if (opt->cmd == CLI_HELP)
 			return 0;
 	}
+	if (opt->nr_libvirt_domains && !opt->libvirt_uri)
+		return fv_err(err, FV_E_INVAL, "--domain NAME needs --libvirt URI");
+	if (opt->libvirt_uri && !opt->nr_libvirt_domains)
+		return fv_err(err, FV_E_INVAL, "--libvirt URI needs at least one --domain NAME");
+	if (cli_add_domains(opt, err))
+		return -1;
 	if (opt->cmd == CLI_RUN && opt->nr_vms == 0 && !opt->persist)
-		return fv_err(err, FV_E_INVAL, "run needs at least one --vm (or --persist)");
+		return fv_err(err, FV_E_INVAL, "run needs at least one --vm, --domain-xml or --domain (or --persist)");
 	if (opt->ksm && (opt->dedup_all || opt->demo_no_dedup))
 		return fv_err(err, FV_E_INVAL, "--ksm replaces foldvm's engine: not with --dedup or --no-dedup");
 	if (opt->persist && !opt->control)

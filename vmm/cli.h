@@ -9,8 +9,10 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "vmm/domxml.h"
 #include "vmm/error.h"
 #include "vmm/guest.h"
+#include "vmm/hooks.h"
 
 #define CLI_MAX_VMS 16
 #define CLI_MAX_STEPS 32
@@ -58,6 +60,12 @@ struct vm_spec {
 	bool steps_set;         /* steps= given explicitly */
 	bool cmdline_set;       /* cmdline= given (an empty one too) */
 	const char *payload_key; /* first test-payload-only key given, or NULL */
+	/* A guest defined by libvirt domain XML (uuid[0] != 0): */
+	char uuid[DOMXML_UUID_LEN + 1];
+	char *domain_xml;       /* the document, for the hooks' stdin (owned by
+				   cli_options; freed by cli_options_free) */
+	char origin[PATH_MAX];  /* the file, or "URI domain NAME" */
+	char notes[DOMXML_NOTES_MAX]; /* what foldvm cannot honour ("" = none) */
 };
 
 struct cli_options {
@@ -72,6 +80,15 @@ struct cli_options {
 	bool control;           /* serve QMP sockets (default on for run) */
 	bool persist;           /* --persist: keep serving with no guest */
 	char run_dir[PATH_MAX]; /* --run-dir */
+	/* libvirt domain XML (docs/libvirt.md) */
+	const char *domain_files[CLI_MAX_VMS];    /* --domain-xml */
+	unsigned nr_domain_files;
+	const char *libvirt_uri;                  /* --libvirt */
+	const char *libvirt_domains[CLI_MAX_VMS]; /* --domain */
+	unsigned nr_libvirt_domains;
+	bool strict;            /* --strict: refuse what foldvm cannot honour */
+	struct hooks_config hooks; /* --hooks-dir, --no-hooks, --hook-timeout */
+	char lock_dir[PATH_MAX];   /* --lock-dir: per-domain locks */
 	/* dedup engine */
 	bool dedup_all;         /* --dedup: every guest merges */
 	bool ksm;               /* --ksm: Linux KSM merges instead */
@@ -104,6 +121,17 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
  * lines such as clearcpuid=1,2. */
 int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err);
+
+/* One key=value of a --vm spec onto vm (the pieces of cli_parse_vm, for
+ * other sources of guest definitions: libvirt domain XML). */
+int cli_vm_set(struct vm_spec *vm, const char *key, const char *val,
+	       struct fv_error *err);
+/* After the last cli_vm_set: defaults that depend on several keys, and
+ * the checks across them. */
+int cli_vm_finish(struct vm_spec *vm, struct fv_error *err);
+
+/* Free what cli_parse allocated (domain XML documents). */
+void cli_options_free(struct cli_options *opt);
 
 /* Split off the next key=value of a --vm spec at a single comma; ",,"
  * becomes a literal comma.  Rewrites the buffer in place; NULL at the end. */

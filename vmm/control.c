@@ -1,7 +1,8 @@
 /*
  * control.c - the QMP commands of foldvm's control sockets.
  *
- * Per guest (RUNDIR/NAME.qmp): query-status, stop, cont, quit, query-name,
+ * Per guest (RUNDIR/NAME.qmp, and RUNDIR/by-uuid/UUID.qmp for a libvirt
+ * domain): query-status, stop, cont, quit, query-name, query-uuid,
  * query-dedup, dedup-set.  Host (RUNDIR/host.qmp): query-vms,
  * query-dedup-host, vm-create, vm-destroy.  Both: qmp_capabilities and
  * query-commands (built into devices/qmp.c).  Events: STOP, RESUME and
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <json-c/json.h>
 #include "config.h"
 #include "devices/qmp.h"
@@ -33,6 +35,8 @@ struct control_guest {
 	struct control *c;
 	char name[GUEST_NAME_MAX + 1];
 	char path[PATH_MAX + GUEST_NAME_MAX + 8];  /* run dir + "/NAME.qmp" */
+	char uuid[DOMXML_UUID_LEN + 1];            /* "" = not a libvirt domain */
+	char uuid_path[PATH_MAX + 64];  /* run dir + "/by-uuid/UUID.qmp" link */
 	struct qmp_endpoint_config cfg;
 	struct qmp_endpoint *ep;
 };
@@ -205,6 +209,20 @@ static int cmd_query_name(void *opaque, struct json_object *args,
 	return 0;
 }
 
+/* QEMU's query-uuid: the domain's uuid (all zeros when it has none). */
+static int cmd_query_uuid(void *opaque, struct json_object *args,
+			  struct json_object **ret, struct qmp_error *err)
+{
+	struct control_guest *cg = opaque;
+
+	(void)args;
+	(void)err;
+	*ret = json_object_new_object();
+	jadd_str(*ret, "UUID", cg->uuid[0] ? cg->uuid :
+		 "00000000-0000-0000-0000-000000000000");
+	return 0;
+}
+
 /* Every per-guest statistic, pages and bytes, plus the kernel's view. */
 static struct json_object *dedup_json(struct driver *d, struct dedup_engine *e)
 {
@@ -246,6 +264,7 @@ static struct json_object *dedup_json(struct driver *d, struct dedup_engine *e)
 	jadd_int(o, "vmas", s.vmas);
 	jadd_int(o, "full-passes", s.full_passes);
 	jadd_int(o, "scanner-cpu-ns", s.cpu_ns);
+	jadd_int(o, "scan-rate", s.rate);
 	return o;
 }
 
@@ -285,6 +304,7 @@ static int dedup_set_enabled(struct run_ctx *ctx, struct driver *d, bool on,
 		g->cfg.dedup = false;
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	}
+	dedup_guest_set_rate(ctx->dedup, g->dedup_guest, g->cfg.dedup_rate);
 	d->rep->dedup = true;
 	return 0;
 }
@@ -344,6 +364,7 @@ static const struct qmp_command guest_commands[] = {
 	{ "cont", cmd_cont, NULL, 0, "resume" },
 	{ "quit", cmd_quit, NULL, QMP_CMD_CLOSE_AFTER, "stop and remove the guest" },
 	{ "query-name", cmd_query_name, NULL, 0, "the guest's name" },
+	{ "query-uuid", cmd_query_uuid, NULL, 0, "the libvirt domain's uuid" },
 	{ "query-dedup", cmd_query_dedup, NULL, 0, "dedup statistics of the guest" },
 	{ "dedup-set", cmd_dedup_set, dedup_set_args, 0,
 	  "merging on/off; scan rate and CPU cap (host-wide)" },
@@ -370,6 +391,8 @@ static int cmd_query_vms(void *opaque, struct json_object *args,
 			continue;
 		vm = json_object_new_object();
 		jadd_str(vm, "name", d->spec.cfg.name);
+		if (d->spec.uuid[0])
+			jadd_str(vm, "uuid", d->spec.uuid);
 		jadd_str(vm, "status", d->destroying ? "destroying" :
 			 qmp_status(guest_get_state(d->guest, NULL, 0)));
 		jadd_int(vm, "memory", d->spec.cfg.mem_size);
@@ -714,6 +737,30 @@ void control_stop(struct run_ctx *ctx)
 	ctx->control = NULL;
 }
 
+/* RUNDIR/by-uuid/UUID.qmp -> ../NAME.qmp: a libvirt domain's socket is
+ * found by its uuid as well as by its name.  Relative, so the run
+ * directory can move (a bind mount into a container) with its links. */
+static int control_link_uuid(struct control_guest *cg, const char *run_dir,
+			     struct fv_error *err)
+{
+	char dir[PATH_MAX + 16], target[GUEST_NAME_MAX + 16];
+
+	snprintf(dir, sizeof(dir), "%s/by-uuid", run_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fv_err_errno(err, FV_E_IO, errno, "%s", dir);
+	snprintf(cg->uuid_path, sizeof(cg->uuid_path), "%s/%s.qmp", dir, cg->uuid);
+	snprintf(target, sizeof(target), "../%s.qmp", cg->name);
+	/* A link left by a foldvm that was killed: the domain lock says
+	 * no other foldvm runs this uuid now, so it is stale. */
+	unlink(cg->uuid_path);
+	if (symlink(target, cg->uuid_path) < 0) {
+		fv_err_errno(err, FV_E_IO, errno, "%s", cg->uuid_path);
+		cg->uuid_path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int control_guest_added(struct control *c, struct driver *d, struct fv_error *err)
 {
 	struct control_guest *cg;
@@ -725,10 +772,17 @@ int control_guest_added(struct control *c, struct driver *d, struct fv_error *er
 		return fv_err(err, FV_E_NOMEM, "control endpoint");
 	cg->c = c;
 	snprintf(cg->name, sizeof(cg->name), "%s", d->spec.cfg.name);
+	snprintf(cg->uuid, sizeof(cg->uuid), "%s", d->spec.uuid);
 	snprintf(cg->path, sizeof(cg->path), "%s/%s.qmp", c->ctx->opt->run_dir, cg->name);
 	endpoint_config(&cg->cfg, cg->path, guest_commands, cg);
 	if (qmp_endpoint_add(c->server, &cg->cfg, &cg->ep, err)) {
 		fv_err_prefix(err, "guest %s control socket: ", cg->name);
+		free(cg);
+		return -1;
+	}
+	if (cg->uuid[0] && control_link_uuid(cg, c->ctx->opt->run_dir, err)) {
+		fv_err_prefix(err, "guest %s control socket by uuid: ", cg->name);
+		qmp_endpoint_remove(c->server, cg->ep);
 		free(cg);
 		return -1;
 	}
@@ -746,6 +800,8 @@ void control_guest_removed(struct control *c, struct driver *d)
 		return;
 	/* No more state events into an endpoint that is going away. */
 	d->guest->on_state = NULL;
+	if (cg->uuid_path[0])
+		unlink(cg->uuid_path);
 	qmp_endpoint_remove(c->server, cg->ep);
 	d->control = NULL;
 	free(cg);

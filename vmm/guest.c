@@ -287,8 +287,11 @@ static int guest_attach_dedup(struct guest *g, struct dedup_engine *dedup,
 	if (!dedup)
 		return fv_err(err, FV_E_STATE, "dedup asked for, but no engine");
 	g->dedup = dedup;
-	return dedup_add_guest(dedup, &g->mem, g->cfg.name, g->cfg.domain,
-			       &g->dedup_guest, err);
+	if (dedup_add_guest(dedup, &g->mem, g->cfg.name, g->cfg.domain,
+			    &g->dedup_guest, err))
+		return -1;
+	dedup_guest_set_rate(dedup, g->dedup_guest, g->cfg.dedup_rate);
+	return 0;
 }
 
 int guest_create(struct guest **out, struct kvm_sys *kvm,

@@ -55,6 +55,7 @@ struct guest_config {
 	bool dedup;                  /* merge this guest's memory */
 	bool ksm;                    /* let Linux KSM merge it instead */
 	char domain[DEDUP_DOMAIN_MAX + 1]; /* trust domain ("" = its name) */
+	uint64_t dedup_rate;         /* its own scan-rate cap, pages/s (0 = none) */
 	/* A Linux guest (kernel set) boots this instead of the test payload. */
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];

@@ -60,15 +60,41 @@ static void print_intro(const struct cli_options *opt)
 	fflush(stdout);
 }
 
+/* What libvirt domains asked for that foldvm cannot honour (without
+ * --strict, which refused them at parse time). */
+static void print_domain_notes(const struct cli_options *opt)
+{
+	for (unsigned i = 0; i < opt->nr_vms; i++)
+		if (opt->vms[i].notes[0])
+			fprintf(stderr,
+				"foldvm: domain %s (%s): not honoured, running without: %s (--strict refuses such domains)\n",
+				opt->vms[i].cfg.name, opt->vms[i].origin,
+				opt->vms[i].notes);
+}
+
+static int run_and_report(const struct cli_options *opt, struct run_result *res)
+{
+	struct fv_error err = { 0 };
+
+	if (runner_run(opt, res, &err)) {
+		fprintf(stderr, "foldvm: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	/* A signal that let every guest finish its steps is a normal end. */
+	return runner_print_table(res, stdout) ? 0 : EXIT_GUEST_FAILED;
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli_options opt;
 	static struct run_result res;
 	struct fv_error err = { 0 };
+	int ret;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (cli_parse(argc, argv, &opt, &err)) {
 		fprintf(stderr, "foldvm: %s\n", err.msg);
+		cli_options_free(&opt);
 		return EXIT_USAGE;
 	}
 	switch (opt.cmd) {
@@ -85,12 +111,8 @@ int main(int argc, char **argv)
 		break;
 	}
 	print_intro(&opt);
-	if (runner_run(&opt, &res, &err)) {
-		fprintf(stderr, "foldvm: %s\n", err.msg);
-		return EXIT_USAGE;
-	}
-	/* A signal that let every guest finish its steps is a normal end. */
-	if (!runner_print_table(&res, stdout))
-		return EXIT_GUEST_FAILED;
-	return 0;
+	print_domain_notes(&opt);
+	ret = run_and_report(&opt, &res);
+	cli_options_free(&opt);
+	return ret;
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 #include "vmm/runner.h"
+#include "vmm/domlock.h"
+#include "vmm/hooks.h"
 #include "vmm/control.h"
 #include "vmm/vcpu.h"
 
@@ -258,6 +260,29 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	return fv_err(err, FV_E_INVAL, "unknown step");
 }
 
+/* Run the host's libvirt qemu hooks of one lifecycle point for a guest
+ * defined by domain XML (docs/libvirt.md); other guests have none. */
+static int driver_hook(const struct driver *d, const char *op,
+		       const char *subop, struct fv_error *err)
+{
+	const struct hooks_config *h = &d->ctx->opt->hooks;
+
+	if (!d->spec.domain_xml || !h->dir[0])
+		return 0;
+	return hooks_run(h, d->spec.cfg.name, op, subop, d->spec.domain_xml, err);
+}
+
+/* The hooks whose result libvirt ignores (stopped, release): a failure
+ * is worth a line on stderr, nothing more. */
+static void driver_hook_cleanup(const struct driver *d, const char *op)
+{
+	struct fv_error err = { 0 };
+
+	if (driver_hook(d, op, "end", &err))
+		fprintf(stderr, "foldvm: guest %s: %s (ignored)\n",
+			d->spec.cfg.name, err.msg);
+}
+
 /* Ask every vCPU to leave, then wait for the threads.  A kernel has no
  * such request (no ACPI): foldvm stops it, as a power switch would. */
 static void driver_shutdown_guest(struct driver *d)
@@ -312,6 +337,7 @@ static void *driver_thread(void *arg)
 	__atomic_store_n(&d->cur_step, -1, __ATOMIC_RELAXED);
 	driver_final_stats(d);
 	driver_shutdown_guest(d);
+	driver_hook_cleanup(d, "stopped");
 	d->rep->state = guest_get_state(d->guest, d->rep->reason,
 					sizeof(d->rep->reason));
 	/* A test guest must exit when told; a kernel must not have failed. */
@@ -435,6 +461,44 @@ struct driver *runner_find_locked(struct run_ctx *ctx, const char *name)
 	return NULL;
 }
 
+/* Everything a guest slot holds goes, in libvirt's order for a domain:
+ * the guest ('stopped end' hooks for one that never ran, as libvirt does
+ * after a failed start), its resources, the 'release end' hooks, and last
+ * the domain lock, so no second foldvm starts it before cleanup is done. */
+static void driver_release(struct driver *d)
+{
+	if (d->control)
+		control_guest_removed(d->ctx->control, d);
+	if (d->prepared && !d->started)
+		driver_hook_cleanup(d, "stopped");
+	guest_destroy(d->guest);
+	d->guest = NULL;
+	if (d->prepared)
+		driver_hook_cleanup(d, "release");
+	d->prepared = false;
+	domlock_release(d->ctx->opt->lock_dir, d->spec.uuid, d->lock_fd);
+	d->lock_fd = -1;
+}
+
+/* A domain guest, before anything is built: its lock (one domain runs
+ * once), then the 'prepare begin' hooks, which may refuse it. */
+static int driver_prepare_domain(struct driver *d, struct fv_error *err)
+{
+	const struct cli_options *opt = d->ctx->opt;
+
+	if (!d->spec.uuid[0])
+		return 0;
+	if (domlock_acquire(opt->lock_dir, d->spec.uuid, d->spec.cfg.name,
+			    &d->lock_fd, err))
+		return -1;
+	d->prepared = true;
+	if (driver_hook(d, "prepare", "begin", err)) {
+		driver_release(d);
+		return -1;
+	}
+	return 0;
+}
+
 /* Build a guest into a free slot (ctx->lock held); not started yet. */
 static struct driver *runner_create_locked(struct run_ctx *ctx,
 					   const struct vm_spec *spec,
@@ -464,13 +528,18 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 	d->ctx = ctx;
 	d->stop = ctx->stop;
 	d->initial = initial;
+	d->lock_fd = -1;
 	report_init(d->rep, spec);
-	if (guest_create(&d->guest, ctx->kvm, &spec->cfg, ctx->blob, ctx->dedup,
-			 ctx->opt->log_dir, err))
+	if (driver_prepare_domain(d, err))
 		return NULL;
+	if (guest_create(&d->guest, ctx->kvm, &spec->cfg, ctx->blob, ctx->dedup,
+			 ctx->opt->log_dir, err) ||
+	    driver_hook(d, "start", "begin", err)) {
+		driver_release(d);
+		return NULL;
+	}
 	if (control_guest_added(ctx->control, d, err)) {
-		guest_destroy(d->guest);
-		d->guest = NULL;
+		driver_release(d);
 		return NULL;
 	}
 	d->rep->created = true;
@@ -489,6 +558,9 @@ static void runner_start_locked(struct driver *d)
 	 * once, it passes its syncs, and it is reported. */
 	if (guest_start(d->guest, &err))
 		guest_stop(d->guest, "start failed");
+	/* libvirt: a failing 'started begin' hook stops the guest again. */
+	else if (driver_hook(d, "started", "begin", &err))
+		guest_stop(d->guest, err.msg);
 	if (pthread_create(&d->thread, NULL, driver_thread, d)) {
 		guest_stop(d->guest, "no driver thread");
 		d->finished = true;
@@ -551,11 +623,9 @@ static void runner_reap(struct run_ctx *ctx)
 			continue;
 		if (d->started)
 			pthread_join(d->thread, NULL);
-		control_guest_removed(ctx->control, d);
-		guest_destroy(d->guest);
+		driver_release(d);
 		pthread_mutex_lock(&ctx->lock);
 		d->used = false;
-		d->guest = NULL;
 		d->rep->created = false;
 		pthread_mutex_unlock(&ctx->lock);
 	}
@@ -683,12 +753,9 @@ out_guests:
 			if (ctx.drv[i].used && ctx.drv[i].started)
 				pthread_join(ctx.drv[i].thread, NULL);
 	}
-	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
-		if (!ctx.drv[i].used)
-			continue;
-		control_guest_removed(ctx.control, &ctx.drv[i]);
-		guest_destroy(ctx.drv[i].guest);
-	}
+	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
+		if (ctx.drv[i].used)
+			driver_release(&ctx.drv[i]);
 	control_stop(&ctx);
 	blob_free(&blob);
 	dedup_destroy(ctx.dedup);

@@ -93,6 +93,9 @@ struct driver {
 	volatile sig_atomic_t *stop;
 	struct run_ctx *ctx;
 	void *control;              /* the guest's control endpoint, if any */
+	/* A libvirt domain guest (spec.domain_xml set): */
+	int lock_fd;                /* its domain lock, -1 = none */
+	bool prepared;              /* 'prepare begin' ran: 'release end' is due */
 };
 
 /* Everything a run shares: the guests (slots, under `lock`), the engine,

@@ -28,6 +28,16 @@ static void fuzz_argv(char *buf, size_t len)
 	}
 	argv[argc] = NULL;
 	cli_parse(argc, argv, &opt, &err);
+	cli_options_free(&opt);
+}
+
+/* --libvirt with a session URI would start a libvirt daemon. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	setenv("LIBVIRT_AUTOSTART", "0", 1);
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

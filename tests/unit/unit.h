@@ -13,5 +13,8 @@ void unit_add_dedup_suite(void);
 void unit_add_qmp_suite(void);
 void unit_add_linux_boot_suite(void);
 void unit_add_i8042_suite(void);
+void unit_add_domxml_suite(void);
+void unit_add_libvirt_suite(void);
+void unit_add_hooks_suite(void);
 
 #endif

@@ -20,6 +20,9 @@ int main(void)
 	unit_add_qmp_suite();
 	unit_add_linux_boot_suite();
 	unit_add_i8042_suite();
+	unit_add_domxml_suite();
+	unit_add_libvirt_suite();
+	unit_add_hooks_suite();
 	CU_basic_set_mode(CU_BRM_NORMAL);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
