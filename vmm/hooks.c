@@ -12,7 +12,8 @@
  *    hooks; one that exists but cannot be read is an error.
  *  - argv is PATH NAME OP SUBOP EXTRA, argv[0] the full path, EXTRA "-".
  *  - The environment is LC_ALL=C plus LD_PRELOAD, LD_LIBRARY_PATH, PATH,
- *    HOME, USER, LOGNAME and TMPDIR where set, nothing else.
+ *    HOME, USER, LOGNAME and TMPDIR where set, nothing else - but for
+ *    FOLDVM_VERSION, which tells a hook that foldvm, not libvirtd, calls.
  *  - The XML goes to stdin through a pipe; a script that closes stdin
  *    early (EPIPE) is not an error.  stdout and stderr are read to EOF.
  *  - All signal dispositions are default and no signal is blocked in the
@@ -54,6 +55,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include "config.h"
 #include "vmm/hooks.h"
 #include "vmm/timeutil.h"
 
@@ -68,7 +70,7 @@ static const char *const hooks_env_pass[] = {
 	"TMPDIR",
 };
 #define HOOKS_ENV_SLOTS \
-	(1 + sizeof(hooks_env_pass) / sizeof(hooks_env_pass[0]) + 1)
+	(2 + sizeof(hooks_env_pass) / sizeof(hooks_env_pass[0]) + 1)
 
 enum hook_how {
 	HOOK_OK,
@@ -230,6 +232,11 @@ static int hooks_env_build(struct hooks_call *c, struct fv_error *err)
 	c->envp[n] = strdup("LC_ALL=C");
 	if (!c->envp[n++])
 		goto nomem;
+	/* The one addition to libvirt's set: a hook can tell foldvm's call
+	 * from libvirtd's (foldvm-libvirt-hook lets foldvm's starts pass). */
+	c->envp[n] = strdup("FOLDVM_VERSION=" PACKAGE_VERSION);
+	if (!c->envp[n++])
+		goto nomem;
 	for (size_t i = 0; i < sizeof(hooks_env_pass) / sizeof(hooks_env_pass[0]);
 	     i++) {
 		const char *v = getenv(hooks_env_pass[i]);
@@ -290,6 +297,8 @@ static int hook_pipe(int p[2], int ours)
  * empty signal mask and every signal at its default (foldvm blocks
  * SIGINT/SIGTERM in its threads and has handlers; a blocked or ignored
  * signal would otherwise be inherited across exec), and only fds 0-2.
+ * (glibc itself leaves its two reserved signals, 32 and 33, ignored in
+ * the child; no glibc program can use those anyway.)
  * io->fd gets our ends.  Returns 0 or an errno value.
  */
 static int hook_spawn(const char *path, char *const argv[], char *const envp[],

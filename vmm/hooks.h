@@ -32,7 +32,8 @@ void hooks_config_init(struct hooks_config *cfg);
  * first, then each executable regular file in DIR/qemu.d/ in alphabetical
  * (strcmp) order; argv is SCRIPT NAME OP SUBOP EXTRA (EXTRA is "-"), the
  * domain XML on stdin (xml NULL: stdin is /dev/null), stdout discarded,
- * the environment only LC_ALL=C and libvirt's few passed variables.
+ * the environment only LC_ALL=C, libvirt's few passed variables and
+ * FOLDVM_VERSION.
  *
  * Like libvirt, a failing script does not stop the ones after it: all run,
  * and the call fails if any failed.

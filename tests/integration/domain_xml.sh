@@ -96,7 +96,7 @@ for v in $VARIANTS; do
 		rc=0; run --domain-xml "$TMP/$name.xml" --hooks-dir "$TMP/h2" \
 			>"$TMP/out" 2>"$TMP/err" || rc=$?
 		[ "$rc" = 2 ] || { cat "$TMP/err"; fail "$v: $op refusal exit $rc, not 2"; }
-		expect_in "$TMP/err" "10-net" "$op begin" "exit status 3" "no bridge br-tenant-a"
+		expect_in "$TMP/err" "10-net" "$op begin" "exited with status 3" "no bridge br-tenant-a"
 		[ "$op" = prepare ] && want="prepare begin|stopped end|release end" ||
 			want="prepare begin|start begin|stopped end|release end"
 		got=$(sed "s/^10-net $name //; s/ -\$//" "$TMP/hook.log" | paste -sd'|')
@@ -117,9 +117,11 @@ for v in $VARIANTS; do
 
 	# 4. one domain runs once: the lock by uuid; its socket by uuid
 	write_domain "$TMP/$name-wait.xml" "$name" "$uuid" "fill+wait"
-	run --domain-xml "$TMP/$name-wait.xml" --no-hooks --run-dir "$TMP/r1" \
+	"$BUILDDIR/$v" run --quiet --lock-dir "$TMP/locks" --log-dir "$TMP/log" \
+		--domain-xml "$TMP/$name-wait.xml" --no-hooks --run-dir "$TMP/r1" \
 		>"$TMP/out1" 2>"$TMP/err1" &
 	pid=$!
+	trap 'kill $pid 2>/dev/null; rm -rf "$TMP"' EXIT
 	wait_for 60 test -S "$TMP/r1/by-uuid/$uuid.qmp" || { cat "$TMP/err1"; fail "$v: no socket by uuid"; }
 	{ printf '{"execute":"qmp_capabilities"}\r\n{"execute":"query-uuid"}\r\n{"execute":"query-name"}\r\n'; sleep 0.5; } |
 		socat -t 2 - UNIX-CONNECT:"$TMP/r1/by-uuid/$uuid.qmp" >"$TMP/qmp"
@@ -129,6 +131,7 @@ for v in $VARIANTS; do
 	[ "$rc" = 2 ] || fail "$v: the same domain started twice (exit $rc)"
 	expect_in "$TMP/err" "already runs under another foldvm \\(pid $pid, domain $name"
 	kill -TERM $pid; wait $pid || fail "$v: the waiting domain did not end cleanly"
+	trap 'rm -rf "$TMP"' EXIT
 	[ ! -e "$TMP/r1/by-uuid/$uuid.qmp" ] || fail "$v: the uuid link outlived the guest"
 	[ ! -e "$TMP/locks/$uuid.lock" ] || fail "$v: the lock file outlived the guest"
 	echo "PASS: $v: one domain runs once (lock by uuid); its socket by uuid answers query-uuid"

@@ -333,6 +333,7 @@ static bool env_allowed(const char *line)
 	static const char *const ok[] = {
 		"LC_ALL=", "LD_PRELOAD=", "LD_LIBRARY_PATH=", "PATH=", "HOME=",
 		"USER=", "LOGNAME=", "TMPDIR=",
+		"FOLDVM_VERSION=",  /* foldvm's one addition */
 		"PWD=", "OLDPWD=", "SHLVL=", "_=", /* the shell's own */
 	};
 
@@ -365,6 +366,7 @@ static void test_env(void)
 	env = h_read("env", NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(env);
 	CU_ASSERT_PTR_NOT_NULL(strstr(env, "LC_ALL=C\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(env, "FOLDVM_VERSION="));
 	CU_ASSERT_PTR_NOT_NULL(strstr(env, "TMPDIR=/tmp/hooks-tmpdir\n"));
 	snprintf(want, sizeof(want), "PATH=%s\n", getenv("PATH"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(env, want));
