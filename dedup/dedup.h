@@ -121,7 +121,10 @@ enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 				       struct dedup_guest *g, uint64_t gfn);
 
 /* Called on the scanner thread (engine lock not held) after every full
- * pass, and when the VMA budget first binds (budget_exhausted true). */
+ * pass, and when the VMA budget first binds (budget_exhausted true).
+ * dedup_set_event_callback() returns only once no call of the previous
+ * callback is running, so its opaque may be freed then; it must not be
+ * called from inside the callback. */
 typedef void (*dedup_event_fn)(void *opaque, const struct dedup_host_stats *st,
 			       bool budget_exhausted);
 void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,

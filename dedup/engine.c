@@ -129,6 +129,7 @@ struct dedup_engine {
 	uint64_t pass_cpu_max_ns, pass_cpu_last_ns;
 	dedup_event_fn event_fn;
 	void *event_opaque;
+	bool event_running;        /* event_fn is being called (no lock held) */
 	bool budget_reported;      /* the budget event went out */
 	uint8_t zero_page[PAGE] __attribute__((aligned(64)));
 };
@@ -734,7 +735,10 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 	g->st.full_passes++;
 }
 
-/* Tell the owner a pass ended (and, once, that the budget binds). */
+/* Tell the owner a pass ended (and, once, that the budget binds).  The
+ * callback runs without the engine lock (it takes its owner's locks);
+ * event_running lets dedup_set_event_callback() wait for it, so an owner
+ * that unhooks itself can free what `opaque` points to right after. */
 static void engine_notify(struct dedup_engine *e)
 {
 	struct dedup_host_stats st;
@@ -748,11 +752,16 @@ static void engine_notify(struct dedup_engine *e)
 	budget_now = e->budget_exhausted && !e->budget_reported;
 	if (budget_now)
 		e->budget_reported = true;
+	e->event_running = fn != NULL;
 	pthread_mutex_unlock(&e->lock);
 	if (!fn)
 		return;
 	dedup_get_host_stats(e, &st);
 	fn(opaque, &st, budget_now);
+	pthread_mutex_lock(&e->lock);
+	e->event_running = false;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
 }
 
 /* The guest with the smallest id above `after` and below `limit`. */
@@ -1131,6 +1140,9 @@ void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
 	pthread_mutex_lock(&e->lock);
 	e->event_fn = fn;
 	e->event_opaque = opaque;
+	/* A call already under way finishes with the old callback first. */
+	while (e->event_running)
+		pthread_cond_wait(&e->cond, &e->lock);
 	pthread_mutex_unlock(&e->lock);
 }
 
