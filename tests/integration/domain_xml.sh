@@ -110,7 +110,7 @@ for v in $VARIANTS; do
 	start=$(date +%s); rc=0
 	run --domain-xml "$TMP/$name.xml" --hooks-dir "$TMP/h3" --hook-timeout 1 \
 		>"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" = 2 ] || fail "$v: hanging hook: exit $rc"
+	[ "$rc" = 2 ] || { cat "$TMP/err"; fail "$v: hanging hook: exit $rc"; }
 	[ $(( $(date +%s) - start )) -lt 20 ] || fail "$v: the hook timeout did not end it"
 	expect_in "$TMP/err" "10-slow" "timed out"
 	echo "PASS: $v: a hanging hook is killed after --hook-timeout"
