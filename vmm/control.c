@@ -298,13 +298,10 @@ static int dedup_set_enabled(struct run_ctx *ctx, struct driver *d, bool on,
 	if (!on)
 		return 0;
 	g->cfg.dedup = true;
-	g->dedup = ctx->dedup;
-	if (dedup_add_guest(ctx->dedup, &g->mem, g->cfg.name, g->cfg.domain,
-			    &g->dedup_guest, &e)) {
+	if (guest_join_dedup(g, ctx->dedup, &e)) {
 		g->cfg.dedup = false;
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	}
-	dedup_guest_set_rate(ctx->dedup, g->dedup_guest, g->cfg.dedup_rate);
 	d->rep->dedup = true;
 	return 0;
 }

@@ -277,6 +277,17 @@ static int guest_build(struct guest *g, const struct blob *blob,
 	return 0;
 }
 
+int guest_join_dedup(struct guest *g, struct dedup_engine *dedup,
+		     struct fv_error *err)
+{
+	g->dedup = dedup;
+	if (dedup_add_guest(dedup, &g->mem, g->cfg.name, g->cfg.domain,
+			    &g->dedup_guest, err))
+		return -1;
+	dedup_guest_set_rate(dedup, g->dedup_guest, g->cfg.dedup_rate);
+	return 0;
+}
+
 static int guest_attach_dedup(struct guest *g, struct dedup_engine *dedup,
 			      struct fv_error *err)
 {
@@ -286,12 +297,7 @@ static int guest_attach_dedup(struct guest *g, struct dedup_engine *dedup,
 		return 0;
 	if (!dedup)
 		return fv_err(err, FV_E_STATE, "dedup asked for, but no engine");
-	g->dedup = dedup;
-	if (dedup_add_guest(dedup, &g->mem, g->cfg.name, g->cfg.domain,
-			    &g->dedup_guest, err))
-		return -1;
-	dedup_guest_set_rate(dedup, g->dedup_guest, g->cfg.dedup_rate);
-	return 0;
+	return guest_join_dedup(g, dedup, err);
 }
 
 int guest_create(struct guest **out, struct kvm_sys *kvm,

@@ -125,6 +125,12 @@ int guest_create(struct guest **out, struct kvm_sys *kvm,
 		 struct dedup_engine *dedup, const char *log_dir,
 		 struct fv_error *err);
 
+/* Hand the guest's RAM to the dedup engine, with its trust domain and
+ * its own scan-rate cap (guest_create does it for dedup=on; dedup-set
+ * for a guest switched on later). */
+int guest_join_dedup(struct guest *g, struct dedup_engine *dedup,
+		     struct fv_error *err);
+
 /* Start the vCPU threads. */
 int guest_start(struct guest *g, struct fv_error *err);
 
