@@ -517,8 +517,7 @@ static void cli_defaults(struct cli_options *opt)
 	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s/foldvm-%u",
 		 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
 	qmpc_default_run_dir(opt->run_dir, sizeof(opt->run_dir));
-	snprintf(opt->hooks.dir, sizeof(opt->hooks.dir), "%s", HOOKS_DEFAULT_DIR);
-	opt->hooks.timeout_ms = HOOKS_DEFAULT_TIMEOUT_MS;
+	hooks_config_init(&opt->hooks);
 	/* Beside the default control sockets whatever --run-dir says: every
 	 * foldvm of the host must see the same locks. */
 	qmpc_default_run_dir(opt->lock_dir, sizeof(opt->lock_dir) - 16);
@@ -573,39 +572,43 @@ static int cli_add_vm(struct cli_options *opt, const char *spec,
 	return cli_commit_vm(opt, err);
 }
 
-/* The guests of --domain-xml and --libvirt/--domain, after the --vm ones.
- * Two definitions of one uuid would be one domain run twice. */
+/* Map domain number k of --domain-xml, then --libvirt/--domain, into the
+ * next free slot and take it.  Two definitions of one uuid would be one
+ * domain run twice. */
+static int cli_add_domain(struct cli_options *opt, unsigned k,
+			  struct vm_spec *vm, struct fv_error *err)
+{
+	int r;
+
+	if (k < opt->nr_domain_files)
+		r = domain_spec_from_file(opt->domain_files[k], opt->nr_vms,
+					  opt->strict, vm, err);
+	else
+		r = domain_spec_from_libvirt(opt->libvirt_uri,
+					     opt->libvirt_domains[k - opt->nr_domain_files],
+					     opt->nr_vms, opt->strict, vm, err);
+	if (r)
+		return -1;
+	for (unsigned i = 0; i < opt->nr_vms; i++)
+		if (!strcmp(opt->vms[i].uuid, vm->uuid))
+			return fv_err(err, FV_E_INVAL,
+				      "%s and %s define the same domain (uuid %s)",
+				      opt->vms[i].origin, vm->origin, vm->uuid);
+	return cli_commit_vm(opt, err);
+}
+
+/* The guests of --domain-xml and --libvirt/--domain, after the --vm ones. */
 static int cli_add_domains(struct cli_options *opt, struct fv_error *err)
 {
 	unsigned total = opt->nr_domain_files + opt->nr_libvirt_domains;
 
 	for (unsigned k = 0; k < total; k++) {
 		struct vm_spec *vm = &opt->vms[opt->nr_vms];
-		int r;
 
 		if (opt->nr_vms == CLI_MAX_VMS)
 			return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
-		if (k < opt->nr_domain_files)
-			r = domain_spec_from_file(opt->domain_files[k], opt->nr_vms,
-						  opt->strict, vm, err);
-		else
-			r = domain_spec_from_libvirt(opt->libvirt_uri,
-						     opt->libvirt_domains[k - opt->nr_domain_files],
-						     opt->nr_vms, opt->strict, vm, err);
-		if (r) {
-			domain_spec_free(vm);
-			return -1;
-		}
-		for (unsigned i = 0; i < opt->nr_vms; i++)
-			if (!strcmp(opt->vms[i].uuid, vm->uuid) && vm->uuid[0]) {
-				fv_err(err, FV_E_INVAL,
-				       "%s and %s define the same domain (uuid %s)",
-				       opt->vms[i].origin, vm->origin, vm->uuid);
-				domain_spec_free(vm);
-				return -1;
-			}
-		if (cli_commit_vm(opt, err)) {
-			domain_spec_free(vm);
+		if (cli_add_domain(opt, k, vm, err)) {
+			domain_spec_free(vm);   /* the slot was not taken */
 			return -1;
 		}
 	}
@@ -656,7 +659,8 @@ static int cli_domain_option(int argc, char *const argv[], int *i,
 	}
 	if (cli_is_option(arg, "--hook-timeout")) {
 		if (cli_option_value(argc, argv, i, "--hook-timeout", &val, err) ||
-		    cli_parse_uint(val, 1, 3600, &x, "--hook-timeout", err))
+		    cli_parse_uint(val, 1, HOOKS_MAX_TIMEOUT_MS / 1000, &x,
+				   "--hook-timeout", err))
 			return -1;
 		opt->hooks.timeout_ms = (unsigned)x * 1000u;
 		return 0;

@@ -69,10 +69,9 @@ static int map_metadata(const struct domxml_def *def, struct vm_spec *vm,
 	return 0;
 }
 
-static int map_def(const struct domxml_def *def, unsigned index, bool strict,
+static int map_def(const struct domxml_def *def, bool strict,
 		   struct vm_spec *vm, struct fv_error *err)
 {
-	cli_vm_defaults(vm, index);
 	if (!def->kernel[0] && !def->nr_payload)
 		return fv_err(err, FV_E_INVAL,
 			      "nothing to run: no <os><kernel> and no <foldvm:payload> in its metadata");
@@ -88,20 +87,20 @@ static int map_def(const struct domxml_def *def, unsigned index, bool strict,
 	return 0;
 }
 
-int domain_spec_from_xml(const char *xml, size_t len, const char *metadata,
-			 const char *origin, unsigned index, bool strict,
-			 struct vm_spec *vm, struct fv_error *err)
+/* The work of domain_spec_from_xml on a vm already reset to defaults. */
+static int map_xml(const char *xml, size_t len, const char *metadata,
+		   const char *origin, bool strict, struct vm_spec *vm,
+		   struct fv_error *err)
 {
 	struct domxml_def *def = calloc(1, sizeof(*def));
 	int ret = -1;
 
-	cli_vm_defaults(vm, index);
 	if (!def)
 		return fv_err(err, FV_E_NOMEM, "domain XML");
 	if (domxml_parse(xml, len, def, err) ||
 	    (metadata && domxml_parse_metadata(metadata, strlen(metadata), def, err)))
 		goto out;
-	if (map_def(def, index, strict, vm, err)) {
+	if (map_def(def, strict, vm, err)) {
 		fv_err_prefix(err, "domain '%s': ", def->name);
 		goto out;
 	}
@@ -117,6 +116,16 @@ out:
 	if (ret)
 		fv_err_prefix(err, "%s: ", origin);
 	return ret;
+}
+
+/* Each entry point resets vm first, so that domain_spec_free() is right
+ * for it whatever fails. */
+int domain_spec_from_xml(const char *xml, size_t len, const char *metadata,
+			 const char *origin, unsigned index, bool strict,
+			 struct vm_spec *vm, struct fv_error *err)
+{
+	cli_vm_defaults(vm, index);
+	return map_xml(xml, len, metadata, origin, strict, vm, err);
 }
 
 void domain_spec_free(struct vm_spec *vm)
@@ -135,8 +144,7 @@ int domain_spec_from_file(const char *path, unsigned index, bool strict,
 	cli_vm_defaults(vm, index);
 	if (fv_read_file(path, DOMXML_MAX, "domain XML", &buf, &len, err))
 		return -1;
-	ret = domain_spec_from_xml((const char *)buf, len, NULL, path, index,
-				   strict, vm, err);
+	ret = map_xml((const char *)buf, len, NULL, path, strict, vm, err);
 	free(buf);
 	return ret;
 }
@@ -152,8 +160,8 @@ int domain_spec_from_libvirt(const char *uri, const char *name, unsigned index,
 	cli_vm_defaults(vm, index);
 	if (lv_fetch_domain(uri, name, &lv, err) == 0) {
 		snprintf(origin, sizeof(origin), "%s domain %s", uri, name);
-		ret = domain_spec_from_xml(lv.xml, strlen(lv.xml), lv.metadata,
-					   origin, index, strict, vm, err);
+		ret = map_xml(lv.xml, strlen(lv.xml), lv.metadata, origin,
+			      strict, vm, err);
 	}
 	lv_domain_free(&lv);
 	return ret;

@@ -750,9 +750,12 @@ static xmlDoc *read_document(const char *xml, size_t len, struct fv_error *err)
 	const xmlError *xe;
 	xmlDoc *doc;
 
-	if (len > DOMXML_MAX || len == 0) {
-		fv_err(err, FV_E_INVAL, len ? "the XML is larger than %u MiB" :
-		       "the XML is empty", DOMXML_MAX >> 20);
+	if (len == 0) {
+		fv_err(err, FV_E_INVAL, "the XML is empty");
+		return NULL;
+	}
+	if (len > DOMXML_MAX) {
+		fv_err(err, FV_E_INVAL, "the XML is larger than %u MiB", DOMXML_MAX >> 20);
 		return NULL;
 	}
 	/* Refused before libxml2 reads a byte of it: no entity is ever
