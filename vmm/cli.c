@@ -34,7 +34,8 @@ const char cli_usage[] =
 "  initrd=PATH      initramfs for the kernel\n"
 "  cmdline=TEXT     kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"
 "                   A Linux guest runs until it resets or foldvm is\n"
-"                   interrupted; its steps may only be sleep, wait, sync\n"
+"                   interrupted; its steps may only be sleep, settle,\n"
+"                   wait, sync\n"
 "                   (default wait).  docs/linux.md tells more.\n"
 "  zero=PCT         % of data pages left zero (default 25)\n"
 "  shared=PCT       % of data pages with content shared by all guests (25)\n"
@@ -45,6 +46,8 @@ const char cli_usage[] =
 "  steps=LIST       what the guest does, '+'-separated (default fill+verify):\n"
 "                   fill, verify, churn:PAGES, race:ITERATIONS, measure,\n"
 "                   sleep:SECONDS, wait (until interrupted), fault,\n"
+"                   settle:PASSES (until the dedup engine has made PASSES\n"
+"                   passes that began after the step did),\n"
 "                   sync (all guests meet; foldvm snapshots memory use),\n"
 "                   measure-merged (time first writes to the probe pages\n"
 "                   again: identical since measure, so merged by then)\n"
@@ -90,7 +93,8 @@ const char cli_usage[] =
 "  --guests N       guests to start (default 4)\n"
 "  --mem SIZE       RAM per guest (default 128M)\n"
 "  --vcpus N        vCPUs per guest (default 1)\n"
-"  --seconds N      how long guests run after filling (default 3)\n"
+"  --seconds N      how long guests run once dedup has converged (two\n"
+"                   passes after filling; default 3)\n"
 "  --no-dedup       run the demo without the dedup engine\n"
 "\n"
 "Exit status: 0 all guests verified, 1 a guest failed or lost data,\n"
@@ -178,6 +182,7 @@ const char *step_name(enum step_kind kind)
 		[STEP_MEASURE] = "measure", [STEP_SLEEP] = "sleep",
 		[STEP_WAIT] = "wait", [STEP_FAULT] = "fault",
 		[STEP_SYNC] = "sync", [STEP_MEASURE_MERGED] = "measure-merged",
+		[STEP_SETTLE] = "settle",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
@@ -199,6 +204,7 @@ static const struct {
 	{ STEP_FAULT, false, 0, 0 },
 	{ STEP_SYNC, false, 0, 0 },
 	{ STEP_MEASURE_MERGED, false, 0, 0 },
+	{ STEP_SETTLE, true, 1, 1000 },
 };
 
 static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
@@ -225,7 +231,7 @@ static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
 				      step_table[i].max, &st->arg, tok, err);
 	}
 	return fv_err(err, FV_E_INVAL,
-		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, wait, fault, sync)",
+		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, settle:N, wait, fault, sync)",
 		      tok);
 }
 
@@ -449,9 +455,10 @@ static int cli_check_linux(struct vm_spec *vm, struct fv_error *err)
 	for (unsigned i = 0; i < vm->nr_steps; i++) {
 		enum step_kind k = vm->steps[i].kind;
 
-		if (k != STEP_SLEEP && k != STEP_WAIT && k != STEP_SYNC)
+		if (k != STEP_SLEEP && k != STEP_WAIT && k != STEP_SYNC &&
+		    k != STEP_SETTLE)
 			return fv_err(err, FV_E_INVAL,
-				      "step '%s' needs foldvm's test payload; a Linux guest may only sleep, wait and sync",
+				      "step '%s' needs foldvm's test payload; a Linux guest may only sleep, settle, wait and sync",
 				      step_name(k));
 	}
 	return 0;
@@ -824,9 +831,26 @@ static unsigned cli_count_syncs(const struct vm_spec *vm)
 	return n;
 }
 
+/* With sync steps the engine starts at the first sync (runner.c), so a
+ * settle before it would wait for passes that cannot come. */
+static int cli_check_settle(const struct vm_spec *vm, struct fv_error *err)
+{
+	if (!cli_count_syncs(vm))
+		return 0;
+	for (unsigned i = 0; vm->steps[i].kind != STEP_SYNC; i++)
+		if (vm->steps[i].kind == STEP_SETTLE)
+			return fv_err(err, FV_E_INVAL,
+				      "guest %s: 'settle' before the first 'sync' would wait forever (the engine starts at the first sync)",
+				      vm->cfg.name);
+	return 0;
+}
+
 /* Every guest meets the others at each sync: all need as many. */
 static int cli_check_syncs(const struct cli_options *opt, struct fv_error *err)
 {
+	for (unsigned i = 0; i < opt->nr_vms; i++)
+		if (cli_check_settle(&opt->vms[i], err))
+			return -1;
 	for (unsigned i = 1; i < opt->nr_vms; i++)
 		if (cli_count_syncs(&opt->vms[i]) != cli_count_syncs(&opt->vms[0]))
 			return fv_err(err, FV_E_INVAL,

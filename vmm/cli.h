@@ -44,6 +44,7 @@ enum step_kind {
 	STEP_SYNC,     /* wait for every guest; foldvm takes a memory snapshot */
 	STEP_MEASURE_MERGED, /* time first writes to the probe pages again
 				(identical since `measure`, so merged by now) */
+	STEP_SETTLE,   /* wait for N dedup passes that start after this step */
 };
 
 struct step {

@@ -27,11 +27,12 @@ static void demo_build(struct cli_options *opt)
 		char spec[256];
 		struct fv_error err;
 
-		/* fill, time fresh writes, baseline, let dedup work, measure,
-		 * time writes to merged pages, churn, and verify everything. */
+		/* fill, time fresh writes, baseline, let dedup converge (two
+		 * passes) and run on for --seconds, measure, time writes to
+		 * merged pages, churn, and verify everything. */
 		snprintf(spec, sizeof(spec),
 			 "name=guest%u,mem=%lluM,vcpus=%u,zero=25,shared=20,blob=30,"
-			 "console=%s,dedup=%s,domain=demo,steps=fill+measure+sync+sleep:%u+sync+"
+			 "console=%s,dedup=%s,domain=demo,steps=fill+measure+sync+settle:2+sleep:%u+sync+"
 			 "measure-merged+churn:512+verify",
 			 i + 1, (unsigned long long)(opt->demo_mem >> 20),
 			 opt->demo_vcpus, opt->quiet ? "off" : "on",

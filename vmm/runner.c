@@ -203,34 +203,80 @@ static int step_measure(struct driver *d, bool merged, struct fv_error *err)
 	return 0;
 }
 
+/* One 0.1 s slice of an idle step: 1 to go on, 0 to end the step, -1 when
+ * the guest failed. */
+static int idle_slice(struct driver *d, struct fv_error *err)
+{
+	struct timespec ts = { 0, 100 * 1000000L };
+	enum guest_state st;
+
+	/* SIGINT/SIGTERM end the waiting; the steps after it (a final verify,
+	 * say) still run. */
+	if (*d->stop)
+		return 0;
+	st = guest_get_state(d->guest, NULL, 0);
+	if (!guest_state_is_live(st)) {
+		/* A kernel may power off or be stopped: only a failure is an
+		 * error.  A test guest must live to its end. */
+		if (d->rep->linux_guest && st != GUEST_FAILED)
+			return 0;
+		/* The report adds the guest's own reason. */
+		return fv_err(err, FV_E_GUEST, "guest %s while idle",
+			      guest_state_name(st));
+	}
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* Sleep in short slices so an interrupt or a guest failure ends it. */
 static int step_sleep(struct driver *d, uint64_t seconds, bool forever,
 		      struct fv_error *err)
 {
 	uint64_t slices = seconds * 10;
+	int rc = 1;
 
-	for (uint64_t i = 0; forever || i < slices; i++) {
-		struct timespec ts = { 0, 100 * 1000000L };
+	for (uint64_t i = 0; rc == 1 && (forever || i < slices); i++)
+		rc = idle_slice(d, err);
+	return rc < 0 ? -1 : 0;
+}
 
-		/* SIGINT/SIGTERM end the waiting; the steps after it (a final
-		 * verify, say) still run. */
-		enum guest_state st;
+/* A settle that sees no pass end for this long reports the engine stuck
+ * (a pass over a test guest takes well under a second). */
+#define SETTLE_STUCK_SLICES (10 * 60 * 10)      /* 10 minutes of 0.1 s */
 
-		if (*d->stop)
-			return 0;
-		st = guest_get_state(d->guest, NULL, 0);
-		if (!guest_state_is_live(st)) {
-			/* A kernel may power off or be stopped: only a failure
-			 * is an error.  A test guest must live to its end. */
-			if (d->rep->linux_guest && st != GUEST_FAILED)
-				return 0;
-			/* The report adds the guest's own reason. */
-			return fv_err(err, FV_E_GUEST, "guest %s while idle",
-				      guest_state_name(st));
-		}
-		nanosleep(&ts, NULL);
+static uint64_t engine_passes(struct dedup_engine *e)
+{
+	struct dedup_host_stats hs;
+
+	dedup_get_host_stats(e, &hs);
+	return hs.passes;
+}
+
+/* settle:N waits for N engine passes that all start after the step does,
+ * so the engine has seen what the guests hold now N times (idle guests
+ * converge in two).  It counts passes, not seconds: a loaded host makes it
+ * slower, never wrong, which is what tests and demos that assert a saving
+ * need.  Without an engine there is nothing to wait for. */
+static int step_settle(struct driver *d, uint64_t passes, struct fv_error *err)
+{
+	struct dedup_engine *e = d->ctx->dedup;
+	uint64_t seen, now, target, idle = 0;
+	int rc = 1;
+
+	if (!e)
+		return 0;
+	/* the pass under way may have started before this step */
+	seen = engine_passes(e);
+	target = seen + passes + 1;
+	while (rc == 1 && (now = engine_passes(e)) < target) {
+		idle = now == seen ? idle + 1 : 0;
+		seen = now;
+		if (idle == SETTLE_STUCK_SLICES)
+			return fv_err(err, FV_E_STATE,
+				      "settle: the dedup engine ended no pass in 10 minutes");
+		rc = idle_slice(d, err);
 	}
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static int step_fault(struct driver *d, struct fv_error *err)
@@ -256,6 +302,7 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	case STEP_WAIT: return step_sleep(d, 0, true, err);
 	case STEP_FAULT: return step_fault(d, err);
 	case STEP_SYNC: return step_sync(d);
+	case STEP_SETTLE: return step_settle(d, st->arg, err);
 	}
 	return fv_err(err, FV_E_INVAL, "unknown step");
 }

@@ -39,3 +39,51 @@ wait_for() { # SECONDS COMMAND...
 		sleep 0.1
 	done
 }
+
+# QMP from shell tests, paced by the replies, never by sleeps: a line is
+# sent only once the previous one was answered, and a connection closes
+# only once every answer is in, however slowly a loaded host runs foldvm.
+
+# qmp_replies_ge FILE N: FILE holds at least N replies (return or error).
+qmp_replies_ge() {
+	[ "$(grep -Ec '^\{"(return|error)"' "$1")" -ge "$2" ]
+}
+
+# qmp_open SOCKET DIR FD: a connection that stays open; lines written to FD
+# reach foldvm, all it says (greeting, replies, events) lands in DIR/out.
+qmp_open() {
+	mkdir -p "$2" && mkfifo "$2/in" && : >"$2/out" || return 1
+	socat -t 60 - UNIX-CONNECT:"$1" <"$2/in" >"$2/out" 2>"$2/err" &
+	echo $! >"$2/pid"
+	eval "exec $3>\"\$2/in\""
+	wait_for 60 grep -q '"QMP"' "$2/out"
+}
+
+# qmp_send FD DIR LINE: send one line and wait for its reply.
+qmp_send() {
+	n=$(( $(grep -Ec '^\{"(return|error)"' "$2/out") + 1 ))
+	printf '%s\r\n' "$3" >&"$1"
+	wait_for 60 qmp_replies_ge "$2/out" "$n"
+}
+
+# qmp_close DIR FD: end of input; foldvm answers what is left and hangs up.
+qmp_close() {
+	eval "exec $2>&-"
+	wait "$(cat "$1/pid")" 2>/dev/null || true
+}
+
+# qmp_talk [--raw] SOCKET LINE...: negotiate (unless --raw), send each line
+# once the one before it was answered, print everything foldvm said.
+qmp_talk() {
+	neg=1
+	[ "$1" = --raw ] && { neg=0; shift; }
+	qd=$(mktemp -d "$TMP/qmp.XXXXXX")
+	qmp_open "$1" "$qd" 8 || { cat "$qd/out" "$qd/err"; return 1; }
+	shift
+	[ "$neg" = 0 ] || qmp_send 8 "$qd" '{"execute":"qmp_capabilities"}'
+	for l in "$@"; do
+		qmp_send 8 "$qd" "$l" || break
+	done
+	qmp_close "$qd" 8
+	cat "$qd/out"
+}

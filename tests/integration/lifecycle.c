@@ -49,7 +49,9 @@ static int run(struct kvm_sys *kvm, struct guest *g[2])
 	CHECK(guest_pause(g[0], &err) == 0, "pause: %s", err.msg);
 	CHECK(guest_get_state(g[0], NULL, 0) == GUEST_PAUSED, "not paused");
 	CHECK(guest_pause(g[0], &err) == 0, "second pause must be a no-op");
-	/* the paused guest takes the command but runs none of it... */
+	/* the paused guest takes the command but runs none of it (a check
+	 * of absence: however late this thread runs, a paused guest cannot
+	 * have answered, so load cannot fail it)... */
 	CHECK(testdev_submit(&g[0]->testdev, 0, FV_CMD_VERIFY, NULL, &err) == 0,
 	      "submit: %s", err.msg);
 	CHECK(testdev_wait(&g[0]->testdev, 0, 500, &r, &err) == -1,
@@ -64,7 +66,8 @@ static int run(struct kvm_sys *kvm, struct guest *g[2])
 
 	/* stop guest 0: it ends STOPPED, guest 1 verifies */
 	guest_stop(g[0], "test stop");
-	CHECK(guest_wait(g[0], 10000) == 0, "stopped guest's vCPUs still run");
+	/* a hang guard: stopping takes milliseconds */
+	CHECK(guest_wait(g[0], 120000) == 0, "stopped guest's vCPUs still run");
 	CHECK(guest_get_state(g[0], reason, sizeof(reason)) == GUEST_STOPPED &&
 	      !strcmp(reason, "test stop"), "state/reason after stop: %s", reason);
 	CHECK(guest_resume(g[0], &err) == -1 && err.code == FV_E_STATE,

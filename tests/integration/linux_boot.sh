@@ -6,8 +6,8 @@
 # (the bzImage's xz payload) and booted through the 64-bit entry with
 # foldvm's test initramfs.  On this platform (nested PVM) the kernel runs in
 # KVM's instruction emulator, so the test asks for what that allows: the
-# "Linux version" banner and early boot lines on the serial console within
-# 120 s.  Then the Linux guest is stopped on request (foldctl quit) while the
+# "Linux version" banner and early boot lines on the serial console (about
+# 20 s here).  Then the Linux guest is stopped on request (foldctl quit) while the
 # test guest keeps running and afterwards verifies all its memory.  If the
 # emulator gives up first, foldvm must report that as the Linux guest's
 # error, and the other guest must still finish cleanly.  The loaders'
@@ -52,7 +52,7 @@ refuse "not a Linux kernel" --vm "name=l,kernel=$TMP/garbage"
 refuse "runs past the end" --vm "name=l,kernel=$TMP/truncated"
 refuse "kernel too large" --vm "name=l,mem=32M,kernel=$VMLINUX"
 refuse "initrd.*does not fit|initrd.*must be 1\\.\\." --vm "name=l,mem=256M,kernel=$VMLINUX,initrd=$TMP/huge-initrd"
-refuse "only sleep, wait and sync" --vm "name=l,kernel=$VMLINUX,steps=fill"
+refuse "only sleep, settle, wait and sync" --vm "name=l,kernel=$VMLINUX,steps=fill"
 refuse "1 vCPU" --vm "name=l,kernel=$VMLINUX,vcpus=2"
 refuse "initrd= needs kernel=" --vm "name=l,initrd=$INITRD"
 echo "refusals: OK"
@@ -78,30 +78,27 @@ for bin in $VARIANTS; do
 	FVPID=$!
 	trap 'kill -9 $FVPID 2>/dev/null; rm -rf "$TMP"' EXIT
 	start=$(date +%s)
-	wait_for 120 grep -q "Linux version" "$LOGS/linux.log" ||
-		{ cat "$TMP/fv.out" "$LOGS/linux.log"; fail "$bin: no Linux banner within 120 s"; }
+	# (about 20 s here; the bounds only catch a boot that went nowhere,
+	# since an emulated kernel on a loaded host can be many times slower)
+	wait_for 600 grep -q "Linux version" "$LOGS/linux.log" ||
+		{ cat "$TMP/fv.out" "$LOGS/linux.log"; fail "$bin: no Linux banner within 600 s"; }
 	# A few early boot lines: the kernel read foldvm's command line and
 	# e820 map from the zero page.
-	wait_for 60 grep -q "BIOS-e820: .*usable" "$LOGS/linux.log" ||
+	wait_for 300 grep -q "BIOS-e820: .*usable" "$LOGS/linux.log" ||
 		{ cat "$LOGS/linux.log"; fail "$bin: no e820 map on the console"; }
 	echo "$bin: banner and e820 map after $(( $(date +%s) - start )) s"
 	expect_in "$LOGS/linux.log" "Command line: .*clearcpuid=141,308" \
 		"foldvm: booting .*ELF vmlinux"
 	# The test guest is past its fill and verify, waiting.
-	wait_for 60 sh -c "$CTL raw tg '{\"execute\":\"query-status\"}' | grep -q '\"foldvm-step\": *\"wait\"'" ||
+	wait_for 300 sh -c "$CTL raw tg '{\"execute\":\"query-status\"}' | grep -q '\"foldvm-step\": *\"wait\"'" ||
 		{ cat "$TMP/fv.out"; fail "$bin: test guest never reached its wait step"; }
 
-	# Stop the Linux guest on request, unless the emulator already gave up.
-	$CTL list >"$TMP/list1" 2>&1
-	if grep -Eq "^linux +failed" "$TMP/list1"; then
-		expect_in "$TMP/list1" "linux +failed"
-		outcome="emulation failure reported"
-	else
-		$CTL quit linux >"$TMP/quit.out" 2>&1 || { cat "$TMP/quit.out"; fail "$bin: quit linux"; }
-		wait_for 30 sh -c "! $CTL list | grep -q '^linux '" ||
-			{ $CTL list; fail "$bin: the Linux guest did not go away"; }
-		outcome="stopped on request"
-	fi
+	# Stop the Linux guest on request.  The emulator may give up on it at
+	# any moment, before or after the request: the final report says which
+	# happened, and either way only the Linux guest is affected.
+	$CTL quit linux >"$TMP/quit.out" 2>&1 || { cat "$TMP/quit.out"; fail "$bin: quit linux"; }
+	wait_for 120 sh -c "! $CTL list | grep -q '^linux '" ||
+		{ $CTL list; fail "$bin: the Linux guest did not go away"; }
 	$CTL list >"$TMP/list2" 2>&1
 	grep -Eq "^tg +running" "$TMP/list2" || { cat "$TMP/list2" "$TMP/fv.out"; fail "$bin: the test guest is not running after the Linux guest went"; }
 	# Kernel guests at runtime (vm-create): the command line's commas
@@ -120,12 +117,13 @@ for bin in $VARIANTS; do
 	rc=$?
 	trap 'rm -rf "$TMP"' EXIT
 	expect_in "$TMP/fv.out" "^tg .*shutdown .*OK \\([0-9]+ pages, 0 bad\\)"
-	case $outcome in
-	"stopped on request")
-		[ "$rc" -eq 0 ] || { cat "$TMP/fv.out"; fail "$bin: exit $rc"; } ;;
-	*)
+	if grep -Eq "^linux .*failed " "$TMP/fv.out"; then
+		outcome="emulation failure reported"
 		expect_in "$TMP/fv.out" "^linux .*failed .*(emulator gave up|triple fault|KVM)"
-		[ "$rc" -eq 1 ] || { cat "$TMP/fv.out"; fail "$bin: exit $rc after a guest failure"; } ;;
-	esac
+		[ "$rc" -eq 1 ] || { cat "$TMP/fv.out"; fail "$bin: exit $rc after a guest failure"; }
+	else
+		outcome="stopped on request"
+		[ "$rc" -eq 0 ] || { cat "$TMP/fv.out"; fail "$bin: exit $rc"; }
+	fi
 	echo "$bin: Linux guest $outcome; test guest verified its memory; $(grep -c '' "$LOGS/linux.log") console lines"
 done

@@ -107,6 +107,7 @@ static void test_vm_spec_rejects(void)
 		"=x", "zero=101", "zero=60,shared=50", "steps=", "steps=fly",
 		"steps=churn", "steps=fill:3", "steps=sleep:x", "console=maybe",
 		"payload=/nonexistent/payload.bin", "payload=/", "race-pages=0",
+		"steps=settle", "steps=settle:0", "steps=settle:1001",
 	};
 	struct fv_error err;
 	struct vm_spec vm;
@@ -272,8 +273,11 @@ static void test_linux_steps(void)
 
 	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "k"), 0);
 
-	CU_ASSERT_EQUAL(vm_parse("kernel=%s,steps=sleep:1+sync+wait", kernel), 0);
-	CU_ASSERT_EQUAL(lvm.nr_steps, 3);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,steps=sync+settle:1+sleep:1+sync+wait",
+				 kernel), 0);
+	CU_ASSERT_EQUAL(lvm.nr_steps, 5);
+	CU_ASSERT_EQUAL(lvm.steps[1].kind, STEP_SETTLE);
+	memmove(lvm.steps, lvm.steps + 2, 3 * sizeof(lvm.steps[0]));
 	CU_ASSERT_EQUAL(lvm.steps[0].kind, STEP_SLEEP);
 	CU_ASSERT_EQUAL(lvm.steps[0].arg, 1);
 	CU_ASSERT_EQUAL(lvm.steps[1].kind, STEP_SYNC);
@@ -286,7 +290,7 @@ static void test_linux_steps(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CU_ASSERT_EQUAL(vm_parse("kernel=%s,steps=%s", kernel, bad[i]), -1);
-		CU_ASSERT_TRUE(refused("only sleep, wait and sync"));
+		CU_ASSERT_TRUE(refused("only sleep, settle, wait and sync"));
 	}
 
 	unlink(kernel);
@@ -435,6 +439,29 @@ static void test_run_guests(void)
 	CU_ASSERT_EQUAL(parse(6, dup), -1);
 }
 
+/* settle:N parses; before a guest's first sync it is refused, since the
+ * engine only starts there. */
+static void test_settle_step(void)
+{
+	char *ok[] = { "foldvm", "run", "--vm",
+		       "name=a,steps=fill+sync+settle:2+verify+sync", "--vm",
+		       "name=b,steps=fill+sync+sync" };
+	char *early[] = { "foldvm", "run", "--vm",
+			  "name=a,steps=fill+settle:1+sync", "--vm",
+			  "name=b,steps=fill+sync" };
+	char *nosync[] = { "foldvm", "run", "--vm", "name=a,steps=fill+settle:3" };
+	struct fv_error err = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(parse(6, ok), 0);
+	CU_ASSERT_EQUAL(opt.vms[0].steps[2].kind, STEP_SETTLE);
+	CU_ASSERT_EQUAL(opt.vms[0].steps[2].arg, 2);
+	CU_ASSERT_STRING_EQUAL(step_name(STEP_SETTLE), "settle");
+	CU_ASSERT_EQUAL(cli_parse(6, early, &opt, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "guest a: 'settle' before the first 'sync'"));
+	CU_ASSERT_EQUAL(parse(4, nosync), 0);
+	CU_ASSERT_EQUAL(opt.vms[0].steps[1].arg, 3);
+}
+
 static void test_demo_options(void)
 {
 	char *ok[] = { "foldvm", "demo", "--guests", "2", "--mem=64M",
@@ -472,6 +499,7 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "vm spec too long", test_spec_too_long);
 	CU_add_test(s, "commands", test_commands);
 	CU_add_test(s, "run guests", test_run_guests);
+	CU_add_test(s, "settle step", test_settle_step);
 	CU_add_test(s, "demo options", test_demo_options);
 	CU_add_test(s, "guest names", test_names);
 	CU_add_test(s, "linux guest defaults", test_linux_defaults);

@@ -604,6 +604,13 @@ struct tc {
 	char line[8192];
 };
 
+/* How long a test waits for a line or an EOF that must come.  Every wait
+ * ends as soon as it comes, so a passing run never waits this long; the
+ * bound only turns a broken server into a failure instead of a hang, and is
+ * far above what a loaded 2-CPU machine (ASan build and a CPU hog beside
+ * it) needs to schedule the server thread. */
+#define TC_TIMEOUT_MS 30000
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -689,7 +696,7 @@ static const char *tc_line(struct tc *c, int timeout_ms)
 
 static void tc_expect(struct tc *c, const char *want)
 {
-	const char *got = tc_line(c, 2000);
+	const char *got = tc_line(c, TC_TIMEOUT_MS);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
 	CU_ASSERT_STRING_EQUAL(got, want);
@@ -721,6 +728,25 @@ static bool tc_eof(struct tc *c, int timeout_ms, long *lines)
 			for (i = 0; i < r; i++)
 				*lines += buf[i] == '\n';
 	}
+}
+
+/* Connect until a greeting comes instead of the at-once close that a full
+ * endpoint answers with; false if none came within TC_TIMEOUT_MS. */
+static bool tc_start_when_free(struct tc *c, const char *path)
+{
+	long deadline = now_ms() + TC_TIMEOUT_MS;
+	const char *line;
+
+	do {
+		if (tc_open(c, path) == 0) {
+			line = tc_line(c, TC_TIMEOUT_MS);
+			if (line && !strcmp(line, GREETING))
+				return true;
+			tc_close(c);
+		}
+		usleep(10000);
+	} while (now_ms() < deadline);
+	return false;
 }
 
 /* Connect, check the greeting, optionally negotiate. */
@@ -782,7 +808,7 @@ static void test_srv_basic(void)
 	tc_expect(&c, "{\"return\":{},\"id\":1}");
 	tc_expect(&c, "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":"
 		  "\"The command bad has not been found\"},\"id\":2}");
-	CU_ASSERT_PTR_NOT_NULL(strstr(tc_line(&c, 2000), "JSON parse error"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(tc_line(&c, TC_TIMEOUT_MS), "JSON parse error"));
 	tc_expect(&c, "{\"return\":[1],\"id\":3}");
 	/* a line split across writes */
 	tc_send(&c, "{\"execute\":");
@@ -797,14 +823,14 @@ static void test_srv_basic(void)
 	shutdown(c.fd, SHUT_WR);
 	tc_expect(&c, "{\"return\":{}}");
 	tc_expect(&c, "{\"return\":{}}");
-	CU_ASSERT_TRUE(tc_eof(&c, 2000, NULL));
+	CU_ASSERT_TRUE(tc_eof(&c, TC_TIMEOUT_MS, NULL));
 	tc_close(&c);
 
 	/* quit: the reply, then EOF */
 	tc_start(&c, path, true);
 	tc_send(&c, "{\"execute\":\"quit\",\"id\":9}\n{\"execute\":\"null\"}\n");
 	tc_expect(&c, "{\"return\":{},\"id\":9}");
-	CU_ASSERT_TRUE(tc_eof(&c, 2000, NULL));
+	CU_ASSERT_TRUE(tc_eof(&c, TC_TIMEOUT_MS, NULL));
 	tc_close(&c);
 
 	qmp_server_destroy(s);
@@ -824,7 +850,7 @@ static void test_srv_two_clients(void)
 	tc_send(&b, "{\"execute\":\"null\",\"id\":\"b\"}\n");
 	tc_send(&a, "{\"execute\":\"null\",\"id\":\"a\"}\n");
 	tc_expect(&a, "{\"return\":{},\"id\":\"a\"}");
-	CU_ASSERT_PTR_NOT_NULL(strstr(tc_line(&b, 2000), "CommandNotFound"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(tc_line(&b, TC_TIMEOUT_MS), "CommandNotFound"));
 	tc_send(&b, "{\"execute\":\"qmp_capabilities\"}\n");
 	tc_expect(&b, "{\"return\":{}}");
 	tc_send(&b, "{\"execute\":\"echo\",\"arguments\":{\"s\":\"b\"}}\n");
@@ -875,11 +901,46 @@ static void run_emitter(struct emit_job *j)
 	pthread_join(t, NULL);
 }
 
-/* An event line: right name, data as given, a sane timestamp. */
-static void check_event(const char *line, const char *name, int n)
+/* run_emitter for a job that would block forever if the emitter waited
+ * on a client: false if it has not finished after EMIT_HANG_S.  No
+ * correct emitter comes near that bound (100,000 events take well under a
+ * second unloaded); it only turns a hang into a failure. */
+#define EMIT_HANG_S 120
+static bool run_emitter_bounded(struct emit_job *j)
+{
+	struct timespec until;
+	pthread_t t;
+
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, emitter, j), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += EMIT_HANG_S;
+	if (pthread_timedjoin_np(t, NULL, &until) == 0)
+		return true;
+	pthread_detach(t);
+	return false;
+}
+
+/* Wall-clock microseconds, read exactly as qmp_event_line reads them. */
+static int64_t realtime_us(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+/* An event line: right name, data as given, a timestamp taken between
+ * @before (read before the event was emitted) and now.  Both bounds come
+ * from the clock the code stamps with (CLOCK_REALTIME through
+ * clock_gettime, truncated to microseconds), so a correct stamp lies
+ * between them however late the threads run; time(NULL) reads the coarse
+ * clock, which lags by up to a tick and made correct stamps look like the
+ * future. */
+static void check_event(const char *line, const char *name, int n,
+			int64_t before)
 {
 	struct json_object *ev = json_tokener_parse(line), *v, *ts;
-	int64_t sec, usec;
+	int64_t sec, usec, after = realtime_us();
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
 	CU_ASSERT(json_object_object_get_ex(ev, "event", &v));
@@ -895,11 +956,12 @@ static void check_event(const char *line, const char *name, int n)
 	CU_ASSERT(json_object_object_get_ex(ts, "seconds", &v) &&
 		  json_object_is_type(v, json_type_int));
 	sec = json_object_get_int64(v);
-	CU_ASSERT(sec > 1600000000 && sec <= (int64_t)time(NULL));
 	CU_ASSERT(json_object_object_get_ex(ts, "microseconds", &v) &&
 		  json_object_is_type(v, json_type_int));
 	usec = json_object_get_int64(v);
 	CU_ASSERT(usec >= 0 && usec < 1000000);
+	CU_ASSERT(sec * 1000000 + usec >= before);
+	CU_ASSERT(sec * 1000000 + usec <= after);
 	/* nothing else in it */
 	CU_ASSERT_EQUAL(json_object_object_length(ev), n >= 0 ? 3 : 2);
 	json_object_put(ev);
@@ -912,25 +974,27 @@ static void test_srv_events(void)
 	static struct tc a, b;
 	struct qmp_endpoint *ep;
 	char path[108];
+	int64_t before;
 
 	tpath(path, sizeof(path), "events.sock");
 	ep = endpoint(s, path);
 	tc_start(&a, path, true);
 	tc_start(&b, path, false);      /* greeting seen: it is accepted */
+	before = realtime_us();
 	j = (struct emit_job){ .ep = ep, .name = "TEST", .with_data = true,
 			       .count = 1 };
 	run_emitter(&j);
 	j = (struct emit_job){ .ep = ep, .name = "STOP", .count = 1 };
 	run_emitter(&j);
-	check_event(tc_line(&a, 2000), "TEST", 0);
-	check_event(tc_line(&a, 2000), "STOP", -1);
+	check_event(tc_line(&a, TC_TIMEOUT_MS), "TEST", 0, before);
+	check_event(tc_line(&a, TC_TIMEOUT_MS), "STOP", -1, before);
 	/* b was not negotiated: its next line is the reply, no event */
 	tc_send(&b, "{\"execute\":\"qmp_capabilities\",\"id\":1}\n");
 	tc_expect(&b, "{\"return\":{},\"id\":1}");
 	j = (struct emit_job){ .ep = ep, .name = "RESUME", .count = 1 };
 	run_emitter(&j);
-	check_event(tc_line(&b, 2000), "RESUME", -1);
-	check_event(tc_line(&a, 2000), "RESUME", -1);
+	check_event(tc_line(&b, TC_TIMEOUT_MS), "RESUME", -1, before);
+	check_event(tc_line(&a, TC_TIMEOUT_MS), "RESUME", -1, before);
 	CU_ASSERT_EQUAL(qmp_endpoint_event(NULL, "X", NULL), -1);
 	CU_ASSERT_EQUAL(qmp_endpoint_event(ep, NULL, json_object_new_object()),
 			-1);
@@ -954,12 +1018,11 @@ static void test_srv_slow_client(void)
 	tc_start(&c, path, true);
 	j = (struct emit_job){ .ep = ep, .name = "FLOOD", .with_data = true,
 			       .count = 100000 };
-	run_emitter(&j);
-	CU_ASSERT(j.elapsed_ms < 5000);
-	CU_ASSERT_TRUE(tc_eof(&c, 3000, &lines));
+	/* c never reads: an emitter that waited for it would never finish */
+	CU_ASSERT_TRUE_FATAL(run_emitter_bounded(&j));
+	CU_ASSERT_TRUE(tc_eof(&c, TC_TIMEOUT_MS, &lines));
 	CU_ASSERT(lines > 0 && lines < 100000);
-	if (getenv("QMP_TEST_VERBOSE") || j.elapsed_ms >= 5000 || lines <= 0 ||
-	    lines >= 100000)
+	if (getenv("QMP_TEST_VERBOSE") || lines <= 0 || lines >= 100000)
 		fprintf(stderr, "\n  emit %ld ms, %ld lines\n", j.elapsed_ms,
 			lines);
 	tc_close(&c);
@@ -987,7 +1050,7 @@ static void test_srv_remove(void)
 	/* from another thread: returns once everything is closed */
 	qmp_endpoint_remove(s, ep1);
 	CU_ASSERT_EQUAL(lstat(p1, &st), -1);
-	CU_ASSERT_TRUE(tc_eof(&a, 2000, NULL));
+	CU_ASSERT_TRUE(tc_eof(&a, TC_TIMEOUT_MS, NULL));
 	tc_close(&a);
 	/* from a handler of another endpoint */
 	ep1 = endpoint(s, p1);
@@ -997,8 +1060,8 @@ static void test_srv_remove(void)
 	tc_expect(&a, "{\"return\":{}}");
 	CU_ASSERT_PTR_NULL(tctx.victim);
 	CU_ASSERT_EQUAL(lstat(p2, &st), -1);
-	CU_ASSERT_TRUE(tc_eof(&b, 2000, NULL));
-	CU_ASSERT_TRUE(tc_eof(&c, 2000, NULL));
+	CU_ASSERT_TRUE(tc_eof(&b, TC_TIMEOUT_MS, NULL));
+	CU_ASSERT_TRUE(tc_eof(&c, TC_TIMEOUT_MS, NULL));
 	tc_close(&b);
 	tc_close(&c);
 	CU_ASSERT_EQUAL(tc_open(&b, p2), -1);
@@ -1006,7 +1069,7 @@ static void test_srv_remove(void)
 	tctx.victim = ep1;
 	tc_send(&a, "{\"execute\":\"drop-other\",\"id\":5}\n");
 	tc_expect(&a, "{\"return\":{},\"id\":5}");
-	CU_ASSERT_TRUE(tc_eof(&a, 2000, NULL));
+	CU_ASSERT_TRUE(tc_eof(&a, TC_TIMEOUT_MS, NULL));
 	CU_ASSERT_EQUAL(lstat(p1, &st), -1);
 	tc_close(&a);
 	qmp_server_destroy(s);
@@ -1073,6 +1136,7 @@ static void test_srv_limits(void)
 	static struct tc c[QMP_MAX_CLIENTS + 1];
 	char path[108], chunk[4096];
 	size_t sent;
+	long lines;
 	int i;
 
 	tpath(path, sizeof(path), "limits.sock");
@@ -1090,12 +1154,16 @@ static void test_srv_limits(void)
 	for (i = 1; i < QMP_MAX_CLIENTS; i++)
 		tc_start(&c[i], path, false);
 	CU_ASSERT_EQUAL_FATAL(tc_open(&c[i], path), 0);
-	CU_ASSERT_PTR_NULL(tc_line(&c[i], 2000));
+	lines = 0;
+	CU_ASSERT_TRUE(tc_eof(&c[i], TC_TIMEOUT_MS, &lines));
+	CU_ASSERT_EQUAL(lines, 0);
 	tc_close(&c[i]);
-	/* a slot frees up when someone leaves */
+	/* a slot frees up when someone leaves: once the server thread has
+	 * seen the hang-up, which takes as long as the scheduler makes it */
 	tc_close(&c[0]);
-	usleep(50000);
-	tc_start(&c[0], path, true);
+	CU_ASSERT_TRUE_FATAL(tc_start_when_free(&c[0], path));
+	tc_send(&c[0], "{\"execute\":\"qmp_capabilities\"}\n");
+	tc_expect(&c[0], "{\"return\":{}}");
 	for (i = 0; i < QMP_MAX_CLIENTS; i++)
 		tc_close(&c[i]);
 	qmp_server_destroy(s);
@@ -1131,7 +1199,7 @@ static void test_srv_peercred(void)
 			_exit(10);
 		if (tc_open(&c, path))
 			_exit(11);
-		if (!tc_wait(&c, now_ms() + 3000))
+		if (!tc_wait(&c, now_ms() + TC_TIMEOUT_MS))
 			_exit(12);
 		n = read(c.fd, b, sizeof(b));
 		_exit(n == 0 ? 0 : n > 0 ? 13 : 14);
