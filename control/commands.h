@@ -1,7 +1,7 @@
 /*
  * commands.h - foldvm's control sockets: one QMP endpoint per guest
  * (RUNDIR/NAME.qmp) and one for the host (RUNDIR/host.qmp), served by one
- * thread (control/qmp.c).  Commands are data tables in control.c; every
+ * thread (control/qmp.c).  Commands are data tables in commands.c; every
  * one validates its input and answers with a QMP error class on failure.
  */
 #ifndef FOLDVM_CONTROL_COMMANDS_H

@@ -2,15 +2,16 @@
  * qmp.h - a QMP-style control socket (QEMU docs/interop/qmp-spec.rst):
  * JSON objects, one per line, over UNIX stream sockets.
  *
- * Three layers, so the protocol can be unit-tested and fuzzed without
- * sockets:
+ * Three layers, one file each, so the protocol can be unit-tested and
+ * fuzzed without sockets:
  *
- *  1. the session (struct qmp_session): negotiation state and the command
- *     dispatcher.  It turns one request line into one reply line.
- *  2. line framing (struct qmp_linebuf): bytes in, complete lines out, with
- *     a hard limit on the length of a line.
- *  3. the server (struct qmp_server): one thread polling every listening
- *     socket, every client and a wakeup eventfd.  An endpoint is one socket
+ *  1. the session (struct qmp_session, qmp_session.c): negotiation state
+ *     and the command dispatcher.  It turns one request line into one reply
+ *     line.
+ *  2. line framing (struct qmp_linebuf, qmp_linebuf.c): bytes in, complete
+ *     lines out, with a hard limit on the length of a line.
+ *  3. the server (struct qmp_server, qmp_server.c): one thread polling
+ *     every listening socket, every client and a wakeup eventfd.  An endpoint is one socket
  *     path with its own command table; a server may carry several.
  *
  * Wire format:
@@ -133,6 +134,11 @@ char *qmp_session_handle_line(struct qmp_session *s, const char *line,
 
 /* The reply to a line that was longer than the limit. */
 char *qmp_session_too_long(const struct qmp_session *s);
+
+/* The event line (malloc'd, ends in "\r\n", stamped with the current
+ * time) for NAME with data (may be NULL; taken over), or NULL if out of
+ * memory. */
+char *qmp_event_line(const char *name, struct json_object *data);
 
 /* --- 2. line framing --- */
 
