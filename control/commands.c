@@ -35,7 +35,7 @@ struct control_guest {
 	struct control *c;
 	char name[GUEST_NAME_MAX + 1];
 	char path[PATH_MAX + GUEST_NAME_MAX + 8];  /* run dir + "/NAME.qmp" */
-	char uuid[DOMXML_UUID_LEN + 1];            /* "" = not a libvirt domain */
+	char uuid[SPEC_UUID_LEN + 1];            /* "" = not a libvirt domain */
 	char uuid_path[PATH_MAX + 64];  /* run dir + "/by-uuid/UUID.qmp" link */
 	struct qmp_endpoint_config cfg;
 	struct qmp_endpoint *ep;
@@ -688,7 +688,7 @@ static void endpoint_config(struct qmp_endpoint_config *cfg, const char *path,
 	};
 }
 
-int control_start(struct run_ctx *ctx, struct fv_error *err)
+static int control_start(struct run_ctx *ctx, struct fv_error *err)
 {
 	struct control *c;
 
@@ -720,7 +720,7 @@ int control_start(struct run_ctx *ctx, struct fv_error *err)
 	return 0;
 }
 
-void control_stop(struct run_ctx *ctx)
+static void control_stop(struct run_ctx *ctx)
 {
 	struct control *c = ctx->control;
 
@@ -758,8 +758,10 @@ static int control_link_uuid(struct control_guest *cg, const char *run_dir,
 	return 0;
 }
 
-int control_guest_added(struct control *c, struct driver *d, struct fv_error *err)
+static int control_guest_added(struct run_ctx *ctx, struct driver *d,
+			       struct fv_error *err)
 {
+	struct control *c = ctx->control;
 	struct control_guest *cg;
 
 	if (!c)
@@ -789,8 +791,9 @@ int control_guest_added(struct control *c, struct driver *d, struct fv_error *er
 	return 0;
 }
 
-void control_guest_removed(struct control *c, struct driver *d)
+static void control_guest_removed(struct run_ctx *ctx, struct driver *d)
 {
+	struct control *c = ctx->control;
 	struct control_guest *cg = d->control;
 
 	if (!c || !cg)
@@ -803,3 +806,10 @@ void control_guest_removed(struct control *c, struct driver *d)
 	d->control = NULL;
 	free(cg);
 }
+
+const struct runner_observer control_observer = {
+	.start = control_start,
+	.stop = control_stop,
+	.guest_added = control_guest_added,
+	.guest_removed = control_guest_removed,
+};

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "config.h"
-#include "frontend/cli.h"
+#include "runner/spec.h"
 #include "control/qmp_client.h"
 
 #define TIMEOUT_MS 30000

@@ -10,6 +10,10 @@
 #include "lib/fileutil.h"
 #include "frontend/libvirt_src.h"
 
+/* The spec keeps a domain's uuid and notes whole. */
+_Static_assert(SPEC_UUID_LEN == DOMXML_UUID_LEN, "uuid length");
+_Static_assert(SPEC_NOTES_MAX >= DOMXML_NOTES_MAX, "notes length");
+
 /* One setting through the --vm key it corresponds to. */
 static int set_key(struct vm_spec *vm, const char *key, const char *val,
 		   const char *element, struct fv_error *err)

@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "frontend/cli.h"
+#include "runner/spec.h"
 
 /* Map one domain document (and, when it came from libvirt, the foldvm
  * metadata element libvirt returned, else NULL) onto *vm.  origin names

@@ -8,7 +8,6 @@
 #include "runner/runner.h"
 #include "runner/domlock.h"
 #include "runner/hooks.h"
-#include "control/commands.h"
 #include "vmm/vcpu.h"
 
 /* File content kept for guests created at runtime (--persist --files). */
@@ -467,8 +466,10 @@ struct driver *runner_find_locked(struct run_ctx *ctx, const char *name)
  * the domain lock, so no second foldvm starts it before cleanup is done. */
 static void driver_release(struct driver *d)
 {
-	if (d->control)
-		control_guest_removed(d->ctx->control, d);
+	const struct runner_observer *obs = d->ctx->observer;
+
+	if (obs && obs->guest_removed)
+		obs->guest_removed(d->ctx, d);
 	if (d->prepared && !d->started)
 		driver_hook_cleanup(d, "stopped");
 	guest_destroy(d->guest);
@@ -538,7 +539,8 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 		driver_release(d);
 		return NULL;
 	}
-	if (control_guest_added(ctx->control, d, err)) {
+	if (ctx->observer && ctx->observer->guest_added &&
+	    ctx->observer->guest_added(ctx, d, err)) {
 		driver_release(d);
 		return NULL;
 	}
@@ -705,7 +707,8 @@ static int runner_create_initial(struct run_ctx *ctx, struct fv_error *err)
 	return ret;
 }
 
-int runner_run(const struct cli_options *opt, struct run_result *res,
+int runner_run(const struct cli_options *opt,
+	       const struct runner_observer *observer, struct run_result *res,
 	       struct fv_error *err)
 {
 	static volatile sig_atomic_t stop;
@@ -722,6 +725,7 @@ int runner_run(const struct cli_options *opt, struct run_result *res,
 	stop = 0;
 	ctx.stop = &stop;
 	ctx.opt = opt;
+	ctx.observer = observer;
 	ctx.res = res;
 	ctx.kvm = &kvm;
 	ctx.blob = &blob;
@@ -741,7 +745,7 @@ int runner_run(const struct cli_options *opt, struct run_result *res,
 	if (res->dedup && runner_start_dedup(opt, &ctx.dedup, has_sync, err))
 		goto out_kvm;
 	if (runner_load_blob(opt, &blob, err) ||
-	    control_start(&ctx, err) ||
+	    (observer && observer->start && observer->start(&ctx, err)) ||
 	    runner_create_initial(&ctx, err))
 		goto out_guests;
 	runner_main_loop(&ctx, &res->interrupted);
@@ -756,7 +760,8 @@ out_guests:
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
 		if (ctx.drv[i].used)
 			driver_release(&ctx.drv[i]);
-	control_stop(&ctx);
+	if (observer && observer->stop)
+		observer->stop(&ctx);
 	blob_free(&blob);
 	dedup_destroy(ctx.dedup);
 out_kvm:

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include "vmm/blob.h"
-#include "frontend/cli.h"
+#include "runner/spec.h"
 #include "lib/procstat.h"
 
 struct guest_report {
@@ -76,7 +76,27 @@ struct run_result {
 };
 
 struct run_ctx;
+struct driver;
 struct control;
+
+/*
+ * What a front-end that serves a run while it lasts (the QMP control
+ * sockets, control/commands.c) hooks into it.  The runner calls these and
+ * knows nothing of what they do; the front-end keeps its state in
+ * run_ctx.control and driver.control.  Any of them may be NULL.
+ *  start:         the engine is up, no guest yet; failing fails the run;
+ *  stop:          every guest is gone (also after a failed start);
+ *  guest_added:   a slot was filled (ctx->lock held); failing fails the
+ *                 guest;
+ *  guest_removed: a slot is about to be freed (ctx->lock not held).
+ */
+struct runner_observer {
+	int (*start)(struct run_ctx *ctx, struct fv_error *err);
+	void (*stop)(struct run_ctx *ctx);
+	int (*guest_added)(struct run_ctx *ctx, struct driver *d,
+			   struct fv_error *err);
+	void (*guest_removed)(struct run_ctx *ctx, struct driver *d);
+};
 
 /* One guest slot: the guest, its spec, its driver thread, its report. */
 struct driver {
@@ -92,7 +112,8 @@ struct driver {
 	bool initial;               /* from the command line (takes part in syncs) */
 	volatile sig_atomic_t *stop;
 	struct run_ctx *ctx;
-	void *control;              /* the guest's control endpoint, if any */
+	void *control;              /* the observer's: the guest's control
+				       endpoint, if any */
 	/* A libvirt domain guest (spec.domain_xml set): */
 	int lock_fd;                /* its domain lock, -1 = none */
 	bool prepared;              /* 'prepare begin' ran: 'release end' is due */
@@ -112,7 +133,9 @@ struct run_ctx {
 	struct run_result *res;
 	struct timespec t0;
 	volatile sig_atomic_t *stop;
-	struct control *control;    /* the control sockets, or NULL */
+	const struct runner_observer *observer; /* or NULL */
+	struct control *control;    /* the observer's: the control sockets,
+				       or NULL */
 };
 
 /* Create and start a guest at runtime (vm-create): same validation and
@@ -129,9 +152,11 @@ int runner_destroy_guest(struct run_ctx *ctx, const char *name,
 struct driver *runner_find_locked(struct run_ctx *ctx, const char *name);
 
 /* Create every guest first (a bad one fails the whole start: exit 2), then
- * run them all.  Returns 0 when the run happened (reports tell how each
- * guest did), -1 with err when the guests could not be created. */
-int runner_run(const struct cli_options *opt, struct run_result *res,
+ * run them all; observer (may be NULL) is told of the run and its guests.
+ * Returns 0 when the run happened (reports tell how each guest did), -1
+ * with err when the guests could not be created. */
+int runner_run(const struct cli_options *opt,
+	       const struct runner_observer *observer, struct run_result *res,
 	       struct fv_error *err);
 
 /* Print the per-guest table; returns true if every guest is OK. */

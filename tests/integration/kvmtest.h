@@ -12,7 +12,7 @@
 #include <string.h>
 #include "dedup/dedup.h"
 #include "guest-tools/content.h"
-#include "frontend/cli.h"
+#include "runner/spec.h"
 #include "vmm/guest.h"
 #include "lib/procstat.h"
 #include "vmm/vcpu.h"
