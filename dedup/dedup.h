@@ -16,8 +16,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
 
 #define DEDUP_DOMAIN_MAX 32
 

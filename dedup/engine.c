@@ -51,8 +51,8 @@
 #include "dedup/dedup.h"
 #include "dedup/index.h"
 #include "dedup/store.h"
-#include "vmm/procstat.h"
-#include "vmm/timeutil.h"
+#include "lib/procstat.h"
+#include "lib/timeutil.h"
 
 /* Linux 6.4 UAPI; Debian 12's headers (6.1) predate it, the kernels foldvm
  * runs on have it, and UFFDIO_API refuses it cleanly where they do not. */

@@ -17,7 +17,7 @@
 #include <xxhash.h>
 #include "dedup/dedup.h"
 #include "dedup/index.h"
-#include "vmm/procstat.h"
+#include "lib/procstat.h"
 
 #define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)

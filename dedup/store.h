@@ -14,7 +14,7 @@
 #define FOLDVM_DEDUP_STORE_H
 
 #include <stdint.h>
-#include "vmm/error.h"
+#include "lib/error.h"
 
 #define STORE_NO_FRAME UINT32_MAX
 

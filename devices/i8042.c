@@ -1,6 +1,6 @@
 #include <string.h>
 #include "devices/i8042.h"
-#include "vmm/ioport.h"
+#include "devices/ioport.h"
 
 void i8042_init(struct i8042 *k, i8042_reset_fn reset, void *opaque)
 {

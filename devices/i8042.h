@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "vmm/error.h"
+#include "lib/error.h"
 
 #define I8042_DATA_PORT 0x60u
 #define I8042_CMD_PORT  0x64u

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "devices/testdev.h"
-#include "vmm/timeutil.h"
+#include "lib/timeutil.h"
 
 int testdev_init(struct testdev *td, struct guest_mem *mem, unsigned nr_vcpus,
 		 testdev_log_fn log, void *log_opaque, struct fv_error *err)

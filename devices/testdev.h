@@ -14,9 +14,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "guest-tools/testdev_abi.h"
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
-#include "vmm/ioport.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
+#include "devices/ioport.h"
 
 typedef void (*testdev_log_fn)(void *opaque, unsigned vcpu, const char *msg);
 

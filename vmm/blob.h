@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "vmm/error.h"
+#include "lib/error.h"
 
 struct blob {
 	uint8_t *data;       /* pages * 4096 bytes used, owned */

@@ -15,7 +15,7 @@
 #include "vmm/guest.h"
 #include "vmm/layout.h"
 #include "vmm/payload.h"
-#include "vmm/timeutil.h"
+#include "lib/timeutil.h"
 #include "vmm/vcpu.h"
 #include "vmm/x86_cpl3.h"
 #include "vmm/x86_linux.h"

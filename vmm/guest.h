@@ -23,9 +23,9 @@
 #include "dedup/dedup.h"
 #include "guest-tools/testdev_abi.h"
 #include "vmm/blob.h"
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
-#include "vmm/ioport.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
+#include "devices/ioport.h"
 #include "vmm/kvm.h"
 #include "vmm/linux_boot.h"
 

@@ -5,7 +5,7 @@
 #define FOLDVM_KVM_H
 
 #include <stdint.h>
-#include "vmm/error.h"
+#include "lib/error.h"
 
 struct kvm_cpuid2;
 

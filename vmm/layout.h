@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 #include "guest-tools/testdev_abi.h"
-#include "vmm/error.h"
+#include "lib/error.h"
 
 /* Fill the region fields, content spec and header of *out for a guest of
  * mem_size bytes.  The blob gets pct_blob of the data pages, at most

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vmm/fileutil.h"
+#include "lib/fileutil.h"
 #include "vmm/linux_boot.h"
 
 /* Offsets in a bzImage (and in the zero page, which mirrors its first

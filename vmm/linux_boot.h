@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <asm/bootparam.h>
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
 
 /* Guest-physical layout of what foldvm writes for the kernel (below the
  * EBDA, in memory the e820 map reports as usable: the kernel copies the

@@ -1,6 +1,6 @@
 #include <stdlib.h>
 #include "guest-tools/testdev_abi.h"
-#include "vmm/fileutil.h"
+#include "lib/fileutil.h"
 #include "vmm/payload.h"
 
 int payload_check_file(const char *path, struct fv_error *err)

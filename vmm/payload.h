@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
 
 /* The payload linked into foldvm (guest-tools/payload/). */
 extern const uint8_t fv_builtin_payload[];

@@ -11,8 +11,8 @@
 #define FOLDVM_X86_CPL3_H
 
 #include <stdint.h>
-#include "vmm/error.h"
-#include "vmm/guest_mem.h"
+#include "lib/error.h"
+#include "memory/guest_mem.h"
 
 struct kvm_cpuid2;
 

@@ -9,7 +9,7 @@
 #define FOLDVM_X86_LINUX_H
 
 #include <stdint.h>
-#include "vmm/error.h"
+#include "lib/error.h"
 
 struct kvm_cpuid2;
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vmm/cli.h"
+#include "frontend/cli.h"
 
 #define FUZZ_MAX_ARGS 64
 

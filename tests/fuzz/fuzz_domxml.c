@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vmm/domain.h"
-#include "vmm/domxml.h"
+#include "frontend/domain.h"
+#include "frontend/domxml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

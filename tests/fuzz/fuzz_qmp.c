@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <json-c/json.h>
-#include "devices/qmp.h"
+#include "control/qmp.h"
 
 static int f_echo(void *ctx, struct json_object *args,
 		  struct json_object **ret, struct qmp_error *err)

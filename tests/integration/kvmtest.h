@@ -12,9 +12,9 @@
 #include <string.h>
 #include "dedup/dedup.h"
 #include "guest-tools/content.h"
-#include "vmm/cli.h"
+#include "runner/spec.h"
 #include "vmm/guest.h"
-#include "vmm/procstat.h"
+#include "lib/procstat.h"
 #include "vmm/vcpu.h"
 #include <sys/mman.h>
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include "vmm/guest.h"
 #include "vmm/vcpu.h"
-#include "vmm/cli.h"
+#include "runner/spec.h"
 
 #define CHECK(cond, ...) do { \
 	if (!(cond)) { \

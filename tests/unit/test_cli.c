@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/cli.h"
+#include "frontend/cli.h"
 
 static struct cli_options opt;
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/domain.h"
-#include "vmm/domxml.h"
+#include "frontend/domain.h"
+#include "frontend/domxml.h"
 
 #define NS "xmlns:foldvm='" DOMXML_NS "'"
 #define UUID "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"

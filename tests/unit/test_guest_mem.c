@@ -4,7 +4,7 @@
 #include <string.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/guest_mem.h"
+#include "memory/guest_mem.h"
 
 #define MEM (16ull << 20)
 

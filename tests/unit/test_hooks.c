@@ -1,5 +1,5 @@
 /*
- * test_hooks.c - vmm/hooks.c against real /bin/sh scripts in a mkdtemp
+ * test_hooks.c - runner/hooks.c against real /bin/sh scripts in a mkdtemp
  * hooks directory: which scripts run and in what order, their argv, stdin,
  * environment, signal state and fds, and how failures, timeouts and
  * scripts that ignore stdin or leave children behind come out.
@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/hooks.h"
-#include "vmm/timeutil.h"
+#include "runner/hooks.h"
+#include "lib/timeutil.h"
 
 #define BIG_XML (1024 * 1024)
 

@@ -7,7 +7,7 @@
 #include <CUnit/CUnit.h>
 #include "devices/i8042.h"
 #include "tests/unit/unit.h"
-#include "vmm/ioport.h"
+#include "devices/ioport.h"
 
 struct reset_rec {
 	int calls;

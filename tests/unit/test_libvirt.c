@@ -9,10 +9,10 @@
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/cli.h"
-#include "vmm/domain.h"
-#include "vmm/domxml.h"
-#include "vmm/libvirt_src.h"
+#include "frontend/cli.h"
+#include "frontend/domain.h"
+#include "frontend/domxml.h"
+#include "frontend/libvirt_src.h"
 
 /* runstate 5: shut off (the test driver starts node-file domains). */
 #define SHUTOFF "<test:runstate>5</test:runstate>"

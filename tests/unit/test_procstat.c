@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
-#include "vmm/procstat.h"
+#include "lib/procstat.h"
 
 #define PAGE 4096u
 #define NPAGES 64u

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <CUnit/CUnit.h>
 #include <json-c/json.h>
-#include "devices/qmp.h"
+#include "control/qmp.h"
 #include "tests/unit/unit.h"
 
 void unit_add_qmp_suite(void);

@@ -1,0 +1,172 @@
+/*
+ * domain.c - libvirt domain XML onto a foldvm guest spec (see domain.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "frontend/domain.h"
+#include "frontend/domxml.h"
+#include "lib/fileutil.h"
+#include "frontend/libvirt_src.h"
+
+/* The spec keeps a domain's uuid and notes whole. */
+_Static_assert(SPEC_UUID_LEN == DOMXML_UUID_LEN, "uuid length");
+_Static_assert(SPEC_NOTES_MAX >= DOMXML_NOTES_MAX, "notes length");
+
+/* One setting through the --vm key it corresponds to. */
+static int set_key(struct vm_spec *vm, const char *key, const char *val,
+		   const char *element, struct fv_error *err)
+{
+	if (cli_vm_set(vm, key, val, err)) {
+		fv_err_prefix(err, "%s: ", element);
+		return -1;
+	}
+	return 0;
+}
+
+/* The <domain> part: name, memory, vCPUs, kernel, console. */
+static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
+		      struct fv_error *err)
+{
+	char num[32];
+
+	if (set_key(vm, "name", def->name, "<name>", err))
+		return -1;
+	snprintf(num, sizeof(num), "%" PRIu64 "B", def->mem_bytes);
+	if (set_key(vm, "mem", num, "<memory>", err))
+		return -1;
+	snprintf(num, sizeof(num), "%u", def->vcpus);
+	if (set_key(vm, "vcpus", num, "<vcpu>", err))
+		return -1;
+	if (def->kernel[0] && set_key(vm, "kernel", def->kernel, "<os><kernel>", err))
+		return -1;
+	if (def->initrd[0] && set_key(vm, "initrd", def->initrd, "<os><initrd>", err))
+		return -1;
+	if (def->cmdline_set &&
+	    set_key(vm, "cmdline", def->cmdline, "<os><cmdline>", err))
+		return -1;
+	return set_key(vm, "console", def->console ? "on" : "off", "<serial>", err);
+}
+
+/* The <foldvm:vm> part: dedup settings and the test payload. */
+static int map_metadata(const struct domxml_def *def, struct vm_spec *vm,
+			struct fv_error *err)
+{
+	if (def->dedup_set &&
+	    set_key(vm, "dedup", def->dedup_enabled ? "on" : "off",
+		    "<foldvm:dedup enabled>", err))
+		return -1;
+	if (def->trust_domain[0] &&
+	    set_key(vm, "domain", def->trust_domain,
+		    "<foldvm:dedup trust-domain>", err))
+		return -1;
+	vm->cfg.dedup_rate = def->dedup_rate;
+	for (unsigned i = 0; i < def->nr_payload; i++) {
+		char element[48];
+
+		snprintf(element, sizeof(element), "<foldvm:payload %s>",
+			 def->payload[i].key);
+		if (set_key(vm, def->payload[i].key, def->payload[i].val, element, err))
+			return -1;
+	}
+	return 0;
+}
+
+static int map_def(const struct domxml_def *def, bool strict,
+		   struct vm_spec *vm, struct fv_error *err)
+{
+	if (!def->kernel[0] && !def->nr_payload)
+		return fv_err(err, FV_E_INVAL,
+			      "nothing to run: no <os><kernel> and no <foldvm:payload> in its metadata");
+	if (map_domain(def, vm, err) || map_metadata(def, vm, err) ||
+	    cli_vm_finish(vm, err))
+		return -1;
+	snprintf(vm->uuid, sizeof(vm->uuid), "%s", def->uuid);
+	snprintf(vm->notes, sizeof(vm->notes), "%s", def->notes);
+	if (strict && def->nr_notes)
+		return fv_err(err, FV_E_INVAL,
+			      "--strict: foldvm cannot honour %u setting%s: %s",
+			      def->nr_notes, def->nr_notes == 1 ? "" : "s", def->notes);
+	return 0;
+}
+
+/* The work of domain_spec_from_xml on a vm already reset to defaults. */
+static int map_xml(const char *xml, size_t len, const char *metadata,
+		   const char *origin, bool strict, struct vm_spec *vm,
+		   struct fv_error *err)
+{
+	struct domxml_def *def = calloc(1, sizeof(*def));
+	int ret = -1;
+
+	if (!def)
+		return fv_err(err, FV_E_NOMEM, "domain XML");
+	if (domxml_parse(xml, len, def, err) ||
+	    (metadata && domxml_parse_metadata(metadata, strlen(metadata), def, err)))
+		goto out;
+	if (map_def(def, strict, vm, err)) {
+		fv_err_prefix(err, "domain '%s': ", def->name);
+		goto out;
+	}
+	vm->domain_xml = strndup(xml, len);
+	if (!vm->domain_xml) {
+		fv_err(err, FV_E_NOMEM, "domain XML");
+		goto out;
+	}
+	snprintf(vm->origin, sizeof(vm->origin), "%s", origin);
+	ret = 0;
+out:
+	free(def);
+	if (ret)
+		fv_err_prefix(err, "%s: ", origin);
+	return ret;
+}
+
+/* Each entry point resets vm first, so that domain_spec_free() is right
+ * for it whatever fails. */
+int domain_spec_from_xml(const char *xml, size_t len, const char *metadata,
+			 const char *origin, unsigned index, bool strict,
+			 struct vm_spec *vm, struct fv_error *err)
+{
+	cli_vm_defaults(vm, index);
+	return map_xml(xml, len, metadata, origin, strict, vm, err);
+}
+
+void domain_spec_free(struct vm_spec *vm)
+{
+	free(vm->domain_xml);
+	vm->domain_xml = NULL;
+}
+
+int domain_spec_from_file(const char *path, unsigned index, bool strict,
+			  struct vm_spec *vm, struct fv_error *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	cli_vm_defaults(vm, index);
+	if (fv_read_file(path, DOMXML_MAX, "domain XML", &buf, &len, err))
+		return -1;
+	ret = map_xml((const char *)buf, len, NULL, path, strict, vm, err);
+	free(buf);
+	return ret;
+}
+
+int domain_spec_from_libvirt(const char *uri, const char *name, unsigned index,
+			     bool strict, struct vm_spec *vm,
+			     struct fv_error *err)
+{
+	struct lv_domain lv;
+	char origin[PATH_MAX];
+	int ret = -1;
+
+	cli_vm_defaults(vm, index);
+	if (lv_fetch_domain(uri, name, &lv, err) == 0) {
+		snprintf(origin, sizeof(origin), "%s domain %s", uri, name);
+		ret = map_xml(lv.xml, strlen(lv.xml), lv.metadata, origin,
+			      strict, vm, err);
+	}
+	lv_domain_free(&lv);
+	return ret;
+}

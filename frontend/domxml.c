@@ -1,0 +1,863 @@
+/*
+ * domxml.c - read a libvirt domain XML document as a foldvm guest.
+ *
+ * Every byte here comes from outside (a file, a libvirt daemon, a hook's
+ * stdin).  The document is size-bounded before libxml2 sees it; libxml2
+ * runs without network access, without loading or applying a DTD and
+ * without expanding entities (a DOCTYPE is refused outright, so there is
+ * nothing to expand); every text and attribute is bounded again here.
+ *
+ * The mapping walks every element the domain has.  What foldvm honours is
+ * taken; what it deliberately treats as the same thing (an emulator path it
+ * replaces, APIC and PAE it always has) passes; everything else becomes a
+ * note with a reason.  An unknown element therefore always ends up in the
+ * list, never silently dropped.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include "frontend/domxml.h"
+
+typedef int (*domxml_walk_fn)(xmlNode *n, struct domxml_def *def,
+			      struct fv_error *err);
+
+/* ---- small helpers over libxml2 ---- */
+
+static bool node_is(const xmlNode *n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
+}
+
+static bool node_in_foldvm_ns(const xmlNode *n)
+{
+	return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+	       !strcmp((const char *)n->ns->href, DOMXML_NS);
+}
+
+/* An element's text, bounded; "" for an empty element. */
+static int node_text(xmlNode *n, char *out, size_t size, struct fv_error *err)
+{
+	xmlChar *s = xmlNodeGetContent(n);
+	size_t len = s ? strlen((const char *)s) : 0;
+
+	if (len >= size) {
+		xmlFree(s);
+		return fv_err(err, FV_E_INVAL, "<%s> is longer than %zu bytes",
+			      (const char *)n->name, size - 1);
+	}
+	memcpy(out, s ? (const char *)s : "", len + 1);
+	xmlFree(s);
+	return 0;
+}
+
+/* An attribute (no namespace), bounded; false when absent. */
+static int node_attr(xmlNode *n, const char *attr, char *out, size_t size,
+		     bool *present, struct fv_error *err)
+{
+	xmlChar *s = xmlGetNoNsProp(n, (const xmlChar *)attr);
+	size_t len;
+
+	*present = s != NULL;
+	out[0] = '\0';
+	if (!s)
+		return 0;
+	len = strlen((const char *)s);
+	if (len >= size) {
+		xmlFree(s);
+		return fv_err(err, FV_E_INVAL, "<%s %s=...> is longer than %zu bytes",
+			      (const char *)n->name, attr, size - 1);
+	}
+	memcpy(out, s, len + 1);
+	xmlFree(s);
+	return 0;
+}
+
+/* The attribute's value, or "" when absent or too long to matter. */
+static void node_attr_or_empty(xmlNode *n, const char *attr, char *out,
+			       size_t size)
+{
+	bool present;
+
+	if (node_attr(n, attr, out, size, &present, NULL))
+		out[0] = '\0';
+}
+
+static void note_add(struct domxml_def *def, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Add one item to the unsupported list; a full list ends in "...". */
+static void note_add(struct domxml_def *def, const char *fmt, ...)
+{
+	size_t used = strlen(def->notes), left = sizeof(def->notes) - used;
+	char item[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(item, sizeof(item), fmt, ap);
+	va_end(ap);
+	def->nr_notes++;
+	if (strstr(def->notes, "; ..."))
+		return;
+	if (strlen(item) + 2 + 6 >= left) {
+		snprintf(def->notes + used, left, "; ...");
+		return;
+	}
+	snprintf(def->notes + used, left, "%s%s", used ? "; " : "", item);
+}
+
+/* "<disk type='file'>" for a note; the type attribute says which kind. */
+static void note_element(struct domxml_def *def, xmlNode *n, const char *why)
+{
+	char type[32];
+
+	node_attr_or_empty(n, "type", type, sizeof(type));
+	if (type[0])
+		note_add(def, "<%s type='%s'> (%s)", (const char *)n->name, type, why);
+	else
+		note_add(def, "<%s> (%s)", (const char *)n->name, why);
+}
+
+/* ---- values ---- */
+
+int domxml_scale(const char *value, const char *unit, uint64_t *bytes,
+		 struct fv_error *err)
+{
+	static const char powers[] = "kmgtpe";
+	unsigned long long v;
+	uint64_t scale = 1, base;
+	const char *p;
+	char *end;
+
+	if (!value || !isdigit((unsigned char)*value))
+		return fv_err(err, FV_E_INVAL, "'%s' is not a whole number",
+			      value ? value : "");
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (errno == ERANGE || *end)
+		return fv_err(err, FV_E_INVAL, "'%s' is not a whole number", value);
+	if (!unit || !*unit)
+		unit = "KiB";
+	if (!strcasecmp(unit, "b") || !strcasecmp(unit, "byte") ||
+	    !strcasecmp(unit, "bytes")) {
+		*bytes = v;
+		return 0;
+	}
+	if (!unit[1] || !strcasecmp(unit + 1, "iB"))
+		base = 1024;
+	else if ((unit[1] == 'b' || unit[1] == 'B') && !unit[2])
+		base = 1000;
+	else
+		goto bad_unit;
+	p = strchr(powers, tolower((unsigned char)unit[0]));
+	if (!p || !unit[0])
+		goto bad_unit;
+	for (const char *q = powers; q <= p; q++)
+		scale *= base;
+	if (v > UINT64_MAX / scale)
+		return fv_err(err, FV_E_INVAL, "%s %s does not fit in 64 bits",
+			      value, unit);
+	*bytes = v * scale;
+	return 0;
+bad_unit:
+	return fv_err(err, FV_E_INVAL,
+		      "unit '%s' is not one libvirt knows (b, KB, KiB, MB, MiB, GB, GiB, TB, TiB, ...)",
+		      unit);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int domxml_uuid(const char *in, char out[DOMXML_UUID_LEN + 1],
+		struct fv_error *err)
+{
+	unsigned char b[16];
+	const char *p = in;
+	unsigned i = 0;
+
+	while (*p == ' ')
+		p++;
+	while (i < 16) {
+		int hi, lo;
+
+		if (*p == '-' && i > 0) {
+			p++;
+			continue;
+		}
+		hi = hexval((unsigned char)p[0]);
+		lo = hi < 0 ? -1 : hexval((unsigned char)p[1]);
+		if (hi < 0 || lo < 0)
+			goto bad;
+		b[i++] = (unsigned char)(hi << 4 | lo);
+		p += 2;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p)
+		goto bad;
+	snprintf(out, DOMXML_UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+bad:
+	return fv_err(err, FV_E_INVAL,
+		      "<uuid> '%.40s' is not a uuid (32 hex digits, e.g. 4dea22b3-1d52-d8f3-2516-782e98ab3fa0)",
+		      in);
+}
+
+static int parse_onoff(const char *v, bool *out, const char *what,
+		       struct fv_error *err)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "off"))
+		*out = false;
+	else
+		return fv_err(err, FV_E_INVAL, "%s must be yes or no, not '%s'",
+			      what, v);
+	return 0;
+}
+
+/* A scaled <memory>-like element: its text in its unit attribute. */
+static int parse_memory_element(xmlNode *n, uint64_t *bytes,
+				struct fv_error *err)
+{
+	char text[64], unit[16];
+	bool present;
+
+	if (node_text(n, text, sizeof(text), err) ||
+	    node_attr(n, "unit", unit, sizeof(unit), &present, err))
+		goto fail;
+	if (domxml_scale(text, unit, bytes, err))
+		goto fail;
+	return 0;
+fail:
+	fv_err_prefix(err, "<%s>: ", (const char *)n->name);
+	return -1;
+}
+
+/* ---- the foldvm metadata element ---- */
+
+static int meta_dedup(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	def->dedup_set = true;
+	def->dedup_enabled = true;   /* <foldvm:dedup/> alone means on */
+	for (xmlAttr *a = n->properties; a; a = a->next) {
+		const char *k = (const char *)a->name;
+		char v[64];
+		bool present;
+
+		if (node_attr(n, k, v, sizeof(v), &present, err))
+			return -1;
+		if (!strcmp(k, "enabled")) {
+			if (parse_onoff(v, &def->dedup_enabled,
+					"<foldvm:dedup enabled>", err))
+				return -1;
+		} else if (!strcmp(k, "trust-domain")) {
+			if (!*v || strlen(v) > DEDUP_DOMAIN_MAX)
+				return fv_err(err, FV_E_INVAL,
+					      "<foldvm:dedup trust-domain> must be 1-%d characters",
+					      DEDUP_DOMAIN_MAX);
+			memcpy(def->trust_domain, v, strlen(v) + 1);
+		} else if (!strcmp(k, "rate")) {
+			char *end;
+
+			errno = 0;
+			def->dedup_rate = strtoull(v, &end, 10);
+			if (!isdigit((unsigned char)*v) || *end || errno)
+				return fv_err(err, FV_E_INVAL,
+					      "<foldvm:dedup rate> must be pages per second, not '%s'",
+					      v);
+		} else {
+			return fv_err(err, FV_E_INVAL,
+				      "<foldvm:dedup> has no attribute '%s' (enabled, trust-domain, rate)",
+				      k);
+		}
+	}
+	return 0;
+}
+
+/* The keys of foldvm's --vm spec that configure the test payload. */
+static const char *const payload_attrs[] = {
+	"steps", "zero", "shared", "blob", "pool", "seed", "race-pages",
+	"probe-pages", "payload",
+};
+
+static int meta_payload(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	def->nr_payload = 0;
+	for (xmlAttr *a = n->properties; a; a = a->next) {
+		const char *k = (const char *)a->name;
+		struct domxml_kv *kv;
+		bool known = false, present;
+
+		for (size_t i = 0; i < sizeof(payload_attrs) / sizeof(*payload_attrs); i++)
+			known |= !strcmp(k, payload_attrs[i]);
+		if (!known)
+			return fv_err(err, FV_E_INVAL,
+				      "<foldvm:payload> has no attribute '%s' (steps, zero, shared, blob, pool, seed, race-pages, probe-pages, payload)",
+				      k);
+		if (def->nr_payload == DOMXML_PAYLOAD_MAX)
+			return fv_err(err, FV_E_INVAL, "<foldvm:payload> has too many attributes");
+		kv = &def->payload[def->nr_payload++];
+		snprintf(kv->key, sizeof(kv->key), "%s", k);
+		if (node_attr(n, k, kv->val, sizeof(kv->val), &present, err))
+			return -1;
+	}
+	/* Presence alone says: run the test payload (even with defaults). */
+	if (!def->nr_payload) {
+		snprintf(def->payload[0].key, sizeof(def->payload[0].key), "steps");
+		snprintf(def->payload[0].val, sizeof(def->payload[0].val), "fill+verify");
+		def->nr_payload = 1;
+	}
+	return 0;
+}
+
+static void meta_reset(struct domxml_def *def)
+{
+	def->foldvm = false;
+	def->dedup_set = false;
+	def->dedup_enabled = false;
+	def->trust_domain[0] = '\0';
+	def->dedup_rate = 0;
+	def->nr_payload = 0;
+}
+
+/* <foldvm:vm>: foldvm's element; its children are foldvm's own schema,
+ * so a typo is an error rather than a silently ignored setting.
+ * virDomainGetMetadata hands the element back with its namespace
+ * stripped (the caller chose it), so then its children have none either. */
+static int meta_vm(xmlNode *vm, struct domxml_def *def, struct fv_error *err)
+{
+	bool seen_dedup = false, seen_payload = false, stripped = !vm->ns;
+
+	meta_reset(def);
+	def->foldvm = true;
+	for (xmlNode *n = vm->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (stripped ? n->ns != NULL : !node_in_foldvm_ns(n))
+			return fv_err(err, FV_E_INVAL,
+				      "<foldvm:vm> holds <%s> from another namespace",
+				      (const char *)n->name);
+		if (node_is(n, "dedup") && !seen_dedup) {
+			seen_dedup = true;
+			if (meta_dedup(n, def, err))
+				return -1;
+		} else if (node_is(n, "payload") && !seen_payload) {
+			seen_payload = true;
+			if (meta_payload(n, def, err))
+				return -1;
+		} else {
+			return fv_err(err, FV_E_INVAL,
+				      "<foldvm:vm> may hold one <foldvm:dedup> and one <foldvm:payload>, not <foldvm:%s>%s",
+				      (const char *)n->name,
+				      seen_dedup || seen_payload ? " twice" : "");
+		}
+	}
+	return 0;
+}
+
+static int walk_metadata(xmlNode *md, struct domxml_def *def,
+			 struct fv_error *err)
+{
+	for (xmlNode *n = md->children; n; n = n->next) {
+		/* Other applications' metadata is theirs: not ours to judge. */
+		if (!node_in_foldvm_ns(n))
+			continue;
+		if (!node_is(n, DOMXML_ROOT))
+			return fv_err(err, FV_E_INVAL,
+				      "foldvm's metadata element is <foldvm:vm>, not <foldvm:%s>",
+				      (const char *)n->name);
+		if (def->foldvm)
+			return fv_err(err, FV_E_INVAL, "<metadata> holds <foldvm:vm> twice");
+		if (meta_vm(n, def, err))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- <os> ---- */
+
+static int os_type(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char type[16], arch[32];
+	bool present;
+
+	(void)def;
+	if (node_text(n, type, sizeof(type), err) ||
+	    node_attr(n, "arch", arch, sizeof(arch), &present, err))
+		return -1;
+	if (strcmp(type, "hvm"))
+		return fv_err(err, FV_E_INVAL,
+			      "<os><type> is '%s': foldvm runs full virtual machines ('hvm')",
+			      type);
+	if (present && strcmp(arch, "x86_64"))
+		return fv_err(err, FV_E_INVAL,
+			      "<os><type arch='%s'>: foldvm runs x86_64 guests", arch);
+	/* machine= names one of QEMU's board models; foldvm has its own. */
+	return 0;
+}
+
+static int walk_os(xmlNode *os, struct domxml_def *def, struct fv_error *err)
+{
+	bool type_seen = false;
+	char fw[32];
+
+	def->os_seen = true;
+	node_attr_or_empty(os, "firmware", fw, sizeof(fw));
+	if (fw[0])
+		note_add(def, "<os firmware='%s'> (foldvm boots kernels directly, no firmware)", fw);
+	for (xmlNode *n = os->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (node_is(n, "type")) {
+			type_seen = true;
+			if (os_type(n, def, err))
+				return -1;
+		} else if (node_is(n, "kernel")) {
+			if (node_text(n, def->kernel, sizeof(def->kernel), err))
+				return -1;
+		} else if (node_is(n, "initrd")) {
+			if (node_text(n, def->initrd, sizeof(def->initrd), err))
+				return -1;
+		} else if (node_is(n, "cmdline")) {
+			if (node_text(n, def->cmdline, sizeof(def->cmdline), err))
+				return -1;
+			def->cmdline_set = true;
+		} else if (node_is(n, "boot") || node_is(n, "bootmenu") ||
+			   node_is(n, "loader") || node_is(n, "nvram") ||
+			   node_is(n, "bios")) {
+			note_add(def, "<os><%s> (foldvm boots the kernel directly, no firmware)",
+				 (const char *)n->name);
+		} else {
+			note_add(def, "<os><%s> (not supported)", (const char *)n->name);
+		}
+	}
+	if (!type_seen)
+		return fv_err(err, FV_E_INVAL, "<os> has no <type> (hvm)");
+	return 0;
+}
+
+/* ---- <devices> ---- */
+
+/* Why foldvm cannot give the guest this kind of device. */
+static const char *device_reason(const char *name)
+{
+	static const struct { const char *name, *why; } tab[] = {
+		{ "disk", "no block devices" },
+		{ "filesystem", "no shared file systems" },
+		{ "interface", "no network devices" },
+		{ "graphics", "no display" },
+		{ "video", "no display" },
+		{ "input", "no input devices" },
+		{ "sound", "no sound devices" },
+		{ "audio", "no sound devices" },
+		{ "controller", "no PCI, USB or storage buses" },
+		{ "memballoon", "no balloon" },
+		{ "hostdev", "no device assignment" },
+		{ "watchdog", "no watchdog" },
+		{ "channel", "no virtio-serial channels" },
+		{ "rng", "no virtio-rng" },
+		{ "tpm", "no TPM" },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (!strcmp(name, tab[i].name))
+			return tab[i].why;
+	return "foldvm has no such device";
+}
+
+/* A device that is the same as foldvm's "none": nothing to lose. */
+static bool device_is_absent(xmlNode *n)
+{
+	char model[32];
+	char type[32];
+
+	node_attr_or_empty(n, "model", model, sizeof(model));
+	node_attr_or_empty(n, "type", type, sizeof(type));
+	if ((node_is(n, "memballoon") || node_is(n, "watchdog")) &&
+	    !strcmp(model, "none"))
+		return true;
+	if (node_is(n, "audio") && !strcmp(type, "none"))
+		return true;
+	/* libvirt adds a PCI root to every domain; with no PCI device
+	 * behind it, a machine without PCI looks the same to the guest. */
+	return node_is(n, "controller") &&
+	       (!strcmp(model, "pci-root") || !strcmp(model, "pcie-root"));
+}
+
+/* Serial and console devices: foldvm has one 16550 (COM1, ttyS0). */
+static void device_serial(xmlNode *n, struct domxml_def *def, unsigned *ports)
+{
+	bool is_console = node_is(n, "console");
+	char port[16] = "";
+
+	for (xmlNode *t = n->children; t; t = t->next)
+		if (node_is(t, "target"))
+			node_attr_or_empty(t, "port", port, sizeof(port));
+	def->console = true;
+	/* A <console> of a serial target is the same port as <serial>. */
+	if (is_console)
+		return;
+	if ((port[0] && strcmp(port, "0")) || ++*ports > 1)
+		note_add(def, "<serial> port %s (foldvm has one serial port, COM1)",
+			 port[0] ? port : "2");
+}
+
+static int walk_devices(xmlNode *devs, struct domxml_def *def,
+			struct fv_error *err)
+{
+	unsigned serial_ports = 0;
+
+	(void)err;
+	for (xmlNode *n = devs->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (node_is(n, "emulator"))
+			continue;   /* the emulator foldvm replaces */
+		if (node_is(n, "serial") || node_is(n, "console"))
+			device_serial(n, def, &serial_ports);
+		else if (!device_is_absent(n))
+			note_element(def, n, device_reason((const char *)n->name));
+	}
+	return 0;
+}
+
+/* ---- the rest of <domain> ---- */
+
+static int walk_features(xmlNode *f, struct domxml_def *def,
+			 struct fv_error *err)
+{
+	(void)err;
+	for (xmlNode *n = f->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		/* Every foldvm guest has a local APIC and runs in long mode. */
+		if (node_is(n, "apic") || node_is(n, "pae"))
+			continue;
+		if (node_is(n, "acpi"))
+			note_add(def, "<features><acpi> (foldvm writes no ACPI tables)");
+		else
+			note_add(def, "<features><%s> (not supported)",
+				 (const char *)n->name);
+	}
+	return 0;
+}
+
+static int walk_vcpu(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char text[16], attr[64];
+	unsigned long v;
+	char *end;
+
+	if (node_text(n, text, sizeof(text), err))
+		return -1;
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (!isdigit((unsigned char)text[0]) || *end || errno || v == 0 || v > 4096)
+		return fv_err(err, FV_E_INVAL, "<vcpu> '%s' is not a vCPU count", text);
+	def->vcpus = (unsigned)v;
+	node_attr_or_empty(n, "cpuset", attr, sizeof(attr));
+	if (attr[0])
+		note_add(def, "<vcpu cpuset='%s'> (foldvm does not pin vCPUs)", attr);
+	node_attr_or_empty(n, "current", attr, sizeof(attr));
+	if (attr[0] && strcmp(attr, text))
+		note_add(def, "<vcpu current='%s'> (foldvm starts all %lu vCPUs)", attr, v);
+	node_attr_or_empty(n, "placement", attr, sizeof(attr));
+	if (attr[0] && strcmp(attr, "static"))
+		note_add(def, "<vcpu placement='%s'> (no NUMA placement)", attr);
+	return 0;
+}
+
+static int walk_cpu(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char mode[32];
+
+	(void)err;
+	node_attr_or_empty(n, "mode", mode, sizeof(mode));
+	/* foldvm gives the guest what KVM supports of the host CPU. */
+	if (!strcmp(mode, "host-passthrough") && !n->children)
+		return 0;
+	note_add(def, "<cpu mode='%s'> (foldvm passes the host CPU through)",
+		 mode[0] ? mode : "custom");
+	return 0;
+}
+
+static int walk_clock(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char offset[32];
+	bool timers = false;
+
+	(void)err;
+	node_attr_or_empty(n, "offset", offset, sizeof(offset));
+	for (xmlNode *c = n->children; c; c = c->next)
+		timers |= c->type == XML_ELEMENT_NODE;
+	if ((offset[0] && strcmp(offset, "utc")) || timers)
+		note_add(def, "<clock offset='%s'>%s (the guest keeps UTC from kvm-clock)",
+			 offset[0] ? offset : "utc", timers ? " with timers" : "");
+	return 0;
+}
+
+/* on_poweroff / on_reboot / on_crash: foldvm ends the guest in each case. */
+static int walk_lifecycle(xmlNode *n, struct domxml_def *def,
+			  struct fv_error *err)
+{
+	char action[32];
+
+	if (node_text(n, action, sizeof(action), err))
+		return -1;
+	if (strcmp(action, "destroy"))
+		note_add(def, "<%s>%s</%s> (foldvm ends the guest)",
+			 (const char *)n->name, action, (const char *)n->name);
+	return 0;
+}
+
+static int walk_currentmemory(xmlNode *n, struct domxml_def *def,
+			      struct fv_error *err)
+{
+	uint64_t cur;
+
+	if (parse_memory_element(n, &cur, err))
+		return -1;
+	/* <memory> comes first in libvirt's schema; checked again at the end. */
+	if (def->mem_bytes && cur > def->mem_bytes)
+		return fv_err(err, FV_E_INVAL,
+			      "<currentMemory> (%llu KiB) is more than <memory> (%llu KiB)",
+			      (unsigned long long)(cur >> 10),
+			      (unsigned long long)(def->mem_bytes >> 10));
+	if (def->mem_bytes && cur < def->mem_bytes)
+		note_add(def, "<currentMemory> %llu KiB below <memory> (no balloon: the guest gets all %llu KiB)",
+			 (unsigned long long)(cur >> 10),
+			 (unsigned long long)(def->mem_bytes >> 10));
+	return 0;
+}
+
+static int walk_name(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	if (node_text(n, def->name, sizeof(def->name), err))
+		return -1;
+	if (!def->name[0])
+		return fv_err(err, FV_E_INVAL, "<name> is empty");
+	return 0;
+}
+
+static int walk_uuid(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char text[64];
+
+	return node_text(n, text, sizeof(text), err) ||
+	       domxml_uuid(text, def->uuid, err);
+}
+
+static int walk_memory(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	if (parse_memory_element(n, &def->mem_bytes, err))
+		return -1;
+	if (!def->mem_bytes)
+		return fv_err(err, FV_E_INVAL, "<memory> is zero");
+	return 0;
+}
+
+static int walk_ignore(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	(void)n;
+	(void)def;
+	(void)err;
+	return 0;
+}
+
+/* The children of <domain> foldvm reads, each at most once. */
+static const struct {
+	const char *name;
+	domxml_walk_fn fn;
+} domain_children[] = {
+	{ "name", walk_name },
+	{ "uuid", walk_uuid },
+	{ "title", walk_ignore },
+	{ "description", walk_ignore },
+	{ "metadata", walk_metadata },
+	{ "memory", walk_memory },
+	{ "currentMemory", walk_currentmemory },
+	{ "vcpu", walk_vcpu },
+	{ "os", walk_os },
+	{ "features", walk_features },
+	{ "cpu", walk_cpu },
+	{ "clock", walk_clock },
+	{ "on_poweroff", walk_lifecycle },
+	{ "on_reboot", walk_lifecycle },
+	{ "on_crash", walk_lifecycle },
+	{ "devices", walk_devices },
+};
+
+#define DOMAIN_CHILDREN (sizeof(domain_children) / sizeof(domain_children[0]))
+
+static int walk_domain(xmlNode *root, struct domxml_def *def,
+		       struct fv_error *err)
+{
+	bool seen[DOMAIN_CHILDREN] = { false };
+	char type[32];
+
+	node_attr_or_empty(root, "type", type, sizeof(type));
+	if (strcmp(type, "kvm"))
+		note_add(def, "<domain type='%s'> (foldvm always runs guests under KVM)", type);
+	for (xmlNode *n = root->children; n; n = n->next) {
+		size_t i;
+
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		for (i = 0; i < DOMAIN_CHILDREN; i++)
+			if (node_is(n, domain_children[i].name))
+				break;
+		if (i == DOMAIN_CHILDREN) {
+			note_add(def, "<%s> (not supported)", (const char *)n->name);
+			continue;
+		}
+		if (seen[i])
+			return fv_err(err, FV_E_INVAL, "<%s> appears twice",
+				      domain_children[i].name);
+		seen[i] = true;
+		if (domain_children[i].fn(n, def, err))
+			return -1;
+	}
+	if (!def->name[0])
+		return fv_err(err, FV_E_INVAL, "the domain has no <name>");
+	if (!def->uuid[0])
+		return fv_err(err, FV_E_INVAL,
+			      "domain '%s' has no <uuid> (foldvm locks each domain by its uuid; uuidgen makes one)",
+			      def->name);
+	if (!def->mem_bytes)
+		return fv_err(err, FV_E_INVAL, "domain '%s' has no <memory>", def->name);
+	if (!def->os_seen)
+		return fv_err(err, FV_E_INVAL, "domain '%s' has no <os>", def->name);
+	return 0;
+}
+
+/* ---- documents ---- */
+
+static xmlDoc *read_document(const char *xml, size_t len, struct fv_error *err)
+{
+	const xmlError *xe;
+	xmlDoc *doc;
+
+	if (len == 0) {
+		fv_err(err, FV_E_INVAL, "the XML is empty");
+		return NULL;
+	}
+	if (len > DOMXML_MAX) {
+		fv_err(err, FV_E_INVAL, "the XML is larger than %u MiB", DOMXML_MAX >> 20);
+		return NULL;
+	}
+	/* Refused before libxml2 reads a byte of it: no entity is ever
+	 * declared, so none can be expanded (or loop). */
+	if (memmem(xml, len, "<!DOCTYPE", 9)) {
+		fv_err(err, FV_E_INVAL,
+		       "the XML has a DOCTYPE; domain XML has none and foldvm accepts none");
+		return NULL;
+	}
+	xmlInitParser();
+	/* No NOENT (entities stay unexpanded), no DTDLOAD, no network. */
+	doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR |
+			    XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+	if (!doc) {
+		xe = xmlGetLastError();
+		fv_err(err, FV_E_INVAL, "malformed XML at line %d: %.200s",
+		       xe ? xe->line : 0, xe && xe->message ? xe->message : "?");
+		/* libxml2's messages end in a newline. */
+		err->msg[strcspn(err->msg, "\n")] = '\0';
+		return NULL;
+	}
+	if (doc->intSubset || doc->extSubset) {
+		xmlFreeDoc(doc);
+		fv_err(err, FV_E_INVAL,
+		       "the XML has a DOCTYPE; domain XML has none and foldvm accepts none");
+		return NULL;
+	}
+	return doc;
+}
+
+static void def_init(struct domxml_def *def)
+{
+	memset(def, 0, sizeof(*def));
+	def->vcpus = 1;
+}
+
+int domxml_parse(const char *xml, size_t len, struct domxml_def *def,
+		 struct fv_error *err)
+{
+	xmlDoc *doc;
+	xmlNode *root;
+	int ret;
+
+	def_init(def);
+	doc = read_document(xml, len, err);
+	if (!doc)
+		return -1;
+	root = xmlDocGetRootElement(doc);
+	if (!root || !node_is(root, "domain") || root->ns)
+		ret = fv_err(err, FV_E_INVAL, "the XML is not a libvirt <domain>");
+	else
+		ret = walk_domain(root, def, err);
+	xmlFreeDoc(doc);
+	return ret;
+}
+
+int domxml_parse_metadata(const char *xml, size_t len, struct domxml_def *def,
+			  struct fv_error *err)
+{
+	xmlDoc *doc = read_document(xml, len, err);
+	xmlNode *root;
+	int ret;
+
+	if (!doc)
+		return -1;
+	root = xmlDocGetRootElement(doc);
+	if (!root || !(node_in_foldvm_ns(root) || !root->ns) ||
+	    !node_is(root, DOMXML_ROOT))
+		ret = fv_err(err, FV_E_INVAL,
+			     "foldvm's metadata is not a <foldvm:vm> element of namespace %s",
+			     DOMXML_NS);
+	else
+		ret = meta_vm(root, def, err);
+	xmlFreeDoc(doc);
+	return ret;
+}
+
+int domxml_find_foldvm(const char *xml, size_t len, char *name, size_t name_size,
+		       bool *is_foldvm, struct fv_error *err)
+{
+	xmlDoc *doc = read_document(xml, len, err);
+	xmlNode *root;
+
+	*is_foldvm = false;
+	if (name_size)
+		name[0] = '\0';
+	if (!doc)
+		return -1;
+	root = xmlDocGetRootElement(doc);
+	if (!root || !node_is(root, "domain")) {
+		xmlFreeDoc(doc);
+		return fv_err(err, FV_E_INVAL, "the XML is not a libvirt <domain>");
+	}
+	for (xmlNode *n = root->children; n; n = n->next) {
+		if (node_is(n, "name") && name_size && node_text(n, name, name_size, NULL))
+			name[0] = '\0';
+		if (!node_is(n, "metadata"))
+			continue;
+		for (xmlNode *m = n->children; m; m = m->next)
+			*is_foldvm |= node_in_foldvm_ns(m) && node_is(m, DOMXML_ROOT);
+	}
+	xmlFreeDoc(doc);
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * procstat.h - the kernel's own accounting of this process's memory, read
+ * from /proc: what foldvm reports as saved is measured here, not derived
+ * from the engine's counters.
+ */
+#ifndef FOLDVM_PROCSTAT_H
+#define FOLDVM_PROCSTAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "lib/error.h"
+
+/* Fields of /proc/self/smaps_rollup, in bytes. */
+struct procstat_rollup {
+	uint64_t rss;
+	uint64_t pss;
+	uint64_t pss_anon;
+	uint64_t pss_file;
+	uint64_t pss_shmem;
+	uint64_t anonymous;
+	uint64_t shared_clean, shared_dirty, private_clean, private_dirty;
+};
+
+/* Parse /proc/<pid>/smaps_rollup (pid 0 = self). */
+int procstat_rollup(int pid, struct procstat_rollup *out, struct fv_error *err);
+
+/* Parse text in smaps_rollup format (exposed for unit tests/fuzzing):
+ * "Rss:   1234 kB" lines; unknown lines ignored; malformed numbers are an
+ * error. */
+int procstat_parse_rollup(const char *text, struct procstat_rollup *out,
+			  struct fv_error *err);
+
+/* What the VMAs inside a range hold, in bytes. */
+struct procstat_mem {
+	uint64_t rss;
+	uint64_t pss;
+	uint64_t anon;   /* "Anonymous": private pages (incl. copies on write) */
+};
+
+/* Sums over the VMAs of /proc/self/smaps that lie inside [start, end):
+ * what one guest's RAM range holds.  (A merged page not touched since its
+ * merge has no PTE yet, so Rss/Pss miss its frame; the guest's true cost
+ * is its anon bytes plus its share of the store memfd.) */
+int procstat_range(uint64_t start, uint64_t end, struct procstat_mem *out,
+		   struct fv_error *err);
+
+/* Number of VMAs of this process (lines of /proc/self/maps). */
+int procstat_vma_count(uint64_t *count, struct fv_error *err);
+
+/* /proc/sys/vm/max_map_count. */
+int procstat_max_map_count(uint64_t *count, struct fv_error *err);
+
+/* Physical frame number backing a virtual address of this process, from
+ * /proc/self/pagemap (root only; *present false when not in memory, *pfn 0
+ * when the kernel hides PFNs). */
+int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
+		 struct fv_error *err);
+
+/* PFN of the kernel's zero page (what a read of untouched anonymous memory
+ * maps), or 0 when PFNs are hidden (not root). */
+uint64_t procstat_zero_pfn(void);
+
+/* Thread CPU time of the calling thread, nanoseconds. */
+uint64_t procstat_thread_cpu_ns(void);
+
+#endif

@@ -1,0 +1,406 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include "memory/guest_mem.h"
+
+int gmem_check_size(uint64_t size, struct fv_error *err)
+{
+	if (size < GMEM_MIN_SIZE)
+		return fv_err(err, FV_E_INVAL,
+			      "guest memory of %llu bytes is below the minimum of %llu MiB",
+			      (unsigned long long)size,
+			      (unsigned long long)(GMEM_MIN_SIZE >> 20));
+	if (size > GMEM_MAX_SIZE)
+		return fv_err(err, FV_E_INVAL,
+			      "guest memory of %llu MiB is above the maximum of %llu GiB",
+			      (unsigned long long)(size >> 20),
+			      (unsigned long long)(GMEM_MAX_SIZE >> 30));
+	if (size % GMEM_PAGE_SIZE)
+		return fv_err(err, FV_E_INVAL,
+			      "guest memory size %llu is not a multiple of 4 KiB",
+			      (unsigned long long)size);
+	return 0;
+}
+
+/*
+ * Guest RAM between two PROT_NONE guard pages.  The guards keep the kernel
+ * from merging it with a neighbouring anonymous mapping, so it is always a
+ * VMA (or, once pages are merged, a run of VMAs) of its own and the
+ * kernel's per-VMA accounting of it is exact; they also catch overruns.
+ * No MAP_NORESERVE on the RAM: the overcommit check then refuses a guest
+ * bigger than the host could ever back, here, with a clear error.
+ */
+static uint8_t *gmem_map_guarded(uint64_t size)
+{
+	uint8_t *base = mmap(NULL, size + 2 * GMEM_PAGE_SIZE, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *ram;
+
+	if (base == MAP_FAILED)
+		return NULL;
+	ram = mmap(base + GMEM_PAGE_SIZE, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (ram == MAP_FAILED) {
+		int e = errno;
+
+		munmap(base, size + 2 * GMEM_PAGE_SIZE);
+		errno = e;
+		return NULL;
+	}
+	return ram;
+}
+
+int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
+		struct fv_error *err)
+{
+	struct kvm_userspace_memory_region region;
+	uint8_t *p;
+
+	memset(gm, 0, sizeof(*gm));
+	gm->vm_fd = -1;
+	gm->uffd = -1;
+	if (gmem_check_size(size, err))
+		return -1;
+	p = gmem_map_guarded(size);
+	if (!p)
+		return fv_err_errno(err, FV_E_NOMEM, errno,
+				    "cannot map %llu MiB of guest memory",
+				    (unsigned long long)(size >> 20));
+	gm->host = p;
+	gm->size = size;
+	if (vm_fd < 0)
+		return 0;
+
+	region = (struct kvm_userspace_memory_region){
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)p,
+	};
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int e = errno;
+
+		munmap(p - GMEM_PAGE_SIZE, size + 2 * GMEM_PAGE_SIZE);
+		gm->host = NULL;
+		return fv_err_errno(err, FV_E_KVM, e,
+				    "KVM_SET_USER_MEMORY_REGION (%llu MiB)",
+				    (unsigned long long)(size >> 20));
+	}
+	gm->vm_fd = vm_fd;
+	gm->slot = 0;
+	return 0;
+}
+
+void gmem_destroy(struct guest_mem *gm)
+{
+	if (gm->vm_fd >= 0) {
+		struct kvm_userspace_memory_region region = {
+			.slot = gm->slot,
+			.memory_size = 0,
+		};
+		/* Deleting the slot before unmapping keeps KVM from ever
+		 * seeing a memslot without a mapping behind it. */
+		ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
+		gm->vm_fd = -1;
+	}
+	if (gm->host)
+		munmap(gm->host - GMEM_PAGE_SIZE, gm->size + 2 * GMEM_PAGE_SIZE);
+	free(gm->host_dirty);
+	gm->host_dirty = NULL;
+	gm->host = NULL;
+	gm->size = 0;
+	gm->uffd = -1;
+}
+
+/* Devices' writes are not in KVM's log: record them here. */
+static void gmem_mark_host_dirty(struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!gm->host_dirty || len == 0)
+		return;
+	for (uint64_t g = gpa / GMEM_PAGE_SIZE; g <= (gpa + len - 1) / GMEM_PAGE_SIZE; g++)
+		__atomic_fetch_or(&gm->host_dirty[g / 64], 1ull << (g % 64),
+				  __ATOMIC_RELEASE);
+}
+
+bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	/* Written so that gpa + len cannot overflow. */
+	return gm->host && gpa <= gm->size && len <= gm->size - gpa;
+}
+
+static int gmem_check_range(const struct guest_mem *gm, uint64_t gpa,
+			    uint64_t len, struct fv_error *err)
+{
+	if (gmem_range_ok(gm, gpa, len))
+		return 0;
+	return fv_err(err, FV_E_RANGE,
+		      "guest access [0x%llx, +0x%llx) outside guest memory of 0x%llx bytes",
+		      (unsigned long long)gpa, (unsigned long long)len,
+		      (unsigned long long)gm->size);
+}
+
+int gmem_read(const struct guest_mem *gm, uint64_t gpa, void *buf,
+	      uint64_t len, struct fv_error *err)
+{
+	if (gmem_check_range(gm, gpa, len, err))
+		return -1;
+	memcpy(buf, gm->host + gpa, len);
+	return 0;
+}
+
+int gmem_write(struct guest_mem *gm, uint64_t gpa, const void *buf,
+	       uint64_t len, struct fv_error *err)
+{
+	if (gmem_check_range(gm, gpa, len, err))
+		return -1;
+	/*
+	 * Mark before writing: the engine must never see this page clean
+	 * after it was written.  If the page is write-protected for a merge,
+	 * the memcpy blocks in the kernel until the merge is done, and then
+	 * lands in the guest's own (copied-on-write) page.
+	 */
+	gmem_mark_host_dirty(gm, gpa, len);
+	memcpy(gm->host + gpa, buf, len);
+	return 0;
+}
+
+int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
+	      struct fv_error *err)
+{
+	if (gmem_check_range(gm, gpa, len, err))
+		return -1;
+	gmem_mark_host_dirty(gm, gpa, len);
+	memset(gm->host + gpa, byte, len);
+	return 0;
+}
+
+static int gmem_check_gfn(const struct guest_mem *gm, uint64_t gfn,
+			  uint64_t npages, struct fv_error *err)
+{
+	if (gfn < gmem_pages(gm) && npages <= gmem_pages(gm) - gfn)
+		return 0;
+	return fv_err(err, FV_E_RANGE, "guest pages [%llu, +%llu) outside %llu pages",
+		      (unsigned long long)gfn, (unsigned long long)npages,
+		      (unsigned long long)gmem_pages(gm));
+}
+
+static int gmem_set_slot(struct guest_mem *gm, uint32_t flags, struct fv_error *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = gm->slot,
+		.flags = flags,
+		.guest_phys_addr = 0,
+		.memory_size = gm->size,
+		.userspace_addr = (uintptr_t)gm->host,
+	};
+
+	if (ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno,
+				    "KVM_SET_USER_MEMORY_REGION(flags 0x%x)", flags);
+	return 0;
+}
+
+static int gmem_enable_dirty_log(struct guest_mem *gm, struct fv_error *err)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+		.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE },
+	};
+
+	if (gm->vm_fd < 0)
+		return 0; /* no KVM (unit tests): host writes are still tracked */
+	/*
+	 * Manual protect: KVM_GET_DIRTY_LOG only reads the log, and the
+	 * engine clears exactly what it consumed, page by page after a merge.
+	 */
+	if (ioctl(gm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) <= 0 ||
+	    ioctl(gm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return fv_err(err, FV_E_KVM,
+			      "KVM lacks KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (needed for dedup)");
+	if (gmem_set_slot(gm, KVM_MEM_LOG_DIRTY_PAGES, err))
+		return -1;
+	gm->dirty_log = true;
+	return 0;
+}
+
+int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)gm->host, .len = gm->size },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (!gm->host)
+		return fv_err(err, FV_E_STATE, "guest memory not mapped");
+	if (gm->uffd == uffd && gm->host_dirty)
+		return 0; /* dedup was on before (switched off and on again) */
+	gm->bitmap_words = (gmem_pages(gm) + 63) / 64;
+	gm->host_dirty = calloc(gm->bitmap_words, sizeof(uint64_t));
+	if (!gm->host_dirty)
+		return fv_err(err, FV_E_NOMEM, "dirty bitmap");
+	/* Merging 4 KiB pieces of a huge page would split it; keep THP off
+	 * the guest RAM of guests that merge (KSM's baseline does the same). */
+	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "userfaultfd write-protect registration");
+	gm->uffd = uffd;
+	return gmem_enable_dirty_log(gm, err);
+}
+
+int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err)
+{
+	/* Same THP policy as foldvm's engine, so both merge 4 KiB pages. */
+	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0 ||
+	    madvise(gm->host, gm->size, MADV_MERGEABLE) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "madvise(MADV_MERGEABLE) (kernel without KSM?)");
+	return 0;
+}
+
+const uint8_t *gmem_page_view(const struct guest_mem *gm, uint64_t gfn)
+{
+	return gfn < gmem_pages(gm) ? gm->host + gfn * GMEM_PAGE_SIZE : NULL;
+}
+
+const void *gmem_page_hva(const struct guest_mem *gm, uint64_t gfn)
+{
+	return gmem_page_view(gm, gfn);
+}
+
+int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
+		 struct fv_error *err)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
+			   .len = npages * GMEM_PAGE_SIZE },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	if (gmem_check_gfn(gm, gfn, npages, err))
+		return -1;
+	if (ioctl(gm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WRITEPROTECT(%s) gfn %llu",
+				    wp ? "on" : "off", (unsigned long long)gfn);
+	return 0;
+}
+
+int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
+	      struct fv_error *err)
+{
+	struct uffdio_range r = {
+		.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
+		.len = npages * GMEM_PAGE_SIZE,
+	};
+
+	if (gmem_check_gfn(gm, gfn, npages, err))
+		return -1;
+	if (ioctl(gm->uffd, UFFDIO_WAKE, &r) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WAKE gfn %llu",
+				    (unsigned long long)gfn);
+	return 0;
+}
+
+int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
+		   struct fv_error *err)
+{
+	uint8_t *addr = gm->host + gfn * GMEM_PAGE_SIZE;
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = GMEM_PAGE_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	/*
+	 * MAP_FIXED replaces the old page atomically for every other thread:
+	 * a vCPU sees either the old page (write-protected, so it waits) or
+	 * the frame.  KVM follows through its MMU notifier.
+	 */
+	if (mmap(addr, GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED, fd, (off_t)offset) == MAP_FAILED)
+		return fv_err_errno(err, errno == ENOMEM ? FV_E_NOMEM : FV_E_SYS,
+				    errno, "mapping a frame at gfn %llu",
+				    (unsigned long long)gfn);
+	/* The new VMA is not registered: register it so this page can be
+	 * write-protected for a later merge after it was copied on write. */
+	if (ioctl(gm->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "userfaultfd registration of gfn %llu",
+				    (unsigned long long)gfn);
+	return 0;
+}
+
+int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (madvise(gm->host + gfn * GMEM_PAGE_SIZE, GMEM_PAGE_SIZE,
+		    MADV_DONTNEED) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "MADV_DONTNEED gfn %llu",
+				    (unsigned long long)gfn);
+	return 0;
+}
+
+static int gmem_kvm_clear(struct guest_mem *gm, uint64_t first, uint32_t npages,
+			  uint64_t *bits, struct fv_error *err)
+{
+	struct kvm_clear_dirty_log c = {
+		.slot = gm->slot,
+		.num_pages = npages,
+		.first_page = first,
+		.dirty_bitmap = bits,
+	};
+
+	if (ioctl(gm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno, "KVM_CLEAR_DIRTY_LOG");
+	return 0;
+}
+
+int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err)
+{
+	if (!gm->host_dirty)
+		return fv_err(err, FV_E_STATE, "dedup not enabled on this guest");
+	memset(bitmap, 0, gm->bitmap_words * sizeof(uint64_t));
+	if (gm->dirty_log) {
+		struct kvm_dirty_log log = { .slot = gm->slot, .dirty_bitmap = bitmap };
+
+		if (ioctl(gm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			return fv_err_errno(err, FV_E_KVM, errno, "KVM_GET_DIRTY_LOG");
+		/*
+		 * Re-arm exactly what was returned.  A write between GET and
+		 * CLEAR to a page already in the snapshot loses its log bit,
+		 * which is harmless: the caller reads that page's content
+		 * only after this returns, so it sees that write.
+		 */
+		if (gmem_kvm_clear(gm, 0, (uint32_t)gmem_pages(gm), bitmap, err))
+			return -1;
+	}
+	for (size_t w = 0; w < gm->bitmap_words; w++)
+		bitmap[w] |= __atomic_exchange_n(&gm->host_dirty[w], 0,
+						 __ATOMIC_ACQ_REL);
+	return 0;
+}
+
+int gmem_clear_dirty(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	uint64_t first = gfn & ~63ull, n = gmem_pages(gm) - first;
+	uint64_t bit = 1ull << (gfn % 64);
+
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	/*
+	 * Only KVM's bit is cleared.  A host write marks its page before the
+	 * memcpy, which may be blocked by this very merge: clearing the host
+	 * bit here could hide the copy-on-write that follows the wake.
+	 */
+	if (!gm->dirty_log)
+		return 0;
+	/* KVM wants 64-page aligned windows (or one that ends the slot). */
+	return gmem_kvm_clear(gm, first, (uint32_t)(n < 64 ? n : 64), &bit, err);
+}

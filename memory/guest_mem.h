@@ -1,0 +1,116 @@
+/*
+ * guest_mem.h - ownership of one guest's RAM.
+ *
+ * A guest's RAM is one anonymous private mapping registered with KVM as a
+ * memslot at guest physical address 0.  This module is the only code that
+ * maps or remaps guest pages, and the only way devices and boot code read or
+ * write guest memory: every access names a (gpa, length) range that is
+ * checked against the RAM size, and nobody outside keeps a host pointer into
+ * guest RAM.  That is what lets the dedup engine replace a page's backing
+ * frame (merge, zero, unmerge) in one place, safely for every other user.
+ */
+#ifndef FOLDVM_GUEST_MEM_H
+#define FOLDVM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "lib/error.h"
+
+#define GMEM_PAGE_SIZE 4096ull
+/* Smallest and largest guest RAM foldvm accepts; the upper bound follows
+ * from the page-table area of the test-guest layout (2 MiB pages, one PD
+ * page per GiB, see guest-tools/testdev_abi.h). */
+#define GMEM_MIN_SIZE (16ull << 20)
+#define GMEM_MAX_SIZE (64ull << 30)
+
+struct guest_mem {
+	uint8_t *host;      /* start of the host mapping; owned, never handed out */
+	uint64_t size;      /* bytes, a multiple of GMEM_PAGE_SIZE */
+	int vm_fd;          /* KVM VM the memslot belongs to (-1: not registered) */
+	uint32_t slot;
+	/* valid once gmem_dedup_enable() succeeded: */
+	int uffd;           /* the dedup engine's userfaultfd (not owned), or -1 */
+	bool dirty_log;     /* KVM logs guest writes (manual protect) */
+	uint64_t *host_dirty; /* pages written by the host process (devices) */
+	size_t bitmap_words;
+};
+
+/* Validate a requested RAM size (bounds, page multiple). */
+int gmem_check_size(uint64_t size, struct fv_error *err);
+
+/* Map `size` bytes of zeroed anonymous memory and register it with the VM
+ * (vm_fd < 0: map only, for unit tests). */
+int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
+		struct fv_error *err);
+
+/* Unregister and unmap. Safe on a zeroed or already destroyed struct. */
+void gmem_destroy(struct guest_mem *gm);
+
+/* Is [gpa, gpa+len) inside guest RAM? len 0 is valid anywhere <= size. */
+bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* Copy between guest RAM and a host buffer; out-of-range is FV_E_RANGE and
+ * nothing is copied. */
+int gmem_read(const struct guest_mem *gm, uint64_t gpa, void *buf,
+	      uint64_t len, struct fv_error *err);
+int gmem_write(struct guest_mem *gm, uint64_t gpa, const void *buf,
+	       uint64_t len, struct fv_error *err);
+
+/* Set a range to a byte value. */
+int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
+	      struct fv_error *err);
+
+/*
+ * Dedup primitives.  Only the dedup engine calls these; they are here
+ * because this module is the one place that remaps guest memory.
+ * Page numbers (gfn) are guest-physical; every call checks them.
+ */
+
+static inline uint64_t gmem_pages(const struct guest_mem *gm)
+{
+	return gm->size / GMEM_PAGE_SIZE;
+}
+
+/* Prepare for merging: no transparent huge pages (merging 4 KiB inside a
+ * THP would split it anyway), uffd write-protect registration of the whole
+ * range on `uffd`, KVM dirty logging with manual protect. */
+int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err);
+
+/* Hand the RAM to Linux KSM (MADV_MERGEABLE, no THP): the baseline the
+ * benchmark compares foldvm's engine with. */
+int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err);
+
+/* Read-only view of one page for hashing and comparing. */
+const uint8_t *gmem_page_view(const struct guest_mem *gm, uint64_t gfn);
+
+/* Host address of gfn (for /proc/self/pagemap in tests and accounting). */
+const void *gmem_page_hva(const struct guest_mem *gm, uint64_t gfn);
+
+/* Write-protect (wp true) or release (false, which also wakes faulters)
+ * npages from gfn with userfaultfd. */
+int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
+		 struct fv_error *err);
+
+/* Wake threads blocked on a write to [gfn, gfn+npages). */
+int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
+	      struct fv_error *err);
+
+/* Back gfn by page `offset` of `fd`, copy-on-write (MAP_PRIVATE|MAP_FIXED),
+ * and register the new mapping for write-protection again. */
+int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
+		   struct fv_error *err);
+
+/* Drop an anonymous page: reads see the zero page, no frame is used. */
+int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+
+/* Pages written since the last call (by the guest, from KVM's dirty log,
+ * and by the host, from gmem_write), ORed into bitmap (bitmap_words long);
+ * the log is cleared and re-armed for what it returned. */
+int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err);
+
+/* Forget KVM's old dirty mark of gfn (a page just merged starts clean);
+ * host-write marks are kept (see guest_mem.c). */
+int gmem_clear_dirty(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+
+#endif
