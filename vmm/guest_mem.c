@@ -244,13 +244,27 @@ int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
 		return fv_err(err, FV_E_NOMEM, "dirty bitmap");
 	/* Merging 4 KiB pieces of a huge page would split it; keep THP off
 	 * the guest RAM of guests that merge (KSM's baseline does the same). */
-	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0)
-		return fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
-		return fv_err_errno(err, FV_E_SYS, errno,
-				    "userfaultfd write-protect registration");
-	gm->uffd = uffd;
-	return gmem_enable_dirty_log(gm, err);
+	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
+		goto fail;
+	}
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno,
+			     "userfaultfd write-protect registration");
+		goto fail;
+	}
+	if (gmem_enable_dirty_log(gm, err) == 0) {
+		gm->uffd = uffd;
+		return 0;
+	}
+	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+fail:
+	/* All or nothing: a half-enabled guest would pass the check above
+	 * on a retry, with no dirty log. */
+	free(gm->host_dirty);
+	gm->host_dirty = NULL;
+	gm->bitmap_words = 0;
+	return -1;
 }
 
 int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err)
