@@ -291,13 +291,13 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 		 struct fv_error *err)
 {
 	struct uffdio_writeprotect w = {
-		.range = { .start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
-			   .len = npages * GMEM_PAGE_SIZE },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	if (gmem_check_gfn(gm, gfn, npages, err))
 		return -1;
+	w.range.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
+	w.range.len = npages * GMEM_PAGE_SIZE;
 	if (ioctl(gm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WRITEPROTECT(%s) gfn %llu",
 				    wp ? "on" : "off", (unsigned long long)gfn);
@@ -307,13 +307,12 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 	      struct fv_error *err)
 {
-	struct uffdio_range r = {
-		.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
-		.len = npages * GMEM_PAGE_SIZE,
-	};
+	struct uffdio_range r;
 
 	if (gmem_check_gfn(gm, gfn, npages, err))
 		return -1;
+	r.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
+	r.len = npages * GMEM_PAGE_SIZE;
 	if (ioctl(gm->uffd, UFFDIO_WAKE, &r) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WAKE gfn %llu",
 				    (unsigned long long)gfn);
@@ -323,14 +322,15 @@ int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
 		   struct fv_error *err)
 {
-	uint8_t *addr = gm->host + gfn * GMEM_PAGE_SIZE;
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)addr, .len = GMEM_PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	uint8_t *addr;
 
+	/* The page number first: a wild one must not make an address. */
 	if (gmem_check_gfn(gm, gfn, 1, err))
 		return -1;
+	addr = gm->host + gfn * GMEM_PAGE_SIZE;
+	reg.range.start = (uintptr_t)addr;
+	reg.range.len = GMEM_PAGE_SIZE;
 	/*
 	 * MAP_FIXED replaces the old page atomically for every other thread:
 	 * a vCPU sees either the old page (write-protected, so it waits) or

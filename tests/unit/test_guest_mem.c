@@ -83,6 +83,34 @@ static void test_too_big(void)
 	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
 }
 
+/* The dedup primitives check the page number before they use it (a host
+ * address computed from a wild gfn overflows: UBSan in unit-tests-san). */
+static void test_dedup_gfn_bounds(void)
+{
+	const uint64_t wild[] = { MEM / 4096, 0xffff000000000ull, UINT64_MAX / 4096,
+				  UINT64_MAX };
+	struct guest_mem gm;
+	struct fv_error err;
+
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, MEM, &err), 0);
+	for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
+		err.code = FV_OK;
+		CU_ASSERT_EQUAL(gmem_protect(&gm, wild[i], 1, true, &err), -1);
+		CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+		err.code = FV_OK;
+		CU_ASSERT_EQUAL(gmem_wake(&gm, wild[i], 1, &err), -1);
+		CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+		err.code = FV_OK;
+		CU_ASSERT_EQUAL(gmem_map_frame(&gm, wild[i], -1, 0, &err), -1);
+		CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	}
+	/* a run that starts inside and ends outside */
+	CU_ASSERT_EQUAL(gmem_protect(&gm, MEM / 4096 - 1, 2, true, &err), -1);
+	CU_ASSERT_EQUAL(gmem_wake(&gm, 1, UINT64_MAX, &err), -1);
+	CU_ASSERT_PTR_NULL(gmem_page_view(&gm, UINT64_MAX));
+	gmem_destroy(&gm);
+}
+
 /* A userfaultfd ready for write-protect registration, or -1 (not root). */
 static int open_uffd(void)
 {
@@ -150,4 +178,5 @@ void unit_add_guest_mem_suite(void)
 	CU_add_test(s, "bounds", test_bounds);
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "dedup enable failure", test_dedup_enable_failure);
+	CU_add_test(s, "dedup page numbers checked", test_dedup_gfn_bounds);
 }
