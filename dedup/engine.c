@@ -648,8 +648,9 @@ static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gf
 	if (p->flags & (PG_MERGED | PG_ZERO) || g->paused_merging)
 		return;
 	page = gmem_page_view(g->gm, gfn);
+	/* Unchanged since its last hash: no need to hash again.  Pages never
+	 * hashed or seen changed since (PG_HASHED dropped) are hashed here. */
 	if (!(p->flags & PG_HASHED)) {
-		/* Unchanged since its last hash: no need to hash again. */
 		p->hash = page_hash(page);
 		p->flags |= PG_HASHED;
 		g->st.pages_hashed++;
