@@ -693,19 +693,13 @@ static uint64_t scan_rate_of(const struct dedup_engine *e,
 	return e->cfg.rate && e->cfg.rate < g->rate ? e->cfg.rate : g->rate;
 }
 
-static bool engine_has_guest(struct dedup_engine *e, struct dedup_guest *g)
-{
-	for (struct dedup_guest *x = e->guests; x; x = x->next)
-		if (x == g)
-			return true;
-	return false;
-}
-
 /* One pass over one guest, in chunks; e->lock is dropped between chunks so
- * that guests can be added and removed (the guest is re-checked). */
+ * that guests can be added and removed (the guest is re-checked by id: a
+ * guest added meanwhile may have the removed one's address). */
 static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 {
 	struct fv_error err = { 0 };
+	uint32_t id = g->id;
 	uint64_t gfn = 0, rate;
 	unsigned cpu_pct;
 
@@ -729,7 +723,7 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		pthread_mutex_lock(&e->lock);
 		while (e->paused && e->running)
 			pthread_cond_wait(&e->cond, &e->lock);
-		if (!e->running || !engine_has_guest(e, g))
+		if (!e->running || !guest_by_id(e, id))
 			return;
 		vma_maybe_recount(e);
 	}
