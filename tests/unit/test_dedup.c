@@ -192,6 +192,59 @@ static void test_scan_guest_replaced(void)
 	gmem_destroy(&gm_b);
 }
 
+/* Merge errors are reported per guest: one guest's error does not silence
+ * another's.  Here each guest's dirty log fails on every pass. */
+static void test_errors_per_guest(void)
+{
+	static const char *const names[2] = { "err-a", "err-b" };
+	struct guest_mem gm[2];
+	struct dedup_guest *g[2];
+	struct dedup_engine *e;
+	struct fv_error err;
+	char text[8192], want[64];
+	FILE *log = tmpfile();
+	int saved, not_a_vm = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	size_t n;
+
+	CU_ASSERT_FATAL(log && not_a_vm >= 0);
+	e = test_engine(0, "merge errors per guest");
+	if (!e)
+		goto out;
+	/* paused before the first guest: no pass sees them until released */
+	dedup_set_paused(e, true);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(gmem_create(&gm[i], -1, GUEST_MEM, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(dedup_add_guest(e, &gm[i], names[i], NULL,
+						      &g[i], &err), 0);
+		gm[i].vm_fd = not_a_vm;
+		gm[i].dirty_log = true;
+	}
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fileno(log), STDERR_FILENO);
+	dedup_set_paused(e, false);
+	CU_ASSERT_EQUAL(dedup_wait_passes(e, 2, 60000), 0);
+	dedup_set_paused(e, true);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(log);
+	n = fread(text, 1, sizeof(text) - 1, log);
+	text[n] = '\0';
+	for (int i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "guest %s: KVM_GET_DIRTY_LOG", names[i]);
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+		dedup_remove_guest(e, g[i]);
+		gm[i].vm_fd = -1;
+		gm[i].dirty_log = false;
+		gmem_destroy(&gm[i]);
+	}
+	dedup_destroy(e);
+out:
+	close(not_a_vm);
+	fclose(log);
+}
+
 void unit_add_dedup_suite(void)
 {
 	CU_pSuite s = CU_add_suite("dedup", NULL, NULL);
@@ -203,4 +256,5 @@ void unit_add_dedup_suite(void)
 	CU_add_test(s, "volatility back-off", test_backoff);
 	CU_add_test(s, "config defaults", test_config_defaults);
 	CU_add_test(s, "scanner with a replaced guest", test_scan_guest_replaced);
+	CU_add_test(s, "merge errors per guest", test_errors_per_guest);
 }
