@@ -238,6 +238,9 @@ int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
 		return fv_err(err, FV_E_STATE, "guest memory not mapped");
 	if (gm->uffd == uffd && gm->host_dirty)
 		return 0; /* dedup was on before (switched off and on again) */
+	if (gm->host_dirty)
+		return fv_err(err, FV_E_STATE,
+			      "guest memory is already with another dedup engine");
 	gm->bitmap_words = (gmem_pages(gm) + 63) / 64;
 	gm->host_dirty = calloc(gm->bitmap_words, sizeof(uint64_t));
 	if (!gm->host_dirty)

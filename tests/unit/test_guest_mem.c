@@ -131,6 +131,7 @@ static void test_dedup_enable_failure(void)
 	struct guest_mem gm;
 	struct fv_error err;
 	int uffd, other, not_a_vm;
+	uint64_t *dirty;
 
 	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, MEM, &err), 0);
 	/* the userfaultfd registration fails */
@@ -161,6 +162,12 @@ static void test_dedup_enable_failure(void)
 	CU_ASSERT_PTR_NOT_NULL(gm.host_dirty);
 	CU_ASSERT_EQUAL(gm.uffd, other);
 	CU_ASSERT_EQUAL(gmem_dedup_enable(&gm, other, &err), 0); /* on already */
+	/* on for another engine: refused, and left as it was */
+	dirty = gm.host_dirty;
+	CU_ASSERT_EQUAL(gmem_dedup_enable(&gm, uffd, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_STATE);
+	CU_ASSERT_PTR_EQUAL(gm.host_dirty, dirty);
+	CU_ASSERT_EQUAL(gm.uffd, other);
 out:
 	gmem_destroy(&gm);
 	if (uffd >= 0)
