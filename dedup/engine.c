@@ -67,6 +67,7 @@
 #define HEAT_MAX 12
 #define ZERO_DOMAIN 0              /* zero content merges across domains */
 #define MAX_DOMAINS 256
+#define ERROR_REPORT_NS 10000000000ull /* merge errors: one report per 10 s */
 
 enum page_flags {
 	PG_HASHED = 1 << 0,    /* hash is the content's, as of the last clean visit */
@@ -95,6 +96,9 @@ struct dedup_guest {
 	uint64_t *dirty;           /* this pass's dirty bitmap */
 	bool paused_merging;       /* dedup switched off: only unmerges tracked */
 	uint64_t rate;             /* its own scan-rate cap, pages/s (0 = none) */
+	bool error_reported;       /* merge errors: one was reported, */
+	uint64_t error_reported_ns;/* at this time; */
+	uint64_t errors_hidden;    /* how many were not since */
 	struct dedup_guest_stats st;
 	struct dedup_guest *next;
 };
@@ -388,15 +392,31 @@ static int merge_vma_delta(struct dedup_guest *g, uint64_t gfn, uint32_t f)
 	return dedup_vma_delta(left, right);
 }
 
+/*
+ * A merge error tends to recur on every page of every pass (a broken VM fd,
+ * a userfaultfd gone wrong): report a guest's first one at once, then at
+ * most one every ERROR_REPORT_NS, with the count of those not shown.  Per
+ * guest, so that one guest's errors never hide another's; rate-limited
+ * rather than once, so that an error that persists, or a different later
+ * one, is still seen.  e->lock held.
+ */
 static void merge_report_error(struct dedup_guest *g, const struct fv_error *err)
 {
-	static bool said;
+	uint64_t now = fv_mono_ns();
+	char more[64] = "";
 
-	if (!said) {
-		said = true;
-		fprintf(stderr, "foldvm: dedup: guest %s: %s (merging continues)\n",
-			g->name, err->msg);
+	if (g->error_reported && now - g->error_reported_ns < ERROR_REPORT_NS) {
+		g->errors_hidden++;
+		return;
 	}
+	if (g->errors_hidden)
+		snprintf(more, sizeof(more), "; %llu errors not shown since the last report",
+			 (unsigned long long)g->errors_hidden);
+	fprintf(stderr, "foldvm: dedup: guest %s: %s (merging continues%s)\n",
+		g->name, err->msg, more);
+	g->error_reported = true;
+	g->error_reported_ns = now;
+	g->errors_hidden = 0;
 }
 
 /*
@@ -648,8 +668,9 @@ static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gf
 	if (p->flags & (PG_MERGED | PG_ZERO) || g->paused_merging)
 		return;
 	page = gmem_page_view(g->gm, gfn);
+	/* Unchanged since its last hash: no need to hash again.  Pages never
+	 * hashed or seen changed since (PG_HASHED dropped) are hashed here. */
 	if (!(p->flags & PG_HASHED)) {
-		/* Unchanged since its last hash: no need to hash again. */
 		p->hash = page_hash(page);
 		p->flags |= PG_HASHED;
 		g->st.pages_hashed++;
@@ -692,19 +713,13 @@ static uint64_t scan_rate_of(const struct dedup_engine *e,
 	return e->cfg.rate && e->cfg.rate < g->rate ? e->cfg.rate : g->rate;
 }
 
-static bool engine_has_guest(struct dedup_engine *e, struct dedup_guest *g)
-{
-	for (struct dedup_guest *x = e->guests; x; x = x->next)
-		if (x == g)
-			return true;
-	return false;
-}
-
 /* One pass over one guest, in chunks; e->lock is dropped between chunks so
- * that guests can be added and removed (the guest is re-checked). */
+ * that guests can be added and removed (the guest is re-checked by id: a
+ * guest added meanwhile may have the removed one's address). */
 static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 {
 	struct fv_error err = { 0 };
+	uint32_t id = g->id;
 	uint64_t gfn = 0, rate;
 	unsigned cpu_pct;
 
@@ -728,7 +743,7 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		pthread_mutex_lock(&e->lock);
 		while (e->paused && e->running)
 			pthread_cond_wait(&e->cond, &e->lock);
-		if (!e->running || !engine_has_guest(e, g))
+		if (!e->running || !guest_by_id(e, id))
 			return;
 		vma_maybe_recount(e);
 	}

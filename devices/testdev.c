@@ -149,6 +149,10 @@ int testdev_io(void *opaque, unsigned vcpu, uint16_t port, bool is_write,
 		pthread_mutex_unlock(&td->lock);
 		return IOPORT_VCPU_EXIT;
 	}
+	if (port != FV_DOORBELL_PORT)
+		return fv_err(err, FV_E_GUEST,
+			      "testdev: write to port 0x%x (doorbell 0x%x, exit 0x%x)",
+			      port, FV_DOORBELL_PORT, FV_EXIT_PORT);
 	switch (value) {
 	case FV_REQ_NEXT:
 		return testdev_next(td, vcpu, err);

@@ -238,19 +238,36 @@ int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
 		return fv_err(err, FV_E_STATE, "guest memory not mapped");
 	if (gm->uffd == uffd && gm->host_dirty)
 		return 0; /* dedup was on before (switched off and on again) */
+	if (gm->host_dirty)
+		return fv_err(err, FV_E_STATE,
+			      "guest memory is already with another dedup engine");
 	gm->bitmap_words = (gmem_pages(gm) + 63) / 64;
 	gm->host_dirty = calloc(gm->bitmap_words, sizeof(uint64_t));
 	if (!gm->host_dirty)
 		return fv_err(err, FV_E_NOMEM, "dirty bitmap");
 	/* Merging 4 KiB pieces of a huge page would split it; keep THP off
 	 * the guest RAM of guests that merge (KSM's baseline does the same). */
-	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0)
-		return fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
-		return fv_err_errno(err, FV_E_SYS, errno,
-				    "userfaultfd write-protect registration");
-	gm->uffd = uffd;
-	return gmem_enable_dirty_log(gm, err);
+	if (madvise(gm->host, gm->size, MADV_NOHUGEPAGE) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
+		goto fail;
+	}
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno,
+			     "userfaultfd write-protect registration");
+		goto fail;
+	}
+	if (gmem_enable_dirty_log(gm, err) == 0) {
+		gm->uffd = uffd;
+		return 0;
+	}
+	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+fail:
+	/* All or nothing: a half-enabled guest would pass the check above
+	 * on a retry, with no dirty log. */
+	free(gm->host_dirty);
+	gm->host_dirty = NULL;
+	gm->bitmap_words = 0;
+	return -1;
 }
 
 int gmem_ksm_enable(struct guest_mem *gm, struct fv_error *err)
@@ -277,13 +294,13 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 		 struct fv_error *err)
 {
 	struct uffdio_writeprotect w = {
-		.range = { .start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
-			   .len = npages * GMEM_PAGE_SIZE },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	if (gmem_check_gfn(gm, gfn, npages, err))
 		return -1;
+	w.range.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
+	w.range.len = npages * GMEM_PAGE_SIZE;
 	if (ioctl(gm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WRITEPROTECT(%s) gfn %llu",
 				    wp ? "on" : "off", (unsigned long long)gfn);
@@ -293,13 +310,12 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 	      struct fv_error *err)
 {
-	struct uffdio_range r = {
-		.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
-		.len = npages * GMEM_PAGE_SIZE,
-	};
+	struct uffdio_range r;
 
 	if (gmem_check_gfn(gm, gfn, npages, err))
 		return -1;
+	r.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
+	r.len = npages * GMEM_PAGE_SIZE;
 	if (ioctl(gm->uffd, UFFDIO_WAKE, &r) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WAKE gfn %llu",
 				    (unsigned long long)gfn);
@@ -309,14 +325,15 @@ int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
 		   struct fv_error *err)
 {
-	uint8_t *addr = gm->host + gfn * GMEM_PAGE_SIZE;
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)addr, .len = GMEM_PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	uint8_t *addr;
 
+	/* The page number first: a wild one must not make an address. */
 	if (gmem_check_gfn(gm, gfn, 1, err))
 		return -1;
+	addr = gm->host + gfn * GMEM_PAGE_SIZE;
+	reg.range.start = (uintptr_t)addr;
+	reg.range.len = GMEM_PAGE_SIZE;
 	/*
 	 * MAP_FIXED replaces the old page atomically for every other thread:
 	 * a vCPU sees either the old page (write-protected, so it waits) or

@@ -74,7 +74,9 @@ static inline uint64_t gmem_pages(const struct guest_mem *gm)
 
 /* Prepare for merging: no transparent huge pages (merging 4 KiB inside a
  * THP would split it anyway), uffd write-protect registration of the whole
- * range on `uffd`, KVM dirty logging with manual protect. */
+ * range on `uffd`, KVM dirty logging with manual protect.  All or nothing:
+ * a failure leaves the memory as it was; memory already on with another
+ * uffd is refused (FV_E_STATE), with the same uffd it is a no-op. */
 int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err);
 
 /* Hand the RAM to Linux KSM (MADV_MERGEABLE, no THP): the baseline the

@@ -358,7 +358,9 @@ int linux_zero_page_build(struct boot_params *bp, const struct linux_image *img,
 	memset(bp, 0, sizeof(*bp));
 	if (img->kind == LINUX_IMAGE_BZIMAGE) {
 		size_t start = offsetof(struct boot_params, hdr);
-		size_t end = BZ_HEADER + (size_t)buf[BZ_JUMP_LEN];
+		/* A buffer without the length byte has no header: end 0. */
+		size_t end = len > BZ_JUMP_LEN ?
+			     BZ_HEADER + (size_t)buf[BZ_JUMP_LEN] : 0;
 
 		/* Copy the image's header as it is, bounded by both the
 		 * file and the structure we know. */

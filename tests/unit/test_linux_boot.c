@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
 #include "vmm/linux_boot.h"
@@ -868,6 +869,33 @@ static void test_zero_page_bzimage(void)
 	free(bp);
 }
 
+/* A buffer that ends before the header's length byte (0x201): it sits
+ * right before a PROT_NONE page, so reading that byte would fault. */
+static void test_zero_page_short(void)
+{
+	uint8_t buf[BUF_MAX], *area, *end;
+	size_t len = make_bzimage(buf, 1, BZ_KERNEL);
+	struct linux_image img;
+	struct fv_error err;
+	struct boot_params *bp = malloc(sizeof(*bp));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bp);
+	CU_ASSERT_EQUAL_FATAL(linux_image_parse(buf, len, &img, &err), 0);
+	area = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(area != MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(mprotect(area + 4096, 4096, PROT_NONE), 0);
+	end = area + 4096;
+	for (size_t n = 0; n <= OFF_JUMP + 1; n += OFF_JUMP / 4) {
+		memcpy(end - n, buf, n);
+		CU_ASSERT_EQUAL(linux_zero_page_build(bp, &img, end - n, n, 64 * MiB,
+						      LINUX_CMDLINE_GPA, 0, 0, 0, &err), -1);
+		CU_ASSERT_TRUE(msg_has(&err, "setup header truncated"));
+	}
+	munmap(area, 2 * 4096);
+	free(bp);
+}
+
 static void test_zero_page_elf(void)
 {
 	uint8_t buf[BUF_MAX];
@@ -1169,6 +1197,7 @@ void unit_add_linux_boot_suite(void)
 	CU_add_test(s, "initrd placement", test_initrd_place);
 	CU_add_test(s, "e820 map", test_e820);
 	CU_add_test(s, "zero page of a bzImage", test_zero_page_bzimage);
+	CU_add_test(s, "zero page of a short buffer", test_zero_page_short);
 	CU_add_test(s, "zero page of an ELF", test_zero_page_elf);
 	CU_add_test(s, "describe", test_describe);
 	CU_add_test(s, "load a bzImage with initrd", test_load_bzimage);

@@ -127,6 +127,15 @@ static void test_guest_input_checked(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "assertion"));
 	CU_ASSERT_EQUAL(ring(1, FV_DOORBELL_PORT, 999, &err), IOPORT_FAIL);
 	CU_ASSERT_EQUAL(ring(1, FV_EXIT_PORT, 1234, &err), IOPORT_FAIL);
+	/* the window's other ports are not the doorbell */
+	last_log[0] = '\0';
+	for (uint16_t port = FV_DOORBELL_PORT + 1; port < FV_DOORBELL_PORT + 8; port++) {
+		if (port == FV_EXIT_PORT)
+			continue;
+		CU_ASSERT_EQUAL(ring(1, port, FV_REQ_LOG, &err), IOPORT_FAIL);
+		CU_ASSERT_EQUAL(err.code, FV_E_GUEST);
+	}
+	CU_ASSERT_EQUAL(last_log[0], '\0');
 	/* wrong width and out-of-range vCPU */
 	CU_ASSERT_EQUAL(testdev_io(&td, 1, FV_DOORBELL_PORT, true, &byte, 1, &err),
 			IOPORT_FAIL);
