@@ -162,8 +162,8 @@ for bin in $VARIANTS; do
 	LISTER=$!
 	for i in 1 2 3 4 5 6; do
 		$CTL create name=t$i,mem=16M,dedup=on,steps=fill+wait >/dev/null ||
-			fail "create t$i"
-		$CTL destroy t$i || fail "destroy t$i"
+			{ cat "$TMP/fv.out"; fail "create t$i"; }
+		$CTL destroy t$i || { cat "$TMP/fv.out"; fail "destroy t$i"; }
 	done
 	wait_for 60 sh -c "! $CTL list | grep -q '^t[1-6] '" || fail "t guests stayed"
 	touch "$TMP/churn.done"; wait $LISTER
