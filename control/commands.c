@@ -384,7 +384,8 @@ static int cmd_query_vms(void *opaque, struct json_object *args,
 		struct driver *d = &ctx->drv[i];
 		struct json_object *vm;
 
-		if (!d->used)
+		/* a slot being released is as good as gone */
+		if (!driver_has_guest(d))
 			continue;
 		vm = json_object_new_object();
 		jadd_str(vm, "name", d->spec.cfg.name);
@@ -462,7 +463,7 @@ static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
 		struct driver *d = &ctx->drv[i];
 		const char *dom;
 
-		if (!d->used || d->destroying)
+		if (!driver_has_guest(d) || d->destroying)
 			continue;
 		dom = d->spec.cfg.domain[0] ? d->spec.cfg.domain : d->spec.cfg.name;
 		/* Equal domain names get equal numbers. */
@@ -634,7 +635,7 @@ static void broadcast(struct control *c, const char *name, struct json_object *d
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
 		struct control_guest *cg = ctx->drv[i].control;
 
-		if (ctx->drv[i].used && cg && cg->ep)
+		if (driver_has_guest(&ctx->drv[i]) && cg && cg->ep)
 			qmp_endpoint_event(cg->ep, name, json_object_get(data));
 	}
 	pthread_mutex_unlock(&ctx->lock);

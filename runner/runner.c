@@ -54,7 +54,7 @@ static void run_snapshot(struct run_ctx *ctx)
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
 		struct guest_report *r = ctx->drv[i].rep;
 
-		if (!ctx->drv[i].used || !ctx->drv[i].guest)
+		if (!driver_has_guest(&ctx->drv[i]))
 			continue;
 		if (first)
 			r->anon_before = guest_private_bytes(ctx->drv[i].guest);
@@ -666,7 +666,11 @@ static void runner_reap(struct run_ctx *ctx)
 		bool reap;
 
 		pthread_mutex_lock(&ctx->lock);
-		reap = d->used && d->destroying && d->finished;
+		reap = d->used && d->destroying && d->finished && !d->releasing;
+		/* From here, control threads that hold the lock (query-vms,
+		 * say) leave the guest alone: it is freed without the lock,
+		 * since destroying it waits for its vCPUs. */
+		d->releasing |= reap;
 		pthread_mutex_unlock(&ctx->lock);
 		if (!reap)
 			continue;
@@ -675,6 +679,7 @@ static void runner_reap(struct run_ctx *ctx)
 		driver_release(d);
 		pthread_mutex_lock(&ctx->lock);
 		d->used = false;
+		d->releasing = false;
 		d->rep->created = false;
 		pthread_mutex_unlock(&ctx->lock);
 	}
@@ -696,7 +701,7 @@ static void runner_stop_all(struct run_ctx *ctx, const char *why)
 {
 	pthread_mutex_lock(&ctx->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-		if (ctx->drv[i].used)
+		if (driver_has_guest(&ctx->drv[i]))
 			guest_stop(ctx->drv[i].guest, why);
 	pthread_mutex_unlock(&ctx->lock);
 }

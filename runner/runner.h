@@ -108,6 +108,10 @@ struct driver {
 	bool started;
 	bool finished;              /* the driver thread is done with its steps */
 	bool destroying;            /* vm-destroy/quit: reap when finished */
+	bool releasing;             /* being reaped: its guest is destroyed
+				       outside ctx->lock, so nobody may
+				       touch `guest` any more (the slot stays
+				       `used`, so its name stays taken) */
 	int cur_step;               /* step being run, -1 when done (atomic) */
 	bool initial;               /* from the command line (takes part in syncs) */
 	volatile sig_atomic_t *stop;
@@ -118,6 +122,13 @@ struct driver {
 	int lock_fd;                /* its domain lock, -1 = none */
 	bool prepared;              /* 'prepare begin' ran: 'release end' is due */
 };
+
+/* May a holder of ctx->lock use d->guest?  Not once the slot is being
+ * released: driver_release destroys the guest without the lock. */
+static inline bool driver_has_guest(const struct driver *d)
+{
+	return d->used && !d->releasing && d->guest;
+}
 
 /* Everything a run shares: the guests (slots, under `lock`), the engine,
  * the sync barrier of the guests started from the command line. */

@@ -154,6 +154,21 @@ for bin in $VARIANTS; do
 		! grep -q QMP "$TMP/o7" || fail "uid 65534 got a greeting"
 	fi
 
+	# guests come and go while another client lists them without pause:
+	# query-vms must never touch a guest that is being freed (foldvm-san
+	# turns such a use-after-free into a dead host, which the list after
+	# this catches)
+	( while [ ! -e "$TMP/churn.done" ]; do $CTL list >/dev/null 2>&1; done ) &
+	LISTER=$!
+	for i in 1 2 3 4 5 6; do
+		$CTL create name=t$i,mem=16M,dedup=on,steps=fill+wait >/dev/null ||
+			{ cat "$TMP/fv.out"; fail "create t$i"; }
+		$CTL destroy t$i || { cat "$TMP/fv.out"; fail "destroy t$i"; }
+	done
+	wait_for 60 sh -c "! $CTL list | grep -q '^t[1-6] '" || fail "t guests stayed"
+	touch "$TMP/churn.done"; wait $LISTER
+	$CTL list >"$TMP/o9" || { cat "$TMP/fv.out"; fail "host gone while guests came and went"; }
+
 	# destroy and quit
 	$CTL destroy b || fail "destroy"
 	wait_for 60 sh -c "! test -e $RUN/b.qmp" || fail "b's socket stayed"
@@ -166,7 +181,7 @@ for bin in $VARIANTS; do
 	expect_in "$TMP/o8" "no guest 'a'"
 
 	# --persist keeps serving with no guest; SIGTERM ends it cleanly
-	$CTL list >/dev/null || fail "host gone with its guests"
+	$CTL list >/dev/null || { cat "$TMP/fv.out"; fail "host gone with its guests"; }
 	kill -TERM $FVPID
 	wait $FVPID || { cat "$TMP/fv.out"; fail "$bin exited $?"; }
 	[ ! -e "$RUN/host.qmp" ] || fail "host socket left behind"
