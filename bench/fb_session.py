@@ -203,11 +203,14 @@ class Session:
         cpu0 = self.mechanism_cpu_ns()
         t0 = time.monotonic()
         self.start_merging()
-        samples = []
+        samples, end, settle_until = [], None, None
         while True:
             samples.append(self.sample(t0, cpu0, mem0))
-            end = converge_end(samples, ideal, window, self.cfg.plateau_s)
-            if end:
+            end = end or converge_end(samples, ideal, window, self.cfg.plateau_s)
+            if end and settle_until is None:
+                # keep sampling a little: the saving a run ends with
+                settle_until = samples[-1]["t"] + (self.cfg.settle if end == "converged" else 0)
+            if end and samples[-1]["t"] >= settle_until:
                 return samples, end
             time.sleep(self.cfg.interval)
 

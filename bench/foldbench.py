@@ -38,7 +38,8 @@ def parse_args(argv):
     ap.add_argument("--sweep-sizes", default=None,
                     help="total guest memory per step (default %s; 16G only where the host has room)"
                     % SWEEP_SIZES)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of every scenario (default 3)")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs of every scenario (default 3; 1 with --quick)")
     ap.add_argument("--guests", type=int, default=4)
     ap.add_argument("--mem", default="128M", help="RAM per guest in the standard run (128M)")
     ap.add_argument("--idle", type=float, default=None,
@@ -75,6 +76,7 @@ class Config:
         self.idle_settle = 2 if opt.quick else 5
         self.interval = 0.5
         self.plateau_s = 6 if opt.quick else 20
+        self.settle = 2 if opt.quick else 10                   # after 99%
         self.window = 60 if opt.quick else 120                 # foldvm, KSM fast
         self.ksm_window = max(60, 4 * full_scan)               # KSM defaults
         self.reaction_window = max(20 if opt.quick else 30, 2.5 * full_scan)
@@ -155,7 +157,7 @@ def run_one(sc, cfg, settings, work, out, rep, window=None):
 
 
 def standard(opt, settings, work, out):
-    cfg = Config(opt, *( (2, "64M") if opt.quick else (opt.guests, opt.mem) ))
+    cfg = Config(opt, 2, "64M") if opt.quick else Config(opt, opt.guests, opt.mem)
     layouts = [x for x in opt.layouts.split(",") if x]
     notes = []
     if any(x != "scattered" for x in layouts) and not foldvm_supports_layouts():
@@ -232,8 +234,9 @@ def main(argv=None):
         return
     if os.geteuid() != 0:
         sys.exit("foldbench: run as root (it sets KSM and vm.max_map_count)")
+    if opt.repeat is None:
+        opt.repeat = 1 if opt.quick else 3
     if opt.quick:
-        opt.repeat = min(opt.repeat, 1) if opt.repeat == 3 else opt.repeat
         opt.idle = opt.idle if opt.idle is not None else 5
         opt.churn, opt.react_pages = min(opt.churn, 512), min(opt.react_pages, 256)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
