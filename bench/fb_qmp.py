@@ -10,7 +10,7 @@ class QMPError(RuntimeError):
 
 
 class QMP:
-    def __init__(self, path, timeout=120):
+    def __init__(self, path, timeout=600):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)

@@ -144,7 +144,7 @@ def standard_targets(reps, by):
             M.ratio_nested(reps, "foldvm", "ksm-default", "idle engine.cpu_share_pct_per_gib",
                            "idle smart_scan as shipped.cpu_share_pct_per_gib"),
             lambda v: v <= 0.05, "%.3fx", "no pair")),
-        ("idle engine CPU against ksmd with smart_scan off (reported)", verdict(
+        ("idle engine CPU <= 1/20 of ksmd's at defaults (smart_scan off)", verdict(
             M.ratio_nested(reps, "foldvm", "ksm-default", "idle engine.cpu_share_pct_per_gib",
                            "idle smart_scan off.cpu_share_pct_per_gib"),
             lambda v: v <= 0.05, "%.3fx", "no pair")),

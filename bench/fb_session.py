@@ -294,7 +294,7 @@ def converge_end(samples, ideal, window, plateau_s):
         return "converged"
     if last["t"] >= window:
         return "window"
-    if ideal > 0 and last["t"] >= plateau_s and last["saved"] >= 0.25 * ideal:
+    if ideal > 0 and last["t"] >= plateau_s and last["saved"] >= 0.10 * ideal:
         before = [s for s in samples if s["t"] <= last["t"] - plateau_s]
         if before and last["saved"] - before[-1]["saved"] < 0.005 * ideal:
             return "plateau"

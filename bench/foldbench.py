@@ -76,7 +76,7 @@ class Config:
         self.idle_settle = 2 if opt.quick else 5
         self.interval = 0.5
         self.plateau_s = 6 if opt.quick else 20
-        self.settle = 2 if opt.quick else 10                   # after 99%
+        self.settle = 2 if opt.quick else 5                    # after 99%
         self.window = 60 if opt.quick else 120                 # foldvm, KSM fast
         self.ksm_window = max(60, 4 * full_scan)               # KSM defaults
         self.reaction_window = max(20 if opt.quick else 30, 2.5 * full_scan)
@@ -111,7 +111,7 @@ def standard_scenarios(cfg, layouts):
         suffix = "" if layout == "scattered" else "-" + layout
         main.append(Scenario("foldvm-maxmap-default" + suffix, "foldvm",
                              "foldvm, default max_map_count, %s" % layout, cfg.window,
-                             layout=layout, idle=[("engine", {})] if not suffix else ()))
+                             layout=layout))
         main.append(Scenario("ksm-fast" + suffix, "ksm", "KSM fast (5000 pages / 20 ms), %s" % layout,
                              cfg.window, ksm=KSM_FAST, layout=layout))
     return main
@@ -120,10 +120,10 @@ def standard_scenarios(cfg, layouts):
 def sweep_scenarios(cfg, size):
     idle_ksm = [("KSM defaults", KSM_DEFAULTS)]
     return [
-        Scenario("sweep-foldvm-" + size, "foldvm", "foldvm, %s" % size, cfg.window * 3,
+        Scenario("sweep-foldvm-" + size, "foldvm", "foldvm, %s" % size, cfg.window * 2,
                  raise_maxmap=True, idle=[("engine", {})]),
         Scenario("sweep-ksm-" + size, "ksm", "KSM fast, idle at defaults, %s" % size,
-                 cfg.window * 3, ksm=KSM_FAST, idle=idle_ksm),
+                 cfg.window * 2, ksm=KSM_FAST, idle=idle_ksm),
     ]
 
 
@@ -200,9 +200,7 @@ def sweep_sizes(opt):
 
 
 def sweep(opt, settings, work, out):
-    sizes, notes = sweep_sizes(opt)
-    for n in notes:
-        print("foldbench: " + n, flush=True)
+    sizes, notes = opt.sizes
     reps = []
     for rep in range(opt.repeat):
         runs = {}
@@ -239,6 +237,10 @@ def main(argv=None):
     if opt.quick:
         opt.idle = opt.idle if opt.idle is not None else 5
         opt.churn, opt.react_pages = min(opt.churn, 512), min(opt.react_pages, 256)
+    if opt.sweep:
+        opt.sizes = sweep_sizes(opt)   # refuses before anything is changed
+        for n in opt.sizes[1]:
+            print("foldbench: " + n, flush=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = os.path.join(opt.out, stamp + ("-sweep" if opt.sweep else ""))
     work = os.path.join("/tmp", "foldbench-" + stamp)

@@ -68,8 +68,8 @@ class ConvergeEnd(unittest.TestCase):
     def test_window(self):
         self.assertEqual(converge_end(self.samples([0] * 61), 100, 60, 20), "window")
 
-    def test_plateau_only_after_a_quarter(self):
-        flat_low = self.samples([10] * 30)
+    def test_plateau_only_after_a_tenth(self):
+        flat_low = self.samples([5] * 30)
         self.assertIsNone(converge_end(flat_low, 100, 600, 20))
         self.assertEqual(converge_end(self.samples([50] * 30), 100, 600, 20), "plateau")
 
