@@ -334,6 +334,15 @@ def latest(results, kind):
     return None
 
 
+NO_RUN = {
+    "standard": "## Standard run\n\nNo complete standard run of this benchmark is recorded "
+                "yet: `bench/run` writes it here. The figures of the previous benchmark were "
+                "withdrawn (issue 14): its speed-ups were taken against unfinished savings.\n",
+    "sweep": "## Scale sweep\n\nNo complete sweep is recorded yet: `bench/run --sweep` "
+             "writes it here.\n",
+}
+
+
 def write_docs(results, top):
     """docs/benchmarks.md = METHOD.md + the newest standard run and sweep;
     the README's benchmark section quotes the standard run's targets."""
@@ -343,8 +352,7 @@ def write_docs(results, top):
     for kind, plots in (("standard", ("plot.png",)), ("sweep", ("sweep.png",))):
         run = latest(results, kind)
         if not run:
-            parts.append("## %s\n\nNo complete %s run recorded yet.\n" % (
-                "Standard run" if kind == "standard" else "Scale sweep", kind))
+            parts.append(NO_RUN[kind])
             continue
         with open(os.path.join(run, "results.md")) as f:
             text = f.read()
