@@ -3,7 +3,7 @@
 Pure functions of the JSON records fb_session.run() writes, so a report
 can be rebuilt from bench/results/ without running anything.
 """
-from fb_host import GIB, MIB, PAGE
+from fb_host import GIB, MIB
 
 LEVELS = (50, 90, 99)
 
@@ -43,12 +43,6 @@ def convergence(r):
         "cpu_share_pct": 100.0 * cpu_s / at["t"] if at["t"] > 0 else None,
         "efficiency_mib_per_cpu_s": (at["saved"] / MIB) / cpu_s if cpu_s > 0 else None,
     })
-
-
-def reached_text(m):
-    """"12.3 s", or "not reached: X% of the ideal at W s"."""
-    return None if m["t99_s"] is not None else "not reached: %.0f%% of the ideal at %.0f s" % (
-        m["pct_of_ideal"] or 0, m["window_s"])
 
 
 def idle(r):

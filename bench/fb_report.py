@@ -160,6 +160,11 @@ def standard_targets(reps, by):
             R(reps, "foldvm", "ksm-default", "churn_pages_per_s"), lambda v: v >= 1, "%.2fx",
             "no pair")),
     ]
+    return out + layout_targets(reps, by)
+
+
+def layout_targets(reps, by):
+    out = []
     clones = by.get("foldvm-maxmap-default-clones")
     if clones:
         pct, vmas = M.metric(clones, "pct_of_ideal"), M.metric(clones, "vmas_added")

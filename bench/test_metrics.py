@@ -6,6 +6,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fb_metrics as M  # noqa: E402
+import fb_report as R  # noqa: E402
 from fb_session import converge_end  # noqa: E402
 
 MIB = 1 << 20
@@ -27,7 +28,8 @@ class Convergence(unittest.TestCase):
         m = M.convergence(record([0, 10, 20, 25]))
         self.assertIsNone(m["t90_s"])
         self.assertEqual(m["pct_of_ideal"], 25.0)
-        self.assertEqual(M.reached_text(m), "not reached: 25% of the ideal at 3 s")
+        runs = [{"metrics": m}]
+        self.assertEqual(R.time_cell(runs, "t90_s"), "not reached: 25% of the ideal at 3 s")
 
     def test_efficiency_counts_cpu_until_t99(self):
         m = M.convergence(record([0, 50, 99, 99, 99], cpu_per_s=0.5))
