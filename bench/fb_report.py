@@ -224,7 +224,8 @@ def sweep_value(runs, key):
 
 
 def sweep_text(result, out):
-    by = scenario_runs(result["reps"])
+    by = dict(sorted(scenario_runs(result["reps"]).items(),
+                     key=lambda kv: (M.parse_size(kv[1][0]["total"]), kv[1][0]["mode"])))
     rows = []
     for name, runs in by.items():
         rows.append([runs[0]["total"], runs[0]["label"]] +
@@ -234,8 +235,7 @@ def sweep_text(result, out):
           "pages / 20 ms) and then idles at its defaults; foldvm runs with its defaults and "
           "vm.max_map_count raised to 1,048,576. Idle window %d s. Wall time %.0f min."
           % (result["stamp"], result["machine"], result["config"], result["repeat"],
-             result["reps"][0][next(iter(result["reps"][0]))]["idle"][0]["seconds"]
-             if result["reps"] and result["reps"][0] else 0, result["wall_s"] / 60), ""]
+             result["idle_s"], result["wall_s"] / 60), ""]
     md += table(["total", "scenario"] + [c for c, _, _ in SWEEP_COLUMNS], rows)
     md += ["", "![sweep](sweep.png)", "", "### Targets", ""]
     md += ["- %s: **%s**" % t for t in sweep_targets(result)]

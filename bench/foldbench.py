@@ -139,13 +139,14 @@ def match_cpu(sc, ksm_run, cfg):
 
 # -------------------------------------------------------------------- runs --
 
-def run_one(sc, cfg, settings, work, out, rep, window=None):
+def run_one(sc, cfg, settings, work, out, rep, window=None, total=None):
     tag = "%s-r%d" % (sc.name, rep)
     print("foldbench: [%s] %s, repeat %d ..." % (time.strftime("%H:%M:%S"), sc.label, rep + 1),
           flush=True)
     r = session.run(sc, cfg, settings, work, tag, window)
     r["repeat"] = rep
     r["config"] = cfg.describe()
+    r["total"] = total
     r["metrics"] = metrics.summarize(r)
     with open(os.path.join(out, tag + ".json"), "w") as f:
         json.dump(r, f, indent=1)
@@ -208,11 +209,10 @@ def sweep(opt, settings, work, out):
             per_guest = "%dM" % (metrics.parse_size(size) // opt.guests // host.MIB)
             cfg = Config(opt, opt.guests, per_guest)
             for sc in selected(sweep_scenarios(cfg, size), opt.only):
-                r = run_one(sc, cfg, settings, work, out, rep)
-                r["total"] = size
-                runs[sc.name] = r
+                runs[sc.name] = run_one(sc, cfg, settings, work, out, rep, total=size)
         reps.append(runs)
     return {"kind": "sweep", "sizes": sizes, "reps": reps, "notes": notes,
+            "idle_s": Config(opt, 1, "16M").idle,
             "config": "%d guests, sizes %s" % (opt.guests, ",".join(sizes))}
 
 
