@@ -86,9 +86,12 @@ class Session:
         else:
             self.settings.ksm()  # KSM stopped
         self.settings.max_map_count(self.cfg.big_maxmap if self.sc.raise_maxmap else None)
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.qmp = Sockets(self.rundir)
+        with open(self.logdir + ".out", "w") as out:  # foldvm's own messages
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            self.qmp = Sockets(self.rundir)
+        except RuntimeError as e:
+            raise RuntimeError("%s (foldvm's output: %s.out)" % (e, self.logdir)) from e
 
     def stop(self):
         if self.qmp:
