@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include "vmm/blob.h"
 #include "runner/spec.h"
@@ -75,79 +76,91 @@ struct run_result {
 	struct dedup_host_stats final_host; /* engine, just before guests exit */
 };
 
-struct run_ctx;
+/*
+ * A run as a front-end sees it: its options, read-only for the whole run.
+ * Everything else (the guest slots, their lock, the engine) is runner/'s
+ * own (runner/run_ctx.h); front-ends reach it through the functions
+ * below, which take the lock themselves.
+ */
+struct run_state;
+struct run_ctx {
+	const struct cli_options *opt;
+	struct run_state *st;       /* private to runner/ */
+};
+
+/* A guest slot (opaque): a handle from runner_guest_get(). */
 struct driver;
-struct control;
 
 /*
  * What a front-end that serves a run while it lasts (the QMP control
  * sockets, control/commands.c) hooks into it.  The runner calls these and
- * knows nothing of what they do; the front-end keeps its state in
- * run_ctx.control and driver.control.  Any of them may be NULL.
- *  start:         the engine is up, no guest yet; failing fails the run;
+ * knows nothing of what they do; it keeps the pointers they hand back for
+ * them.  Any of them may be NULL.
+ *  start:         the engine is up, no guest yet; *data is passed to the
+ *                 others; failing fails the run;
  *  stop:          every guest is gone (also after a failed start);
- *  guest_added:   a slot was filled (ctx->lock held); failing fails the
- *                 guest;
- *  guest_removed: a slot is about to be freed (ctx->lock not held).
+ *  guest_added:   a slot was filled with guest g, not started yet (the
+ *                 run's lock held: take no runner_* call); *gdata is
+ *                 passed to guest_removed; failing fails the guest;
+ *  guest_removed: the slot is about to be freed; no runner_* call holds
+ *                 its guest any more (the lock not held).
  */
 struct runner_observer {
-	int (*start)(struct run_ctx *ctx, struct fv_error *err);
-	void (*stop)(struct run_ctx *ctx);
-	int (*guest_added)(struct run_ctx *ctx, struct driver *d,
-			   struct fv_error *err);
-	void (*guest_removed)(struct run_ctx *ctx, struct driver *d);
+	int (*start)(struct run_ctx *ctx, void **data, struct fv_error *err);
+	void (*stop)(struct run_ctx *ctx, void *data);
+	int (*guest_added)(void *data, struct guest *g, const char *name,
+			   const char *uuid, void **gdata, struct fv_error *err);
+	void (*guest_removed)(void *data, struct guest *g, void *gdata);
 };
 
-/* One guest slot: the guest, its spec, its driver thread, its report. */
-struct driver {
-	bool used;
-	struct guest *guest;
-	struct vm_spec spec;
-	struct guest_report *rep;
-	pthread_t thread;
-	bool started;
-	bool finished;              /* the driver thread is done with its steps */
-	bool destroying;            /* vm-destroy/quit: reap when finished */
-	bool releasing;             /* being reaped: its guest is destroyed
-				       outside ctx->lock, so nobody may
-				       touch `guest` any more (the slot stays
-				       `used`, so its name stays taken) */
-	int cur_step;               /* step being run, -1 when done (atomic) */
-	bool initial;               /* from the command line (takes part in syncs) */
-	volatile sig_atomic_t *stop;
-	struct run_ctx *ctx;
-	void *control;              /* the observer's: the guest's control
-				       endpoint, if any */
-	/* A libvirt domain guest (spec.domain_xml set): */
-	int lock_fd;                /* its domain lock, -1 = none */
-	bool prepared;              /* 'prepare begin' ran: 'release end' is due */
+/*
+ * One guest as it was when the record was taken: a copy, owned by the
+ * caller, valid after the run's lock is dropped and after the guest is
+ * gone.  ram_start..ram_end is where its RAM was mapped in this process:
+ * numbers only, to ask the kernel about (procstat_range), never to read.
+ */
+struct runner_guest_info {
+	char name[GUEST_NAME_MAX + 1];
+	char uuid[SPEC_UUID_LEN + 1];           /* "" = not a libvirt domain */
+	char domain[DEDUP_DOMAIN_MAX + 1];      /* trust domain (its name if none) */
+	enum guest_state state;
+	bool destroying;                        /* vm-destroy/quit under way */
+	uint64_t mem_size;
+	unsigned nr_vcpus;
+	const char *step;                       /* its current step, or "done" */
+	bool dedup;                             /* a guest of the engine */
+	bool merging;                           /* ... and merging is on */
+	struct dedup_guest_stats dstats;        /* the engine's (if dedup) */
+	uintptr_t ram_start, ram_end;           /* 0, 0 = no RAM */
+	struct guest_report rep;                /* the driver's report so far */
 };
 
-/* May a holder of ctx->lock use d->guest?  Not once the slot is being
- * released: driver_release destroys the guest without the lock. */
-static inline bool driver_has_guest(const struct driver *d)
-{
-	return d->used && !d->releasing && d->guest;
-}
+/* Every live guest (not being released), at most max, into out; returns
+ * how many.  Taken under the run's lock, which is dropped on return. */
+unsigned runner_snapshot_guests(struct run_ctx *ctx,
+				struct runner_guest_info *out, unsigned max);
 
-/* Everything a run shares: the guests (slots, under `lock`), the engine,
- * the sync barrier of the guests started from the command line. */
-struct run_ctx {
-	pthread_mutex_t lock;
-	pthread_barrier_t barrier;
-	unsigned nr_initial;
-	struct driver drv[CLI_MAX_VMS];
-	struct kvm_sys *kvm;
-	struct blob *blob;
-	const struct cli_options *opt;
-	struct dedup_engine *dedup;
-	struct run_result *res;
-	struct timespec t0;
-	volatile sig_atomic_t *stop;
-	const struct runner_observer *observer; /* or NULL */
-	struct control *control;    /* the observer's: the control sockets,
-				       or NULL */
-};
+/* Hold guest `name` (not being destroyed) for work outside the run's
+ * lock: its slot, and so its guest, is not freed until runner_guest_put().
+ * info (may be NULL) gets its record.  NULL with err when there is no such
+ * guest or it is being destroyed.  Hold it briefly: vm-destroy waits. */
+struct driver *runner_guest_get(struct run_ctx *ctx, const char *name,
+				struct runner_guest_info *info,
+				struct fv_error *err);
+void runner_guest_put(struct driver *d);
+/* The held guest (valid until runner_guest_put). */
+struct guest *runner_guest(struct driver *d);
+
+/* Hold every guest not being destroyed (at most max), as above. */
+unsigned runner_guest_get_all(struct run_ctx *ctx, struct driver **out,
+			      struct runner_guest_info *info, unsigned max);
+
+/* dedup-set enabled=on/off for a held guest: a guest outside the engine
+ * joins it. */
+int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err);
+
+/* The run's dedup engine, or NULL; it lives as long as the run. */
+struct dedup_engine *runner_dedup(struct run_ctx *ctx);
 
 /* Create and start a guest at runtime (vm-create): same validation and
  * the same engine as guests from the command line; no sync steps. */
@@ -158,9 +171,6 @@ int runner_add_guest(struct run_ctx *ctx, const struct vm_spec *spec,
  * (vm-destroy, quit).  Returns at once. */
 int runner_destroy_guest(struct run_ctx *ctx, const char *name,
 			 struct fv_error *err);
-
-/* The slot of a guest by name (ctx->lock held), or NULL. */
-struct driver *runner_find_locked(struct run_ctx *ctx, const char *name);
 
 /* Create every guest first (a bad one fails the whole start: exit 2), then
  * run them all; observer (may be NULL) is told of the run and its guests.

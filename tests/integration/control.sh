@@ -154,19 +154,24 @@ for bin in $VARIANTS; do
 		! grep -q QMP "$TMP/o7" || fail "uid 65534 got a greeting"
 	fi
 
-	# guests come and go while another client lists them without pause:
-	# query-vms must never touch a guest that is being freed (foldvm-san
-	# turns such a use-after-free into a dead host, which the list after
-	# this catches)
+	# guests come and go while other clients list them and take the census
+	# without pause: neither query-vms nor query-dedup-ideal (which hashes
+	# guest RAM without the runner's lock, on guests it holds) may touch a
+	# guest that is being freed (foldvm-san turns such a use-after-free
+	# into a dead host, which the list after this catches)
 	( while [ ! -e "$TMP/churn.done" ]; do $CTL list >/dev/null 2>&1; done ) &
 	LISTER=$!
+	( while [ ! -e "$TMP/churn.done" ]; do
+		qmp_talk "$RUN/host.qmp" '{"execute":"query-dedup-ideal"}' >/dev/null 2>&1
+	done ) &
+	CENSUS=$!
 	for i in 1 2 3 4 5 6; do
 		$CTL create name=t$i,mem=16M,dedup=on,steps=fill+wait >/dev/null ||
 			{ cat "$TMP/fv.out"; fail "create t$i"; }
 		$CTL destroy t$i || { cat "$TMP/fv.out"; fail "destroy t$i"; }
 	done
 	wait_for 60 sh -c "! $CTL list | grep -q '^t[1-6] '" || fail "t guests stayed"
-	touch "$TMP/churn.done"; wait $LISTER
+	touch "$TMP/churn.done"; wait $LISTER $CENSUS
 	$CTL list >"$TMP/o9" || { cat "$TMP/fv.out"; fail "host gone while guests came and went"; }
 
 	# destroy and quit

@@ -1,0 +1,67 @@
+/*
+ * commands_int.h - what the files of foldvm's QMP commands share
+ * (commands.c: host commands, events, the sockets' life; guest_commands.c:
+ * the commands of a guest's socket).  Private to control/.
+ */
+#ifndef FOLDVM_CONTROL_COMMANDS_INT_H
+#define FOLDVM_CONTROL_COMMANDS_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <json-c/json.h>
+#include "control/qmp.h"
+#include "runner/runner.h"
+
+/* A guest's control socket; one per guest slot, from guest_added to
+ * guest_removed. */
+struct control_guest {
+	struct control_guest *next;     /* on control.guests */
+	struct control *c;
+	char name[GUEST_NAME_MAX + 1];
+	char path[PATH_MAX + GUEST_NAME_MAX + 8];  /* run dir + "/NAME.qmp" */
+	char uuid[SPEC_UUID_LEN + 1];            /* "" = not a libvirt domain */
+	char uuid_path[PATH_MAX + 64];  /* run dir + "/by-uuid/UUID.qmp" link */
+	struct qmp_endpoint_config cfg;
+	struct qmp_endpoint *ep;
+};
+
+/* The control sockets of a run (the observer's data). */
+struct control {
+	struct run_ctx *ctx;
+	struct qmp_server *server;
+	struct qmp_endpoint_config host_cfg;
+	struct qmp_endpoint *host_ep;
+	char host_path[PATH_MAX + 16];
+	pthread_mutex_t ev_lock;        /* last_pass_event_ns, guests */
+	uint64_t last_pass_event_ns;
+	struct control_guest *guests;   /* every guest socket, for events */
+};
+
+static inline void jadd_int(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static inline void jadd_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static inline void jadd_bool(struct json_object *o, const char *k, bool v)
+{
+	json_object_object_add(o, k, json_object_new_boolean(v));
+}
+
+/* QMP's RunState name of a guest state. */
+const char *qmp_status(enum guest_state s);
+
+/* A guest's query-dedup object from its record; asks the kernel about its
+ * RAM (/proc/self/smaps: slow), so never call it under the run's lock. */
+struct json_object *dedup_json(const struct runner_guest_info *in);
+
+/* guest_commands.c: a guest socket's commands and its state events. */
+extern const struct qmp_command guest_commands[];
+void guest_state_event(void *opaque, struct guest *g, enum guest_state old_state,
+		       enum guest_state new_state, const char *reason);
+
+#endif
