@@ -8,7 +8,13 @@
 #include "control/qmp.h"
 #include "runner/runner.h"
 
+/* Every key of runner/spec.h, with its QMP type. */
 extern const struct qmp_arg vm_create_args[];
+
+/* The spec that args (already checked against vm_create_args) describe;
+ * an error names the parameter.  No guest is made (unit tests). */
+int vm_create_spec(struct json_object *args, struct vm_spec *vm,
+		   struct qmp_error *err);
 
 /* Build the guest that args describe and add it to the run (ctx). */
 int vm_create(struct run_ctx *ctx, struct json_object *args,
