@@ -52,7 +52,7 @@ static int die_usage(const char *fmt, const char *arg)
 
 static int socket_path(const struct ctl *c, const char *who, char *buf, size_t len)
 {
-	if (strcmp(who, "host") && !cli_name_ok(who))
+	if (strcmp(who, "host") && !spec_name_ok(who))
 		return die_usage("'%s' is not a guest name", who);
 	if (snprintf(buf, len, "%s/%s.qmp", c->run_dir, who) >= (int)len)
 		return die_usage("run directory path too long: %s", c->run_dir);
@@ -225,7 +225,27 @@ static int cmd_watch(const struct ctl *c)
 	return 0;
 }
 
-/* "name=a,mem=64M" -> {"name": "a", "mem": "64M"}; foldvm validates. */
+/* One value of `create` with the JSON type vm-create documents for its
+ * key: a number or on/off that reads as one goes as an integer or a
+ * boolean; anything else (a size such as "64M", a name, a value that does
+ * not read) as a string, for foldvm to judge. */
+static struct json_object *kv_value(const char *key, const char *val)
+{
+	const struct spec_key *k = spec_key_find(key);
+	struct fv_error e;
+	uint64_t x;
+	bool b;
+
+	if (k && k->type == SPEC_T_UINT &&
+	    !spec_parse_uint(val, 0, UINT64_MAX, &x, NULL, &e))
+		return json_object_new_uint64(x);
+	if (k && k->type == SPEC_T_BOOL && !spec_parse_bool(val, &b, &e))
+		return json_object_new_boolean(b);
+	return json_object_new_string(val);
+}
+
+/* "name=a,mem=64M,vcpus=2" -> {"name": "a", "mem": "64M", "vcpus": 2};
+ * foldvm validates. */
 static struct json_object *spec_to_args(const char *spec)
 {
 	struct json_object *args = json_object_new_object();
@@ -236,7 +256,7 @@ static struct json_object *spec_to_args(const char *spec)
 		return NULL;
 	}
 	/* The same splitting as foldvm's --vm: ",," is a literal comma. */
-	while ((tok = cli_spec_next(&cursor))) {
+	while ((tok = spec_next_kv(&cursor))) {
 		char *eq = strchr(tok, '=');
 
 		if (!eq) {
@@ -245,7 +265,7 @@ static struct json_object *spec_to_args(const char *spec)
 			return NULL;
 		}
 		*eq = '\0';
-		json_object_object_add(args, tok, json_object_new_string(eq + 1));
+		json_object_object_add(args, tok, kv_value(tok, eq + 1));
 	}
 	free(copy);
 	return args;

@@ -55,6 +55,10 @@ enum qmp_type {
 	QMP_T_NUMBER,   /* integer or floating point */
 	QMP_T_OBJECT,
 	QMP_T_ANY,      /* anything, null included */
+	/* For arguments that older clients sent as strings: the type the
+	 * command documents, or a string that the handler parses. */
+	QMP_T_INT_OR_STR,   /* JSON integer (any size), or a string */
+	QMP_T_BOOL_OR_STR,  /* boolean, or a string, or an integer */
 };
 
 struct qmp_error {

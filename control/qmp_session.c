@@ -329,6 +329,13 @@ static bool qmp_type_ok(struct json_object *v, enum qmp_type type)
 		return json_object_is_type(v, json_type_object);
 	case QMP_T_ANY:
 		return true;
+	case QMP_T_INT_OR_STR:
+		return json_object_is_type(v, json_type_int) ||
+		       json_object_is_type(v, json_type_string);
+	case QMP_T_BOOL_OR_STR:
+		return json_object_is_type(v, json_type_boolean) ||
+		       json_object_is_type(v, json_type_int) ||
+		       json_object_is_type(v, json_type_string);
 	}
 	return false;
 }
@@ -342,6 +349,8 @@ static const char *qmp_type_name(enum qmp_type type)
 	case QMP_T_NUMBER: return "number";
 	case QMP_T_OBJECT: return "object";
 	case QMP_T_ANY: return "any";
+	case QMP_T_INT_OR_STR: return "integer";
+	case QMP_T_BOOL_OR_STR: return "boolean";
 	}
 	return "?";
 }

@@ -156,7 +156,7 @@ static int cli_add_vm(struct cli_options *opt, const char *spec,
 {
 	if (opt->nr_vms == CLI_MAX_VMS)
 		return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
-	if (cli_parse_vm(spec, opt->nr_vms, &opt->vms[opt->nr_vms], err))
+	if (spec_from_kv(spec, opt->nr_vms, &opt->vms[opt->nr_vms], err))
 		return -1;
 	return cli_commit_vm(opt, err);
 }
@@ -248,8 +248,8 @@ static int cli_domain_option(int argc, char *const argv[], int *i,
 	}
 	if (cli_is_option(arg, "--hook-timeout")) {
 		if (cli_option_value(argc, argv, i, "--hook-timeout", &val, err) ||
-		    cli_parse_uint(val, 1, HOOKS_MAX_TIMEOUT_MS / 1000, &x,
-				   "--hook-timeout", err))
+		    spec_parse_uint(val, 1, HOOKS_MAX_TIMEOUT_MS / 1000, &x,
+				    "--hook-timeout", err))
 			return -1;
 		opt->hooks.timeout_ms = (unsigned)x * 1000u;
 		return 0;
@@ -276,19 +276,19 @@ static int cli_demo_option(struct cli_options *opt, const char *name,
 	uint64_t x;
 
 	if (!strcmp(name, "--guests")) {
-		if (cli_parse_uint(val, 1, CLI_MAX_VMS, &x, "--guests", err))
+		if (spec_parse_uint(val, 1, CLI_MAX_VMS, &x, "--guests", err))
 			return -1;
 		opt->demo_guests = (unsigned)x;
 	} else if (!strcmp(name, "--mem")) {
-		if (cli_parse_size(val, &opt->demo_mem, err) ||
+		if (spec_parse_size(val, &opt->demo_mem, err) ||
 		    gmem_check_size(opt->demo_mem, err))
 			return -1;
 	} else if (!strcmp(name, "--vcpus")) {
-		if (cli_parse_uint(val, 1, FV_MAX_VCPUS, &x, "--vcpus", err))
+		if (spec_parse_uint(val, 1, FV_MAX_VCPUS, &x, "--vcpus", err))
 			return -1;
 		opt->demo_vcpus = (unsigned)x;
 	} else {
-		if (cli_parse_uint(val, 0, CLI_MAX_SECONDS, &x, "--seconds", err))
+		if (spec_parse_uint(val, 0, CLI_MAX_SECONDS, &x, "--seconds", err))
 			return -1;
 		opt->demo_seconds = (unsigned)x;
 	}
@@ -305,19 +305,19 @@ static int cli_dedup_option(struct cli_options *opt, const char *name,
 	uint64_t x;
 
 	if (!strcmp(name, "--dedup-rate"))
-		return cli_parse_uint(val, 0, 1ull << 40, &opt->dedup_rate,
-				      "--dedup-rate", err);
+		return spec_parse_uint(val, 0, 1ull << 40, &opt->dedup_rate,
+				       "--dedup-rate", err);
 	if (!strcmp(name, "--dedup-cpu")) {
-		if (cli_parse_uint(val, 1, 100, &x, "--dedup-cpu", err))
+		if (spec_parse_uint(val, 1, 100, &x, "--dedup-cpu", err))
 			return -1;
 		opt->dedup_cpu = (unsigned)x;
 		return 0;
 	}
 	if (!strcmp(name, "--dedup-vma-budget"))
-		return cli_parse_uint(val, 1, 1ull << 32, &opt->dedup_vma_budget,
-				      "--dedup-vma-budget", err);
-	return cli_parse_uint(val, 65530, 1ull << 31, &opt->max_map_count,
-			      "--max-map-count", err);
+		return spec_parse_uint(val, 1, 1ull << 32, &opt->dedup_vma_budget,
+				       "--dedup-vma-budget", err);
+	return spec_parse_uint(val, 65530, 1ull << 31, &opt->max_map_count,
+			       "--max-map-count", err);
 }
 
 static int cli_parse_option(int argc, char *const argv[], int *i,

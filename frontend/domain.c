@@ -1,7 +1,6 @@
 /*
  * domain.c - libvirt domain XML onto a foldvm guest spec (see domain.h).
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,63 +13,75 @@
 _Static_assert(SPEC_UUID_LEN == DOMXML_UUID_LEN, "uuid length");
 _Static_assert(SPEC_NOTES_MAX >= DOMXML_NOTES_MAX, "notes length");
 
-/* One setting through the --vm key it corresponds to. */
-static int set_key(struct vm_spec *vm, const char *key, const char *val,
-		   const char *element, struct fv_error *err)
+/* r is a setter's result for the field that `element` holds: on failure,
+ * the message names the element. */
+static int mapped(int r, const char *element, struct fv_error *err)
 {
-	if (cli_vm_set(vm, key, val, err)) {
+	if (r)
 		fv_err_prefix(err, "%s: ", element);
-		return -1;
-	}
-	return 0;
+	return r ? -1 : 0;
 }
 
 /* The <domain> part: name, memory, vCPUs, kernel, console. */
 static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 		      struct fv_error *err)
 {
-	char num[32];
-
-	if (set_key(vm, "name", def->name, "<name>", err))
+	if (mapped(spec_set_name(vm, def->name, err), "<name>", err) ||
+	    mapped(spec_set_mem(vm, def->mem_bytes, err), "<memory>", err) ||
+	    mapped(spec_set_vcpus(vm, def->vcpus, err), "<vcpu>", err))
 		return -1;
-	snprintf(num, sizeof(num), "%" PRIu64 "B", def->mem_bytes);
-	if (set_key(vm, "mem", num, "<memory>", err))
+	if (def->kernel[0] &&
+	    mapped(spec_set_kernel(vm, def->kernel, err), "<os><kernel>", err))
 		return -1;
-	snprintf(num, sizeof(num), "%u", def->vcpus);
-	if (set_key(vm, "vcpus", num, "<vcpu>", err))
-		return -1;
-	if (def->kernel[0] && set_key(vm, "kernel", def->kernel, "<os><kernel>", err))
-		return -1;
-	if (def->initrd[0] && set_key(vm, "initrd", def->initrd, "<os><initrd>", err))
+	if (def->initrd[0] &&
+	    mapped(spec_set_initrd(vm, def->initrd, err), "<os><initrd>", err))
 		return -1;
 	if (def->cmdline_set &&
-	    set_key(vm, "cmdline", def->cmdline, "<os><cmdline>", err))
+	    mapped(spec_set_cmdline(vm, def->cmdline, err), "<os><cmdline>", err))
 		return -1;
-	return set_key(vm, "console", def->console ? "on" : "off", "<serial>", err);
+	return mapped(spec_set_console(vm, def->console, err), "<serial>", err);
 }
 
-/* The <foldvm:vm> part: dedup settings and the test payload. */
+/* The <foldvm:vm> part: dedup settings and the test payload, whose
+ * attributes are the text of the --vm keys of the same names. */
 static int map_metadata(const struct domxml_def *def, struct vm_spec *vm,
 			struct fv_error *err)
 {
 	if (def->dedup_set &&
-	    set_key(vm, "dedup", def->dedup_enabled ? "on" : "off",
-		    "<foldvm:dedup enabled>", err))
+	    mapped(spec_set_dedup(vm, def->dedup_enabled, err),
+		   "<foldvm:dedup enabled>", err))
 		return -1;
 	if (def->trust_domain[0] &&
-	    set_key(vm, "domain", def->trust_domain,
-		    "<foldvm:dedup trust-domain>", err))
+	    mapped(spec_set_domain(vm, def->trust_domain, err),
+		   "<foldvm:dedup trust-domain>", err))
 		return -1;
 	vm->cfg.dedup_rate = def->dedup_rate;
 	for (unsigned i = 0; i < def->nr_payload; i++) {
+		const struct domxml_kv *kv = &def->payload[i];
 		char element[48];
 
-		snprintf(element, sizeof(element), "<foldvm:payload %s>",
-			 def->payload[i].key);
-		if (set_key(vm, def->payload[i].key, def->payload[i].val, element, err))
+		snprintf(element, sizeof(element), "<foldvm:payload %s>", kv->key);
+		if (mapped(spec_set_kv(vm, kv->key, kv->val, err), element, err))
 			return -1;
 	}
 	return 0;
+}
+
+/* What spec_finish() calls a field: the element or attribute it came
+ * from. */
+static const char *xml_field(const char *key, char *buf, size_t len)
+{
+	static const struct { const char *key, *element; } tab[] = {
+		{ "mem", "<memory>" }, { "vcpus", "<vcpu>" },
+		{ "kernel", "<os><kernel>" }, { "initrd", "<os><initrd>" },
+		{ "cmdline", "<os><cmdline>" },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (!strcmp(key, tab[i].key))
+			return tab[i].element;
+	snprintf(buf, len, "<foldvm:payload %s>", key);
+	return buf;
 }
 
 static int map_def(const struct domxml_def *def, bool strict,
@@ -80,7 +91,7 @@ static int map_def(const struct domxml_def *def, bool strict,
 		return fv_err(err, FV_E_INVAL,
 			      "nothing to run: no <os><kernel> and no <foldvm:payload> in its metadata");
 	if (map_domain(def, vm, err) || map_metadata(def, vm, err) ||
-	    cli_vm_finish(vm, err))
+	    spec_finish(vm, xml_field, err))
 		return -1;
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", def->uuid);
 	snprintf(vm->notes, sizeof(vm->notes), "%s", def->notes);
@@ -128,7 +139,7 @@ int domain_spec_from_xml(const char *xml, size_t len, const char *metadata,
 			 const char *origin, unsigned index, bool strict,
 			 struct vm_spec *vm, struct fv_error *err)
 {
-	cli_vm_defaults(vm, index);
+	spec_defaults(vm, index);
 	return map_xml(xml, len, metadata, origin, strict, vm, err);
 }
 
@@ -145,7 +156,7 @@ int domain_spec_from_file(const char *path, unsigned index, bool strict,
 	size_t len;
 	int ret;
 
-	cli_vm_defaults(vm, index);
+	spec_defaults(vm, index);
 	if (fv_read_file(path, DOMXML_MAX, "domain XML", &buf, &len, err))
 		return -1;
 	ret = map_xml((const char *)buf, len, NULL, path, strict, vm, err);
@@ -161,7 +172,7 @@ int domain_spec_from_libvirt(const char *uri, const char *name, unsigned index,
 	char origin[PATH_MAX];
 	int ret = -1;
 
-	cli_vm_defaults(vm, index);
+	spec_defaults(vm, index);
 	if (lv_fetch_domain(uri, name, &lv, err) == 0) {
 		snprintf(origin, sizeof(origin), "%s domain %s", uri, name);
 		ret = map_xml(lv.xml, strlen(lv.xml), lv.metadata, origin,

@@ -15,6 +15,34 @@
 
 static const char *const demo_default_files[] = { "/usr/lib", "/usr/share" };
 
+/* One demo guest: fill, time fresh writes, baseline, let dedup converge
+ * (two passes) and run on for --seconds, measure, time writes to merged
+ * pages, churn, and verify everything. */
+static int demo_spec(const struct cli_options *opt, unsigned i,
+		     struct vm_spec *vm, struct fv_error *err)
+{
+	struct step steps[] = {
+		{ STEP_FILL, 0 }, { STEP_MEASURE, 0 }, { STEP_SYNC, 0 },
+		{ STEP_SETTLE, 2 }, { STEP_SLEEP, opt->demo_seconds },
+		{ STEP_SYNC, 0 }, { STEP_MEASURE_MERGED, 0 }, { STEP_CHURN, 512 },
+		{ STEP_VERIFY, 0 },
+	};
+	char name[16];
+
+	snprintf(name, sizeof(name), "guest%u", i + 1);
+	spec_defaults(vm, i);
+	return spec_set_name(vm, name, err) ||
+	       spec_set_mem(vm, opt->demo_mem >> 20 << 20, err) ||
+	       spec_set_vcpus(vm, opt->demo_vcpus, err) ||
+	       spec_set_zero(vm, 25, err) || spec_set_shared(vm, 20, err) ||
+	       spec_set_blob(vm, 30, err) ||
+	       spec_set_console(vm, !opt->quiet, err) ||
+	       spec_set_dedup(vm, !opt->demo_no_dedup && !opt->ksm, err) ||
+	       spec_set_domain(vm, "demo", err) ||
+	       spec_set_steps(vm, steps, sizeof(steps) / sizeof(steps[0]), err) ||
+	       spec_finish(vm, NULL, err) ? -1 : 0;
+}
+
 /* The demo: several guests with a realistic mix of page contents. */
 static void demo_build(struct cli_options *opt)
 {
@@ -24,22 +52,10 @@ static void demo_build(struct cli_options *opt)
 			opt->files[opt->nr_files++] = demo_default_files[i];
 	}
 	for (unsigned i = 0; i < opt->nr_vms; i++) {
-		struct vm_spec *vm = &opt->vms[i];
-		char spec[256];
 		struct fv_error err;
 
-		/* fill, time fresh writes, baseline, let dedup converge (two
-		 * passes) and run on for --seconds, measure, time writes to
-		 * merged pages, churn, and verify everything. */
-		snprintf(spec, sizeof(spec),
-			 "name=guest%u,mem=%lluM,vcpus=%u,zero=25,shared=20,blob=30,"
-			 "console=%s,dedup=%s,domain=demo,steps=fill+measure+sync+settle:2+sleep:%u+sync+"
-			 "measure-merged+churn:512+verify",
-			 i + 1, (unsigned long long)(opt->demo_mem >> 20),
-			 opt->demo_vcpus, opt->quiet ? "off" : "on",
-			 opt->demo_no_dedup || opt->ksm ? "off" : "on", opt->demo_seconds);
-		/* Built from validated values, so it parses. */
-		if (cli_parse_vm(spec, i, vm, &err))
+		/* Built from validated values, so it is accepted. */
+		if (demo_spec(opt, i, &opt->vms[i], &err))
 			fprintf(stderr, "foldvm: internal: demo spec: %s\n", err.msg);
 	}
 }

@@ -1,7 +1,7 @@
 /*
- * spec.c - one guest's spec: the key=value text of a --vm spec (also what
- * domain XML and vm-create are mapped onto), its steps, sizes and
- * defaults.  Untrusted input: every value is bounded and checked.
+ * spec.c - one guest's spec: its typed setters, the table of its keys, the
+ * key=value text of a --vm spec, its steps, sizes and defaults.
+ * Untrusted input: every value is bounded and checked.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #define CLI_MAX_SIZE (1ull << 40)
 #define DEFAULT_SHARED_SEED 0x5eedf01dull
 
-bool cli_name_ok(const char *name)
+bool spec_name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -29,23 +29,25 @@ bool cli_name_ok(const char *name)
 	return true;
 }
 
-int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		   const char *what, struct fv_error *err)
+int spec_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+		    const char *what, struct fv_error *err)
 {
-	unsigned long long v;
-	char *end;
+	unsigned long long v = 0;
+	char *end = NULL;
+	bool ok = s && isdigit((unsigned char)*s);
 
-	if (!s || !isdigit((unsigned char)*s))
-		return fv_err(err, FV_E_INVAL, "%s '%s' is not a number", what,
-			      s ? s : "");
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end || errno == ERANGE)
-		return fv_err(err, FV_E_INVAL, "%s '%s' is not a number", what, s);
+	if (ok) {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		ok = !*end && errno != ERANGE;
+	}
+	if (!ok)
+		return fv_err(err, FV_E_INVAL, "%s%s'%s' is not a number",
+			      what ? what : "", what ? " " : "", s ? s : "");
 	if (v < min || v > max)
-		return fv_err(err, FV_E_INVAL, "%s %llu is out of range %llu..%llu",
-			      what, v, (unsigned long long)min,
-			      (unsigned long long)max);
+		return fv_err(err, FV_E_INVAL, "%s%s%llu is out of range %llu..%llu",
+			      what ? what : "", what ? " " : "", v,
+			      (unsigned long long)min, (unsigned long long)max);
 	*out = v;
 	return 0;
 }
@@ -69,7 +71,7 @@ static int size_suffix_shift(const char *suffix, unsigned *shift)
 	return -1;
 }
 
-int cli_parse_size(const char *s, uint64_t *bytes, struct fv_error *err)
+int spec_parse_size(const char *s, uint64_t *bytes, struct fv_error *err)
 {
 	unsigned long long v;
 	unsigned shift;
@@ -123,7 +125,7 @@ static const struct {
 	{ STEP_SETTLE, true, 1, 1000 },
 };
 
-static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
+static int parse_step(char *tok, struct step *st, struct fv_error *err)
 {
 	char *colon = strchr(tok, ':');
 
@@ -143,7 +145,7 @@ static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
 		if (!colon)
 			return fv_err(err, FV_E_INVAL,
 				      "step '%s' needs ':N' (e.g. %s:100)", tok, tok);
-		return cli_parse_uint(colon + 1, step_table[i].min,
+		return spec_parse_uint(colon + 1, step_table[i].min,
 				      step_table[i].max, &st->arg, tok, err);
 	}
 	return fv_err(err, FV_E_INVAL,
@@ -151,8 +153,8 @@ static int cli_parse_step(char *tok, struct step *st, struct fv_error *err)
 		      tok);
 }
 
-int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,
-		    struct fv_error *err)
+int spec_parse_steps(const char *s, struct step *steps, unsigned *nr,
+		     struct fv_error *err)
 {
 	char buf[CLI_SPEC_MAX], *save = NULL, *tok;
 
@@ -165,7 +167,7 @@ int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,
 		if (*nr == CLI_MAX_STEPS)
 			return fv_err(err, FV_E_INVAL, "more than %d steps",
 				      CLI_MAX_STEPS);
-		if (cli_parse_step(tok, &steps[*nr], err))
+		if (parse_step(tok, &steps[*nr], err))
 			return -1;
 		(*nr)++;
 	}
@@ -183,7 +185,7 @@ static uint64_t name_hash(const char *name)
 	return h;
 }
 
-void cli_vm_defaults(struct vm_spec *vm, unsigned index)
+void spec_defaults(struct vm_spec *vm, unsigned index)
 {
 	memset(vm, 0, sizeof(*vm));
 	snprintf(vm->cfg.name, sizeof(vm->cfg.name), "vm%u", index);
@@ -201,103 +203,372 @@ void cli_vm_defaults(struct vm_spec *vm, unsigned index)
 	vm->nr_steps = 2;
 }
 
-static int cli_parse_onoff(const char *v, bool *out, const char *what,
-			   struct fv_error *err)
+
+/* ---- typed setters ---- */
+
+static int check_range(uint64_t v, uint64_t min, uint64_t max,
+		       struct fv_error *err)
 {
-	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "1"))
+	if (v < min || v > max)
+		return fv_err(err, FV_E_INVAL, "%llu is out of range %llu..%llu",
+			      (unsigned long long)v, (unsigned long long)min,
+			      (unsigned long long)max);
+	return 0;
+}
+
+/* A test-payload-only field was set (a Linux guest refuses them). */
+static void note_payload(struct vm_spec *vm, const char *key)
+{
+	if (!vm->payload_key)
+		vm->payload_key = key;
+}
+
+static int set_pct(struct vm_spec *vm, const char *key, uint32_t *field,
+		   uint64_t pct, struct fv_error *err)
+{
+	if (check_range(pct, 0, 100, err))
+		return -1;
+	*field = (uint32_t)pct;
+	note_payload(vm, key);
+	return 0;
+}
+
+static int set_name_field(char *field, size_t size, const char *name,
+			  struct fv_error *err)
+{
+	if (!spec_name_ok(name))
+		return fv_err(err, FV_E_INVAL,
+			      "'%s' must be 1-32 of [A-Za-z0-9._-]", name);
+	snprintf(field, size, "%s", name);
+	return 0;
+}
+
+int spec_set_name(struct vm_spec *vm, const char *name, struct fv_error *err)
+{
+	return set_name_field(vm->cfg.name, sizeof(vm->cfg.name), name, err);
+}
+
+int spec_set_domain(struct vm_spec *vm, const char *domain,
+		    struct fv_error *err)
+{
+	return set_name_field(vm->cfg.domain, sizeof(vm->cfg.domain), domain, err);
+}
+
+int spec_set_mem(struct vm_spec *vm, uint64_t bytes, struct fv_error *err)
+{
+	if (gmem_check_size(bytes, err))
+		return -1;
+	vm->cfg.mem_size = bytes;
+	return 0;
+}
+
+int spec_set_vcpus(struct vm_spec *vm, uint64_t n, struct fv_error *err)
+{
+	if (check_range(n, 1, FV_MAX_VCPUS, err))
+		return -1;
+	vm->cfg.nr_vcpus = (unsigned)n;
+	return 0;
+}
+
+int spec_set_payload(struct vm_spec *vm, const char *path, struct fv_error *err)
+{
+	if (strlen(path) >= sizeof(vm->cfg.payload))
+		return fv_err(err, FV_E_INVAL, "path too long");
+	if (payload_check_file(path, err))
+		return -1;
+	snprintf(vm->cfg.payload, sizeof(vm->cfg.payload), "%s", path);
+	note_payload(vm, "payload");
+	return 0;
+}
+
+/* kernel= or initrd=: an existing regular file of a plausible size. */
+static int set_boot_file(char *field, const char *path, uint64_t max,
+			 const char *what, struct fv_error *err)
+{
+	if (strlen(path) >= PATH_MAX)
+		return fv_err(err, FV_E_INVAL, "path too long");
+	if (fv_check_file(path, max, what, NULL, err))
+		return -1;
+	snprintf(field, PATH_MAX, "%s", path);
+	return 0;
+}
+
+int spec_set_kernel(struct vm_spec *vm, const char *path, struct fv_error *err)
+{
+	return set_boot_file(vm->cfg.kernel, path, LINUX_KERNEL_MAX, "kernel", err);
+}
+
+int spec_set_initrd(struct vm_spec *vm, const char *path, struct fv_error *err)
+{
+	return set_boot_file(vm->cfg.initrd, path, LINUX_INITRD_MAX, "initrd", err);
+}
+
+int spec_set_cmdline(struct vm_spec *vm, const char *cmdline,
+		     struct fv_error *err)
+{
+	if (strlen(cmdline) > LINUX_CMDLINE_MAX)
+		return fv_err(err, FV_E_INVAL, "command line longer than %u bytes",
+			      LINUX_CMDLINE_MAX);
+	snprintf(vm->cfg.cmdline, sizeof(vm->cfg.cmdline), "%s", cmdline);
+	vm->cmdline_set = true;
+	return 0;
+}
+
+int spec_set_zero(struct vm_spec *vm, uint64_t pct, struct fv_error *err)
+{
+	return set_pct(vm, "zero", &vm->cfg.content.pct_zero, pct, err);
+}
+
+int spec_set_shared(struct vm_spec *vm, uint64_t pct, struct fv_error *err)
+{
+	return set_pct(vm, "shared", &vm->cfg.content.pct_shared, pct, err);
+}
+
+int spec_set_blob(struct vm_spec *vm, uint64_t pct, struct fv_error *err)
+{
+	if (set_pct(vm, "blob", &vm->cfg.content.pct_blob, pct, err))
+		return -1;
+	vm->blob_set = true;
+	return 0;
+}
+
+int spec_set_pool(struct vm_spec *vm, uint64_t n, struct fv_error *err)
+{
+	if (check_range(n, 0, UINT32_MAX, err))
+		return -1;
+	vm->cfg.content.shared_pool = (uint32_t)n;
+	note_payload(vm, "pool");
+	return 0;
+}
+
+int spec_set_seed(struct vm_spec *vm, uint64_t seed, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.content.shared_seed = seed;
+	note_payload(vm, "seed");
+	return 0;
+}
+
+/* One step as spec_parse_steps would make it: a known kind, and its
+ * argument in range (0 for a step without one). */
+static int check_step(const struct step *st, struct fv_error *err)
+{
+	for (size_t i = 0; i < sizeof(step_table) / sizeof(step_table[0]); i++) {
+		if (step_table[i].kind != st->kind)
+			continue;
+		if (!step_table[i].has_arg)
+			return st->arg ? fv_err(err, FV_E_INVAL,
+						"step '%s' takes no argument",
+						step_name(st->kind)) : 0;
+		if (st->arg < step_table[i].min || st->arg > step_table[i].max)
+			return fv_err(err, FV_E_INVAL,
+				      "%s %llu is out of range %llu..%llu",
+				      step_name(st->kind),
+				      (unsigned long long)st->arg,
+				      (unsigned long long)step_table[i].min,
+				      (unsigned long long)step_table[i].max);
+		return 0;
+	}
+	return fv_err(err, FV_E_INVAL, "unknown step kind %d", (int)st->kind);
+}
+
+int spec_set_steps(struct vm_spec *vm, const struct step *steps, unsigned nr,
+		   struct fv_error *err)
+{
+	if (nr == 0)
+		return fv_err(err, FV_E_INVAL, "empty steps list");
+	if (nr > CLI_MAX_STEPS)
+		return fv_err(err, FV_E_INVAL, "more than %d steps", CLI_MAX_STEPS);
+	for (unsigned i = 0; i < nr; i++)
+		if (check_step(&steps[i], err))
+			return -1;
+	memcpy(vm->steps, steps, nr * sizeof(*steps));
+	vm->nr_steps = nr;
+	vm->steps_set = true;
+	return 0;
+}
+
+int spec_set_console(struct vm_spec *vm, bool on, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.console = on;
+	return 0;
+}
+
+int spec_set_dedup(struct vm_spec *vm, bool on, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.dedup = on;
+	vm->dedup_set = true;
+	return 0;
+}
+
+int spec_set_race_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err)
+{
+	if (check_range(n, 1, 4096, err))
+		return -1;
+	vm->cfg.race_pages = (uint32_t)n;
+	note_payload(vm, "race-pages");
+	return 0;
+}
+
+int spec_set_probe_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err)
+{
+	if (check_range(n, 1, 65536, err))
+		return -1;
+	vm->cfg.probe_pages = (uint32_t)n;
+	note_payload(vm, "probe-pages");
+	return 0;
+}
+
+/* ---- the keys ---- */
+
+#define KEY_STR(n, f)  { .name = n, .type = SPEC_T_STR, .set_str = f }
+#define KEY_UINT(n, f) { .name = n, .type = SPEC_T_UINT, .set_uint = f }
+#define KEY_BOOL(n, f) { .name = n, .type = SPEC_T_BOOL, .set_bool = f }
+
+const struct spec_key spec_keys[] = {
+	KEY_STR("name", spec_set_name),
+	{ .name = "mem", .type = SPEC_T_SIZE, .set_uint = spec_set_mem },
+	KEY_UINT("vcpus", spec_set_vcpus),
+	KEY_STR("payload", spec_set_payload),
+	KEY_STR("kernel", spec_set_kernel),
+	KEY_STR("initrd", spec_set_initrd),
+	KEY_STR("cmdline", spec_set_cmdline),
+	KEY_UINT("zero", spec_set_zero),
+	KEY_UINT("shared", spec_set_shared),
+	KEY_UINT("blob", spec_set_blob),
+	KEY_UINT("pool", spec_set_pool),
+	KEY_UINT("seed", spec_set_seed),
+	{ .name = "steps", .type = SPEC_T_STEPS, .set_steps = spec_set_steps },
+	KEY_BOOL("console", spec_set_console),
+	KEY_BOOL("dedup", spec_set_dedup),
+	KEY_STR("domain", spec_set_domain),
+	KEY_UINT("race-pages", spec_set_race_pages),
+	KEY_UINT("probe-pages", spec_set_probe_pages),
+	{ .name = NULL },
+};
+
+const struct spec_key *spec_key_find(const char *name)
+{
+	for (const struct spec_key *k = spec_keys; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	return NULL;
+}
+
+int spec_parse_bool(const char *s, bool *out, struct fv_error *err)
+{
+	if (!strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "1"))
 		*out = true;
-	else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "0"))
+	else if (!strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "0"))
 		*out = false;
 	else
-		return fv_err(err, FV_E_INVAL, "%s must be on or off, not '%s'",
-			      what, v);
+		return fv_err(err, FV_E_INVAL, "must be on or off, not '%s'", s);
 	return 0;
 }
 
-static int cli_parse_u32(const char *v, uint64_t min, uint64_t max,
-			 uint32_t *out, const char *what, struct fv_error *err)
+int spec_set_kv(struct vm_spec *vm, const char *key, const char *value,
+		struct fv_error *err)
 {
+	const struct spec_key *k = spec_key_find(key);
+	struct step steps[CLI_MAX_STEPS];
+	unsigned nr;
 	uint64_t x;
+	bool b;
 
-	if (cli_parse_uint(v, min, max, &x, what, err))
-		return -1;
-	*out = (uint32_t)x;
-	return 0;
+	if (!k)
+		return fv_err(err, FV_E_INVAL, "unknown key '%s'", key);
+	switch (k->type) {
+	case SPEC_T_STR:
+		return k->set_str(vm, value, err);
+	case SPEC_T_UINT:
+		return spec_parse_uint(value, 0, UINT64_MAX, &x, NULL, err) ||
+		       k->set_uint(vm, x, err) ? -1 : 0;
+	case SPEC_T_SIZE:
+		return spec_parse_size(value, &x, err) ||
+		       k->set_uint(vm, x, err) ? -1 : 0;
+	case SPEC_T_BOOL:
+		return spec_parse_bool(value, &b, err) ||
+		       k->set_bool(vm, b, err) ? -1 : 0;
+	case SPEC_T_STEPS:
+		return spec_parse_steps(value, steps, &nr, err) ||
+		       k->set_steps(vm, steps, nr, err) ? -1 : 0;
+	}
+	return fv_err(err, FV_E_INVAL, "key '%s' has no type", key);
 }
 
-static int cli_vm_key(struct vm_spec *vm, const char *key, const char *val,
-		      struct fv_error *err)
+/* ---- across fields ---- */
+
+const char *spec_field_kv(const char *key, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s=", key);
+	return buf;
+}
+
+/* A Linux guest: one vCPU, memory the boot layout allows, no test-payload
+ * settings, and only the steps that do not talk to the test payload. */
+static int check_linux(struct vm_spec *vm, spec_field_fn *field,
+		       struct fv_error *err)
 {
 	struct guest_config *c = &vm->cfg;
-	uint64_t x;
+	char a[64], b[64];
 
-	if (!strcmp(key, "name")) {
-		if (!cli_name_ok(val))
-			return fv_err(err, FV_E_INVAL,
-				      "name '%s' must be 1-32 of [A-Za-z0-9._-]", val);
-		snprintf(c->name, sizeof(c->name), "%s", val);
-	} else if (!strcmp(key, "mem")) {
-		if (cli_parse_size(val, &c->mem_size, err))
-			return -1;
-		return gmem_check_size(c->mem_size, err);
-	} else if (!strcmp(key, "vcpus")) {
-		if (cli_parse_uint(val, 1, FV_MAX_VCPUS, &x, "vcpus", err))
-			return -1;
-		c->nr_vcpus = (unsigned)x;
-	} else if (!strcmp(key, "payload")) {
-		if (strlen(val) >= sizeof(c->payload))
-			return fv_err(err, FV_E_INVAL, "payload path too long");
-		if (payload_check_file(val, err))
-			return -1;
-		snprintf(c->payload, sizeof(c->payload), "%s", val);
-	} else if (!strcmp(key, "kernel") || !strcmp(key, "initrd")) {
-		bool is_kernel = !strcmp(key, "kernel");
+	if (!guest_config_is_linux(c)) {
+		if (c->initrd[0] || vm->cmdline_set)
+			return fv_err(err, FV_E_INVAL, "%s needs %s",
+				      field(c->initrd[0] ? "initrd" : "cmdline",
+					    a, sizeof(a)),
+				      field("kernel", b, sizeof(b)));
+		return 0;
+	}
+	if (vm->payload_key)
+		return fv_err(err, FV_E_INVAL,
+			      "%s is a test-payload setting; this guest boots a kernel",
+			      field(vm->payload_key, a, sizeof(a)));
+	if (c->nr_vcpus != 1)
+		return fv_err(err, FV_E_INVAL,
+			      "a Linux guest boots with 1 vCPU (foldvm writes no MP or ACPI tables to announce more)");
+	if (c->mem_size < LINUX_MEM_MIN || c->mem_size > LINUX_MEM_MAX)
+		return fv_err(err, FV_E_INVAL,
+			      "%s must be %lluM..%lluM for a Linux guest",
+			      field("mem", a, sizeof(a)), LINUX_MEM_MIN >> 20,
+			      LINUX_MEM_MAX >> 20);
+	if (!vm->cmdline_set)
+		snprintf(c->cmdline, sizeof(c->cmdline), "%s", CLI_DEFAULT_CMDLINE);
+	if (!vm->steps_set) {
+		vm->steps[0].kind = STEP_WAIT;
+		vm->nr_steps = 1;
+	}
+	for (unsigned i = 0; i < vm->nr_steps; i++) {
+		enum step_kind k = vm->steps[i].kind;
 
-		if (strlen(val) >= PATH_MAX)
-			return fv_err(err, FV_E_INVAL, "path too long");
-		if (fv_check_file(val, is_kernel ? LINUX_KERNEL_MAX : LINUX_INITRD_MAX,
-				  key, NULL, err))
-			return -1;
-		snprintf(is_kernel ? c->kernel : c->initrd, PATH_MAX, "%s", val);
-	} else if (!strcmp(key, "cmdline")) {
-		if (strlen(val) > LINUX_CMDLINE_MAX)
-			return fv_err(err, FV_E_INVAL, "command line longer than %u bytes",
-				      LINUX_CMDLINE_MAX);
-		snprintf(c->cmdline, sizeof(c->cmdline), "%s", val);
-	} else if (!strcmp(key, "zero")) {
-		return cli_parse_u32(val, 0, 100, &c->content.pct_zero, "zero", err);
-	} else if (!strcmp(key, "shared")) {
-		return cli_parse_u32(val, 0, 100, &c->content.pct_shared, "shared", err);
-	} else if (!strcmp(key, "blob")) {
-		return cli_parse_u32(val, 0, 100, &c->content.pct_blob, "blob", err);
-	} else if (!strcmp(key, "pool")) {
-		return cli_parse_u32(val, 0, UINT32_MAX, &c->content.shared_pool,
-				     "pool", err);
-	} else if (!strcmp(key, "seed")) {
-		return cli_parse_uint(val, 0, UINT64_MAX, &c->content.shared_seed,
-				      "seed", err);
-	} else if (!strcmp(key, "steps")) {
-		return cli_parse_steps(val, vm->steps, &vm->nr_steps, err);
-	} else if (!strcmp(key, "console")) {
-		return cli_parse_onoff(val, &c->console, "console", err);
-	} else if (!strcmp(key, "dedup")) {
-		return cli_parse_onoff(val, &c->dedup, "dedup", err);
-	} else if (!strcmp(key, "domain")) {
-		if (!cli_name_ok(val))
+		if (k != STEP_SLEEP && k != STEP_WAIT && k != STEP_SYNC &&
+		    k != STEP_SETTLE)
 			return fv_err(err, FV_E_INVAL,
-				      "domain '%s' must be 1-32 of [A-Za-z0-9._-]", val);
-		snprintf(c->domain, sizeof(c->domain), "%s", val);
-	} else if (!strcmp(key, "race-pages")) {
-		return cli_parse_u32(val, 1, 4096, &c->race_pages, "race-pages", err);
-	} else if (!strcmp(key, "probe-pages")) {
-		return cli_parse_u32(val, 1, 65536, &c->probe_pages, "probe-pages", err);
-	} else {
-		return fv_err(err, FV_E_INVAL, "unknown key '%s'", key);
+				      "step '%s' needs foldvm's test payload; a Linux guest may only sleep, settle, wait and sync",
+				      step_name(k));
 	}
 	return 0;
 }
 
-char *cli_spec_next(char **cursor)
+int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
+{
+	if (!field)
+		field = spec_field_kv;
+	if (!vm->blob_set)
+		vm->cfg.content.pct_blob = 0; /* cli_parse decides, seeing --files */
+	vm->cfg.content.unique_seed = name_hash(vm->cfg.name);
+	vm->cfg.content.layout_seed = fv_mix64(name_hash(vm->cfg.name) ^ 0x1a40u);
+	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
+	    vm->cfg.content.pct_blob > 100)
+		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");
+	return check_linux(vm, field, err);
+}
+
+/* ---- a whole --vm spec ---- */
+
+char *spec_next_kv(char **cursor)
 {
 	char *start = *cursor, *out = start, *p = start;
 
@@ -319,109 +590,29 @@ char *cli_spec_next(char **cursor)
 	return start;
 }
 
-/* Keys that only mean something to foldvm's test payload. */
-static const char *const payload_keys[] = {
-	"payload", "zero", "shared", "blob", "pool", "seed", "race-pages",
-	"probe-pages",
-};
-
-static void cli_note_key(struct vm_spec *vm, const char *key)
-{
-	if (!strcmp(key, "blob"))
-		vm->blob_set = true;
-	if (!strcmp(key, "dedup"))
-		vm->dedup_set = true;
-	if (!strcmp(key, "steps"))
-		vm->steps_set = true;
-	if (!strcmp(key, "cmdline"))
-		vm->cmdline_set = true;
-	for (size_t i = 0; i < sizeof(payload_keys) / sizeof(payload_keys[0]); i++)
-		if (!vm->payload_key && !strcmp(key, payload_keys[i]))
-			vm->payload_key = payload_keys[i];
-}
-
-/* A Linux guest: one vCPU, memory the boot layout allows, no test-payload
- * settings, and only the steps that do not talk to the test payload. */
-static int cli_check_linux(struct vm_spec *vm, struct fv_error *err)
-{
-	struct guest_config *c = &vm->cfg;
-
-	if (!guest_config_is_linux(c)) {
-		if (c->initrd[0] || vm->cmdline_set)
-			return fv_err(err, FV_E_INVAL, "%s= needs kernel=",
-				      c->initrd[0] ? "initrd" : "cmdline");
-		return 0;
-	}
-	if (vm->payload_key)
-		return fv_err(err, FV_E_INVAL,
-			      "%s= is a test-payload setting; this guest boots a kernel",
-			      vm->payload_key);
-	if (c->nr_vcpus != 1)
-		return fv_err(err, FV_E_INVAL,
-			      "a Linux guest boots with 1 vCPU (foldvm writes no MP or ACPI tables to announce more)");
-	if (c->mem_size < LINUX_MEM_MIN || c->mem_size > LINUX_MEM_MAX)
-		return fv_err(err, FV_E_INVAL, "a Linux guest needs mem=%lluM..%lluM",
-			      LINUX_MEM_MIN >> 20, LINUX_MEM_MAX >> 20);
-	if (!vm->cmdline_set)
-		snprintf(c->cmdline, sizeof(c->cmdline), "%s", CLI_DEFAULT_CMDLINE);
-	if (!vm->steps_set) {
-		vm->steps[0].kind = STEP_WAIT;
-		vm->nr_steps = 1;
-	}
-	for (unsigned i = 0; i < vm->nr_steps; i++) {
-		enum step_kind k = vm->steps[i].kind;
-
-		if (k != STEP_SLEEP && k != STEP_WAIT && k != STEP_SYNC &&
-		    k != STEP_SETTLE)
-			return fv_err(err, FV_E_INVAL,
-				      "step '%s' needs foldvm's test payload; a Linux guest may only sleep, settle, wait and sync",
-				      step_name(k));
-	}
-	return 0;
-}
-
-int cli_vm_set(struct vm_spec *vm, const char *key, const char *val,
-	       struct fv_error *err)
-{
-	cli_note_key(vm, key);
-	return cli_vm_key(vm, key, val, err);
-}
-
-int cli_vm_finish(struct vm_spec *vm, struct fv_error *err)
-{
-	if (!vm->blob_set)
-		vm->cfg.content.pct_blob = 0; /* cli_parse decides, seeing --files */
-	vm->cfg.content.unique_seed = name_hash(vm->cfg.name);
-	vm->cfg.content.layout_seed = fv_mix64(name_hash(vm->cfg.name) ^ 0x1a40u);
-	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
-	    vm->cfg.content.pct_blob > 100)
-		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");
-	return cli_check_linux(vm, err);
-}
-
-int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
+int spec_from_kv(const char *text, unsigned index, struct vm_spec *vm,
 		 struct fv_error *err)
 {
 	char buf[CLI_SPEC_MAX], *cursor = buf, *tok;
 
-	cli_vm_defaults(vm, index);
-	if (strlen(spec) >= sizeof(buf))
+	spec_defaults(vm, index);
+	if (strlen(text) >= sizeof(buf))
 		return fv_err(err, FV_E_INVAL, "--vm spec longer than %d bytes",
 			      CLI_SPEC_MAX - 1);
-	snprintf(buf, sizeof(buf), "%s", spec);
-	while ((tok = cli_spec_next(&cursor))) {
+	snprintf(buf, sizeof(buf), "%s", text);
+	while ((tok = spec_next_kv(&cursor))) {
 		char *eq = strchr(tok, '=');
 
 		if (!eq || eq == tok)
 			return fv_err(err, FV_E_INVAL,
 				      "--vm: '%s' is not key=value", tok);
 		*eq = '\0';
-		if (cli_vm_set(vm, tok, eq + 1, err)) {
+		if (spec_set_kv(vm, tok, eq + 1, err)) {
 			fv_err_prefix(err, "--vm %s: ", tok);
 			return -1;
 		}
 	}
-	if (cli_vm_finish(vm, err)) {
+	if (spec_finish(vm, spec_field_kv, err)) {
 		fv_err_prefix(err, "--vm %s: ", vm->cfg.name);
 		return -1;
 	}

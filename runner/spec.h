@@ -2,15 +2,18 @@
  * spec.h - what a run is made of: one guest's spec (struct vm_spec: its
  * configuration, its steps, where a libvirt domain came from) and the
  * options of a whole run (struct cli_options).  The front-ends fill them
- * (frontend/cli.c from argv, frontend/domain.c from domain XML, the QMP
- * vm-create command); the runner runs them.  Every setter checks its value:
- * everything here is untrusted input, and every problem is one clear
- * sentence.
+ * through typed setters (frontend/domain.c from domain XML, the QMP
+ * vm-create command) or through spec_set_kv() from text (the --vm command
+ * line; the <foldvm:payload> attributes of domain XML); the runner runs
+ * them.  Every setter checks its
+ * value: everything here is untrusted input, and every problem is one
+ * clear sentence.
  */
 #ifndef FOLDVM_SPEC_H
 #define FOLDVM_SPEC_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "lib/error.h"
@@ -110,41 +113,118 @@ struct cli_options {
 	unsigned demo_seconds;
 };
 
-/* "256M", "1G", "2GiB", "65536K", "4096B"; a bare number is in MiB (as
- * QEMU's -m).  Result in bytes, at most 1 TiB. */
-int cli_parse_size(const char *s, uint64_t *bytes, struct fv_error *err);
-
-/* A decimal integer in [min, max], whole string. */
-int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		   const char *what, struct fv_error *err);
-
-/* One --vm spec "key=value,key=value"; index numbers the default name.
- * ",," is a literal comma inside a value (as in QEMU), for kernel command
- * lines such as clearcpuid=1,2. */
-int cli_parse_vm(const char *spec, unsigned index, struct vm_spec *vm,
-		 struct fv_error *err);
-
-/* One key=value of a --vm spec onto vm (the pieces of cli_parse_vm, for
- * other sources of guest definitions: libvirt domain XML). */
-int cli_vm_set(struct vm_spec *vm, const char *key, const char *val,
-	       struct fv_error *err);
-/* After the last cli_vm_set: defaults that depend on several keys, and
- * the checks across them. */
-int cli_vm_finish(struct vm_spec *vm, struct fv_error *err);
-
-/* Split off the next key=value of a --vm spec at a single comma; ",,"
- * becomes a literal comma.  Rewrites the buffer in place; NULL at the end. */
-char *cli_spec_next(char **cursor);
-
-/* "fill+verify+churn:1000+sleep:2" */
-int cli_parse_steps(const char *s, struct step *steps, unsigned *nr,
-		    struct fv_error *err);
+/*
+ * A guest spec is filled in three steps: spec_defaults(), then setters
+ * (typed, or spec_set_kv() for text), then spec_finish().
+ *
+ * Errors: a setter's message is about the value alone ("65 is out of
+ * range 1..64", "'a b' must be 1-32 of [A-Za-z0-9._-]"), so the caller
+ * prefixes the name its interface gave the field: "--vm vcpus: ",
+ * "Parameter 'vcpus': ", "<vcpu>: ".  spec_finish() checks across fields
+ * and names them through a function the caller supplies.
+ */
 
 /* Fill a vm_spec with the defaults for guest number `index`. */
-void cli_vm_defaults(struct vm_spec *vm, unsigned index);
+void spec_defaults(struct vm_spec *vm, unsigned index);
+
+/* ---- typed setters: each checks its value and returns 0 or -1 ---- */
+int spec_set_name(struct vm_spec *vm, const char *name, struct fv_error *err);
+int spec_set_mem(struct vm_spec *vm, uint64_t bytes, struct fv_error *err);
+int spec_set_vcpus(struct vm_spec *vm, uint64_t n, struct fv_error *err);
+int spec_set_payload(struct vm_spec *vm, const char *path, struct fv_error *err);
+int spec_set_kernel(struct vm_spec *vm, const char *path, struct fv_error *err);
+int spec_set_initrd(struct vm_spec *vm, const char *path, struct fv_error *err);
+int spec_set_cmdline(struct vm_spec *vm, const char *cmdline,
+		     struct fv_error *err);
+/* Percentages of the data pages: zero, shared content, file content. */
+int spec_set_zero(struct vm_spec *vm, uint64_t pct, struct fv_error *err);
+int spec_set_shared(struct vm_spec *vm, uint64_t pct, struct fv_error *err);
+int spec_set_blob(struct vm_spec *vm, uint64_t pct, struct fv_error *err);
+int spec_set_pool(struct vm_spec *vm, uint64_t n, struct fv_error *err);
+int spec_set_seed(struct vm_spec *vm, uint64_t seed, struct fv_error *err);
+/* A parsed list (spec_parse_steps); 1..CLI_MAX_STEPS steps. */
+int spec_set_steps(struct vm_spec *vm, const struct step *steps, unsigned nr,
+		   struct fv_error *err);
+int spec_set_console(struct vm_spec *vm, bool on, struct fv_error *err);
+int spec_set_dedup(struct vm_spec *vm, bool on, struct fv_error *err);
+/* The trust domain (a name, as spec_name_ok). */
+int spec_set_domain(struct vm_spec *vm, const char *domain,
+		    struct fv_error *err);
+int spec_set_race_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err);
+int spec_set_probe_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err);
+
+/* ---- the keys: one row per field, for the interfaces that go by name ---- */
+enum spec_type {
+	SPEC_T_STR,     /* set_str */
+	SPEC_T_UINT,    /* set_uint; text: a decimal number */
+	SPEC_T_SIZE,    /* set_uint in bytes; text: a size (spec_parse_size) */
+	SPEC_T_BOOL,    /* set_bool; text: on/off, yes/no, 1/0 */
+	SPEC_T_STEPS,   /* set_steps; text: spec_parse_steps */
+};
+
+struct spec_key {
+	const char *name;       /* the --vm key; NULL ends spec_keys[] */
+	enum spec_type type;
+	int (*set_str)(struct vm_spec *, const char *, struct fv_error *);
+	int (*set_uint)(struct vm_spec *, uint64_t, struct fv_error *);
+	int (*set_bool)(struct vm_spec *, bool, struct fv_error *);
+	int (*set_steps)(struct vm_spec *, const struct step *, unsigned,
+			 struct fv_error *);
+};
+
+extern const struct spec_key spec_keys[];
+
+/* The row of a key, or NULL. */
+const struct spec_key *spec_key_find(const char *name);
+
+/* The one text entry point: key=value as the --vm command line writes it
+ * (foldctl create writes the same text, and sends each value with the
+ * JSON type its key has here).  An unknown key is an error. */
+int spec_set_kv(struct vm_spec *vm, const char *key, const char *value,
+		struct fv_error *err);
+
+/* How an interface names a field in spec_finish()'s errors: write the
+ * name of `key` into buf and return buf. */
+typedef const char *spec_field_fn(const char *key, char *buf, size_t len);
+
+/* The --vm way: "mem=". */
+spec_field_fn spec_field_kv;
+
+/* After the last setter: defaults that depend on several fields, and the
+ * checks across them (field NULL: spec_field_kv). */
+int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err);
+
+/* ---- text ---- */
+
+/* "256M", "1G", "2GiB", "65536K", "4096B"; a bare number is in MiB (as
+ * QEMU's -m).  Result in bytes, at most 1 TiB. */
+int spec_parse_size(const char *s, uint64_t *bytes, struct fv_error *err);
+
+/* A decimal integer in [min, max], whole string; `what` starts the error
+ * message (NULL: the message is about the value alone). */
+int spec_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+		    const char *what, struct fv_error *err);
+
+/* on/yes/1 or off/no/0. */
+int spec_parse_bool(const char *s, bool *out, struct fv_error *err);
+
+/* "fill+verify+churn:1000+sleep:2" */
+int spec_parse_steps(const char *s, struct step *steps, unsigned *nr,
+		     struct fv_error *err);
+
+/* A whole --vm spec "key=value,key=value" (defaults, spec_set_kv for each
+ * pair, spec_finish); index numbers the default name.  ",," is a literal
+ * comma inside a value (as in QEMU), for kernel command lines such as
+ * clearcpuid=1,2. */
+int spec_from_kv(const char *text, unsigned index, struct vm_spec *vm,
+		 struct fv_error *err);
+
+/* Split off the next key=value of such a spec at a single comma; ",,"
+ * becomes a literal comma.  Rewrites the buffer in place; NULL at the end. */
+char *spec_next_kv(char **cursor);
 
 /* Is this a valid guest name ([A-Za-z0-9._-], 1..32 chars)? */
-bool cli_name_ok(const char *name);
+bool spec_name_ok(const char *name);
 
 const char *step_name(enum step_kind kind);
 

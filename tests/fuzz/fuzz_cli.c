@@ -55,9 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf[size] = '\0';
 	fuzz_argv(buf, size);
 	/* buf was only read by cli_parse; as a single string now: */
-	cli_parse_vm(buf, 0, &vm, &err);
-	cli_parse_size(buf, &bytes, &err);
-	cli_parse_steps(buf, steps, &nr, &err);
+	spec_from_kv(buf, 0, &vm, &err);
+	spec_parse_size(buf, &bytes, &err);
+	spec_parse_steps(buf, steps, &nr, &err);
 	free(buf);
 	return 0;
 }

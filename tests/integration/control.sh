@@ -94,7 +94,14 @@ for bin in $VARIANTS; do
 	$CTL create name=a,mem=64M >"$TMP/o3" 2>&1 && fail "duplicate name accepted"
 	expect_in "$TMP/o3" "exists already"
 	$CTL raw host '{"execute":"vm-create","arguments":{"name":"c","mem":"lots"}}' >"$TMP/o3"
-	expect_in "$TMP/o3" '"GenericError".*is not a size'
+	expect_in "$TMP/o3" '"GenericError".*Parameter .mem.: .lots. is not a size'
+	# typed arguments: errors name the parameter
+	$CTL raw host '{"execute":"vm-create","arguments":{"name":"c","mem":67108864,"vcpus":0,"dedup":false}}' >"$TMP/o3"
+	expect_in "$TMP/o3" "Parameter 'vcpus': 0 is out of range 1..64"
+	$CTL raw host '{"execute":"vm-create","arguments":{"name":"c","vcpus":true}}' >"$TMP/o3"
+	expect_in "$TMP/o3" "Parameter 'vcpus' expects integer"
+	$CTL create name=c,vcpus=65 >"$TMP/o3" 2>&1 && fail "vcpus=65 accepted"
+	expect_in "$TMP/o3" "Parameter 'vcpus': 65 is out of range 1..64"
 	wait_for 60 test -S "$RUN/b.qmp" || fail "no guest socket"
 	for g in a b; do  # until both filled their memory and wait
 		wait_for 60 sh -c "$CTL raw $g '{\"execute\":\"query-status\"}' |

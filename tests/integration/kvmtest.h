@@ -69,7 +69,7 @@ static inline struct guest *kt_guest(struct kvm_sys *kvm, struct dedup_engine *e
 	char full[1024];
 
 	snprintf(full, sizeof(full), "console=off,%s", spec);
-	KT_ASSERT(cli_parse_vm(full, 0, &vm, &err) == 0, "%s: %s", spec, err.msg);
+	KT_ASSERT(spec_from_kv(full, 0, &vm, &err) == 0, "%s: %s", spec, err.msg);
 	KT_ASSERT(guest_create(&g, kvm, &vm.cfg, NULL, e, NULL, &err) == 0,
 		  "%s: %s", spec, err.msg);
 	KT_ASSERT(guest_start(g, &err) == 0, "%s", err.msg);

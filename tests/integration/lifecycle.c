@@ -37,7 +37,7 @@ static int run(struct kvm_sys *kvm, struct guest *g[2])
 	struct vm_spec vm[2];
 
 	for (int i = 0; i < 2; i++) {
-		cli_vm_defaults(&vm[i], (unsigned)i);
+		spec_defaults(&vm[i], (unsigned)i);
 		vm[i].cfg.mem_size = 32ull << 20;
 		vm[i].cfg.console = false;
 		CHECK(guest_create(&g[i], kvm, &vm[i].cfg, NULL, NULL, NULL, &err) == 0,

@@ -126,7 +126,7 @@ static void test_refusals(void)
 {
 	expect_refused("<name>web-1</name>", "", "no <name>");
 	expect_refused("<name>web-1</name>", "<name>web server</name>",
-		       "name 'web server' must be");
+		       "<name>: 'web server' must be 1-32");
 	expect_refused("<uuid>4DEA22B31D52D8F32516782E98AB3FA0</uuid>", "", "no <uuid>");
 	expect_refused("4DEA22B31D52D8F32516782E98AB3FA0", "4dea-xyz", "is not a uuid");
 	expect_refused("<memory unit='MiB'>96</memory>", "", "no <memory>");
@@ -149,9 +149,15 @@ static void test_refusals(void)
 	expect_refused("enabled='yes'", "enabled='maybe'", "yes or no");
 	expect_refused("enabled='yes'", "enabeld='yes'", "no attribute 'enabeld'");
 	expect_refused("trust-domain='tenant-a'", "trust-domain='a b'",
-		       "domain 'a b' must be");
+		       "<foldvm:dedup trust-domain>: 'a b' must be");
 	expect_refused("zero='10'", "zeros='10'", "no attribute 'zeros'");
-	expect_refused("zero='10'", "zero='101'", "out of range");
+	expect_refused("zero='10'", "zero='101'",
+		       "<foldvm:payload zero>: 101 is out of range 0..100");
+	/* a typed value names its element */
+	expect_refused(">2</vcpu>", ">65</vcpu>", "<vcpu>: 65 is out of range 1..64");
+	expect_refused("<memory unit='MiB'>96</memory>\n  <currentMemory unit='KiB'>98304</currentMemory>",
+		       "<memory unit='B'>16777217</memory>",
+		       "<memory>: guest memory size 16777217 is not a multiple of 4 KiB");
 	expect_refused("shared='30'", "shared='95'", "more than 100%");
 	expect_refused("steps='fill+verify+sleep:1'", "steps='fill+jump'", "jump");
 	expect_refused("<foldvm:payload", "<foldvm:extra/><foldvm:payload",

@@ -16,5 +16,6 @@ void unit_add_i8042_suite(void);
 void unit_add_domxml_suite(void);
 void unit_add_libvirt_suite(void);
 void unit_add_hooks_suite(void);
+void unit_add_spec_suite(void);
 
 #endif
