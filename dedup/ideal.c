@@ -9,28 +9,24 @@
  * A zero page the guest never wrote (the kernel's zero page, or no page at
  * all) costs nothing and is not counted.  Read-only; the guests may run.
  */
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/mman.h>
 #include <xxhash.h>
 #include "dedup/dedup.h"
 #include "dedup/index.h"
 #include "lib/procstat.h"
 
 #define PAGE 4096ull
-#define PM_PRESENT (1ull << 63)
-#define PM_PFN_MASK ((1ull << 55) - 1)
 
-/* Does this zero page take memory (a page the guest wrote zeros into)? */
-static bool zero_page_costs(int pagemap, uint64_t zpfn, const void *va)
+/* Does this zero page take memory (a page the guest wrote zeros into)?
+ * Unreadable counts as "no", as for a page not present. */
+static bool zero_page_costs(const struct procstat_pagemap *pm, uint64_t zpfn,
+			    const void *va)
 {
-	uint64_t ent = 0;
+	struct procstat_page pg;
 
-	if (pread(pagemap, &ent, sizeof(ent), (off_t)((uintptr_t)va / PAGE * 8)) != sizeof(ent))
-		return false;
-	return (ent & PM_PRESENT) && (ent & PM_PFN_MASK) != zpfn;
+	procstat_pagemap_read(pm, va, &pg, NULL);
+	return pg.present && pg.pfn != zpfn;
 }
 
 int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
@@ -38,14 +34,13 @@ int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
 {
 	static const uint8_t zero[PAGE];
 	struct dedup_index seen;
-	int pagemap;
+	struct procstat_pagemap pagemap;
 
 	memset(out, 0, sizeof(*out));
-	pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pagemap < 0)
-		return fv_err(err, FV_E_IO, "/proc/self/pagemap");
+	if (procstat_pagemap_open(&pagemap, err))
+		return -1;
 	if (dedup_index_init(&seen, 65536)) {
-		close(pagemap);
+		procstat_pagemap_close(&pagemap);
 		return fv_err(err, FV_E_NOMEM, "census index");
 	}
 	uint64_t zpfn = procstat_zero_pfn();
@@ -58,7 +53,7 @@ int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
 
 			out->pages++;
 			if (!memcmp(p, zero, PAGE)) {
-				if (zpfn && zero_page_costs(pagemap, zpfn, p))
+				if (zpfn && zero_page_costs(&pagemap, zpfn, p))
 					out->zero_pages++;
 				continue;
 			}
@@ -68,7 +63,7 @@ int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
 				continue;
 			if (dedup_index_insert(&seen, &e)) {
 				dedup_index_free(&seen);
-				close(pagemap);
+				procstat_pagemap_close(&pagemap);
 				return fv_err(err, FV_E_NOMEM, "census index");
 			}
 			out->distinct++;
@@ -76,6 +71,6 @@ int dedup_ideal(struct guest_mem *const *gms, const uint32_t *domains,
 	}
 	out->ideal_bytes = (out->zero_pages + out->nonzero_pages - out->distinct) * PAGE;
 	dedup_index_free(&seen);
-	close(pagemap);
+	procstat_pagemap_close(&pagemap);
 	return 0;
 }

@@ -1,8 +1,11 @@
 /*
  * procstat.c - read the kernel's memory accounting for this process.
  *
- * Everything here parses /proc text.  smaps_rollup text also reaches the
- * parser from tests and the fuzzer, so the parser treats its input as
+ * Everything here reads /proc, and it is the tree's only reader of each
+ * file: the pagemap reader, the maps walk (the VMA count and the engine's
+ * VMA recount) and the smaps sums share one VMA-header parser.
+ * smaps_rollup and maps text also reach the parsers from tests and the
+ * fuzzer, so the parser treats its input as
  * untrusted: it never reads past the terminating NUL, never overflows, and
  * rejects a known key whose value it cannot represent instead of guessing.
  */
@@ -25,6 +28,7 @@
 #define SMAPS_BUF (256u * 1024)
 
 #define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_FILE (1ull << 61)    /* file page or shared anon */
 #define PAGEMAP_PFN_MASK ((1ull << 55) - 1)
 
 /* A "Key: value" line split at the colon; val..end is the value text. */
@@ -360,13 +364,102 @@ int procstat_range(uint64_t start, uint64_t end, struct procstat_mem *out,
 	return ret;
 }
 
-/* Counts lines, plus a final line without '\n' should the text have one. */
-int procstat_vma_count(uint64_t *count, struct fv_error *err)
+/* Report one maps line (without its '\n') to fn if its header parses. */
+static void maps_line(const char *line, const char *end, procstat_vma_fn fn,
+		      void *opaque)
+{
+	uint64_t vs, ve;
+
+	if (fn && parse_vma_header(line, end, &vs, &ve))
+		fn(opaque, vs, ve);
+}
+
+/* The complete lines of text..text+len; returns the bytes they take (the
+ * rest is a line still being read). */
+static size_t maps_lines(const char *text, size_t len, procstat_vma_fn fn,
+			 void *opaque, uint64_t *lines)
+{
+	const char *p = text, *end = text + len, *nl;
+
+	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+		maps_line(p, nl, fn, opaque);
+		(*lines)++;
+		p = nl + 1;
+	}
+	return (size_t)(p - text);
+}
+
+uint64_t procstat_parse_maps(const char *text, size_t len, procstat_vma_fn fn,
+			     void *opaque)
 {
 	uint64_t lines = 0;
-	bool partial = false;
+	size_t done = maps_lines(text, len, fn, opaque, &lines);
+
+	if (done < len) {
+		maps_line(text + done, text + len, fn, opaque);
+		lines++;
+	}
+	return lines;
+}
+
+/*
+ * Reads in big blocks (seq_file fills as much as asked) and carries a line
+ * cut at a block's end over to the next block.  A line longer than the
+ * whole buffer cannot come from the kernel (a path is at most PATH_MAX);
+ * should one appear, its first MAPS_CHUNK bytes stand for it and the rest,
+ * up to its '\n', is skipped, so it still counts once.
+ */
+static int maps_read(int fd, char *buf, procstat_vma_fn fn, void *opaque,
+		     uint64_t *lines)
+{
+	size_t carry = 0;
+	bool skipping = false;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + carry, MAPS_CHUNK - carry);
+		size_t len, done;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			break;
+		len = carry + (size_t)n;
+		done = 0;
+		if (skipping) {
+			const char *nl = memchr(buf, '\n', len);
+
+			if (!nl) {
+				carry = 0;
+				continue;
+			}
+			done = (size_t)(nl + 1 - buf);
+			skipping = false;
+		}
+		done += maps_lines(buf + done, len - done, fn, opaque, lines);
+		carry = len - done;
+		if (carry == MAPS_CHUNK) {
+			maps_line(buf, buf + carry, fn, opaque);
+			(*lines)++;
+			carry = 0;
+			skipping = true;
+		}
+		memmove(buf, buf + done, carry);
+	}
+	if (carry) {
+		maps_line(buf, buf + carry, fn, opaque);
+		(*lines)++;
+	}
+	return 0;
+}
+
+int procstat_maps(procstat_vma_fn fn, void *opaque, uint64_t *count,
+		  struct fv_error *err)
+{
+	uint64_t lines = 0;
 	char *buf;
-	int fd, e = 0;
+	int fd, e;
 
 	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -377,26 +470,18 @@ int procstat_vma_count(uint64_t *count, struct fv_error *err)
 		close(fd);
 		return fv_err(err, FV_E_NOMEM, "maps: no buffer");
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf, MAPS_CHUNK);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			e = n < 0 ? errno : 0;
-			break;
-		}
-		for (const char *p = buf, *end = buf + n;
-		     (p = memchr(p, '\n', (size_t)(end - p))); p++)
-			lines++;
-		partial = buf[n - 1] != '\n';
-	}
+	e = maps_read(fd, buf, fn, opaque, &lines);
 	free(buf);
 	close(fd);
 	if (e)
 		return fv_err_errno(err, FV_E_IO, e, "read /proc/self/maps");
-	*count = lines + partial;
+	*count = lines;
 	return 0;
+}
+
+int procstat_vma_count(uint64_t *count, struct fv_error *err)
+{
+	return procstat_maps(NULL, NULL, count, err);
 }
 
 int procstat_max_map_count(uint64_t *count, struct fv_error *err)
@@ -417,35 +502,67 @@ int procstat_max_map_count(uint64_t *count, struct fv_error *err)
 	return 0;
 }
 
-int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
-		 struct fv_error *err)
+void procstat_pagemap_decode(uint64_t entry, struct procstat_page *out)
+{
+	out->present = (entry & PAGEMAP_PRESENT) != 0;
+	out->file = (entry & PAGEMAP_FILE) != 0;
+	/* Without CAP_SYS_ADMIN the kernel reports PFN 0 for every page; a
+	 * page that is not present has no PFN (swap entries use the bits). */
+	out->pfn = out->present ? entry & PAGEMAP_PFN_MASK : 0;
+}
+
+int procstat_pagemap_open(struct procstat_pagemap *pm, struct fv_error *err)
+{
+	pm->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm->fd < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "open /proc/self/pagemap");
+	return 0;
+}
+
+void procstat_pagemap_close(struct procstat_pagemap *pm)
+{
+	if (pm->fd >= 0)
+		close(pm->fd);
+	pm->fd = -1;
+}
+
+int procstat_pagemap_read(const struct procstat_pagemap *pm, const void *addr,
+			  struct procstat_page *out, struct fv_error *err)
 {
 	long psize = sysconf(_SC_PAGESIZE);
 	uint64_t entry;
 	off_t off;
 	ssize_t n;
-	int fd;
 
+	memset(out, 0, sizeof(*out));
 	if (psize <= 0)
 		psize = 4096;
 	off = (off_t)((uintptr_t)addr / (uint64_t)psize * sizeof(entry));
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fv_err_errno(err, FV_E_IO, errno, "open pagemap");
 	do
-		n = pread(fd, &entry, sizeof(entry), off);
+		n = pread(pm->fd, &entry, sizeof(entry), off);
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(entry)) {
-		int e = n < 0 ? errno : EIO;
+	if (n != (ssize_t)sizeof(entry))
+		return fv_err_errno(err, FV_E_IO, n < 0 ? errno : EIO,
+				    "pagemap entry for %p", addr);
+	procstat_pagemap_decode(entry, out);
+	return 0;
+}
 
-		close(fd);
-		return fv_err_errno(err, FV_E_IO, e, "pagemap entry for %p",
-				    addr);
-	}
-	close(fd);
-	*present = (entry & PAGEMAP_PRESENT) != 0;
-	/* Without CAP_SYS_ADMIN the kernel reports PFN 0 for every page. */
-	*pfn = *present ? entry & PAGEMAP_PFN_MASK : 0;
+int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
+		 struct fv_error *err)
+{
+	struct procstat_pagemap pm;
+	struct procstat_page pg;
+	int r;
+
+	if (procstat_pagemap_open(&pm, err))
+		return -1;
+	r = procstat_pagemap_read(&pm, addr, &pg, err);
+	procstat_pagemap_close(&pm);
+	if (r)
+		return -1;
+	*present = pg.present;
+	*pfn = pg.pfn;
 	return 0;
 }
 

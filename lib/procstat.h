@@ -7,6 +7,7 @@
 #define FOLDVM_PROCSTAT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "lib/error.h"
 
@@ -44,15 +45,59 @@ struct procstat_mem {
 int procstat_range(uint64_t start, uint64_t end, struct procstat_mem *out,
 		   struct fv_error *err);
 
+/* Called for each line of /proc/self/maps that starts with a VMA header
+ * ("start-end "), with the VMA's [start, end). */
+typedef void (*procstat_vma_fn)(void *opaque, uint64_t start, uint64_t end);
+
+/* Parse len bytes of /proc/<pid>/maps text (no NUL needed; exposed for unit
+ * tests and fuzzing): calls fn, when not NULL, for every line whose header
+ * parses, and returns the number of lines (a last line without '\n'
+ * counts).  Any bytes are safe: junk lines are counted but not reported. */
+uint64_t procstat_parse_maps(const char *text, size_t len, procstat_vma_fn fn,
+			     void *opaque);
+
+/* Walk /proc/self/maps: fn (may be NULL) for every VMA, *count the number
+ * of VMAs.  The one reader of the file: its cost grows with the count. */
+int procstat_maps(procstat_vma_fn fn, void *opaque, uint64_t *count,
+		  struct fv_error *err);
+
 /* Number of VMAs of this process (lines of /proc/self/maps). */
 int procstat_vma_count(uint64_t *count, struct fv_error *err);
 
 /* /proc/sys/vm/max_map_count. */
 int procstat_max_map_count(uint64_t *count, struct fv_error *err);
 
+/* One entry of /proc/self/pagemap, decoded. */
+struct procstat_page {
+	bool present;  /* a page is mapped (not swapped, not unpopulated) */
+	bool file;     /* the page is file-backed or shared (bit 61): e.g. a
+			* private mapping still reading its memfd page */
+	uint64_t pfn;  /* valid when present; 0 when the kernel hides PFNs
+			* (not root) */
+};
+
+/* Decode a raw pagemap entry (exposed for unit tests). */
+void procstat_pagemap_decode(uint64_t entry, struct procstat_page *out);
+
+/* The pagemap reader: open once, then one pread per page.  The one reader
+ * of /proc/self/pagemap in the tree. */
+struct procstat_pagemap {
+	int fd;
+};
+
+int procstat_pagemap_open(struct procstat_pagemap *pm, struct fv_error *err);
+void procstat_pagemap_close(struct procstat_pagemap *pm);
+
+/* The entry for the page holding addr.  On failure *out says "not
+ * present" (all zero), so a caller that passes err NULL gets a safe
+ * default: nothing is known about the page. */
+int procstat_pagemap_read(const struct procstat_pagemap *pm, const void *addr,
+			  struct procstat_page *out, struct fv_error *err);
+
 /* Physical frame number backing a virtual address of this process, from
  * /proc/self/pagemap (root only; *present false when not in memory, *pfn 0
- * when the kernel hides PFNs). */
+ * when the kernel hides PFNs).  Opens the file for one read: loops over
+ * pages use a struct procstat_pagemap. */
 int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
 		 struct fv_error *err);
 

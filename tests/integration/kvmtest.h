@@ -158,28 +158,20 @@ static inline uint64_t kt_pfn(struct guest *g, uint64_t gpa)
 	return present ? pfn : 0;
 }
 
-/* Raw /proc/self/pagemap entry of a guest page (no fault-in). */
-static inline uint64_t kt_pagemap(struct guest *g, uint64_t gfn)
-{
-	uint64_t ent = 0;
-	FILE *f = fopen("/proc/self/pagemap", "r");
-	uintptr_t va = (uintptr_t)gmem_page_hva(&g->mem, gfn);
-
-	KT_ASSERT(f, "pagemap");
-	KT_ASSERT(fseeko(f, (off_t)(va / 4096 * 8), SEEK_SET) == 0 &&
-		  fread(&ent, sizeof(ent), 1, f) == 1, "pagemap read");
-	fclose(f);
-	return ent;
-}
-
 /* Does the guest page hold a private page of its own now (it was merged
- * or discarded and then written)?  Present, anonymous, not the zero page. */
+ * or discarded and then written)?  Present, anonymous, not the zero page.
+ * Reads the page's pagemap entry without faulting it in. */
 static inline bool kt_page_private(struct guest *g, uint64_t gfn, uint64_t zero_pfn)
 {
-	uint64_t ent = kt_pagemap(g, gfn);
+	struct procstat_pagemap pm;
+	struct procstat_page pg;
+	struct fv_error err;
 
-	return (ent >> 63 & 1) && !(ent >> 61 & 1) &&
-	       (ent & ((1ull << 55) - 1)) != zero_pfn;
+	KT_ASSERT(procstat_pagemap_open(&pm, &err) == 0, "%s", err.msg);
+	KT_ASSERT(procstat_pagemap_read(&pm, gmem_page_hva(&g->mem, gfn), &pg,
+					&err) == 0, "%s", err.msg);
+	procstat_pagemap_close(&pm);
+	return pg.present && !pg.file && pg.pfn != zero_pfn;
 }
 
 #endif

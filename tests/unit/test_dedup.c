@@ -2,12 +2,15 @@
  * budget, the volatility back-off; and, with userfaultfd (root), the
  * scanner on guest memory mapped without KVM. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "dedup/dedup.h"
+#include "dedup/engine_internal.h"
 #include "dedup/store.h"
+#include "lib/procstat.h"
 #include "tests/unit/unit.h"
 
 static uint8_t page_a[4096], page_b[4096];
@@ -245,6 +248,83 @@ out:
 	fclose(log);
 }
 
+/*
+ * The one step every merge shares (merge_protected): with the page
+ * write-protected, an equal page is replaced - mapped onto the frame, or
+ * discarded for zero content - and a different one is left as it was.
+ * Driven directly, the scanner paused, on guest memory without KVM.
+ */
+static void test_merge_protected(void)
+{
+	enum { SAME = 3, OTHER = 5, ZERO = 7, NONZERO = 8 };
+	static uint8_t zeros[4096];
+	struct procstat_page pg;
+	struct guest_mem gm;
+	struct dedup_guest *g;
+	struct dedup_engine *e;
+	struct fv_error err;
+	uint32_t f;
+
+	e = test_engine(0, "merge protected");
+	if (!e)
+		return;
+	dedup_set_paused(e, true);
+	memset(page_a, 0xa5, sizeof(page_a));
+	memset(page_b, 0x5b, sizeof(page_b));
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, GUEST_MEM, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(dedup_add_guest(e, &gm, "mp", NULL, &g, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, SAME * 4096ull, page_a, 4096, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, OTHER * 4096ull, page_b, 4096, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, ZERO * 4096ull, zeros, 4096, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, NONZERO * 4096ull, page_b, 4096, &err), 0);
+	pthread_mutex_lock(&e->lock);
+	f = store_alloc(&e->store, page_a, STORE_NO_FRAME);
+	CU_ASSERT_FATAL(f != STORE_NO_FRAME);
+	g->pages[OTHER].flags = PG_HASHED;
+	g->pages[NONZERO].flags = PG_HASHED;
+
+	/* equal: the page now reads the frame, from the file */
+	CU_ASSERT_EQUAL(merge_protected(e, g, SAME, f), MERGE_DONE);
+	CU_ASSERT_EQUAL(memcmp(gmem_page_view(&gm, SAME), page_a, 4096), 0);
+	guest_page_entry(e, g, SAME, &pg);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_TRUE(pg.file);
+	/* different: untouched, its hash no longer trusted */
+	CU_ASSERT_EQUAL(merge_protected(e, g, OTHER, f), MERGE_DIFFERENT);
+	CU_ASSERT_EQUAL(memcmp(gmem_page_view(&gm, OTHER), page_b, 4096), 0);
+	CU_ASSERT_FALSE(g->pages[OTHER].flags & PG_HASHED);
+	/* zero content: discarded, no page behind it any more */
+	CU_ASSERT_EQUAL(merge_protected(e, g, ZERO, STORE_NO_FRAME), MERGE_DONE);
+	guest_page_entry(e, g, ZERO, &pg);
+	CU_ASSERT_FALSE(pg.present);
+	CU_ASSERT_EQUAL(memcmp(gmem_page_view(&gm, ZERO), zeros, 4096), 0);
+	CU_ASSERT_EQUAL(merge_protected(e, g, NONZERO, STORE_NO_FRAME), MERGE_DIFFERENT);
+	CU_ASSERT_EQUAL(memcmp(gmem_page_view(&gm, NONZERO), page_b, 4096), 0);
+	CU_ASSERT_FALSE(g->pages[NONZERO].flags & PG_HASHED);
+	CU_ASSERT_EQUAL(g->st.merge_attempts, 4);
+	CU_ASSERT_EQUAL(g->st.merges, 2);
+	CU_ASSERT_EQUAL(g->st.merge_races, 2);
+	pthread_mutex_unlock(&e->lock);
+
+	/* Nothing is left protected: writes go through (a protected page
+	 * would wait for the fault thread), and a write to the merged page
+	 * lands in a private copy, never in the frame. */
+	CU_ASSERT_EQUAL(gmem_write(&gm, SAME * 4096ull, page_b, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_write(&gm, OTHER * 4096ull, page_a, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_write(&gm, ZERO * 4096ull, page_a, 4096, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(gmem_page_view(&gm, SAME), page_b, 4096), 0);
+	pthread_mutex_lock(&e->lock);
+	CU_ASSERT_EQUAL(memcmp(store_frame(&e->store, f), page_a, 4096), 0);
+	guest_page_entry(e, g, SAME, &pg);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_FALSE(pg.file);
+	store_discard(&e->store, f);
+	pthread_mutex_unlock(&e->lock);
+	dedup_remove_guest(e, g);
+	dedup_destroy(e);
+	gmem_destroy(&gm);
+}
+
 void unit_add_dedup_suite(void)
 {
 	CU_pSuite s = CU_add_suite("dedup", NULL, NULL);
@@ -257,4 +337,5 @@ void unit_add_dedup_suite(void)
 	CU_add_test(s, "config defaults", test_config_defaults);
 	CU_add_test(s, "scanner with a replaced guest", test_scan_guest_replaced);
 	CU_add_test(s, "merge errors per guest", test_errors_per_guest);
+	CU_add_test(s, "merge protected: map, discard, release", test_merge_protected);
 }

@@ -285,6 +285,183 @@ static void test_pfn_shared(void)
 	munmap((void *)b, PAGE);
 }
 
+/* ---- the maps parser and the pagemap reader ---- */
+
+#define MAX_SEEN 8
+
+struct seen_vmas {
+	unsigned n;
+	uint64_t start[MAX_SEEN], end[MAX_SEEN];
+};
+
+static void see_vma(void *opaque, uint64_t start, uint64_t end)
+{
+	struct seen_vmas *s = opaque;
+
+	if (s->n < MAX_SEEN) {
+		s->start[s->n] = start;
+		s->end[s->n] = end;
+	}
+	s->n++;
+}
+
+static const char canned_maps[] =
+	"55d0c0000000-55d0c0021000 r--p 00000000 fe:01 1234   /usr/bin/foldvm\n"
+	"7f00aa000000-7f00ab000000 rw-p 00000000 00:00 0 \n"
+	"not a header at all\n"
+	"7ffd40500000-7ffd40521000 rw-p 00000000 00:00 0      [stack]\n"
+	"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]";
+
+static void test_parse_maps(void)
+{
+	struct seen_vmas s = { 0 };
+	uint64_t lines;
+
+	lines = procstat_parse_maps(canned_maps, strlen(canned_maps), see_vma, &s);
+	/* five lines, the last without '\n'; the junk one is not a VMA */
+	CU_ASSERT_EQUAL(lines, 5);
+	CU_ASSERT_EQUAL_FATAL(s.n, 4);
+	CU_ASSERT_EQUAL(s.start[0], 0x55d0c0000000ull);
+	CU_ASSERT_EQUAL(s.end[0], 0x55d0c0021000ull);
+	CU_ASSERT_EQUAL(s.start[1], 0x7f00aa000000ull);
+	CU_ASSERT_EQUAL(s.end[1], 0x7f00ab000000ull);
+	CU_ASSERT_EQUAL(s.start[2], 0x7ffd40500000ull);
+	CU_ASSERT_EQUAL(s.start[3], 0xffffffffff600000ull);
+	CU_ASSERT_EQUAL(s.end[3], 0xffffffffff601000ull);
+	/* no callback: only the count */
+	CU_ASSERT_EQUAL(procstat_parse_maps(canned_maps, strlen(canned_maps),
+					    NULL, NULL), 5);
+}
+
+static void test_parse_maps_edges(void)
+{
+	static const char *const junk[] = {
+		"1000-2000",            /* no space after the end */
+		"1000 2000 rw-p",       /* no dash */
+		"-2000 rw-p",           /* no start */
+		"1000- rw-p",           /* no end */
+		"X1000-2000 rw-p",      /* not hex */
+		"11112222333344445-2000 rw-p", /* start longer than 64 bits */
+	};
+	struct seen_vmas s = { 0 };
+
+	CU_ASSERT_EQUAL(procstat_parse_maps("", 0, see_vma, &s), 0);
+	CU_ASSERT_EQUAL(procstat_parse_maps("\n", 1, see_vma, &s), 1);
+	CU_ASSERT_EQUAL(procstat_parse_maps("\n\n", 2, see_vma, &s), 2);
+	CU_ASSERT_EQUAL(s.n, 0);
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		CU_ASSERT_EQUAL(procstat_parse_maps(junk[i], strlen(junk[i]),
+						    see_vma, &s), 1);
+		CU_ASSERT_EQUAL(s.n, 0);
+	}
+	/* len bounds the text: the second line is not read */
+	CU_ASSERT_EQUAL(procstat_parse_maps("a-b x\nc-d y\n", 6, see_vma, &s), 1);
+	CU_ASSERT_EQUAL_FATAL(s.n, 1);
+	CU_ASSERT_EQUAL(s.start[0], 0xa);
+	CU_ASSERT_EQUAL(s.end[0], 0xb);
+}
+
+/* The live walk sees a mapping made here, with its exact bounds, and counts
+ * what procstat_vma_count counts. */
+struct find_vma {
+	uint64_t start, end;
+	uint64_t calls;
+	bool found;
+};
+
+static void find_vma(void *opaque, uint64_t start, uint64_t end)
+{
+	struct find_vma *f = opaque;
+
+	f->calls++;
+	if (start == f->start && end == f->end)
+		f->found = true;
+}
+
+static void test_maps_self(void)
+{
+	struct find_vma f = { 0 };
+	uint64_t count = 0, count2 = 0;
+	struct fv_error err;
+	uint8_t *p = map_isolated(3, PROT_READ);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	f.start = (uint64_t)(uintptr_t)p;
+	f.end = f.start + 3 * PAGE;
+	CU_ASSERT_EQUAL_FATAL(procstat_maps(find_vma, &f, &count, &err), 0);
+	CU_ASSERT_TRUE(f.found);
+	CU_ASSERT_EQUAL(f.calls, count); /* every line of the kernel's is a VMA */
+	CU_ASSERT_EQUAL(procstat_vma_count(&count2, &err), 0);
+	CU_ASSERT_EQUAL(count2, count);
+	unmap_isolated(p, 3);
+}
+
+static void test_pagemap_decode(void)
+{
+	struct procstat_page pg;
+
+	procstat_pagemap_decode(1ull << 63 | 1ull << 61 | 0x1234, &pg);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_TRUE(pg.file);
+	CU_ASSERT_EQUAL(pg.pfn, 0x1234);
+	procstat_pagemap_decode(1ull << 63 | 0x55, &pg);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_FALSE(pg.file);
+	CU_ASSERT_EQUAL(pg.pfn, 0x55);
+	/* swapped: bits 0-54 hold the swap entry, not a PFN */
+	procstat_pagemap_decode(1ull << 62 | 0x777, &pg);
+	CU_ASSERT_FALSE(pg.present);
+	CU_ASSERT_EQUAL(pg.pfn, 0);
+	/* the flag bits above 55 are not part of the PFN */
+	procstat_pagemap_decode(1ull << 63 | 1ull << 55 | 1ull << 56 | 7, &pg);
+	CU_ASSERT_EQUAL(pg.pfn, 7);
+	procstat_pagemap_decode(0, &pg);
+	CU_ASSERT_FALSE(pg.present);
+	CU_ASSERT_FALSE(pg.file);
+}
+
+/* The reader, kept open over several pages: an anonymous copy is not a
+ * file page, a shared memfd page is; the PFNs agree with procstat_pfn. */
+static void test_pagemap_reader(void)
+{
+	struct procstat_pagemap pm;
+	struct procstat_page pg, bad = { .present = true };
+	struct fv_error err;
+	uint64_t pfn = 0;
+	bool present = false;
+	volatile uint8_t *shared;
+	uint8_t *anon = map_isolated(2, PROT_READ | PROT_WRITE);
+	int fd = memfd_create("procstat-pagemap", MFD_CLOEXEC);
+
+	CU_ASSERT_FATAL(anon && fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, PAGE) == 0);
+	shared = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	CU_ASSERT_FATAL(shared != MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(procstat_pagemap_open(&pm, &err), 0);
+	CU_ASSERT_EQUAL(procstat_pagemap_read(&pm, anon, &pg, &err), 0);
+	CU_ASSERT_FALSE(pg.present); /* not touched yet */
+	touch(anon, 2);
+	shared[0] = 1;
+	CU_ASSERT_EQUAL(procstat_pagemap_read(&pm, anon + PAGE + 5, &pg, &err), 0);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_FALSE(pg.file);
+	CU_ASSERT_EQUAL(procstat_pfn(anon + PAGE, &pfn, &present, &err), 0);
+	CU_ASSERT_EQUAL(pg.pfn, pfn);
+	CU_ASSERT_EQUAL(procstat_pagemap_read(&pm, (const void *)shared, &pg, &err), 0);
+	CU_ASSERT_TRUE(pg.present);
+	CU_ASSERT_TRUE(pg.file);
+	procstat_pagemap_close(&pm);
+	CU_ASSERT_EQUAL(pm.fd, -1);
+	procstat_pagemap_close(&pm); /* twice is harmless */
+	/* a closed reader fails, and says "not present" */
+	CU_ASSERT_EQUAL(procstat_pagemap_read(&pm, anon, &bad, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_IO);
+	CU_ASSERT_FALSE(bad.present);
+	munmap((void *)shared, PAGE);
+	unmap_isolated(anon, 2);
+}
+
 static void test_thread_cpu(void)
 {
 	uint64_t t0 = procstat_thread_cpu_ns(), t1;
@@ -320,4 +497,9 @@ void unit_add_procstat_suite(void)
 	CU_add_test(s, "pfn of touched pages", test_pfn);
 	CU_add_test(s, "pfn of a twice-mapped memfd", test_pfn_shared);
 	CU_add_test(s, "thread cpu time", test_thread_cpu);
+	CU_add_test(s, "parse canned maps", test_parse_maps);
+	CU_add_test(s, "maps parser edges", test_parse_maps_edges);
+	CU_add_test(s, "maps walk of self", test_maps_self);
+	CU_add_test(s, "pagemap entry decode", test_pagemap_decode);
+	CU_add_test(s, "pagemap reader", test_pagemap_reader);
 }

@@ -1,0 +1,130 @@
+/*
+ * budget.c - the VMA budget.
+ *
+ * Every scattered merged page splits the guest's mapping (+2 VMAs) and
+ * vm.max_map_count (65530 by default) caps the process, so merges are
+ * budgeted: each merge is charged an estimate of the VMAs it adds, and
+ * every VMA_RECOUNT_NS the estimate is replaced by a count from
+ * /proc/self/maps (lib/procstat.c reads it).  When the budget binds, the
+ * engine merges what it can, reports budget_exhausted and keeps running.
+ * e->lock is held throughout this file.
+ */
+#include "dedup/engine_internal.h"
+#include "lib/timeutil.h"
+
+/* ---- pure helpers (unit-tested) ---- */
+
+int dedup_vma_delta(bool left_run, bool right_run)
+{
+	/* A page mapped on its own splits the VMA around it: +2.  Next to a
+	 * page merged onto the previous frame it extends that VMA: +1 for the
+	 * split on the far side.  Between two such runs it joins them. */
+	return 2 - (left_run ? 1 : 0) - (right_run ? 1 : 0) - (left_run && right_run ? 1 : 0);
+}
+
+bool dedup_budget_allows(uint64_t used, uint64_t budget, int delta)
+{
+	return delta <= 0 || used + (uint64_t)delta <= budget;
+}
+
+/* ---- counting ---- */
+
+/* One line of /proc/self/maps: a VMA inside a guest's RAM is the guest's. */
+static void recount_vma(void *opaque, uint64_t start, uint64_t end)
+{
+	struct dedup_engine *e = opaque;
+
+	for (struct dedup_guest *g = e->guests; g; g = g->next) {
+		uint64_t lo = (uintptr_t)gmem_page_hva(g->gm, 0);
+
+		if (start >= lo && end <= lo + g->npages * PAGE) {
+			g->vmas_seen++;
+			return;
+		}
+	}
+}
+
+/*
+ * Count what merges really cost: a guest's RAM is one VMA until the engine
+ * maps frames into it, so every VMA beyond the first inside a guest's range
+ * is the engine's.  (Between counts, merges add a conservative estimate.)
+ * With an automatic budget, whatever the rest of the process uses now is
+ * left to it, plus headroom.  If maps cannot be read, the estimates stand.
+ */
+void budget_recount(struct dedup_engine *e)
+{
+	uint64_t total, merged = 0;
+
+	for (struct dedup_guest *g = e->guests; g; g = g->next)
+		g->vmas_seen = 0;
+	if (procstat_maps(recount_vma, e, &total, NULL))
+		return;
+	for (struct dedup_guest *g = e->guests; g; g = g->next) {
+		g->st.vmas = g->vmas_seen ? g->vmas_seen - 1 : 0;
+		merged += g->st.vmas;
+	}
+	e->vmas_used = merged;
+	if (!e->cfg.vma_budget)
+		e->vma_budget = e->max_map_count > total - merged + VMA_HEADROOM ?
+				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
+	e->vma_calibrated_ns = fv_mono_ns();
+}
+
+void budget_maybe_recount(struct dedup_engine *e)
+{
+	if (fv_mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS)
+		budget_recount(e);
+}
+
+int budget_init(struct dedup_engine *e, struct fv_error *err)
+{
+	if (procstat_max_map_count(&e->max_map_count, err))
+		return -1;
+	e->vma_budget = e->cfg.vma_budget;
+	budget_recount(e);
+	return 0;
+}
+
+/* ---- charging merges ---- */
+
+/* What mapping frame f at gfn adds: runs of consecutive frames on
+ * consecutive pages are one VMA. */
+int budget_merge_delta(struct dedup_guest *g, uint64_t gfn, uint32_t f)
+{
+	bool left = gfn > 0 && (g->pages[gfn - 1].flags & PG_MERGED) &&
+		    g->pages[gfn - 1].frame + 1 == f;
+	bool right = gfn + 1 < g->npages && (g->pages[gfn + 1].flags & PG_MERGED) &&
+		     g->pages[gfn + 1].frame == f + 1;
+
+	return dedup_vma_delta(left, right);
+}
+
+/* Room for a merge adding `delta` VMAs?  Counts a refusal. */
+bool budget_room(struct dedup_engine *e, struct dedup_guest *g, int delta)
+{
+	if (dedup_budget_allows(e->vmas_used, e->vma_budget, delta))
+		return true;
+	e->budget_exhausted = true;
+	g->st.budget_skipped++;
+	return false;
+}
+
+/* A merge adding `delta` VMAs was done. */
+void budget_charge(struct dedup_engine *e, struct dedup_guest *g, int delta)
+{
+	uint64_t add = (uint64_t)(delta > 0 ? delta : 0);
+
+	/* An estimate until the next recount: a page that already sits in a
+	 * store mapping of its own may really cost nothing. */
+	e->vmas_used += add;
+	g->st.vmas += add;
+}
+
+/* The kernel refused a mapping (mmap's ENOMEM: vm.max_map_count): the real
+ * limit is what is used now, whatever the budget said. */
+void budget_hit_limit(struct dedup_engine *e, struct dedup_guest *g)
+{
+	e->budget_exhausted = true;
+	g->st.budget_skipped++;
+	e->vma_budget = e->vmas_used;
+}

@@ -1,0 +1,94 @@
+/*
+ * fault.c - the engine's userfaultfd and the thread that reads it.
+ *
+ * Guest memory registers its RAM with this userfaultfd for write-protect
+ * faults (memory/guest_mem.c, gmem_dedup_enable); merges protect a page for
+ * the few microseconds of a compare and a remap (merge.c).  A writer that
+ * hits a protected page sleeps in the kernel until the protection goes.
+ * This thread must always be reading while any page may be protected, and
+ * it is never a vCPU thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
+#include "dedup/engine_internal.h"
+
+/* Linux 6.4 UAPI; Debian 12's headers (6.1) predate it, the kernels foldvm
+ * runs on have it, and UFFDIO_API refuses it cleanly where they do not. */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+
+int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+
+	e->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (e->uffd < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "userfaultfd (dedup needs root or vm.unprivileged_userfaultfd=1)");
+	/* WP_UNPOPULATED: protecting a never-touched page must hold too.
+	 * WP_HUGETLBFS_SHMEM: pages in store mappings (shmem) can be protected. */
+	api.features = UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	if (ioctl(e->uffd, UFFDIO_API, &api) < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "userfaultfd lacks write-protect features (WP_UNPOPULATED, shmem WP)");
+	return 0;
+}
+
+/*
+ * Every write-protect fault is resolved by the merge that set it (wake or
+ * release).  This thread drains the fault queue and, for a fault it sees,
+ * waits for any merge in flight (e->lock) and then releases the page's
+ * protection, which is a no-op when the merge already did.  So no writer
+ * can stay blocked even if a merge path forgot a page - and, holding the
+ * lock, it never releases a page in the middle of a merge.
+ */
+static void fault_release(struct dedup_engine *e, uint64_t addr)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = addr & ~(PAGE - 1), .len = PAGE },
+		.mode = 0,
+	};
+
+	pthread_mutex_lock(&e->lock);
+	ioctl(e->uffd, UFFDIO_WRITEPROTECT, &w); /* ENOENT etc.: already fine */
+	pthread_mutex_unlock(&e->lock);
+}
+
+void *fault_thread(void *arg)
+{
+	struct dedup_engine *e = arg;
+	struct pollfd pfd = { .fd = e->uffd, .events = POLLIN };
+
+	pthread_setname_np(pthread_self(), "dedup-uffd");
+	for (;;) {
+		struct uffd_msg msg;
+		uint64_t t0;
+		ssize_t n;
+
+		pthread_mutex_lock(&e->lock);
+		if (!e->running) {
+			pthread_mutex_unlock(&e->lock);
+			break;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = read(e->uffd, &msg, sizeof(msg));
+		if (n != sizeof(msg))
+			continue;
+		t0 = procstat_thread_cpu_ns();
+		if (msg.event == UFFD_EVENT_PAGEFAULT &&
+		    (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
+			fault_release(e, msg.arg.pagefault.address);
+		/* Read by the stats without the fault thread's help. */
+		__atomic_add_fetch(&e->fault_cpu_ns, procstat_thread_cpu_ns() - t0,
+				   __ATOMIC_RELAXED);
+	}
+	return NULL;
+}

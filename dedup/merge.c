@@ -1,0 +1,328 @@
+/*
+ * merge.c - the merge protocol, and the frames and candidates it changes.
+ *
+ * Every merge, onto a frame or of a zero page, goes through one sequence,
+ * merge_protected(): write-protect the page, compare it with the content
+ * it is to share, then either replace it (map the frame, or discard the
+ * page) and wake the writers, or release the protection.  DOC: Overview in
+ * engine.c says what the engine's state is; the races of a merge are
+ * argued below, at the lines that handle them.  e->lock is held
+ * throughout this file.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "dedup/engine_internal.h"
+#include "lib/timeutil.h"
+
+/* ---- frames ---- */
+
+/* A frame about to be freed leaves the stable index. */
+static void frame_forget(struct dedup_engine *e, uint32_t f)
+{
+	struct dedup_index_entry ent = {
+		.hash = e->frame_hash[f], .domain = e->frame_domain[f], .a = f,
+	};
+
+	dedup_index_remove(&e->stable, &ent);
+	if (f == e->zero_frame)
+		e->zero_frame = STORE_NO_FRAME;
+}
+
+/* Drop one reference; the last one frees the frame. */
+void frame_put(struct dedup_engine *e, uint32_t f)
+{
+	if (e->store.refs[f] == 1)
+		frame_forget(e, f);
+	store_put(&e->store, f);
+}
+
+/* A fresh frame holding `content`, registered in the stable index. */
+static uint32_t frame_new(struct dedup_engine *e, const uint8_t *content,
+			  uint64_t hash, uint32_t domain, uint32_t hint)
+{
+	struct dedup_index_entry ent = { .hash = hash, .domain = domain };
+	uint32_t f = store_alloc(&e->store, content, hint);
+
+	if (f == STORE_NO_FRAME)
+		return f;
+	ent.a = f;
+	if (dedup_index_insert(&e->stable, &ent)) {
+		store_discard(&e->store, f);
+		return STORE_NO_FRAME;
+	}
+	e->frame_hash[f] = hash;
+	e->frame_domain[f] = domain;
+	return f;
+}
+
+/* The frame was created for a merge that did not happen. */
+static void frame_abandon(struct dedup_engine *e, uint32_t f)
+{
+	if (e->store.refs[f])
+		return;
+	frame_forget(e, f);
+	store_discard(&e->store, f);
+}
+
+static uint32_t zero_frame_get(struct dedup_engine *e)
+{
+	if (e->zero_frame == STORE_NO_FRAME)
+		e->zero_frame = frame_new(e, e->zero_page, e->zero_hash, ZERO_DOMAIN,
+					  STORE_NO_FRAME);
+	return e->zero_frame;
+}
+
+/* ---- candidates ---- */
+
+void cand_remove(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	struct dedup_page *p = &g->pages[gfn];
+	struct dedup_index_entry ent = {
+		.hash = p->hash, .domain = g->domain, .a = g->id, .b = gfn,
+	};
+
+	if (!(p->flags & PG_CANDIDATE))
+		return;
+	dedup_index_remove(&e->cand, &ent);
+	p->flags &= ~PG_CANDIDATE;
+}
+
+static void cand_add(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	struct dedup_page *p = &g->pages[gfn];
+	struct dedup_index_entry ent = {
+		.hash = p->hash, .domain = g->domain, .a = g->id, .b = gfn,
+	};
+
+	if (!(p->flags & PG_CANDIDATE) && !dedup_index_insert(&e->cand, &ent))
+		p->flags |= PG_CANDIDATE;
+}
+
+/* ---- the merge protocol ---- */
+
+/*
+ * A merge error tends to recur on every page of every pass (a broken VM fd,
+ * a userfaultfd gone wrong): report a guest's first one at once, then at
+ * most one every ERROR_REPORT_NS, with the count of those not shown.  Per
+ * guest, so that one guest's errors never hide another's; rate-limited
+ * rather than once, so that an error that persists, or a different later
+ * one, is still seen.
+ */
+void merge_report_error(struct dedup_guest *g, const struct fv_error *err)
+{
+	uint64_t now = fv_mono_ns();
+	char more[64] = "";
+
+	if (g->error_reported && now - g->error_reported_ns < ERROR_REPORT_NS) {
+		g->errors_hidden++;
+		return;
+	}
+	if (g->errors_hidden)
+		snprintf(more, sizeof(more), "; %llu errors not shown since the last report",
+			 (unsigned long long)g->errors_hidden);
+	fprintf(stderr, "foldvm: dedup: guest %s: %s (merging continues%s)\n",
+		g->name, err->msg, more);
+	g->error_reported = true;
+	g->error_reported_ns = now;
+	g->errors_hidden = 0;
+}
+
+/* Replace the protected page: map frame f over it, or (STORE_NO_FRAME)
+ * discard it.  On failure the old page is still there, protected. */
+static int merge_install(struct dedup_engine *e, struct dedup_guest *g,
+			 uint64_t gfn, uint32_t f, struct fv_error *err)
+{
+	if (f != STORE_NO_FRAME)
+		return gmem_map_frame(g->gm, gfn, e->store.fd, store_offset(f), err);
+	/* DONTNEED on anonymous memory drops the page and its protection;
+	 * the woken writer faults in a fresh zero-filled page and writes
+	 * there.  (Never on a page in a store mapping: merge_zero.) */
+	return gmem_discard(g->gm, gfn, err);
+}
+
+/*
+ * Map guest page gfn onto frame f - or discard it, when f is STORE_NO_FRAME
+ * and the page holds zeros - if, with the page write-protected, it still
+ * holds that content.  The caller checked the VMA budget; on MERGE_DONE it
+ * records what the page now is.
+ */
+enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
+				  uint64_t gfn, uint32_t f)
+{
+	struct dedup_page *p = &g->pages[gfn];
+	const uint8_t *want = f == STORE_NO_FRAME ? e->zero_page :
+			      store_frame(&e->store, f);
+	struct fv_error err = { 0 };
+
+	/* 1. From here on a write to the page - by a vCPU inside KVM's fault
+	 * path, by a device thread, by KVM itself - blocks in the kernel.  A
+	 * write that came before is in the page when it is compared. */
+	if (gmem_protect(g->gm, gfn, 1, true, &err)) {
+		merge_report_error(g, &err);
+		return MERGE_ERROR;
+	}
+	g->st.merge_attempts++;
+	/* 2. Write-protected: a writer now waits, so what we compare is what
+	 * we map over; "equal" is a fact, not a guess from the hash. */
+	if (memcmp(gmem_page_view(g->gm, gfn), want, PAGE)) {
+		/* Releasing wakes the writers on the old, untouched page. */
+		gmem_protect(g->gm, gfn, 1, false, NULL);
+		g->st.merge_races++;
+		p->flags &= ~PG_HASHED;
+		return MERGE_DIFFERENT;
+	}
+	/* 3. The mapping is replaced atomically for every thread, and KVM
+	 * follows through its MMU notifier: no half-done state is seen. */
+	if (merge_install(e, g, gfn, f, &err)) {
+		gmem_protect(g->gm, gfn, 1, false, NULL);
+		if (f != STORE_NO_FRAME && err.code == FV_E_NOMEM) {
+			/* mmap's ENOMEM here is vm.max_map_count. */
+			budget_hit_limit(e, g);
+			return MERGE_NO_BUDGET;
+		}
+		merge_report_error(g, &err);
+		return MERGE_ERROR;
+	}
+	/* The page starts clean on the frame (or discarded); a write from
+	 * now on - the waiting writers included - shows in the dirty log.
+	 * Woken, they retry on the new mapping and get copy-on-write (a
+	 * fresh zero page), so their write lands in a private copy and is
+	 * seen as an unmerge on the next pass. */
+	gmem_clear_dirty(g->gm, gfn, NULL);
+	gmem_wake(g->gm, gfn, 1, NULL);
+	cand_remove(e, g, gfn);
+	g->st.merges++;
+	e->merges++;
+	return MERGE_DONE;
+}
+
+/* Merge guest page gfn onto frame f, within the VMA budget. */
+static enum merge_result merge_page(struct dedup_engine *e, struct dedup_guest *g,
+				    uint64_t gfn, uint32_t f)
+{
+	struct dedup_page *p = &g->pages[gfn];
+	int delta = budget_merge_delta(g, gfn, f);
+	enum merge_result r;
+
+	if (!budget_room(e, g, delta))
+		return MERGE_NO_BUDGET;
+	r = merge_protected(e, g, gfn, f);
+	if (r != MERGE_DONE)
+		return r;
+	store_get(&e->store, f);
+	p->flags |= PG_MERGED | PG_FILEVMA;
+	p->frame = f;
+	budget_charge(e, g, delta);
+	return MERGE_DONE;
+}
+
+/* Is this zero page already the kernel's zero page (nothing to save)? */
+static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
+				uint64_t gfn)
+{
+	struct procstat_page pg;
+
+	if (!e->zero_pfn)
+		return false;
+	guest_page_entry(e, g, gfn, &pg);
+	return !pg.present || pg.pfn == e->zero_pfn;
+}
+
+/* A zero page: discard it (anonymous memory), or map the zero frame when
+ * the page lies in a store mapping, where discarding would expose the
+ * mapping's frame again. */
+static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	uint32_t f;
+
+	if (g->pages[gfn].flags & PG_FILEVMA) {
+		if (e->zero_frame == STORE_NO_FRAME && !budget_room(e, g, 2))
+			return;
+		f = zero_frame_get(e);
+		if (f != STORE_NO_FRAME && merge_page(e, g, gfn, f) != MERGE_DONE)
+			frame_abandon(e, f);
+		return;
+	}
+	if (page_is_kernel_zero(e, g, gfn))
+		return; /* never written: costs nothing already */
+	if (merge_protected(e, g, gfn, STORE_NO_FRAME) == MERGE_DONE)
+		g->pages[gfn].flags |= PG_ZERO;
+}
+
+/* Try the frames already holding this content. */
+static bool merge_with_stable(struct dedup_engine *e, struct dedup_guest *g,
+			      uint64_t gfn, const uint8_t *page)
+{
+	const struct dedup_index_entry *ent;
+	uint32_t frames[8];
+	unsigned n = 0;
+	size_t cur = 0;
+
+	/* Collect first: merging changes the index we iterate. */
+	while (n < 8 && (ent = dedup_index_next(&e->stable, g->pages[gfn].hash,
+						g->domain, &cur)))
+		if (!memcmp(page, store_frame(&e->store, ent->a), PAGE))
+			frames[n++] = ent->a;
+	for (unsigned i = 0; i < n; i++) {
+		enum merge_result r = merge_page(e, g, gfn, frames[i]);
+
+		if (r == MERGE_DONE || r == MERGE_NO_BUDGET || r == MERGE_ERROR)
+			return true;
+	}
+	return false;
+}
+
+/* Merge this page and a twin seen earlier onto a fresh frame. */
+static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
+				 uint64_t gfn, const uint8_t *page)
+{
+	const struct dedup_index_entry *ent;
+	struct dedup_guest *tg = NULL;
+	uint64_t tgfn = 0;
+	size_t cur = 0;
+	uint32_t f, hint;
+
+	while ((ent = dedup_index_next(&e->cand, g->pages[gfn].hash, g->domain, &cur))) {
+		struct dedup_guest *cg = guest_by_id(e, ent->a);
+
+		if (!cg || (cg == g && ent->b == gfn))
+			continue;
+		if (!memcmp(page, gmem_page_view(cg->gm, ent->b), PAGE)) {
+			tg = cg;
+			tgfn = ent->b;
+			break;
+		}
+	}
+	if (!tg)
+		return false;
+	/* Both pages must fit, or the first would sit alone on a frame, costing
+	 * VMAs and saving nothing; and no frame is made for nothing. */
+	if (!budget_room(e, g, 4))
+		return true;
+	/* Prefer the frame after the previous page's, for one VMA per run. */
+	hint = gfn > 0 && (g->pages[gfn - 1].flags & PG_MERGED) ?
+	       g->pages[gfn - 1].frame + 1 : STORE_NO_FRAME;
+	f = frame_new(e, page, g->pages[gfn].hash, g->domain, hint);
+	if (f == STORE_NO_FRAME)
+		return false;
+	if (merge_page(e, g, gfn, f) != MERGE_DONE) {
+		frame_abandon(e, f);
+		return true;
+	}
+	if (merge_page(e, tg, tgfn, f) != MERGE_DONE)
+		cand_remove(e, tg, tgfn); /* it changed; it will be seen again */
+	return true;
+}
+
+void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
+	       const uint8_t *page)
+{
+	if (g->pages[gfn].hash == e->zero_hash && !memcmp(page, e->zero_page, PAGE)) {
+		merge_zero(e, g, gfn);
+		return;
+	}
+	if (merge_with_stable(e, g, gfn, page) ||
+	    merge_with_candidate(e, g, gfn, page))
+		return;
+	cand_add(e, g, gfn);
+}
