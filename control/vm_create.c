@@ -22,6 +22,7 @@ const struct qmp_arg vm_create_args[] = {
 	{ "blob", QMP_T_INT_OR_STR, true },
 	{ "pool", QMP_T_INT_OR_STR, true },
 	{ "seed", QMP_T_INT_OR_STR, true },
+	{ "layout", QMP_T_STR, true },          /* "scattered", "mix", "clones" */
 	{ "steps", QMP_T_STR, true },           /* "fill+verify" */
 	{ "console", QMP_T_BOOL_OR_STR, true },
 	{ "dedup", QMP_T_BOOL_OR_STR, true },

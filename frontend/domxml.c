@@ -70,7 +70,7 @@ static int meta_dedup(xmlNode *n, struct domxml_def *def, struct fv_error *err)
 /* The keys of foldvm's --vm spec that configure the test payload. */
 static const char *const payload_attrs[] = {
 	"steps", "zero", "shared", "blob", "pool", "seed", "race-pages",
-	"probe-pages", "payload",
+	"probe-pages", "payload", "layout",
 };
 
 static int meta_payload(xmlNode *n, struct domxml_def *def, struct fv_error *err)
@@ -85,7 +85,7 @@ static int meta_payload(xmlNode *n, struct domxml_def *def, struct fv_error *err
 			known |= !strcmp(k, payload_attrs[i]);
 		if (!known)
 			return fv_err(err, FV_E_INVAL,
-				      "<foldvm:payload> has no attribute '%s' (steps, zero, shared, blob, pool, seed, race-pages, probe-pages, payload)",
+				      "<foldvm:payload> has no attribute '%s' (steps, zero, shared, blob, pool, seed, layout, race-pages, probe-pages, payload)",
 				      k);
 		if (def->nr_payload == DOMXML_PAYLOAD_MAX)
 			return fv_err(err, FV_E_INVAL, "<foldvm:payload> has too many attributes");

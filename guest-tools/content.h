@@ -52,6 +52,34 @@ enum fv_page_kind fv_kind_of_rank(const struct fv_layout_counts *counts,
 /* Fisher-Yates permutation of 0..n-1 into perm[], seeded. */
 void fv_permute(uint32_t *perm, uint64_t n, uint64_t seed);
 
+/* Fisher-Yates shuffle of perm[0..n-1] in place (fv_permute without the
+ * initial identity). */
+void fv_shuffle(uint32_t *perm, uint64_t n, uint64_t seed);
+
+/* Pages the file-start bitmap of blob_pages blob pages takes. */
+uint64_t fv_blob_starts_pages(uint64_t blob_pages);
+
+/* Called once per data page by fv_place_pages: the page at position pos
+ * (0 .. data_pages-1) gets content `kind` with `selector` (as from
+ * fv_kind_of_rank: shared pool index, blob page index, or for unique and
+ * zero pages pos / 0). */
+typedef void (*fv_place_fn)(void *ctx, uint64_t pos, enum fv_page_kind kind,
+			    uint64_t selector);
+
+/*
+ * Decide where every data page goes, as spec->layout says (testdev_abi.h),
+ * and call fn for each, every position exactly once.  scratch holds n
+ * uint32_t.  starts: the file-start bitmap of the blob (mix layout; NULL =
+ * every blob page a file of its own).  Scattered and clones are the seeded
+ * permutation by rank (fv_permute, fv_kind_of_rank); mix shuffles files
+ * (runs of blob pages) and single non-blob pages as items, then lays them
+ * out in order, so each file's pages are consecutive.
+ */
+void fv_place_pages(const struct fv_content_spec *spec,
+		    const struct fv_layout_counts *counts, uint64_t n,
+		    const uint8_t *starts, uint32_t *scratch,
+		    fv_place_fn fn, void *ctx);
+
 /* Bytes the meta region needs for data_pages: checksum table + permutation
  * scratch, rounded up to a page. */
 uint64_t fv_meta_size(uint64_t data_pages);

@@ -23,15 +23,16 @@
  *   0x00100000  payload image (at most FV_PAYLOAD_MAX bytes)
  *   0x00200000  stacks, FV_STACK_SIZE per vCPU, vCPU i's top at
  *               FV_STACK_TOP(i)
- *   0x00400000  meta region, then data, race, probe and blob regions, as
- *               described by struct fv_guest_config.
+ *   0x00400000  meta region, then data, race, probe, blob-starts (mix
+ *               layout only) and blob regions, as described by struct
+ *               fv_guest_config.
  */
 #ifndef FOLDVM_TESTDEV_ABI_H
 #define FOLDVM_TESTDEV_ABI_H
 
 #include <stdint.h>
 
-#define FV_ABI_VERSION 1u
+#define FV_ABI_VERSION 2u
 #define FV_CONFIG_MAGIC 0x676663766466ull /* "fdvcfg" */
 
 #define FV_PAGE_SIZE 4096ull
@@ -65,9 +66,23 @@
 /*
  * Content spec: how the payload fills its data region.  Percentages of the
  * data region's pages; whatever is left after zero + shared + blob is unique.
- * The page kinds are placed at pseudo-random frames (a permutation seeded by
- * layout_seed), so like a page cache nothing is where a neighbour would put it.
+ * Where the pages land is the layout (enum fv_layout), seeded by layout_seed.
  */
+enum fv_layout {
+	/* Every page, file pages included, at its own pseudo-random frame (a
+	 * permutation seeded by layout_seed): nothing is where a neighbour
+	 * would put it.  The worst case for merging runs of pages. */
+	FV_LAYOUT_SCATTERED = 0,
+	/* Files (blob content) contiguous, as a page cache holds them: each
+	 * file's pages in consecutive frames, the files and the other pages in
+	 * a seeded random order.  File starts come from blob_starts_gpa. */
+	FV_LAYOUT_MIX = 1,
+	/* Placed as SCATTERED; the host derives layout_seed from shared_seed,
+	 * so every guest holds the same content at the same addresses (unique
+	 * pages stay unique), as guests booted from one image do. */
+	FV_LAYOUT_CLONES = 2,
+};
+
 struct fv_content_spec {
 	uint64_t shared_seed;  /* same in every guest that should share pages */
 	uint64_t unique_seed;  /* different in every guest */
@@ -76,6 +91,8 @@ struct fv_content_spec {
 	uint32_t pct_shared;   /* pages derived from shared_seed */
 	uint32_t pct_blob;     /* pages copied from the host blob (capped by its size) */
 	uint32_t shared_pool;  /* distinct shared contents; 0 = one per shared page */
+	uint32_t layout;       /* enum fv_layout */
+	uint32_t reserved;     /* 0 */
 };
 
 /* Host-written, guest read-only: everything the payload needs to know. */
@@ -101,6 +118,10 @@ struct fv_guest_config {
 	uint64_t blob_gpa;
 	uint64_t blob_pages;
 	uint64_t blob_checksum; /* fv_checksum_pages() of the whole blob */
+	/* FV_LAYOUT_MIX only (else 0): a bitmap, bit i (byte i / 8, bit i % 8)
+	 * set when a file starts at blob page i; fv_blob_starts_pages(blob_pages)
+	 * pages, zeroed by FILL with the blob */
+	uint64_t blob_starts_gpa;
 	struct fv_content_spec content;
 	char name[64];          /* guest name, NUL-terminated */
 };
@@ -115,8 +136,9 @@ enum fv_request {
 /* Commands: host -> guest, in reply to FV_REQ_NEXT. */
 enum fv_command {
 	FV_CMD_NONE = 0,
-	/* Fill the data region from the content spec, record checksums, then
-	 * zero the blob (as a kernel frees initramfs after unpacking it).
+	/* Fill the data region from the content spec and its layout, record
+	 * checksums, then zero the blob and its file-start bitmap (as a kernel
+	 * frees initramfs after unpacking it).
 	 * result[0] = pages filled. Only vCPU 0 accepts it. */
 	FV_CMD_FILL = 1,
 	/* Recompute the checksum of every data page (and check the race

@@ -349,6 +349,23 @@ int spec_set_seed(struct vm_spec *vm, uint64_t seed, struct fv_error *err)
 	return 0;
 }
 
+int spec_set_layout(struct vm_spec *vm, const char *name, struct fv_error *err)
+{
+	static const char *const names[] = {
+		[FV_LAYOUT_SCATTERED] = "scattered",
+		[FV_LAYOUT_MIX] = "mix", [FV_LAYOUT_CLONES] = "clones",
+	};
+
+	for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i])) {
+			vm->cfg.content.layout = i;
+			note_payload(vm, "layout");
+			return 0;
+		}
+	return fv_err(err, FV_E_INVAL, "'%s' is not scattered, mix or clones",
+		      name);
+}
+
 /* One step as spec_parse_steps would make it: a known kind, and its
  * argument in range (0 for a step without one). */
 static int check_step(const struct step *st, struct fv_error *err)
@@ -440,6 +457,7 @@ const struct spec_key spec_keys[] = {
 	KEY_UINT("blob", spec_set_blob),
 	KEY_UINT("pool", spec_set_pool),
 	KEY_UINT("seed", spec_set_seed),
+	KEY_STR("layout", spec_set_layout),
 	{ .name = "steps", .type = SPEC_T_STEPS, .set_steps = spec_set_steps },
 	KEY_BOOL("console", spec_set_console),
 	KEY_BOOL("dedup", spec_set_dedup),
@@ -559,7 +577,10 @@ int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
 	if (!vm->blob_set)
 		vm->cfg.content.pct_blob = 0; /* cli_parse decides, seeing --files */
 	vm->cfg.content.unique_seed = name_hash(vm->cfg.name);
-	vm->cfg.content.layout_seed = fv_mix64(name_hash(vm->cfg.name) ^ 0x1a40u);
+	/* clones: one layout for every guest of the same seed= */
+	vm->cfg.content.layout_seed = fv_mix64(
+		(vm->cfg.content.layout == FV_LAYOUT_CLONES ?
+		 vm->cfg.content.shared_seed : name_hash(vm->cfg.name)) ^ 0x1a40u);
 	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
 	    vm->cfg.content.pct_blob > 100)
 		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");

@@ -142,6 +142,9 @@ int spec_set_shared(struct vm_spec *vm, uint64_t pct, struct fv_error *err);
 int spec_set_blob(struct vm_spec *vm, uint64_t pct, struct fv_error *err);
 int spec_set_pool(struct vm_spec *vm, uint64_t n, struct fv_error *err);
 int spec_set_seed(struct vm_spec *vm, uint64_t seed, struct fv_error *err);
+/* Where the test payload places its pages: "scattered" (the default),
+ * "mix" or "clones" (guest-tools/content.h, enum fv_layout). */
+int spec_set_layout(struct vm_spec *vm, const char *name, struct fv_error *err);
 /* A parsed list (spec_parse_steps); 1..CLI_MAX_STEPS steps. */
 int spec_set_steps(struct vm_spec *vm, const struct step *steps, unsigned nr,
 		   struct fv_error *err);

@@ -77,6 +77,7 @@ static void blob_add_file(struct blob_walk *w, const char *path,
 	close(fd);
 	if (got == 0)
 		return;
+	b->starts[b->pages / 8] |= (uint8_t)(1u << (b->pages % 8));
 	/* The tail page keeps zero padding, as in a page cache. */
 	b->pages += (got + FV_PAGE_SIZE - 1) / FV_PAGE_SIZE;
 	b->files++;
@@ -131,15 +132,17 @@ int blob_load(struct blob *blob, const char *const *paths, unsigned npaths,
 				    "cannot map %llu MiB for file contents",
 				    (unsigned long long)(max_pages * FV_PAGE_SIZE >> 20));
 	}
+	blob->data_size = max_pages * FV_PAGE_SIZE;
+	blob->starts = calloc(max_pages / 8 + 1, 1);
 	w.seen = calloc(BLOB_INODE_SLOTS, sizeof(*w.seen));
-	if (!w.seen) {
+	if (!w.seen || !blob->starts) {
+		free(w.seen);
 		blob_free(blob);
 		return fv_err(err, FV_E_NOMEM, "inode set");
 	}
 	for (unsigned i = 0; i < npaths; i++)
 		blob_walk_path(&w, paths[i], 0);
 	free(w.seen);
-	blob->data_size = max_pages * FV_PAGE_SIZE;
 	return 0;
 }
 
@@ -147,5 +150,6 @@ void blob_free(struct blob *blob)
 {
 	if (blob->data)
 		munmap(blob->data, blob->data_size);
+	free(blob->starts);
 	memset(blob, 0, sizeof(*blob));
 }

@@ -17,6 +17,7 @@ struct blob {
 	uint64_t pages;
 	uint64_t files;      /* files read */
 	uint64_t file_bytes; /* their sizes, before padding */
+	uint8_t *starts;     /* bitmap: bit p set when a file starts at page p */
 };
 
 /* Read regular files under each path (a file or a directory, walked in

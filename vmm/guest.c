@@ -170,6 +170,11 @@ static int guest_setup_layout(struct guest *g, const struct blob *blob,
 			       l->blob_pages * FV_PAGE_SIZE, err))
 			return -1;
 		l->blob_checksum = fv_checksum_pages(blob->data, l->blob_pages);
+		/* mix: where its files start (the guest reads bits < blob_pages) */
+		if (l->blob_starts_gpa &&
+		    gmem_write(&g->mem, l->blob_starts_gpa, blob->starts,
+			       (l->blob_pages + 7) / 8, err))
+			return -1;
 	}
 	return gmem_write(&g->mem, FV_CONFIG_GPA, l, sizeof(*l), err);
 }

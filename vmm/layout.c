@@ -11,12 +11,21 @@ static uint64_t blob_pages_for(const struct fv_content_spec *spec,
 	return c.blob;
 }
 
+/* Pages the blob's file-start bitmap takes (mix layout only). */
+static uint64_t starts_pages_for(const struct fv_content_spec *spec,
+				 uint64_t blob)
+{
+	return spec->layout == FV_LAYOUT_MIX ? fv_blob_starts_pages(blob) : 0;
+}
+
 /* Pages the meta table, the data and the blob take for `data` data pages. */
 static uint64_t layout_need(const struct fv_content_spec *spec, uint64_t data,
 			    uint64_t blob_avail)
 {
-	return fv_meta_size(data) / FV_PAGE_SIZE + data +
-	       blob_pages_for(spec, data, blob_avail);
+	uint64_t blob = blob_pages_for(spec, data, blob_avail);
+
+	return fv_meta_size(data) / FV_PAGE_SIZE + data + blob +
+	       starts_pages_for(spec, blob);
 }
 
 int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
@@ -26,6 +35,8 @@ int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 {
 	uint64_t avail, fixed, data, blob, meta;
 
+	if (spec->layout > FV_LAYOUT_CLONES)
+		return fv_err(err, FV_E_INVAL, "unknown layout %u", spec->layout);
 	if ((uint64_t)spec->pct_zero + spec->pct_shared + spec->pct_blob > 100)
 		return fv_err(err, FV_E_INVAL,
 			      "content percentages add up to %u%% (more than 100%%)",
@@ -76,5 +87,9 @@ int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 	out->blob_pages = blob;
 	/* The blob sits at the top of RAM, like an initramfs. */
 	out->blob_gpa = mem_size - blob * FV_PAGE_SIZE;
+	/* Its file-start bitmap right below it (mix only). */
+	if (starts_pages_for(spec, blob))
+		out->blob_starts_gpa = out->blob_gpa -
+				       starts_pages_for(spec, blob) * FV_PAGE_SIZE;
 	return 0;
 }

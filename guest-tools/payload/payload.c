@@ -409,12 +409,14 @@ static _Noreturn void config_abort(const char *what, const char *name)
 
 static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
 {
-	struct region r[5] = {
+	struct region r[6] = {
 		{ "meta", cfg->meta_gpa, cfg->meta_size },
 		{ "data", cfg->data_gpa, cfg->data_pages * FV_PAGE_SIZE },
 		{ "race", cfg->race_gpa, cfg->race_pages * FV_PAGE_SIZE },
 		{ "probe", cfg->probe_gpa, cfg->probe_pages * FV_PAGE_SIZE },
 		{ "blob", cfg->blob_gpa, cfg->blob_pages * FV_PAGE_SIZE },
+		{ "blob-starts", cfg->blob_starts_gpa, cfg->blob_starts_gpa ?
+		  fv_blob_starts_pages(cfg->blob_pages) * FV_PAGE_SIZE : 0 },
 	};
 
 	GUEST_ASSERT(cfg->magic == FV_CONFIG_MAGIC, "bad config magic");
@@ -427,11 +429,12 @@ static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
 	GUEST_ASSERT(cfg->data_pages <= UINT32_MAX, "too many data pages");
 	GUEST_ASSERT((cfg->race_pages | cfg->probe_pages | cfg->blob_pages) <=
 		     UINT32_MAX, "region too large");
+	GUEST_ASSERT(cfg->content.layout <= FV_LAYOUT_CLONES, "unknown layout");
 	GUEST_ASSERT(cfg->data_pages == 0 ||
 		     cfg->meta_size >= fv_meta_size(cfg->data_pages),
 		     "meta region smaller than fv_meta_size(data_pages)");
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		if (r[i].bytes == 0)
 			continue;
 		if (r[i].gpa & (FV_PAGE_SIZE - 1))
@@ -453,11 +456,46 @@ static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
  * Commands.  Each sets v->status (preset to OK) and v->result[].
  */
 
+/* What FILL's placement callback needs. */
+struct fill_ctx {
+	const struct fv_guest_config *cfg;
+	const uint64_t *blob;
+	uint64_t *csum;
+	uint64_t zero_csum;
+};
+
+static void fill_one(void *opaque, uint64_t pos, enum fv_page_kind kind,
+		     uint64_t sel)
+{
+	struct fill_ctx *f = opaque;
+	const struct fv_content_spec *spec = &f->cfg->content;
+	uint64_t *page = data_page(f->cfg, pos);
+
+	switch (kind) {
+	case FV_KIND_ZERO:
+		/* Leave it untouched, not even read: the host gave us zeroed
+		 * RAM and a never-touched page is exactly what a zero page in
+		 * a real guest looks like to the host. */
+		f->csum[pos] = f->zero_csum;
+		return;
+	case FV_KIND_SHARED:
+		fv_fill_page(page, spec->shared_seed, sel);
+		break;
+	case FV_KIND_BLOB:
+		memcpy(page, f->blob + sel * FV_PAGE_WORDS, FV_PAGE_SIZE);
+		break;
+	case FV_KIND_UNIQUE:
+		fv_fill_page(page, spec->unique_seed, pos);
+		break;
+	}
+	f->csum[pos] = fv_checksum_page(page);
+}
+
 /*
- * FILL: lay out the data region as the content spec says.  Page kinds are
- * assigned by rank in a seeded permutation, so position pos = perm[rank]
- * gets the kind of its rank: zero, shared (pool selector), blob (blob page
- * selector) or unique (its own position).
+ * FILL: lay out the data region as the content spec says.  fv_place_pages
+ * decides, by the spec's layout, which position gets which content: zero,
+ * shared (pool selector), blob (blob page selector) or unique (its own
+ * position).
  *
  * result[0] = pages filled (data_pages), result[1] = 1 if the blob did not
  * match cfg->blob_checksum (status MISMATCH; filling goes on regardless),
@@ -471,11 +509,11 @@ static void cmd_fill(struct vcpu *v)
 	const struct fv_guest_config *cfg = v->cfg;
 	const struct fv_content_spec *spec = &cfg->content;
 	uint64_t n = cfg->data_pages;
-	uint64_t *csum = csum_table(cfg);
 	uint32_t *perm = perm_scratch(cfg);
-	const uint64_t *blob = gpa_ptr(cfg->blob_gpa);
+	struct fill_ctx f = { cfg, gpa_ptr(cfg->blob_gpa), csum_table(cfg), 0 };
+	const uint8_t *starts = cfg->blob_starts_gpa ?
+				(const uint8_t *)gpa_ptr(cfg->blob_starts_gpa) : 0;
 	struct fv_layout_counts c;
-	uint64_t zero_csum;
 	int blob_bad;
 
 	if (v->index != 0) {
@@ -488,44 +526,23 @@ static void cmd_fill(struct vcpu *v)
 	}
 
 	fv_layout_counts(spec, n, cfg->blob_pages, &c);
-	zero_csum = zero_page_checksum();
+	f.zero_csum = zero_page_checksum();
 
 	/* Check the blob before copying from it (it is zeroed afterwards). */
-	blob_bad = fv_checksum_pages(blob, cfg->blob_pages) != cfg->blob_checksum;
+	blob_bad = fv_checksum_pages(f.blob, cfg->blob_pages) != cfg->blob_checksum;
 	if (blob_bad) {
 		v->status = FV_STATUS_MISMATCH;
 		fv_log(FV_WHERE "blob checksum mismatch, filling anyway");
 	}
 
-	fv_permute(perm, n, spec->layout_seed);
-	for (uint64_t rank = 0; rank < n; rank++) {
-		uint64_t pos = perm[rank];
-		uint64_t *page = data_page(cfg, pos);
-		uint64_t sel;
-
-		switch (fv_kind_of_rank(&c, spec, rank, pos, &sel)) {
-		case FV_KIND_ZERO:
-			/* Leave it untouched, not even read: the host gave us
-			 * zeroed RAM and a never-touched page is exactly what
-			 * a zero page in a real guest looks like to the host. */
-			csum[pos] = zero_csum;
-			continue;
-		case FV_KIND_SHARED:
-			fv_fill_page(page, spec->shared_seed, sel);
-			break;
-		case FV_KIND_BLOB:
-			memcpy(page, blob + sel * FV_PAGE_WORDS, FV_PAGE_SIZE);
-			break;
-		case FV_KIND_UNIQUE:
-			fv_fill_page(page, spec->unique_seed, pos);
-			break;
-		}
-		csum[pos] = fv_checksum_page(page);
-	}
+	fv_place_pages(spec, &c, n, starts, perm, fill_one, &f);
 
 	/* The blob plays an initramfs a kernel frees after unpacking, and the
-	 * permutation was scratch: both become zero pages. */
+	 * permutation was scratch: all become zero pages. */
 	memset((void *)(uintptr_t)cfg->blob_gpa, 0, cfg->blob_pages * FV_PAGE_SIZE);
+	if (cfg->blob_starts_gpa)
+		memset((void *)(uintptr_t)cfg->blob_starts_gpa, 0,
+		       fv_blob_starts_pages(cfg->blob_pages) * FV_PAGE_SIZE);
 	memset(perm, 0, n * sizeof(*perm));
 	data_filled = 1;
 
@@ -600,6 +617,12 @@ static void cmd_verify(struct vcpu *v)
 	if (data_filled) {
 		for (uint64_t p = 0; p < cfg->blob_pages; p++) {
 			uint64_t gpa = cfg->blob_gpa + p * FV_PAGE_SIZE;
+
+			tally(&t, gpa, page_is_zero(gpa_ptr(gpa)));
+		}
+		for (uint64_t p = 0; cfg->blob_starts_gpa &&
+		     p < fv_blob_starts_pages(cfg->blob_pages); p++) {
+			uint64_t gpa = cfg->blob_starts_gpa + p * FV_PAGE_SIZE;
 
 			tally(&t, gpa, page_is_zero(gpa_ptr(gpa)));
 		}

@@ -8,7 +8,7 @@ for bin in $VARIANTS; do
 	"$BUILDDIR/$bin" run --log-dir "$TMP/logs-$bin" --files "$FOLDVM_SRCDIR/vmm" \
 		--vm name=alpha,mem=64M \
 		--vm name=beta,mem=64M,zero=10,shared=60,blob=0 \
-		--vm name=gamma,mem=96M,vcpus=2,blob=30,steps=fill+race:200000+churn:500+measure+verify \
+		--vm name=gamma,mem=96M,vcpus=2,blob=30,layout=mix,steps=fill+race:200000+churn:500+measure+verify \
 		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin: exit $?"; }
 	expect_in "$TMP/out" \
 		'^alpha +64M +1 shutdown .* OK \([0-9]+ pages, 0 bad\)' \
@@ -34,5 +34,18 @@ for bin in $VARIANTS; do
 		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin --dedup: exit $?"; }
 	expect_in "$TMP/out" '^d1 .* OK \(' '^d2 .* OK \(' '^DEDUP ' \
 		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames'
+	# two clones (one layout, same content at the same addresses, unique
+	# pages their own) in one domain merge and still verify
+	"$BUILDDIR/$bin" run --dedup --quiet --log-dir "$TMP/logs-$bin" --files "$FOLDVM_SRCDIR/vmm" \
+		--vm name=k1,mem=32M,domain=c,layout=clones,blob=20,steps=fill+sync+settle:2+verify+sync \
+		--vm name=k2,mem=32M,domain=c,layout=clones,blob=20,steps=fill+sync+settle:2+verify+sync \
+		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin clones: exit $?"; }
+	expect_in "$TMP/out" '^k1 .* OK \(' '^k2 .* OK \(' \
+		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames'
+	grep -E '^k2 ' "$TMP/out" | awk '{ if ($7 == 0) exit 1 }' ||
+		fail "clone k2 has no file pages"
+	awk '$1 == "k2" && $2 !~ /M$/ { n = $5 } END { exit !(n > 0) }' "$TMP/out" ||
+		fail "clone k2 has no merged pages"
 done
-echo "multi_guest: three guests filled and verified; two more with dedup"
+echo "multi_guest: three guests filled and verified (one with layout=mix); two more with dedup, two clones"
+

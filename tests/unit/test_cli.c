@@ -96,6 +96,32 @@ static void test_vm_spec_defaults(void)
 	CU_ASSERT_EQUAL(a.cfg.content.shared_seed, b.cfg.content.shared_seed);
 	CU_ASSERT_NOT_EQUAL(a.cfg.content.unique_seed, b.cfg.content.unique_seed);
 	CU_ASSERT_NOT_EQUAL(a.cfg.content.layout_seed, b.cfg.content.layout_seed);
+	CU_ASSERT_EQUAL(a.cfg.content.layout, FV_LAYOUT_SCATTERED);
+}
+
+/* layout=clones: one layout for guests of one seed, unique content apart */
+static void test_vm_spec_layout(void)
+{
+	struct fv_error err;
+	struct vm_spec a, b, c;
+
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("name=a,layout=clones", 0, &a, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("name=b,layout=clones", 1, &b, &err), 0);
+	CU_ASSERT_EQUAL(a.cfg.content.layout, FV_LAYOUT_CLONES);
+	CU_ASSERT_EQUAL(a.cfg.content.layout_seed, b.cfg.content.layout_seed);
+	CU_ASSERT_NOT_EQUAL(a.cfg.content.unique_seed, b.cfg.content.unique_seed);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("name=b,layout=clones,seed=9", 1, &c,
+					   &err), 0);
+	CU_ASSERT_NOT_EQUAL(a.cfg.content.layout_seed, c.cfg.content.layout_seed);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("name=a,layout=mix", 0, &a, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("name=b,layout=mix", 1, &b, &err), 0);
+	CU_ASSERT_EQUAL(a.cfg.content.layout, FV_LAYOUT_MIX);
+	CU_ASSERT_NOT_EQUAL(a.cfg.content.layout_seed, b.cfg.content.layout_seed);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("layout=scattered", 0, &a, &err), 0);
+	CU_ASSERT_EQUAL(a.cfg.content.layout, FV_LAYOUT_SCATTERED);
+	CU_ASSERT_EQUAL(spec_from_kv("layout=tidy", 0, &a, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "scattered, mix or clones"));
+	CU_ASSERT_EQUAL(spec_from_kv("layout=", 0, &a, &err), -1);
 }
 
 static void test_vm_spec_rejects(void)
@@ -300,7 +326,7 @@ static void test_linux_rejects(void)
 {
 	static const char *const payload_only[] = {
 		"zero=10", "shared=10", "blob=10", "pool=3", "seed=7",
-		"race-pages=8", "probe-pages=8",
+		"race-pages=8", "probe-pages=8", "layout=mix",
 	};
 	char kernel[64], initrd[64], payload[64], dir[64];
 
@@ -495,6 +521,7 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "size rejects", test_size_rejects);
 	CU_add_test(s, "vm spec, every key", test_vm_spec_full);
 	CU_add_test(s, "vm spec defaults", test_vm_spec_defaults);
+	CU_add_test(s, "vm spec layout", test_vm_spec_layout);
 	CU_add_test(s, "vm spec rejects", test_vm_spec_rejects);
 	CU_add_test(s, "vm spec too long", test_spec_too_long);
 	CU_add_test(s, "commands", test_commands);

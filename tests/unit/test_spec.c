@@ -144,6 +144,8 @@ static void test_cli_wording(void)
 	     "--vm x: cmdline= needs kernel=");
 	said(spec_from_kv("zero=60,shared=50", 0, &vm, &err),
 	     "--vm vm0: zero+shared+blob is more than 100%");
+	said(spec_from_kv("layout=tidy", 0, &vm, &err),
+	     "--vm layout: 'tidy' is not scattered, mix or clones");
 }
 
 /* Every key of the spec is an argument of vm-create, with its type. */
@@ -218,6 +220,8 @@ static void test_qmp_types(void)
 	CU_ASSERT_FALSE(vm.cfg.console);
 	CU_ASSERT_EQUAL(qmp_spec("{\"name\":\"c\",\"mem\":\"64\"}"), 0);
 	CU_ASSERT_EQUAL(vm.cfg.mem_size, 64ull << 20);  /* a bare string: MiB */
+	CU_ASSERT_EQUAL(qmp_spec("{\"name\":\"d\",\"layout\":\"mix\"}"), 0);
+	CU_ASSERT_EQUAL(vm.cfg.content.layout, FV_LAYOUT_MIX);
 }
 
 static void test_qmp_wording(void)
@@ -235,6 +239,8 @@ static void test_qmp_wording(void)
 	qmp_said("{\"name\":\"a\",\"dedup\":\"maybe\"}",
 		 "Parameter 'dedup': must be on or off, not 'maybe'");
 	qmp_said("{\"name\":\"a\",\"dedup\":2}", "Parameter 'dedup' expects a boolean");
+	qmp_said("{\"name\":\"a\",\"layout\":\"tidy\"}",
+		 "Parameter 'layout': 'tidy' is not scattered, mix or clones");
 	qmp_said("{\"name\":\"a\",\"steps\":\"fill+fly\"}",
 		 "Parameter 'steps': unknown step 'fly' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, settle:N, wait, fault, sync)");
 	qmp_said("{\"name\":\"a\",\"cmdline\":\"quiet\"}",
