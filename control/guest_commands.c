@@ -42,6 +42,14 @@ static struct json_object *measure_json(const struct guest_report *r)
 		 r->measured_merged ? cycles_ns(r->mw_median, r->tsc_khz) : 0);
 	jadd_int(o, "merged-write-p99-ns",
 		 r->measured_merged ? cycles_ns(r->mw_p99, r->tsc_khz) : 0);
+	/* measure-merging: merged-write-* as soon as the pages were merged */
+	jadd_int(o, "merging-write-median-ns",
+		 r->measured_merging ? cycles_ns(r->mg_median, r->tsc_khz) : 0);
+	jadd_int(o, "merging-write-p99-ns",
+		 r->measured_merging ? cycles_ns(r->mg_p99, r->tsc_khz) : 0);
+	jadd_int(o, "merging-wait-ns", r->measured_merging ? r->mg_wait_ns : 0);
+	json_object_object_add(o, "merging-engine-merges", json_object_new_int64(
+		r->measured_merging ? r->mg_merges : -1));
 	jadd_int(o, "churn-pages", r->churned);
 	jadd_int(o, "churn-ns", r->churn_ns);
 	return o;

@@ -548,6 +548,38 @@ int procstat_pagemap_read(const struct procstat_pagemap *pm, const void *addr,
 	return 0;
 }
 
+#define KPF_KSM_BIT 21 /* include/uapi/linux/kernel-page-flags.h */
+
+int procstat_page_ksm(const struct procstat_pagemap *pm, const void *addr,
+		      bool *ksm, struct fv_error *err)
+{
+	struct procstat_page pg;
+	uint64_t flags;
+	ssize_t n;
+	int fd;
+
+	*ksm = false;
+	if (procstat_pagemap_read(pm, addr, &pg, err))
+		return -1;
+	if (!pg.present)
+		return 0;
+	if (pg.pfn == 0)
+		return fv_err(err, FV_E_STATE, "page frame numbers are hidden (not root)");
+	fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "open /proc/kpageflags");
+	do
+		n = pread(fd, &flags, sizeof(flags), (off_t)(pg.pfn * sizeof(flags)));
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n != (ssize_t)sizeof(flags))
+		return fv_err_errno(err, FV_E_IO, n < 0 ? errno : EIO,
+				    "/proc/kpageflags entry of frame %llu",
+				    (unsigned long long)pg.pfn);
+	*ksm = (flags >> KPF_KSM_BIT) & 1;
+	return 0;
+}
+
 int procstat_pfn(const void *addr, uint64_t *pfn, bool *present,
 		 struct fv_error *err)
 {

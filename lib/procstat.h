@@ -94,6 +94,12 @@ void procstat_pagemap_close(struct procstat_pagemap *pm);
 int procstat_pagemap_read(const struct procstat_pagemap *pm, const void *addr,
 			  struct procstat_page *out, struct fv_error *err);
 
+/* Whether the page holding addr is a KSM page: the KPF_KSM flag of its
+ * frame in /proc/kpageflags, the frame read through pm (root only).
+ * *ksm false when the page is not present. */
+int procstat_page_ksm(const struct procstat_pagemap *pm, const void *addr,
+		      bool *ksm, struct fv_error *err);
+
 /* Physical frame number backing a virtual address of this process, from
  * /proc/self/pagemap (root only; *present false when not in memory, *pfn 0
  * when the kernel hides PFNs).  Opens the file for one read: loops over

@@ -54,6 +54,21 @@ static void print_guest_row(const struct guest_report *r, FILE *out)
 		(unsigned long long)r->pages_unique, fw, verify);
 }
 
+/* measure-merging: a first write timed as soon as the pages were merged. */
+static void print_merging_line(const struct guest_report *r, FILE *out)
+{
+	if (!r->created || !r->measured_merging)
+		return;
+	fprintf(out, "%s: first write as soon as merged (measure-merging): "
+		"%.2f/%.2f us median/p99, merged after %.1f s",
+		r->name, cycles_to_us(r->mg_median, r->tsc_khz),
+		cycles_to_us(r->mg_p99, r->tsc_khz), (double)r->mg_wait_ns / 1e9);
+	if (r->mg_merges >= 0)
+		fprintf(out, "; %lld engine merges during the writes",
+			(long long)r->mg_merges);
+	fprintf(out, "\n");
+}
+
 /* Per guest: what the kernel says its RAM costs, and the engine's counts. */
 static void print_dedup_row(const struct run_result *res,
 			    const struct guest_report *r, FILE *out)
@@ -153,6 +168,8 @@ bool runner_print_table(const struct run_result *res, FILE *out)
 	}
 	fprintf(out, "(ZERO..UNIQUE: data pages by content; 1ST-WRITE: guest-measured "
 		"median/p99 cost of a first write to an untouched page)\n");
+	for (unsigned i = 0; i < res->nr; i++)
+		print_merging_line(&res->reports[i], out);
 	if (!res->dedup)
 		return all_ok;
 	fprintf(out, "\n%-12s %12s %11s %9s %8s %8s %7s %8s %14s\n",

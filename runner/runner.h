@@ -41,6 +41,12 @@ struct guest_report {
 	/* first write to the same pages once merged (measure-merged) */
 	bool measured_merged;
 	uint64_t mw_median, mw_p99, mw_mean;
+	/* measure-merging: the same as soon as every probe page is merged */
+	bool measured_merging;
+	uint64_t mg_median, mg_p99, mg_mean;
+	uint64_t mg_wait_ns;    /* from the step's start until all were merged */
+	int64_t mg_merges;      /* engine merges during the timed writes (-1:
+				   not known, KSM) */
 	/* dedup: the engine's counters and the kernel's view of its RAM */
 	bool dedup;
 	struct dedup_guest_stats dstats;

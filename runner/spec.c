@@ -101,6 +101,7 @@ const char *step_name(enum step_kind kind)
 		[STEP_WAIT] = "wait", [STEP_FAULT] = "fault",
 		[STEP_SYNC] = "sync", [STEP_MEASURE_MERGED] = "measure-merged",
 		[STEP_SETTLE] = "settle",
+		[STEP_MEASURE_MERGING] = "measure-merging",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
@@ -123,6 +124,7 @@ static const struct {
 	{ STEP_SYNC, false, 0, 0 },
 	{ STEP_MEASURE_MERGED, false, 0, 0 },
 	{ STEP_SETTLE, true, 1, 1000 },
+	{ STEP_MEASURE_MERGING, false, 0, 0 },
 };
 
 static int parse_step(char *tok, struct step *st, struct fv_error *err)
@@ -149,7 +151,7 @@ static int parse_step(char *tok, struct step *st, struct fv_error *err)
 				      step_table[i].max, &st->arg, tok, err);
 	}
 	return fv_err(err, FV_E_INVAL,
-		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, settle:N, wait, fault, sync)",
+		      "unknown step '%s' (fill, verify, churn:N, race:N, measure, measure-merged, measure-merging, sleep:N, settle:N, wait, fault, sync)",
 		      tok);
 }
 

@@ -53,6 +53,9 @@ enum step_kind {
 	STEP_MEASURE_MERGED, /* time first writes to the probe pages again
 				(identical since `measure`, so merged by now) */
 	STEP_SETTLE,   /* wait for N dedup passes that start after this step */
+	STEP_MEASURE_MERGING, /* wait until this guest's probe pages are merged,
+				 then time first writes to them at once (while
+				 the engine may still merge other memory) */
 };
 
 struct step {

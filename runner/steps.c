@@ -14,6 +14,7 @@
 #include <time.h>
 #include "runner/run_ctx.h"
 #include "runner/hooks.h"
+#include "lib/timeutil.h"
 
 /* No single guest command should take longer on any sane host. */
 #define COMMAND_TIMEOUT_MS (10 * 60 * 1000)
@@ -204,6 +205,140 @@ static int step_measure(struct driver *d, bool merged, struct fv_error *err)
 	return 0;
 }
 
+/* Is page gfn of this guest merged, by whoever merges its memory: the
+ * engine's per-page state, or the kernel's KSM flag of its frame (read
+ * through pm, open for KSM guests)?  1 yes, 0 no, -1 when nobody can tell
+ * (err set). */
+static int page_merged(struct driver *d, const struct procstat_pagemap *pm,
+		       uint64_t gfn, struct fv_error *err)
+{
+	struct guest *g = d->guest;
+	bool ksm;
+
+	if (g->dedup_guest)
+		return dedup_page_state(g->dedup, g->dedup_guest, gfn) ==
+		       DEDUP_PAGE_MERGED;
+	if (procstat_page_ksm(pm, gmem_page_hva(&g->mem, gfn), &ksm, err))
+		return -1;
+	return ksm;
+}
+
+static uint64_t engine_merges(struct dedup_engine *e)
+{
+	struct dedup_host_stats hs;
+
+	dedup_get_host_stats(e, &hs);
+	return hs.merges;
+}
+
+#define MERGING_POLL_NS (10 * 1000000L)           /* 10 ms */
+#define MERGING_TIMEOUT_NS (600ull * 1000000000ull) /* 10 minutes */
+
+/* Wait until every probe page of the guest is merged: 0, or -1 (err set)
+ * on an interrupt, a guest that died, or after 10 minutes. */
+static int wait_probes_merged(struct driver *d, const struct procstat_pagemap *pm,
+			      struct fv_error *err)
+{
+	const struct fv_guest_config *l = &d->guest->layout;
+	uint64_t gfn0 = l->probe_gpa / FV_PAGE_SIZE, next = 0;
+	uint64_t t0 = fv_mono_ns();
+
+	for (;;) {
+		struct timespec ts = { 0, MERGING_POLL_NS };
+		enum guest_state st;
+		bool confirmed;
+		int m = 1;
+
+		/* new pages first; once all were seen merged, check them all
+		 * again (a page only unmerges when the guest writes it, and
+		 * this guest waits, but the check is cheap) */
+		while (next < l->probe_pages &&
+		       (m = page_merged(d, pm, gfn0 + next, err)) == 1)
+			next++;
+		if (m < 0)
+			return -1;
+		if (next == l->probe_pages) {
+			confirmed = true;
+			for (uint64_t i = 0; confirmed && i < l->probe_pages; i++) {
+				m = page_merged(d, pm, gfn0 + i, err);
+				if (m < 0)
+					return -1;
+				if (!m) {
+					confirmed = false;
+					next = i;
+				}
+			}
+			if (confirmed)
+				return 0;
+		}
+		if (*d->stop)
+			return fv_err(err, FV_E_STATE,
+				      "measure-merging interrupted: %llu of %llu probe pages merged",
+				      (unsigned long long)next,
+				      (unsigned long long)l->probe_pages);
+		if (fv_mono_ns() - t0 > MERGING_TIMEOUT_NS)
+			return fv_err(err, FV_E_STATE,
+				      "measure-merging: %llu of %llu probe pages merged after 10 minutes",
+				      (unsigned long long)next,
+				      (unsigned long long)l->probe_pages);
+		st = guest_get_state(d->guest, NULL, 0);
+		if (!guest_state_is_live(st))
+			return fv_err(err, FV_E_GUEST, "guest %s while waiting for merges",
+				      guest_state_name(st));
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * measure-merging: the first-write cost of merged pages while merging
+ * goes on.  After `measure` the probe pages of every guest hold one
+ * content, so the engine (or KSM) merges them wherever its scan reaches
+ * them, usually long before it is done with the rest of memory.  The step
+ * polls, every 10 ms, until every probe page of this guest is merged, then
+ * has the guest time its first writes to them at once, as measure-merged
+ * does.  It reports how long it waited and how many merges the engine
+ * made during the timed writes: more than 0 means the scanner was busy
+ * merging (other memory) while the guest wrote.
+ */
+static int step_measure_merging(struct driver *d, struct fv_error *err)
+{
+	const struct fv_guest_config *l = &d->guest->layout;
+	uint64_t arg[8] = { l->probe_gpa, l->probe_pages, FV_PAGE_SIZE, 1 };
+	struct dedup_engine *e = d->guest->dedup_guest ? d->guest->dedup : NULL;
+	struct procstat_pagemap pm = { .fd = -1 };
+	struct guest_report *rep = d->rep;
+	uint64_t t0 = fv_mono_ns(), merges = 0;
+	struct testdev_result r;
+	int rc;
+
+	if (!rep->measured)
+		return fv_err(err, FV_E_STATE,
+			      "measure-merging needs a measure step before it (the probe pages are still zero)");
+	if (!e) {
+		if (!d->ctx->opt->ksm)
+			return fv_err(err, FV_E_STATE,
+				      "nothing merges this guest's memory (dedup=off, no --ksm)");
+		if (procstat_pagemap_open(&pm, err))
+			return -1;
+	}
+	rc = wait_probes_merged(d, &pm, err);
+	procstat_pagemap_close(&pm);
+	if (rc)
+		return -1;
+	rep->mg_wait_ns = fv_mono_ns() - t0;
+	if (e)
+		merges = engine_merges(e);
+	if (run_cmd(d, 0, FV_CMD_MEASURE_WRITE, arg, &r, err))
+		return -1;
+	rep->mg_merges = e ? (int64_t)(engine_merges(e) - merges) : -1;
+	rep->tsc_khz = l->tsc_khz;
+	rep->measured_merging = true;
+	rep->mg_median = r.result[0];
+	rep->mg_p99 = r.result[1];
+	rep->mg_mean = r.result[2];
+	return 0;
+}
+
 /* One 0.1 s slice of an idle step: 1 to go on, 0 to end the step, -1 when
  * the guest failed. */
 static int idle_slice(struct driver *d, struct fv_error *err)
@@ -304,6 +439,7 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	case STEP_FAULT: return step_fault(d, err);
 	case STEP_SYNC: return step_sync(d);
 	case STEP_SETTLE: return step_settle(d, st->arg, err);
+	case STEP_MEASURE_MERGING: return step_measure_merging(d, err);
 	}
 	return fv_err(err, FV_E_INVAL, "unknown step");
 }

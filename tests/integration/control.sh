@@ -89,7 +89,7 @@ for bin in $VARIANTS; do
 		'"id": ?\[1\]' '"name": ?"vm-create"' '"id": ?2\}'
 
 	# runtime guests, without dedup first: the kernel's baseline
-	$CTL create name=a,mem=64M,domain=t,dedup=off,steps=fill+wait || fail "create a"
+	$CTL create name=a,mem=64M,domain=t,dedup=off,layout=scattered,steps=fill+wait || fail "create a"
 	$CTL create name=b,mem=64M,domain=t,dedup=off,steps=fill+wait || fail "create b"
 	$CTL create name=a,mem=64M >"$TMP/o3" 2>&1 && fail "duplicate name accepted"
 	expect_in "$TMP/o3" "exists already"
@@ -102,6 +102,8 @@ for bin in $VARIANTS; do
 	expect_in "$TMP/o3" "Parameter 'vcpus' expects integer"
 	$CTL create name=c,vcpus=65 >"$TMP/o3" 2>&1 && fail "vcpus=65 accepted"
 	expect_in "$TMP/o3" "Parameter 'vcpus': 65 is out of range 1..64"
+	$CTL raw host '{"execute":"vm-create","arguments":{"name":"c","layout":"tidy"}}' >"$TMP/o3"
+	expect_in "$TMP/o3" "Parameter 'layout': 'tidy' is not scattered, mix or clones"
 	wait_for 60 test -S "$RUN/b.qmp" || fail "no guest socket"
 	for g in a b; do  # until both filled their memory and wait
 		wait_for 60 sh -c "$CTL raw $g '{\"execute\":\"query-status\"}' |
@@ -113,7 +115,8 @@ for bin in $VARIANTS; do
 	listen "$RUN/a.qmp"
 	$CTL stop a || fail "stop"
 	qmp "$RUN/a.qmp" '{"execute":"query-status"}' '{"execute":"query-name"}' >"$TMP/o4"
-	expect_in "$TMP/o4" '"status": ?"paused", ?"running": ?false' '"name": ?"a"'
+	expect_in "$TMP/o4" '"status": ?"paused", ?"running": ?false' '"name": ?"a"' \
+		'"merging-engine-merges": ?-1' '"merging-wait-ns": ?0'
 	$CTL cont a || fail "cont"
 	for g in a b; do
 		$CTL raw $g '{"execute":"dedup-set","arguments":{"enabled":true}}' >/dev/null ||

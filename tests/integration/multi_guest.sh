@@ -35,13 +35,15 @@ for bin in $VARIANTS; do
 	expect_in "$TMP/out" '^d1 .* OK \(' '^d2 .* OK \(' '^DEDUP ' \
 		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames'
 	# two clones (one layout, same content at the same addresses, unique
-	# pages their own) in one domain merge and still verify
+	# pages their own) in one domain merge and still verify; k1 times
+	# first writes to its probe pages as soon as the engine merged them
 	"$BUILDDIR/$bin" run --dedup --quiet --log-dir "$TMP/logs-$bin" --files "$FOLDVM_SRCDIR/vmm" \
-		--vm name=k1,mem=32M,domain=c,layout=clones,blob=20,steps=fill+sync+settle:2+verify+sync \
-		--vm name=k2,mem=32M,domain=c,layout=clones,blob=20,steps=fill+sync+settle:2+verify+sync \
+		--vm name=k1,mem=32M,domain=c,layout=clones,blob=20,steps=fill+measure+sync+measure-merging+settle:2+verify+sync \
+		--vm name=k2,mem=32M,domain=c,layout=clones,blob=20,steps=fill+measure+sync+settle:2+verify+sync \
 		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin clones: exit $?"; }
 	expect_in "$TMP/out" '^k1 .* OK \(' '^k2 .* OK \(' \
-		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames'
+		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames' \
+		'^k1: first write as soon as merged \(measure-merging\): [0-9.]+/[0-9.]+ us median/p99, merged after [0-9.]+ s; [0-9]+ engine merges during the writes$'
 	grep -E '^k2 ' "$TMP/out" | awk '{ if ($7 == 0) exit 1 }' ||
 		fail "clone k2 has no file pages"
 	awk '$1 == "k2" && $2 !~ /M$/ { n = $5 } END { exit !(n > 0) }' "$TMP/out" ||

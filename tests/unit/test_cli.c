@@ -122,6 +122,10 @@ static void test_vm_spec_layout(void)
 	CU_ASSERT_EQUAL(spec_from_kv("layout=tidy", 0, &a, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "scattered, mix or clones"));
 	CU_ASSERT_EQUAL(spec_from_kv("layout=", 0, &a, &err), -1);
+	CU_ASSERT_EQUAL_FATAL(spec_from_kv("steps=fill+measure+measure-merging+"
+					   "measure-merged", 0, &a, &err), 0);
+	CU_ASSERT_EQUAL(a.steps[2].kind, STEP_MEASURE_MERGING);
+	CU_ASSERT_EQUAL(a.steps[3].kind, STEP_MEASURE_MERGED);
 }
 
 static void test_vm_spec_rejects(void)
@@ -134,6 +138,7 @@ static void test_vm_spec_rejects(void)
 		"steps=churn", "steps=fill:3", "steps=sleep:x", "console=maybe",
 		"payload=/nonexistent/payload.bin", "payload=/", "race-pages=0",
 		"steps=settle", "steps=settle:0", "steps=settle:1001",
+		"steps=measure-merging:3",
 	};
 	struct fv_error err;
 	struct vm_spec vm;

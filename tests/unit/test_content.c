@@ -355,35 +355,36 @@ static void test_place_clones(void)
 	placed_free(&pb);
 }
 
+/* A 1 GiB guest of the default content mix, 1 MiB of files, `layout`. */
+static int layout_1g(uint32_t layout, uint64_t blob_bytes,
+		     struct fv_guest_config *l)
+{
+	struct fv_content_spec spec = { .pct_zero = 25, .pct_shared = 25,
+					.pct_blob = 25, .layout = layout };
+	struct fv_error err;
+
+	return layout_compute(1ull << 30, &spec, blob_bytes, 16, 256, l, &err);
+}
+
 /* the mix layout reserves the file-start bitmap right below the blob */
 static void test_layout_starts_region(void)
 {
-	struct fv_content_spec spec = { .pct_zero = 25, .pct_shared = 25,
-					.pct_blob = 25 };
 	struct fv_guest_config l;
-	struct fv_error err;
-	uint64_t mem = 1ull << 30;
 
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 1ull << 20, 16, 256,
-					     &l, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(layout_1g(FV_LAYOUT_SCATTERED, 1ull << 20, &l), 0);
 	CU_ASSERT_EQUAL(l.blob_starts_gpa, 0);
-	spec.layout = FV_LAYOUT_CLONES;
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 1ull << 20, 16, 256,
-					     &l, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(layout_1g(FV_LAYOUT_CLONES, 1ull << 20, &l), 0);
 	CU_ASSERT_EQUAL(l.blob_starts_gpa, 0);
-	spec.layout = FV_LAYOUT_MIX;
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 1ull << 20, 16, 256,
-					     &l, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(layout_1g(FV_LAYOUT_MIX, 1ull << 20, &l), 0);
 	CU_ASSERT(l.blob_pages > 8 * FV_PAGE_SIZE); /* a bitmap of 2+ pages */
 	CU_ASSERT_EQUAL(fv_blob_starts_pages(l.blob_pages), 2);
 	CU_ASSERT_EQUAL(l.blob_starts_gpa + 2 * FV_PAGE_SIZE, l.blob_gpa);
 	CU_ASSERT(l.probe_gpa + 256 * FV_PAGE_SIZE <= l.blob_starts_gpa);
 	CU_ASSERT_EQUAL(l.content.layout, FV_LAYOUT_MIX);
 	/* no files: no bitmap */
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 0, 16, 256, &l, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(layout_1g(FV_LAYOUT_MIX, 0, &l), 0);
 	CU_ASSERT_EQUAL(l.blob_starts_gpa, 0);
-	spec.layout = 3;
-	CU_ASSERT_EQUAL(layout_compute(mem, &spec, 0, 16, 256, &l, &err), -1);
+	CU_ASSERT_EQUAL(layout_1g(3, 0, &l), -1);
 }
 
 void unit_add_content_suite(void)

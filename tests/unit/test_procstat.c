@@ -247,9 +247,20 @@ static void test_pfn(void)
 	CU_ASSERT_EQUAL(procstat_pfn(p + PAGE + 123, &pfn1, &present, &err), 0);
 	CU_ASSERT_TRUE(present);
 	if (geteuid() == 0) {
+		struct procstat_pagemap pm;
+		bool ksm = true;
+
 		CU_ASSERT_NOT_EQUAL(pfn0, 0);
 		CU_ASSERT_NOT_EQUAL(pfn1, 0);
 		CU_ASSERT_NOT_EQUAL(pfn0, pfn1);
+		/* a private anonymous page is no KSM page; an absent one neither */
+		CU_ASSERT_EQUAL_FATAL(procstat_pagemap_open(&pm, &err), 0);
+		CU_ASSERT_EQUAL(procstat_page_ksm(&pm, p, &ksm, &err), 0);
+		CU_ASSERT_FALSE(ksm);
+		ksm = true;
+		CU_ASSERT_EQUAL(procstat_page_ksm(&pm, cold, &ksm, &err), 0);
+		CU_ASSERT_FALSE(ksm);
+		procstat_pagemap_close(&pm);
 	}
 	unmap_isolated(p, 2);
 	unmap_isolated(cold, 1);

@@ -242,7 +242,7 @@ static void test_qmp_wording(void)
 	qmp_said("{\"name\":\"a\",\"layout\":\"tidy\"}",
 		 "Parameter 'layout': 'tidy' is not scattered, mix or clones");
 	qmp_said("{\"name\":\"a\",\"steps\":\"fill+fly\"}",
-		 "Parameter 'steps': unknown step 'fly' (fill, verify, churn:N, race:N, measure, measure-merged, sleep:N, settle:N, wait, fault, sync)");
+		 "Parameter 'steps': unknown step 'fly' (fill, verify, churn:N, race:N, measure, measure-merged, measure-merging, sleep:N, settle:N, wait, fault, sync)");
 	qmp_said("{\"name\":\"a\",\"cmdline\":\"quiet\"}",
 		 "Parameter 'cmdline' needs parameter 'kernel'");
 	qmp_said("{\"name\":\"a\",\"zero\":60,\"shared\":50}",
