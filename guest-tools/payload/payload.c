@@ -572,7 +572,8 @@ static void tally(struct verify_tally *t, uint64_t gpa, int ok)
 /*
  * VERIFY: every data page against its recorded checksum (before FILL: must
  * still be all zero), every race page against the totals RACE_SETTLE
- * accumulated, and (after FILL) every blob page must be zero.  Checked in
+ * accumulated, and (after FILL) every blob page and file-start bitmap page
+ * (mix layout) must be zero.  Checked in
  * that order; result[2] is the first bad page in that order.
  *
  * result[0] = pages checked (data + race + blob if filled), result[1] = bad
