@@ -20,6 +20,8 @@ mkdir -p "$OUT"
 $CC $PAYLOAD_CFLAGS $PAYLOAD_LDFLAGS -Wl,-T,guest-tools/payload/payload.ld \
 	-Wl,--build-id=none -o "$OUT/payload.elf" \
 	guest-tools/payload/start.S guest-tools/payload/payload.c \
+	guest-tools/payload/libc.c guest-tools/payload/log.c \
+	guest-tools/payload/cmd_data.c guest-tools/payload/cmd_measure.c \
 	guest-tools/content.c
 objcopy -O binary "$OUT/payload.elf" "$OUT/payload.bin"
 

@@ -8,7 +8,7 @@
  * .bss is NOT zeroed here: all vCPUs start concurrently, so a zeroing pass
  * by one of them could wipe what another one has just written, and it would
  * also dirty every .bss page for nothing.  The host zeroes guest RAM before
- * loading the image, and payload.c does not rely on .bss starting out zero
+ * loading the image, and the C code does not rely on .bss starting out zero
  * anyway (vCPU 0 explicitly initialises the little shared state there is).
  *
  * There is no IDT: any exception triple-faults the guest.  hlt/cli/sti are
