@@ -39,7 +39,8 @@ def parse_args(argv):
                     help="total guest memory per step (default %s; 16G only where the host has room)"
                     % SWEEP_SIZES)
     ap.add_argument("--repeat", type=int, default=None,
-                    help="runs of every scenario (default 3; 1 with --quick)")
+                    help="runs of every scenario (default 3; 1 with --quick or --sweep, "
+                         "whose one repeat over 1-8 GiB already takes about 40 minutes)")
     ap.add_argument("--guests", type=int, default=4)
     ap.add_argument("--mem", default="128M", help="RAM per guest in the standard run (128M)")
     ap.add_argument("--idle", type=float, default=None,
@@ -233,7 +234,7 @@ def main(argv=None):
     if os.geteuid() != 0:
         sys.exit("foldbench: run as root (it sets KSM and vm.max_map_count)")
     if opt.repeat is None:
-        opt.repeat = 1 if opt.quick else 3
+        opt.repeat = 1 if opt.quick or opt.sweep else 3
     if opt.quick:
         opt.idle = opt.idle if opt.idle is not None else 5
         opt.churn, opt.react_pages = min(opt.churn, 512), min(opt.react_pages, 256)
