@@ -44,10 +44,11 @@ wait_for() { # SECONDS COMMAND...
 # sent only once the previous one was answered, and a connection closes
 # only once every answer is in, however slowly a loaded host runs foldvm.
 
-# qmp_replies_ge FILE N: FILE holds at least N replies (return or error).
-qmp_replies_ge() {
-	[ "$(grep -Ec '^\{"(return|error)"' "$1")" -ge "$2" ]
-}
+# qmp_replies FILE: how many replies (return or error) FILE holds.
+qmp_replies() { grep -Ec '^\{"(return|error)"' "$1"; }
+
+# qmp_replies_ge FILE N: FILE holds at least N replies.
+qmp_replies_ge() { [ "$(qmp_replies "$1")" -ge "$2" ]; }
 
 # qmp_open SOCKET DIR FD: a connection that stays open; lines written to FD
 # reach foldvm, all it says (greeting, replies, events) lands in DIR/out.
@@ -61,7 +62,7 @@ qmp_open() {
 
 # qmp_send FD DIR LINE: send one line and wait for its reply.
 qmp_send() {
-	n=$(( $(grep -Ec '^\{"(return|error)"' "$2/out") + 1 ))
+	n=$(( $(qmp_replies "$2/out") + 1 ))
 	printf '%s\r\n' "$3" >&"$1"
 	wait_for 60 qmp_replies_ge "$2/out" "$n"
 }
