@@ -210,6 +210,20 @@ def tree_anon_bytes(root):
     return total
 
 
+def tree_rss_anon_bytes(root):
+    """RssAnon of root's process tree: the kernel's counter of anonymous
+    resident pages (/proc/PID/status), read in O(1) whatever the VMAs."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            for line in read_text("/proc/%d/status" % pid).splitlines():
+                if line.startswith("RssAnon:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def slab_bytes(names=VMA_SLABS):
     """Memory of the named slab caches (whole slabs), host-wide."""
     total = 0

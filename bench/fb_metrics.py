@@ -85,18 +85,49 @@ def footprint(r, saved):
 
 
 def guest_measures(r):
-    """First writes (fresh and merged) timed by the guests other than the
-    writer, churn over all guests."""
-    others = [m for n, m in r["measures"].items() if n != r["writer"]]
+    """First writes timed by the guests: to a fresh page by every guest but
+    the writer (which writes its probe pages only in the reaction), to a
+    merged page after merging by every guest but the writer and the prober
+    (which timed its first writes during merging instead); churn over all
+    guests.  None where no guest is left to time it (--quick has two)."""
+    probe = r.get("probe") or {}
+    fresh = [m for n, m in r["measures"].items() if n != r["writer"]]
+    merged = [m for n, m in r["measures"].items() if n not in (r["writer"], probe.get("guest"))]
     every = list(r["measures"].values())
     churn_ns = sum(m["churn-ns"] for m in every)
     return {
-        "fresh_write_us": median_of(m["first-write-median-ns"] for m in others) / 1000,
-        "merged_write_us": median_of(m["merged-write-median-ns"] for m in others) / 1000,
-        "merged_write_p99_us": median_of(m["merged-write-p99-ns"] for m in others) / 1000,
+        "fresh_write_us": us(median_of(m["first-write-median-ns"] for m in fresh)),
+        "merged_write_us": us(median_of(m["merged-write-median-ns"] for m in merged)),
+        "merged_write_p99_us": us(median_of(m["merged-write-p99-ns"] for m in merged)),
         "churn_pages_per_s": (sum(m["churn-pages"] for m in every) / (churn_ns / 1e9)
                               if churn_ns else None),
     }
+
+
+def us(ns):
+    return ns / 1000 if ns is not None else None
+
+
+def merging_probe(r):
+    """The prober's first writes as soon as its pages were merged, when
+    that was (s since merging started, from the guest's own CLOCK_MONOTONIC
+    stamp), and whether merging was still going on then: before the saving
+    reached 99% of the ideal (t99), or, for foldvm, the engine merged other
+    pages while the guest wrote."""
+    probe = r.get("probe")
+    if not probe:
+        return {}
+    m = r["measures"][probe["guest"]]
+    if not probe["done"] or not m.get("merging-write-median-ns"):
+        return {"merging_write_us": None, "merging_probe_done": False}
+    t99 = convergence(r)["t99_s"]
+    at = m["merging-done-mono-ns"] / 1e9 - probe["merging_start_mono"]
+    return {"merging_write_us": m["merging-write-median-ns"] / 1000,
+            "merging_write_p99_us": m["merging-write-p99-ns"] / 1000,
+            "merging_merged_at_s": at,
+            "merging_engine_merges": m["merging-engine-merges"],
+            "merging_probe_done": True,
+            "merging_before_t99": (t99 is None or at <= t99) or m["merging-engine-merges"] > 0}
 
 
 def summarize(r):
@@ -107,6 +138,7 @@ def summarize(r):
     m.update(footprint(r, saved))
     m.update(guest_measures(r) if r["measures"] and any(
         x["churn-ns"] for x in r["measures"].values()) else {})
+    m.update(merging_probe(r))
     return m
 
 

@@ -45,13 +45,17 @@ class QMP:
         self.sock.close()
 
 
+class WaitTimeout(RuntimeError):
+    """What wait_for raises when the condition did not come in time."""
+
+
 def wait_for(pred, timeout, what, interval=0.1):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
         time.sleep(interval)
-    raise RuntimeError("timed out after %d s waiting for %s" % (timeout, what))
+    raise WaitTimeout("timed out after %d s waiting for %s" % (timeout, what))
 
 
 class Sockets:

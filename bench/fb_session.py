@@ -8,6 +8,10 @@ not a fixed sleep, decides when the next one starts):
             `sleep` step that follows.
   converge  census (the ideal), then merging starts (foldvm's engine or
             KSM); sampled until 99% of the ideal, a plateau, or the window.
+            In scenarios with a prober, one guest is not paused: from the
+            fill on it waits for its probe pages to be merged and times
+            its first writes to them at once (`measure-merging`), while
+            merging goes on elsewhere; then it is paused.
   idle      nothing is written for a fixed window: CPU of the mechanism.
   reaction  the writer guest writes its probe pages, whose content the
             other guests of its domain already hold: time until merged.
@@ -20,7 +24,7 @@ import subprocess
 import time
 
 import fb_host as host
-from fb_qmp import Sockets, wait_for
+from fb_qmp import Sockets, WaitTimeout, wait_for
 
 GATE_S = 5          # the sleep each guest is paused in after filling
 CONVERGED = 0.99    # share of the ideal that ends the convergence phase
@@ -31,7 +35,7 @@ class Scenario:
 
     def __init__(self, name, mode, label, window, ksm=None, idle_ksm=None,
                  cpu=0, raise_maxmap=False, domains=1, layout="scattered",
-                 idle=(), reaction=False, tail=False):
+                 idle=(), reaction=False, tail=False, prober=False):
         self.name, self.mode, self.label, self.window = name, mode, label, window
         self.ksm = ksm or {}                # KSM knobs while converging
         self.idle_ksm = idle_ksm            # KSM knobs for the idle windows
@@ -40,20 +44,25 @@ class Scenario:
         self.domains, self.layout = domains, layout
         self.idle = list(idle)              # [(label, {ksm knobs})]
         self.reaction, self.tail = reaction, tail
+        self.prober = prober                # first writes during merging
 
 
 def guest_names(n):
     return ["g%d" % i for i in range(n)]
 
 
-def guest_steps(writer, churn):
-    """The same steps in every scenario, so every census is the same.
-    The writer leaves its probe pages untouched until the reaction.  Each
-    guest's first command after a pause is a guest-timed one, so no pause
-    ever lands inside the host-timed churn."""
-    if writer:
+def guest_steps(role, churn):
+    """The same content in every scenario, so every census is the same.
+    The writer leaves its probe pages untouched until the reaction; the
+    prober times its first writes during merging (measure-merging rewrites
+    each word with its own value, so the census still holds) instead of
+    after it.  Each guest's first command after a pause is a guest-timed
+    one, so no pause ever lands inside the host-timed churn."""
+    if role == "writer":
         return "fill+sleep:%d+measure+sleep:%d+measure-merged+churn:%d+wait" % (
             GATE_S, GATE_S, churn)
+    if role == "prober":
+        return "fill+measure+measure-merging+sleep:%d+churn:%d+wait" % (GATE_S, churn)
     return "fill+measure+sleep:%d+measure-merged+churn:%d+wait" % (GATE_S, churn)
 
 
@@ -64,8 +73,11 @@ class Session:
         self.logdir = os.path.join(work, "logs-" + tag)
         self.names = guest_names(cfg.guests)
         self.writer = self.names[-1]
+        # the prober: a guest other than the writer (there are >= 2)
+        self.prober = self.names[0] if sc.prober else None
         self.proc = None
         self.qmp = None
+        self.merging_start = None   # time.monotonic() when merging started
 
     # ---------------------------------------------------------- lifecycle --
 
@@ -112,13 +124,16 @@ class Session:
 
     # ------------------------------------------------------------- guests --
 
+    def role(self, name):
+        return {self.writer: "writer", self.prober: "prober"}.get(name, "other")
+
     def create_guests(self):
         for i, name in enumerate(self.names):
             spec = {"name": name, "mem": self.cfg.mem, "vcpus": 1,
                     "domain": "d%d" % (i % self.sc.domains),
                     "zero": 20, "shared": 15, "blob": 35, "seed": 1234,
                     "probe-pages": self.cfg.probe_pages, "dedup": False,
-                    "steps": guest_steps(name == self.writer, self.cfg.churn)}
+                    "steps": guest_steps(self.role(name), self.cfg.churn)}
             if self.sc.layout != "scattered":
                 spec["layout"] = self.sc.layout
             self.qmp.host.cmd("vm-create", spec)
@@ -156,6 +171,18 @@ class Session:
             return anon + store, anon
         return sum(v["dedup"]["pss-bytes"] for v in vms), anon
 
+    def quick_memory(self):
+        """The same, cheap enough to sample every 50 ms (the reaction):
+        query-vms reads /proc/self/smaps, which takes foldvm about a second
+        with tens of thousands of VMAs.  foldvm: the process's RssAnon (a
+        kernel counter) plus the store's blocks, so its own heap counts too
+        (it barely moves within a reaction); KSM: as guest_memory, whose
+        guests' RAM is four VMAs."""
+        if self.sc.mode == "foldvm":
+            store = self.qmp.host.cmd("query-dedup-host").get("store-bytes", 0)
+            return host.tree_rss_anon_bytes(self.proc.pid) + store
+        return self.guest_memory()[0]
+
     def mechanism_cpu_ns(self):
         """CPU of the dedup mechanism: every engine thread, or ksmd."""
         if self.sc.mode == "foldvm":
@@ -184,7 +211,18 @@ class Session:
     def fill(self):
         self.create_guests()
         for name in self.names:
-            self.pause_in_sleep(name, timeout=self.cfg.fill_timeout)
+            if name == self.prober:
+                # not paused: it waits for merges that have not begun
+                wait_for(lambda: self.step(name) == "measure-merging",
+                         self.cfg.fill_timeout, "guest %s to fill" % name, interval=0.05)
+            else:
+                self.pause_in_sleep(name, timeout=self.cfg.fill_timeout)
+
+    def step(self, name):
+        st = self.status(name)
+        if st["status"] in ("shutdown", "internal-error"):
+            raise RuntimeError("guest %s stopped: %s" % (name, st["status"]))
+        return st["foldvm-step"]
 
     def start_merging(self):
         if self.sc.mode == "foldvm":
@@ -193,8 +231,8 @@ class Session:
         else:
             host.write_text(host.ksm_path("run"), 1)
 
-    def sample(self, t0, cpu0, mem0):
-        mem, _ = self.guest_memory()
+    def sample(self, t0, cpu0, mem0, memory=None):
+        mem = memory() if memory else self.guest_memory()[0]
         s = {"t": time.monotonic() - t0, "saved": mem0 - mem,
              "cpu_ns": self.mechanism_cpu_ns() - cpu0}
         if self.sc.mode == "ksm":
@@ -202,20 +240,48 @@ class Session:
         return s
 
     def converge(self, ideal, mem0, window):
-        """Merge until CONVERGED of the ideal, a plateau, or the window."""
+        """Merge until CONVERGED of the ideal, a plateau, or the window.
+        Returns the samples, why it ended, and whether the prober (if
+        any) finished meanwhile (it was paused then)."""
         cpu0 = self.mechanism_cpu_ns()
-        t0 = time.monotonic()
+        t0 = self.merging_start = time.monotonic()
         self.start_merging()
         samples, end, settle_until = [], None, None
+        probed = False  # the prober was paused after its timed writes
         while True:
             samples.append(self.sample(t0, cpu0, mem0))
+            if self.prober and not probed:
+                probed = self.pause_prober_if_done()
             end = end or converge_end(samples, ideal, window, self.cfg.plateau_s)
             if end and settle_until is None:
                 # keep sampling a little: the saving a run ends with
                 settle_until = samples[-1]["t"] + (self.cfg.settle if end == "converged" else 0)
             if end and samples[-1]["t"] >= settle_until:
-                return samples, end
+                return samples, end, probed
             time.sleep(self.cfg.interval)
+
+    def pause_prober_if_done(self):
+        """Pause the prober in the sleep after its timed writes (GATE_S
+        long; the bench polls every `interval`, so it is caught there)."""
+        st = self.status(self.prober)
+        if st["status"] in ("shutdown", "internal-error"):
+            raise RuntimeError("guest %s stopped: %s" % (self.prober, st["status"]))
+        if st["foldvm-step"] == "sleep" and probed_merging(st):
+            self.qmp.guest(self.prober).cmd("stop")
+            return True
+        return False
+
+    def finish_probe(self):
+        """After convergence: a prober still waiting for its pages to be
+        merged gets until the reaction window; then it is left waiting
+        (measure-merging gives up by itself after 10 minutes) and the
+        figure is reported as not measured."""
+        try:
+            self.pause_in_sleep(self.prober, ready=probed_merging,
+                                timeout=self.cfg.reaction_window)
+            return True
+        except WaitTimeout:
+            return False
 
     def set_idle_ksm(self, knobs):
         for knob, value in knobs.items():
@@ -249,7 +315,7 @@ class Session:
         n = self.cfg.probe_pages
         wait_for(lambda: self.status(self.writer)["foldvm-step"] == "measure",
                  GATE_S + 5, "the writer's measure step")
-        mem0, _ = self.guest_memory()
+        mem0 = self.quick_memory()
         cpu0 = self.mechanism_cpu_ns()
         t0 = time.monotonic()
         self.resume([self.writer])
@@ -257,7 +323,7 @@ class Session:
         samples, paused = [], False
         while True:
             # saved = memory with the N pages written, unmerged - now
-            s = self.sample(t0, cpu0, mem0 + n * host.PAGE)
+            s = self.sample(t0, cpu0, mem0 + n * host.PAGE, self.quick_memory)
             samples.append(s)
             paused = paused or self.pause_writer_if_done()
             if s["saved"] >= want or s["t"] >= self.cfg.reaction_window:
@@ -290,6 +356,10 @@ def wrote_probes(status):
     return status["foldvm-measure"]["tsc-khz"] > 0
 
 
+def probed_merging(status):
+    return status["foldvm-measure"]["merging-write-median-ns"] > 0
+
+
 def converge_end(samples, ideal, window, plateau_s):
     """Why the convergence phase ends now, or None to go on."""
     last = samples[-1]
@@ -312,9 +382,14 @@ def run(sc, cfg, settings, work, tag, window=None):
         s.fill()
         ideal = s.qmp.host.cmd("query-dedup-ideal")
         base = s.footprint()
-        samples, end = s.converge(ideal["ideal-bytes"], base["guest_bytes"],
-                                  window or sc.window)
+        samples, end, probed = s.converge(ideal["ideal-bytes"], base["guest_bytes"],
+                                          window or sc.window)
         steady = s.footprint()
+        probe = None
+        if s.prober:
+            done = probed or s.finish_probe()
+            probe = {"guest": s.prober, "done": done,
+                     "merging_start_mono": s.merging_start}
         idle = s.idle()
         reaction = s.reaction() if sc.reaction else None
         if sc.tail:
@@ -328,4 +403,4 @@ def run(sc, cfg, settings, work, tag, window=None):
             "guests": cfg.guests, "mem": cfg.mem, "window_s": window or sc.window,
             "end": end, "ideal": ideal, "base": base, "steady": steady,
             "samples": samples, "idle": idle, "reaction": reaction,
-            "measures": measures, "writer": s.writer}
+            "measures": measures, "writer": s.writer, "probe": probe}

@@ -101,12 +101,13 @@ def standard_scenarios(cfg, layouts):
     idle_ksm = [("smart_scan as shipped", {}), ("smart_scan off", {"smart_scan": 0})]
     main = [
         Scenario("ksm-default", "ksm", "KSM defaults (100 pages / 20 ms)", cfg.ksm_window,
-                 ksm=KSM_DEFAULTS, idle=idle_ksm, reaction=True, tail=True),
+                 ksm=KSM_DEFAULTS, idle=idle_ksm, reaction=True, tail=True, prober=True),
         # cpu and window are set from ksm-default of the same repeat
         Scenario("foldvm-cpu-matched", "foldvm", "foldvm at KSM defaults' CPU share",
                  cfg.ksm_window, raise_maxmap=True),
         Scenario("foldvm", "foldvm", "foldvm defaults, max_map_count raised", cfg.window,
-                 raise_maxmap=True, idle=[("engine", {})], reaction=True, tail=True),
+                 raise_maxmap=True, idle=[("engine", {})], reaction=True, tail=True,
+                 prober=True),
     ]
     for layout in layouts:
         suffix = "" if layout == "scattered" else "-" + layout

@@ -76,6 +76,37 @@ class ConvergeEnd(unittest.TestCase):
         self.assertEqual(converge_end(self.samples([50] * 30), 100, 600, 20), "plateau")
 
 
+class MergingProbe(unittest.TestCase):
+    """The first write during merging is only called that when merging was
+    still going on, and is missing (not zero) when the probe never ran."""
+
+    def probed(self, at_s, merges, done=True, median_ns=3000):
+        r = record([0, 40, 80, 99.5, 100])          # t99 at 3 s
+        r["probe"] = {"guest": "g0", "done": done, "merging_start_mono": 100.0}
+        r["measures"] = {"g0": {"merging-write-median-ns": median_ns if done else 0,
+                                "merging-write-p99-ns": 9000, "merging-wait-ns": 10**9,
+                                "merging-done-mono-ns": int((100.0 + at_s) * 1e9),
+                                "merging-engine-merges": merges}}
+        return M.merging_probe(r)
+
+    def test_before_t99_is_during_merging(self):
+        m = self.probed(at_s=2.0, merges=-1)
+        self.assertEqual(m["merging_write_us"], 3.0)
+        self.assertAlmostEqual(m["merging_merged_at_s"], 2.0)
+        self.assertTrue(m["merging_before_t99"])
+
+    def test_after_t99_is_flagged(self):
+        self.assertFalse(self.probed(at_s=4.0, merges=-1)["merging_before_t99"])
+        # foldvm's engine merging other pages meanwhile counts as during
+        self.assertTrue(self.probed(at_s=4.0, merges=7)["merging_before_t99"])
+
+    def test_unfinished_probe_is_not_a_value(self):
+        m = self.probed(at_s=0, merges=0, done=False)
+        self.assertIsNone(m["merging_write_us"])
+        runs = [{"metrics": m, "probe": {"guest": "g0"}}]
+        self.assertEqual(R.merging_cell(runs), "- (1 of 1 runs: pages not merged in time)")
+
+
 class Sizes(unittest.TestCase):
     def test_parse_size(self):
         self.assertEqual(M.parse_size("1G"), 1 << 30)

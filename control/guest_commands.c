@@ -48,6 +48,7 @@ static struct json_object *measure_json(const struct guest_report *r)
 	jadd_int(o, "merging-write-p99-ns",
 		 r->measured_merging ? cycles_ns(r->mg_p99, r->tsc_khz) : 0);
 	jadd_int(o, "merging-wait-ns", r->measured_merging ? r->mg_wait_ns : 0);
+	jadd_int(o, "merging-done-mono-ns", r->measured_merging ? r->mg_done_ns : 0);
 	json_object_object_add(o, "merging-engine-merges", json_object_new_int64(
 		r->measured_merging ? r->mg_merges : -1));
 	jadd_int(o, "churn-pages", r->churned);

@@ -45,6 +45,7 @@ struct guest_report {
 	bool measured_merging;
 	uint64_t mg_median, mg_p99, mg_mean;
 	uint64_t mg_wait_ns;    /* from the step's start until all were merged */
+	uint64_t mg_done_ns;    /* then, on CLOCK_MONOTONIC (for a bench's timeline) */
 	int64_t mg_merges;      /* engine merges during the timed writes (-1:
 				   not known, KSM) */
 	/* dedup: the engine's counters and the kernel's view of its RAM */

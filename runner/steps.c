@@ -205,19 +205,33 @@ static int step_measure(struct driver *d, bool merged, struct fv_error *err)
 	return 0;
 }
 
+/* The guest's place in the engine, or NULL: `dedup-set enabled` may
+ * attach it at any time (under the run lock, runner_guest_set_merging). */
+static struct dedup_guest *engine_entry(struct driver *d)
+{
+	struct dedup_guest *dg;
+
+	pthread_mutex_lock(&d->ctx->st->lock);
+	dg = d->guest->dedup_guest;
+	pthread_mutex_unlock(&d->ctx->st->lock);
+	return dg;
+}
+
 /* Is page gfn of this guest merged, by whoever merges its memory: the
  * engine's per-page state, or the kernel's KSM flag of its frame (read
- * through pm, open for KSM guests)?  1 yes, 0 no, -1 when nobody can tell
- * (err set). */
+ * through pm, open for KSM guests)?  1 yes, 0 no (also while the guest is
+ * not attached to the engine yet), -1 when nobody can tell (err set). */
 static int page_merged(struct driver *d, const struct procstat_pagemap *pm,
 		       uint64_t gfn, struct fv_error *err)
 {
+	struct dedup_guest *dg = engine_entry(d);
 	struct guest *g = d->guest;
 	bool ksm;
 
-	if (g->dedup_guest)
-		return dedup_page_state(g->dedup, g->dedup_guest, gfn) ==
-		       DEDUP_PAGE_MERGED;
+	if (dg)
+		return dedup_page_state(g->dedup, dg, gfn) == DEDUP_PAGE_MERGED;
+	if (pm->fd < 0)
+		return 0;
 	if (procstat_page_ksm(pm, gmem_page_hva(&g->mem, gfn), &ksm, err))
 		return -1;
 	return ksm;
@@ -298,13 +312,15 @@ static int wait_probes_merged(struct driver *d, const struct procstat_pagemap *p
  * has the guest time its first writes to them at once, as measure-merged
  * does.  It reports how long it waited and how many merges the engine
  * made during the timed writes: more than 0 means the scanner was busy
- * merging (other memory) while the guest wrote.
+ * merging (other memory) while the guest wrote.  A guest that merging
+ * has not reached yet (created with dedup=off, before `dedup-set
+ * enabled`; KSM not running yet) just waits longer.
  */
 static int step_measure_merging(struct driver *d, struct fv_error *err)
 {
 	const struct fv_guest_config *l = &d->guest->layout;
 	uint64_t arg[8] = { l->probe_gpa, l->probe_pages, FV_PAGE_SIZE, 1 };
-	struct dedup_engine *e = d->guest->dedup_guest ? d->guest->dedup : NULL;
+	struct dedup_engine *e;
 	struct procstat_pagemap pm = { .fd = -1 };
 	struct guest_report *rep = d->rep;
 	uint64_t t0 = fv_mono_ns(), merges = 0;
@@ -314,18 +330,20 @@ static int step_measure_merging(struct driver *d, struct fv_error *err)
 	if (!rep->measured)
 		return fv_err(err, FV_E_STATE,
 			      "measure-merging needs a measure step before it (the probe pages are still zero)");
-	if (!e) {
-		if (!d->ctx->opt->ksm)
-			return fv_err(err, FV_E_STATE,
-				      "nothing merges this guest's memory (dedup=off, no --ksm)");
+	if (d->ctx->opt->ksm) {
 		if (procstat_pagemap_open(&pm, err))
 			return -1;
+	} else if (!d->ctx->st->dedup) {
+		return fv_err(err, FV_E_STATE,
+			      "nothing merges this guest's memory (no dedup engine, no --ksm)");
 	}
 	rc = wait_probes_merged(d, &pm, err);
 	procstat_pagemap_close(&pm);
 	if (rc)
 		return -1;
-	rep->mg_wait_ns = fv_mono_ns() - t0;
+	e = engine_entry(d) ? d->guest->dedup : NULL;
+	rep->mg_done_ns = fv_mono_ns();
+	rep->mg_wait_ns = rep->mg_done_ns - t0;
 	if (e)
 		merges = engine_merges(e);
 	if (run_cmd(d, 0, FV_CMD_MEASURE_WRITE, arg, &r, err))
