@@ -3,11 +3,15 @@
  *
  * Every scattered merged page splits the guest's mapping (+2 VMAs) and
  * vm.max_map_count (65530 by default) caps the process, so merges are
- * budgeted: each merge is charged an estimate of the VMAs it adds, and
- * every VMA_RECOUNT_NS the estimate is replaced by a count from
- * /proc/self/maps (lib/procstat.c reads it).  When the budget binds, the
- * engine merges what it can, reports budget_exhausted and keeps running.
- * e->lock is held throughout this file.
+ * budgeted: each merge is charged what it adds to the guest's mapping
+ * (runs of consecutive frames on consecutive pages are one VMA), and the
+ * books are checked against /proc/self/maps (lib/procstat.c reads it) only
+ * when that is worth its cost, which grows with the VMA count: when guests
+ * came or went, and when merges approach the budget.  A converged or idle
+ * engine never reads the map.  When the budget binds, the engine merges
+ * what it can, parks the pages it refused (a pass does not look at them
+ * again until a recount finds room), reports budget_exhausted and keeps
+ * running.  e->lock is held throughout this file.
  */
 #include "dedup/engine_internal.h"
 #include "lib/timeutil.h"
@@ -27,7 +31,30 @@ bool dedup_budget_allows(uint64_t used, uint64_t budget, int delta)
 	return delta <= 0 || used + (uint64_t)delta <= budget;
 }
 
+bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
+			  uint64_t budget)
+{
+	uint64_t margin = budget / 8 > 1000 ? budget / 8 : 1000;
+
+	if (due)
+		return true;
+	/* The books drift from the kernel's count only through merges (a
+	 * join the kernel refused, a page that costs less than charged);
+	 * the drift matters only where it could refuse a merge wrongly. */
+	return merges_since && used + margin >= budget;
+}
+
 /* ---- counting ---- */
+
+/* Room appeared: the pages refused for the budget are looked at again. */
+static void budget_unpark(struct dedup_engine *e)
+{
+	for (struct dedup_guest *g = e->guests; g; g = g->next)
+		for (uint64_t w = 0; w < g->nwords; w++) {
+			g->todo[w] |= g->parked[w];
+			g->parked[w] = 0;
+		}
+}
 
 /* One line of /proc/self/maps: a VMA inside a guest's RAM is the guest's. */
 static void recount_vma(void *opaque, uint64_t start, uint64_t end)
@@ -53,10 +80,14 @@ static void recount_vma(void *opaque, uint64_t start, uint64_t end)
  */
 void budget_recount(struct dedup_engine *e)
 {
-	uint64_t total, merged = 0;
+	uint64_t total, merged = 0, room_before = e->vma_budget > e->vmas_used ?
+						  e->vma_budget - e->vmas_used : 0;
 
 	for (struct dedup_guest *g = e->guests; g; g = g->next)
 		g->vmas_seen = 0;
+	e->recount_due = false;
+	e->merges_at_recount = e->merges;
+	e->vma_calibrated_ns = fv_mono_ns();
 	if (procstat_maps(recount_vma, e, &total, NULL))
 		return;
 	for (struct dedup_guest *g = e->guests; g; g = g->next) {
@@ -67,12 +98,28 @@ void budget_recount(struct dedup_engine *e)
 	if (!e->cfg.vma_budget)
 		e->vma_budget = e->max_map_count > total - merged + VMA_HEADROOM ?
 				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
-	e->vma_calibrated_ns = fv_mono_ns();
+	if (e->vma_budget > e->vmas_used && e->vma_budget - e->vmas_used > room_before)
+		budget_unpark(e);
+}
+
+static bool budget_recount_wanted(const struct dedup_engine *e)
+{
+	return dedup_recount_wanted(e->recount_due, e->merges - e->merges_at_recount,
+				    e->vmas_used, e->vma_budget);
 }
 
 void budget_maybe_recount(struct dedup_engine *e)
 {
-	if (fv_mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS)
+	if (fv_mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS && budget_recount_wanted(e))
+		budget_recount(e);
+}
+
+void budget_pass_end(struct dedup_engine *e)
+{
+	/* Once a pass, whatever the time: the pass that made the last merges
+	 * settles the books, so the passes after it - and a recount's
+	 * unparking - see the final count, and an idle engine none. */
+	if (budget_recount_wanted(e))
 		budget_recount(e);
 }
 
@@ -99,13 +146,22 @@ int budget_merge_delta(struct dedup_guest *g, uint64_t gfn, uint32_t f)
 	return dedup_vma_delta(left, right);
 }
 
-/* Room for a merge adding `delta` VMAs?  Counts a refusal. */
-bool budget_room(struct dedup_engine *e, struct dedup_guest *g, int delta)
+/* Park a page the budget refused: passes leave it alone until a recount
+ * finds room (budget_unpark), so a budget-bound engine idles as cheaply as
+ * a converged one.  A write to it still shows in the dirty log. */
+static void budget_park(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	e->budget_exhausted = true;
+	g->st.budget_skipped++;
+	g->parked[gfn / 64] |= 1ull << (gfn % 64);
+}
+
+bool budget_room(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
+		 int delta)
 {
 	if (dedup_budget_allows(e->vmas_used, e->vma_budget, delta))
 		return true;
-	e->budget_exhausted = true;
-	g->st.budget_skipped++;
+	budget_park(e, g, gfn);
 	return false;
 }
 
@@ -122,9 +178,8 @@ void budget_charge(struct dedup_engine *e, struct dedup_guest *g, int delta)
 
 /* The kernel refused a mapping (mmap's ENOMEM: vm.max_map_count): the real
  * limit is what is used now, whatever the budget said. */
-void budget_hit_limit(struct dedup_engine *e, struct dedup_guest *g)
+void budget_hit_limit(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
-	e->budget_exhausted = true;
-	g->st.budget_skipped++;
+	budget_park(e, g, gfn);
 	e->vma_budget = e->vmas_used;
 }

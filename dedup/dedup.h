@@ -29,18 +29,24 @@ struct dedup_config {
 	unsigned cpu_pct;         /* scanner CPU share cap 1..100; 0 = no cap */
 	uint64_t vma_budget;      /* VMAs merges may add; 0 = from max_map_count */
 	uint64_t store_max_bytes; /* size limit of the frame store */
-	unsigned pass_interval_ms;/* pause after a full pass */
+	unsigned pass_interval_ms;/* pause after a pass that found work; it
+				     doubles after each that found none, up
+				     to idle_interval_max_ms */
+	unsigned idle_interval_max_ms; /* longest pause (1000; at most
+				     pass_interval_ms means no growth) */
 	unsigned volatile_after;  /* dirty passes in a row before backing off */
 };
 
 /* Defaults: no rate limit, no CPU cap, automatic VMA budget, 256 GiB
- * sparse store, 100 ms between passes, back off after 2 dirty passes. */
+ * sparse store, 100 ms between passes (up to 1 s while passes find
+ * nothing), back off after 2 dirty passes. */
 void dedup_config_defaults(struct dedup_config *cfg);
 
 struct dedup_guest_stats {
 	char domain[DEDUP_DOMAIN_MAX + 1];
 	uint64_t pages;             /* guest RAM pages */
-	uint64_t pages_scanned;     /* page visits, all passes */
+	uint64_t pages_scanned;     /* page visits, all passes (a pass visits
+				       only pages written or still to do) */
 	uint64_t pages_hashed;      /* pages hashed (unchanged ones are not) */
 	uint64_t pages_merged;      /* pages now sharing a store frame */
 	uint64_t pages_zero;        /* zero pages now discarded */
@@ -52,8 +58,9 @@ struct dedup_guest_stats {
 	uint64_t volatile_skipped;  /* visits skipped: page keeps changing */
 	uint64_t budget_skipped;    /* merges not done: VMA budget */
 	uint64_t bytes_saved;       /* (merged + zero) pages less its share of frames */
-	uint64_t vmas;              /* VMAs its merges added (counted in
-				       /proc/self/maps, estimated in between) */
+	uint64_t vmas;              /* VMAs its merges added (kept per merge;
+				       counted in /proc/self/maps near the
+				       budget and when guests come and go) */
 	uint64_t full_passes;
 	uint64_t cpu_ns;            /* scanner CPU time spent on this guest */
 	uint64_t rate;              /* its own scan-rate cap, pages/s (0 = none) */
@@ -65,7 +72,7 @@ struct dedup_host_stats {
 	uint64_t store_bytes;       /* bytes the store memfd holds (kernel) */
 	uint64_t saved_bytes;       /* sum of the guests' bytes_saved */
 	uint64_t vma_budget;        /* VMAs merges may add */
-	uint64_t vmas_used;         /* VMAs merges added (counted every 250 ms) */
+	uint64_t vmas_used;         /* VMAs merges added (see vmas above) */
 	uint64_t max_map_count;     /* vm.max_map_count at start */
 	bool budget_exhausted;      /* some merge was skipped for the budget */
 	uint64_t passes;            /* full passes over all guests */
@@ -166,5 +173,13 @@ int dedup_vma_delta(bool left_run, bool right_run);
 bool dedup_budget_allows(uint64_t used, uint64_t budget, int delta);
 /* Volatility: passes to skip a page that was dirty `heat` passes running. */
 unsigned dedup_backoff_passes(unsigned heat, unsigned volatile_after);
+/* The sleep after a pass: `base` ms after one that visited a page, then
+ * doubling with each idle pass in a row, at most `max` ms. */
+unsigned dedup_idle_interval_ms(unsigned base, unsigned idle_passes, unsigned max);
+/* Is a recount of the VMAs worth its cost?  Only when guests came or
+ * went, or when merges were made since the last one and the estimate is
+ * within an eighth of the budget (or 1,000 VMAs) of binding. */
+bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
+			  uint64_t budget);
 
 #endif

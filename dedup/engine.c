@@ -32,8 +32,8 @@
  *     kernel, so the content cannot change under us;
  *  2. compare the page with the frame, byte for byte (the hash only found
  *     the candidate);
- *  3. equal: mmap(MAP_PRIVATE|MAP_FIXED) the frame over the page, clear
- *     KVM's stale dirty bit, wake the blocked writers - they retry on the
+ *  3. equal: mmap(MAP_PRIVATE|MAP_FIXED) the frame over the page, wake
+ *     the blocked writers - they retry on the
  *     new mapping and get copy-on-write, so their write lands in a private
  *     copy and is seen as an unmerge on the next pass (a zero page is
  *     discarded instead, MADV_DONTNEED: the writer gets a fresh page);
@@ -58,6 +58,7 @@ void dedup_config_defaults(struct dedup_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->store_max_bytes = 256ull << 30;
 	cfg->pass_interval_ms = 100;
+	cfg->idle_interval_max_ms = 1000;
 	cfg->volatile_after = 2;
 }
 
@@ -110,6 +111,18 @@ void engine_notify(struct dedup_engine *e)
 
 /* ---- engine lifecycle ---- */
 
+/* The scanner's pause between passes is a timed wait on this cond: on the
+ * monotonic clock, so that setting the wall clock does not stretch it. */
+static void engine_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 static int engine_init(struct dedup_engine *e, struct fv_error *err)
 {
 	uint64_t frames = e->cfg.store_max_bytes / PAGE;
@@ -146,6 +159,7 @@ static int engine_start_threads(struct dedup_engine *e, struct fv_error *err)
 		pthread_mutex_lock(&e->lock);
 		e->running = false;
 		pthread_mutex_unlock(&e->lock);
+		fault_stop(e);
 		pthread_join(e->faulter, NULL);
 		return fv_err_errno(err, FV_E_SYS, r, "dedup scanner thread");
 	}
@@ -167,10 +181,11 @@ int dedup_create(struct dedup_engine **out, const struct dedup_config *cfg,
 	if (e->cfg.cpu_pct > 100)
 		e->cfg.cpu_pct = 100;
 	e->uffd = -1;
+	e->fault_stop_fd = -1;
 	e->pagemap.fd = -1;
 	e->store.fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->cond, NULL);
+	engine_cond_init(&e->cond);
 	if (engine_init(e, err) || engine_start_threads(e, err)) {
 		dedup_destroy(e);
 		return -1;
@@ -188,6 +203,7 @@ void dedup_destroy(struct dedup_engine *e)
 		e->running = false;
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
+		fault_stop(e);
 		pthread_join(e->scanner, NULL);
 		pthread_join(e->faulter, NULL);
 	}
@@ -195,6 +211,8 @@ void dedup_destroy(struct dedup_engine *e)
 		dedup_remove_guest(e, e->guests);
 	if (e->uffd >= 0)
 		close(e->uffd);
+	if (e->fault_stop_fd >= 0)
+		close(e->fault_stop_fd);
 	procstat_pagemap_close(&e->pagemap);
 	dedup_index_free(&e->stable);
 	dedup_index_free(&e->cand);
@@ -227,6 +245,15 @@ static int domain_id(struct dedup_engine *e, const char *name, uint32_t *id,
 	return 0;
 }
 
+static void guest_free(struct dedup_guest *g)
+{
+	free(g->pages);
+	free(g->dirty);
+	free(g->todo);
+	free(g->parked);
+	free(g);
+}
+
 int dedup_add_guest(struct dedup_engine *e, struct guest_mem *gm,
 		    const char *name, const char *domain,
 		    struct dedup_guest **out, struct fv_error *err)
@@ -249,28 +276,33 @@ int dedup_add_guest(struct dedup_engine *e, struct guest_mem *gm,
 	snprintf(g->name, sizeof(g->name), "%s", name);
 	snprintf(g->st.domain, sizeof(g->st.domain), "%s", dom);
 	g->pages = calloc(g->npages, sizeof(*g->pages));
-	g->dirty = calloc((g->npages + 63) / 64, sizeof(uint64_t));
-	if (!g->pages || !g->dirty) {
+	g->nwords = (g->npages + 63) / 64;
+	g->dirty = calloc(g->nwords, sizeof(uint64_t));
+	g->todo = calloc(g->nwords, sizeof(uint64_t));
+	g->parked = calloc(g->nwords, sizeof(uint64_t));
+	if (!g->pages || !g->dirty || !g->todo || !g->parked) {
 		fv_err(err, FV_E_NOMEM, "dedup page table for %s", name);
 		goto out;
 	}
 	if (gmem_dedup_enable(gm, e->uffd, err))
 		goto out;
+	guest_requeue_all(g); /* its first pass looks at every page */
 	pthread_mutex_lock(&e->lock);
 	r = domain_id(e, dom, &g->domain, err);
 	if (r == 0) {
 		g->id = e->next_guest_id++;
 		g->next = e->guests;
 		e->guests = g;
+		e->recount_due = true; /* its memory and threads are VMAs too */
+		e->idle_passes = 0;
+		e->kick = true;
+		pthread_cond_broadcast(&e->cond);
 		*out = g;
 	}
 	pthread_mutex_unlock(&e->lock);
 out:
-	if (r) {
-		free(g->pages);
-		free(g->dirty);
-		free(g);
-	}
+	if (r)
+		guest_free(g);
 	return r;
 }
 
@@ -297,17 +329,23 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g)
 			frame_put(e, g->pages[gfn].frame);
 	}
 	e->vmas_used -= g->st.vmas < e->vmas_used ? g->st.vmas : e->vmas_used;
-	e->vma_calibrated_ns = 0; /* recount soon: its VMAs go with its memory */
+	e->recount_due = true; /* its VMAs go with its memory */
 	pthread_mutex_unlock(&e->lock);
-	free(g->pages);
-	free(g->dirty);
-	free(g);
+	guest_free(g);
 }
 
 void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
 			     bool on)
 {
 	pthread_mutex_lock(&e->lock);
+	/* Back on: every page is looked at again (while off, passes only
+	 * tracked unmerges of the pages written). */
+	if (on && g->paused_merging) {
+		guest_requeue_all(g);
+		e->idle_passes = 0;
+		e->kick = true;
+		pthread_cond_broadcast(&e->cond);
+	}
 	g->paused_merging = !on;
 	/* Candidates of a guest that merges no more would pair others with
 	 * pages that are not going to be merged. */
@@ -473,11 +511,16 @@ int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms)
 	uint64_t target;
 	int rc = 0;
 
-	fv_deadline_after(&deadline, CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0);
+	fv_deadline_after(&deadline, CLOCK_MONOTONIC, timeout_ms >= 0 ? timeout_ms : 0);
 	pthread_mutex_lock(&e->lock);
 	/* A pass already under way may have missed recent changes: n more
-	 * passes must *start* after this call, so wait for n + 1 ends. */
+	 * passes must *start* after this call, so wait for n + 1 ends.  A
+	 * scanner resting after idle passes is woken and starts over at the
+	 * normal interval: whoever waits wants the passes now. */
 	target = e->passes + n + 1;
+	e->idle_passes = 0;
+	e->kick = true;
+	pthread_cond_broadcast(&e->cond);
 	while (e->passes < target && e->running && rc != ETIMEDOUT)
 		rc = timeout_ms >= 0 ? pthread_cond_timedwait(&e->cond, &e->lock, &deadline)
 				     : pthread_cond_wait(&e->cond, &e->lock);

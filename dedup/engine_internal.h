@@ -38,6 +38,7 @@ enum page_flags {
 	PG_ZERO = 1 << 2,      /* discarded: reads the zero page */
 	PG_CANDIDATE = 1 << 3, /* in the candidate index under `hash` */
 	PG_FILEVMA = 1 << 4,   /* lies in a store mapping (was merged once) */
+	PG_UNTOUCHED = 1 << 5, /* zero, never written: the kernel's zero page */
 };
 
 struct dedup_page {
@@ -56,7 +57,12 @@ struct dedup_guest {
 	uint32_t domain;
 	uint64_t npages;
 	struct dedup_page *pages;
+	uint64_t nwords;           /* 64-page words of the bitmaps below */
 	uint64_t *dirty;           /* this pass's dirty bitmap */
+	uint64_t *todo;            /* pages the next pass visits although the
+				      dirty log may not name them (scan.c) */
+	uint64_t *parked;          /* pages refused for the VMA budget: back to
+				      todo when a recount finds room */
 	bool paused_merging;       /* dedup switched off: only unmerges tracked */
 	uint64_t rate;             /* its own scan-rate cap, pages/s (0 = none) */
 	bool error_reported;       /* merge errors: one was reported, */
@@ -70,7 +76,7 @@ struct dedup_guest {
 struct dedup_engine {
 	struct dedup_config cfg;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;       /* on CLOCK_MONOTONIC */
 	struct dedup_store store;
 	struct dedup_index stable;
 	struct dedup_index cand;
@@ -84,6 +90,7 @@ struct dedup_engine {
 	uint64_t zero_pfn;         /* PFN of the kernel zero page, 0 if unknown */
 	uint32_t zero_frame;       /* store frame of zeros (for store mappings) */
 	int uffd;
+	int fault_stop_fd;         /* eventfd: wakes the fault thread to stop */
 	struct procstat_pagemap pagemap;
 	pthread_t scanner, faulter;
 	bool running;
@@ -91,8 +98,12 @@ struct dedup_engine {
 	bool threads_started;
 	uint64_t vma_budget, vmas_used, max_map_count;
 	uint64_t vma_calibrated_ns;  /* when vmas_used was last counted */
+	uint64_t merges_at_recount;  /* e->merges then */
+	bool recount_due;            /* guests came or went since */
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
+	unsigned idle_passes;      /* passes in a row that visited no page */
+	bool kick;                 /* end the scanner's pause now (new work) */
 	uint64_t scanner_cpu_ns;
 	uint64_t fault_cpu_ns;     /* atomic: the fault thread adds without the lock */
 	uint64_t pass_cpu_max_ns, pass_cpu_last_ns;
@@ -112,6 +123,10 @@ void guest_page_entry(struct dedup_engine *e, struct dedup_guest *g,
 		      uint64_t gfn, struct procstat_page *out);
 /* Tell the owner a pass ended; called without e->lock. */
 void engine_notify(struct dedup_engine *e);
+/* The next pass visits this page (and not just when the dirty log says). */
+void page_requeue(struct dedup_guest *g, uint64_t gfn);
+/* Every page of the guest, e.g. when merging is switched back on. */
+void guest_requeue_all(struct dedup_guest *g);
 
 /* ---- merge.c ---- */
 
@@ -134,21 +149,26 @@ void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
 /* ---- scan.c ---- */
 
 void *scanner_thread(void *arg);     /* takes e->lock itself */
-void sleep_ns(uint64_t ns);
 
 /* ---- budget.c ---- */
 
 int budget_init(struct dedup_engine *e, struct fv_error *err);
 void budget_recount(struct dedup_engine *e);
-void budget_maybe_recount(struct dedup_engine *e);
+void budget_maybe_recount(struct dedup_engine *e);  /* between chunks */
+void budget_pass_end(struct dedup_engine *e);       /* after each pass */
 int budget_merge_delta(struct dedup_guest *g, uint64_t gfn, uint32_t f);
-bool budget_room(struct dedup_engine *e, struct dedup_guest *g, int delta);
+/* Room for a merge of page gfn adding `delta` VMAs?  A page refused is
+ * parked until a recount finds room. */
+bool budget_room(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
+		 int delta);
 void budget_charge(struct dedup_engine *e, struct dedup_guest *g, int delta);
-void budget_hit_limit(struct dedup_engine *e, struct dedup_guest *g);
+void budget_hit_limit(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn);
 
 /* ---- fault.c ---- */
 
 int fault_open_uffd(struct dedup_engine *e, struct fv_error *err);
 void *fault_thread(void *arg);       /* takes e->lock itself */
+/* Wake the fault thread after e->running went false (no lock needed). */
+void fault_stop(struct dedup_engine *e);
 
 #endif

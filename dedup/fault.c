@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <linux/userfaultfd.h>
@@ -26,6 +28,12 @@
 int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
 {
 	struct uffdio_api api = { .api = UFFD_API };
+
+	/* How fault_stop() wakes the thread: it sleeps in poll() with no
+	 * timeout, so an idle engine's fault thread costs nothing. */
+	e->fault_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->fault_stop_fd < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "eventfd");
 
 	e->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (e->uffd < 0)
@@ -60,10 +68,21 @@ static void fault_release(struct dedup_engine *e, uint64_t addr)
 	pthread_mutex_unlock(&e->lock);
 }
 
+void fault_stop(struct dedup_engine *e)
+{
+	uint64_t one = 1;
+
+	/* e->running is false by now (set under e->lock): the thread either
+	 * sees it before it polls or is woken by this. */
+	if (write(e->fault_stop_fd, &one, sizeof(one)) != sizeof(one))
+		abort(); /* an eventfd counter cannot overflow from one write */
+}
+
 void *fault_thread(void *arg)
 {
 	struct dedup_engine *e = arg;
-	struct pollfd pfd = { .fd = e->uffd, .events = POLLIN };
+	struct pollfd pfd[2] = { { .fd = e->uffd, .events = POLLIN },
+				 { .fd = e->fault_stop_fd, .events = POLLIN } };
 
 	pthread_setname_np(pthread_self(), "dedup-uffd");
 	for (;;) {
@@ -77,7 +96,7 @@ void *fault_thread(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&e->lock);
-		if (poll(&pfd, 1, 100) <= 0)
+		if (poll(pfd, 2, -1) <= 0 || !(pfd[0].revents & POLLIN))
 			continue;
 		n = read(e->uffd, &msg, sizeof(msg));
 		if (n != sizeof(msg))

@@ -177,18 +177,21 @@ enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 		gmem_protect(g->gm, gfn, 1, false, NULL);
 		if (f != STORE_NO_FRAME && err.code == FV_E_NOMEM) {
 			/* mmap's ENOMEM here is vm.max_map_count. */
-			budget_hit_limit(e, g);
+			budget_hit_limit(e, g, gfn);
 			return MERGE_NO_BUDGET;
 		}
 		merge_report_error(g, &err);
 		return MERGE_ERROR;
 	}
-	/* The page starts clean on the frame (or discarded); a write from
-	 * now on - the waiting writers included - shows in the dirty log.
-	 * Woken, they retry on the new mapping and get copy-on-write (a
-	 * fresh zero page), so their write lands in a private copy and is
-	 * seen as an unmerge on the next pass. */
-	gmem_clear_dirty(g->gm, gfn, NULL);
+	/* A write from now on - the waiting writers included - shows in the
+	 * dirty log: woken, they retry on the new mapping and get
+	 * copy-on-write (a fresh zero page), so their write lands in a
+	 * private copy and is seen as an unmerge on the next pass.  KVM's
+	 * bit is not cleared here: it may be stale (a write before step 1,
+	 * already compared), but clearing it could also erase the bit of a
+	 * write made right after the mapping changed, and the next pass
+	 * tells the two apart by the page table (scan.c), which a clear
+	 * here would cost an ioctl and a TLB flush per merge to save. */
 	gmem_wake(g->gm, gfn, 1, NULL);
 	cand_remove(e, g, gfn);
 	g->st.merges++;
@@ -204,7 +207,7 @@ static enum merge_result merge_page(struct dedup_engine *e, struct dedup_guest *
 	int delta = budget_merge_delta(g, gfn, f);
 	enum merge_result r;
 
-	if (!budget_room(e, g, delta))
+	if (!budget_room(e, g, gfn, delta))
 		return MERGE_NO_BUDGET;
 	r = merge_protected(e, g, gfn, f);
 	if (r != MERGE_DONE)
@@ -236,15 +239,19 @@ static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t g
 	uint32_t f;
 
 	if (g->pages[gfn].flags & PG_FILEVMA) {
-		if (e->zero_frame == STORE_NO_FRAME && !budget_room(e, g, 2))
+		if (e->zero_frame == STORE_NO_FRAME && !budget_room(e, g, gfn, 2))
 			return;
 		f = zero_frame_get(e);
 		if (f != STORE_NO_FRAME && merge_page(e, g, gfn, f) != MERGE_DONE)
 			frame_abandon(e, f);
 		return;
 	}
-	if (page_is_kernel_zero(e, g, gfn))
-		return; /* never written: costs nothing already */
+	if (page_is_kernel_zero(e, g, gfn)) {
+		/* never written: costs nothing already, and needs no visit
+		 * until a write puts it in the dirty log */
+		g->pages[gfn].flags |= PG_UNTOUCHED;
+		return;
+	}
 	if (merge_protected(e, g, gfn, STORE_NO_FRAME) == MERGE_DONE)
 		g->pages[gfn].flags |= PG_ZERO;
 }
@@ -297,7 +304,7 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 		return false;
 	/* Both pages must fit, or the first would sit alone on a frame, costing
 	 * VMAs and saving nothing; and no frame is made for nothing. */
-	if (!budget_room(e, g, 4))
+	if (!budget_room(e, g, gfn, 4))
 		return true;
 	/* Prefer the frame after the previous page's, for one VMA per run. */
 	hint = gfn > 0 && (g->pages[gfn - 1].flags & PG_MERGED) ?
@@ -309,8 +316,12 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 		frame_abandon(e, f);
 		return true;
 	}
-	if (merge_page(e, tg, tgfn, f) != MERGE_DONE)
-		cand_remove(e, tg, tgfn); /* it changed; it will be seen again */
+	if (merge_page(e, tg, tgfn, f) != MERGE_DONE) {
+		/* It changed (the dirty log names it), the budget parked it, or
+		 * the merge failed: no longer a candidate, looked at again. */
+		cand_remove(e, tg, tgfn);
+		page_requeue(tg, tgfn);
+	}
 	return true;
 }
 

@@ -4,15 +4,29 @@
  * scan rate and the CPU-share cap).
  *
  * A pass fetches each guest's dirty log (KVM's, ORed with the host-write
- * bits of the guest-memory API), then visits its pages in chunks of
- * CHUNK_PAGES under e->lock, dropping the lock between chunks so that
- * guests can come and go and the owner can read statistics.  What to merge
- * a page with is merge.c's business.
+ * bits of the guest-memory API), then visits the pages it names and those
+ * on the guest's todo list, in chunks of CHUNK_PAGES visits under e->lock,
+ * dropping the lock between chunks so that guests can come and go and the
+ * owner can read statistics.  What to merge a page with is merge.c's
+ * business.
+ *
+ * Why a page that neither list names needs no visit: its content has not
+ * changed since its last visit (every write is in the dirty log: KVM's for
+ * guest writes, the host bits for device writes), and that visit left it
+ * settled - merged, discarded, never written, or a candidate in the index,
+ * where the next page with its content finds it (so a twin written later
+ * is merged when the twin is visited).  Everything else stays on todo:
+ * pages backing off (skip) or cooling down (heat), pages whose merge
+ * failed, and pages of which no record could be kept.  Pages the VMA
+ * budget refused are parked (budget.c) until a recount finds room.  So an
+ * idle guest costs a pass two ioctls and a walk of two bitmaps, and passes
+ * that find nothing to do are spaced out up to idle_interval_max_ms.
  */
 #include <errno.h>
 #include <time.h>
 #include <xxhash.h>
 #include "dedup/engine_internal.h"
+#include "lib/timeutil.h"
 
 /* ---- pure helpers (unit-tested) ---- */
 
@@ -26,9 +40,20 @@ unsigned dedup_backoff_passes(unsigned heat, unsigned volatile_after)
 	return 1u << (over < 6 ? over : 6); /* 1, 2, 4 ... 64 passes */
 }
 
+unsigned dedup_idle_interval_ms(unsigned base, unsigned idle_passes, unsigned max)
+{
+	uint64_t ms = base ? base : 1;
+
+	if (!idle_passes || max <= base)
+		return base;
+	for (unsigned i = 0; i < idle_passes && ms < max; i++)
+		ms *= 2;
+	return (unsigned)(ms < max ? ms : max);
+}
+
 /* ---- small utilities ---- */
 
-void sleep_ns(uint64_t ns)
+static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
 
@@ -41,6 +66,31 @@ static bool test_bit(const uint64_t *map, uint64_t i)
 	return map[i / 64] >> (i % 64) & 1;
 }
 
+void page_requeue(struct dedup_guest *g, uint64_t gfn)
+{
+	g->todo[gfn / 64] |= 1ull << (gfn % 64);
+}
+
+void guest_requeue_all(struct dedup_guest *g)
+{
+	for (uint64_t w = 0; w < g->nwords; w++)
+		g->todo[w] = ~0ull;
+	if (g->npages % 64)
+		g->todo[g->nwords - 1] = (1ull << (g->npages % 64)) - 1;
+}
+
+/* Does the page need the next pass although nothing may write it? */
+static bool page_unsettled(const struct dedup_guest *g, uint64_t gfn)
+{
+	const struct dedup_page *p = &g->pages[gfn];
+
+	if (p->skip || p->heat)
+		return true;  /* counting down or cooling: one step per pass */
+	if (g->paused_merging || test_bit(g->parked, gfn))
+		return false; /* merging back on / a recount with room requeue it */
+	return !(p->flags & (PG_MERGED | PG_ZERO | PG_CANDIDATE | PG_UNTOUCHED));
+}
+
 /* Did the guest page get its private copy (copy-on-write happened)? */
 static bool page_was_copied(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
@@ -50,6 +100,17 @@ static bool page_was_copied(struct dedup_engine *e, struct dedup_guest *g, uint6
 	/* A page still on the frame is either not faulted in (no PTE: the
 	 * mapping falls back to the file) or mapped from the file. */
 	return pg.present && !pg.file;
+}
+
+/* Did a discarded zero page get a page of its own (a write)?  Absent, or
+ * the kernel's zero page (a read): no. */
+static bool page_was_written_again(struct dedup_engine *e, struct dedup_guest *g,
+				   uint64_t gfn)
+{
+	struct procstat_page pg;
+
+	guest_page_entry(e, g, gfn, &pg);
+	return pg.present && (!e->zero_pfn || pg.pfn != e->zero_pfn);
 }
 
 /* ---- one page ---- */
@@ -74,6 +135,11 @@ static void scan_written_page(struct dedup_engine *e, struct dedup_guest *g,
 		g->st.unmerges++;
 		e->unmerges++;
 	} else if (p->flags & PG_ZERO) {
+		/* The same for a discarded page: a bit set before the discard
+		 * (or by a read's fault) leaves it absent or on the zero
+		 * page; a write gives it a page of its own. */
+		if (!page_was_written_again(e, g, gfn))
+			return;
 		p->flags &= ~PG_ZERO;
 		g->st.unmerges++;
 		e->unmerges++;
@@ -88,14 +154,16 @@ static bool scan_dirty(struct dedup_engine *e, struct dedup_guest *g, uint64_t g
 
 	scan_written_page(e, g, gfn);
 	cand_remove(e, g, gfn);
-	p->flags &= ~PG_HASHED;
+	p->flags &= ~(PG_HASHED | PG_UNTOUCHED);
+	/* written: whatever held it back, the budget included, is moot */
+	g->parked[gfn / 64] &= ~(1ull << (gfn % 64));
 	if (p->heat < HEAT_MAX)
 		p->heat++;
 	p->skip = (uint16_t)dedup_backoff_passes(p->heat, e->cfg.volatile_after);
 	return p->skip > 0;
 }
 
-static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+static void scan_page_once(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
 	struct dedup_page *p = &g->pages[gfn];
 	const uint8_t *page;
@@ -124,6 +192,13 @@ static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gf
 		g->st.pages_hashed++;
 	}
 	merge_try(e, g, gfn, page);
+}
+
+static void scan_page(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	scan_page_once(e, g, gfn);
+	if (page_unsettled(g, gfn))
+		page_requeue(g, gfn);
 }
 
 /* ---- pacing ---- */
@@ -158,26 +233,45 @@ static uint64_t scan_rate_of(const struct dedup_engine *e,
 
 /* ---- passes ---- */
 
-/* One pass over one guest, in chunks; e->lock is dropped between chunks so
- * that guests can be added and removed (the guest is re-checked by id: a
- * guest added meanwhile may have the removed one's address). */
-static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
+/* The next word at or after *w with a page to visit, or false.  Taking it
+ * clears its todo bits: the visits set again those still to do. */
+static bool next_work(struct dedup_guest *g, uint64_t *w, uint64_t *bits)
+{
+	for (; *w < g->nwords; (*w)++) {
+		*bits = g->dirty[*w] | g->todo[*w];
+		if (*bits) {
+			g->todo[*w] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One pass over one guest, in chunks of visits; e->lock is dropped between
+ * chunks so that guests can be added and removed (the guest is re-checked
+ * by id: a guest added meanwhile may have the removed one's address).
+ * Returns the pages visited. */
+static uint64_t scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 {
 	struct fv_error err = { 0 };
 	uint32_t id = g->id;
-	uint64_t gfn = 0, rate;
+	uint64_t w = 0, bits, visited = 0, rate;
 	unsigned cpu_pct;
 
 	if (gmem_fetch_dirty(g->gm, g->dirty, &err)) {
 		merge_report_error(g, &err);
-		return;
+		return 0;
 	}
-	while (gfn < g->npages) {
-		uint64_t end = gfn + CHUNK_PAGES < g->npages ? gfn + CHUNK_PAGES : g->npages;
-		uint64_t t0 = procstat_thread_cpu_ns(), spent, count = end - gfn;
+	while (next_work(g, &w, &bits)) {
+		uint64_t t0 = procstat_thread_cpu_ns(), spent, count = 0;
 
-		for (; gfn < end; gfn++)
-			scan_page(e, g, gfn);
+		do {
+			for (; bits; bits &= bits - 1, count++)
+				scan_page(e, g, w * 64 + (uint64_t)__builtin_ctzll(bits));
+			w++;
+		} while (count < CHUNK_PAGES && next_work(g, &w, &bits));
+		visited += count;
+		g->st.pages_scanned += count;
 		spent = procstat_thread_cpu_ns() - t0;
 		g->st.cpu_ns += spent;
 		e->scanner_cpu_ns += spent;
@@ -189,10 +283,25 @@ static void scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		while (e->paused && e->running)
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (!e->running || !guest_by_id(e, id))
-			return;
+			return visited;
 		budget_maybe_recount(e);
 	}
 	g->st.full_passes++;
+	return visited;
+}
+
+/* The pause between passes (e->lock held, released while waiting).  A
+ * guest added, merging switched back on or the engine stopping ends it
+ * early (e->kick), so a long idle pause delays none of them. */
+static void scanner_rest(struct dedup_engine *e, unsigned ms)
+{
+	struct timespec until;
+
+	fv_deadline_after(&until, CLOCK_MONOTONIC, ms);
+	while (e->running && !e->kick)
+		if (pthread_cond_timedwait(&e->cond, &e->lock, &until) == ETIMEDOUT)
+			break;
+	e->kick = false;
 }
 
 /* The guest with the smallest id above `after` and below `limit`. */
@@ -219,13 +328,15 @@ void *scanner_thread(void *arg)
 		/* Walk by id: guests may come and go while the lock is dropped
 		 * between chunks; ones added during the pass wait for the next. */
 		uint32_t limit = e->next_guest_id, last = 0;
-		uint64_t pass_cpu = e->scanner_cpu_ns;
+		uint64_t pass_cpu = e->scanner_cpu_ns, visited = 0;
 		struct dedup_guest *g;
+		unsigned interval;
 
 		while (e->running && (g = guest_after(e, last, limit))) {
 			last = g->id;
-			scan_guest(e, g);
+			visited += scan_guest(e, g);
 		}
+		budget_pass_end(e);
 		/* What a pass costs: the first over new memory hashes it all,
 		 * later ones only what the dirty log says changed. */
 		pass_cpu = e->scanner_cpu_ns - pass_cpu;
@@ -233,14 +344,23 @@ void *scanner_thread(void *arg)
 		if (pass_cpu > e->pass_cpu_max_ns)
 			e->pass_cpu_max_ns = pass_cpu;
 		/* The view of the store re-faults on the next compare; without
-		 * it, Pss shows guests the true cost of their memory. */
-		store_unmap_view(&e->store);
+		 * it, Pss shows guests the true cost of their memory.  Only
+		 * visits touch it. */
+		if (visited)
+			store_unmap_view(&e->store);
 		e->passes++;
+		/* Nothing written, nothing to do: the next pass can wait longer.
+		 * A write meanwhile waits in the dirty log, at most
+		 * idle_interval_max_ms (1 s), which keeps a new duplicate's
+		 * merge within about a second. */
+		e->idle_passes = visited ? 0 : e->idle_passes + 1;
+		interval = dedup_idle_interval_ms(e->cfg.pass_interval_ms, e->idle_passes,
+						  e->cfg.idle_interval_max_ms);
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
 		engine_notify(e);
-		sleep_ns((uint64_t)e->cfg.pass_interval_ms * 1000000ull);
 		pthread_mutex_lock(&e->lock);
+		scanner_rest(e, interval);
 		while (e->paused && e->running)
 			pthread_cond_wait(&e->cond, &e->lock);
 	}

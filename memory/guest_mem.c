@@ -379,6 +379,14 @@ static int gmem_kvm_clear(struct guest_mem *gm, uint64_t first, uint32_t npages,
 	return 0;
 }
 
+static bool bitmap_any(const uint64_t *bitmap, size_t words)
+{
+	for (size_t w = 0; w < words; w++)
+		if (bitmap[w])
+			return true;
+	return false;
+}
+
 int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err)
 {
 	if (!gm->host_dirty)
@@ -393,9 +401,11 @@ int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *er
 		 * Re-arm exactly what was returned.  A write between GET and
 		 * CLEAR to a page already in the snapshot loses its log bit,
 		 * which is harmless: the caller reads that page's content
-		 * only after this returns, so it sees that write.
+		 * only after this returns, so it sees that write.  Nothing
+		 * returned (an idle guest): nothing to re-arm.
 		 */
-		if (gmem_kvm_clear(gm, 0, (uint32_t)gmem_pages(gm), bitmap, err))
+		if (bitmap_any(bitmap, gm->bitmap_words) &&
+		    gmem_kvm_clear(gm, 0, (uint32_t)gmem_pages(gm), bitmap, err))
 			return -1;
 	}
 	for (size_t w = 0; w < gm->bitmap_words; w++)
@@ -404,20 +414,3 @@ int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *er
 	return 0;
 }
 
-int gmem_clear_dirty(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
-{
-	uint64_t first = gfn & ~63ull, n = gmem_pages(gm) - first;
-	uint64_t bit = 1ull << (gfn % 64);
-
-	if (gmem_check_gfn(gm, gfn, 1, err))
-		return -1;
-	/*
-	 * Only KVM's bit is cleared.  A host write marks its page before the
-	 * memcpy, which may be blocked by this very merge: clearing the host
-	 * bit here could hide the copy-on-write that follows the wake.
-	 */
-	if (!gm->dirty_log)
-		return 0;
-	/* KVM wants 64-page aligned windows (or one that ends the slot). */
-	return gmem_kvm_clear(gm, first, (uint32_t)(n < 64 ? n : 64), &bit, err);
-}

@@ -111,8 +111,4 @@ int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
  * the log is cleared and re-armed for what it returned. */
 int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err);
 
-/* Forget KVM's old dirty mark of gfn (a page just merged starts clean);
- * host-write marks are kept (see guest_mem.c). */
-int gmem_clear_dirty(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
-
 #endif

@@ -114,6 +114,41 @@ static void test_backoff(void)
 	CU_ASSERT_EQUAL(dedup_backoff_passes(1, 1), 1);
 }
 
+static void test_idle_interval(void)
+{
+	/* after a pass that did work: the configured interval */
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(100, 0, 1000), 100);
+	/* then doubling with each idle pass, capped */
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(100, 1, 1000), 200);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(100, 3, 1000), 800);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(100, 4, 1000), 1000);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(100, 4000000000u, 1000), 1000);
+	/* an interval at or above the cap is kept: no growth */
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(2000, 5, 1000), 2000);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(10, 5, 0), 10);
+	/* no pause after work stays no pause; idle, it grows from 1 ms */
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(0, 0, 1000), 0);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(0, 1, 1000), 2);
+	CU_ASSERT_EQUAL(dedup_idle_interval_ms(0, 20, 1000), 1000);
+}
+
+static void test_recount_wanted(void)
+{
+	/* guests came or went: always */
+	CU_ASSERT_TRUE(dedup_recount_wanted(true, 0, 0, 60000));
+	/* no merge since the last count: the books are the count */
+	CU_ASSERT_FALSE(dedup_recount_wanted(false, 0, 59999, 60000));
+	/* merges, far from the budget: the books are enough */
+	CU_ASSERT_FALSE(dedup_recount_wanted(false, 500, 10000, 60000));
+	/* merges within an eighth of the budget: count */
+	CU_ASSERT_TRUE(dedup_recount_wanted(false, 1, 52500, 60000));
+	CU_ASSERT_FALSE(dedup_recount_wanted(false, 1, 52499, 60000));
+	/* small budgets get a margin of 1,000 */
+	CU_ASSERT_TRUE(dedup_recount_wanted(false, 1, 0, 1000));
+	CU_ASSERT_FALSE(dedup_recount_wanted(false, 1, 8749, 10000));
+	CU_ASSERT_TRUE(dedup_recount_wanted(false, 1, 8750, 10000));
+}
+
 static void test_config_defaults(void)
 {
 	struct dedup_config c;
@@ -124,6 +159,7 @@ static void test_config_defaults(void)
 	CU_ASSERT_EQUAL(c.vma_budget, 0);
 	CU_ASSERT(c.store_max_bytes >= (64ull << 30));
 	CU_ASSERT(c.volatile_after >= 1);
+	CU_ASSERT(c.idle_interval_max_ms >= c.pass_interval_ms);
 }
 
 #define GUEST_MEM (16ull << 20) /* 4096 pages: 8 chunks of the scanner */
@@ -188,7 +224,9 @@ static void test_scan_guest_replaced(void)
 	CU_ASSERT_EQUAL(dedup_wait_passes(e, 1, 60000), 0);
 	dedup_get_guest_stats(e, b, &st);
 	CU_ASSERT(st.full_passes >= 1);
-	CU_ASSERT(st.pages_scanned >= st.full_passes * st.pages);
+	/* its first pass, whole, visits every page (later ones only what
+	 * was written or is still to do) */
+	CU_ASSERT(st.pages_scanned >= st.pages);
 	dedup_remove_guest(e, b);
 	dedup_destroy(e);
 	gmem_destroy(&gm_a);
@@ -325,6 +363,152 @@ static void test_merge_protected(void)
 	gmem_destroy(&gm);
 }
 
+/* Page gfn of a test guest holds content `n`: n == 0 is zeros, else
+ * the page is filled with the 64-bit value n. */
+static void put_content(struct guest_mem *gm, uint64_t gfn, uint64_t n)
+{
+	uint64_t buf[512];
+	struct fv_error err;
+
+	for (int i = 0; i < 512; i++)
+		buf[i] = n;
+	CU_ASSERT_EQUAL(gmem_write(gm, gfn * 4096ull, buf, sizeof(buf), &err), 0);
+}
+
+/* Wait (a hang bound, not a timing assumption) until the scanner visits
+ * no page over `passes` passes in a row; returns its visits then. */
+static uint64_t wait_idle(struct dedup_engine *e, struct dedup_guest *g, unsigned passes)
+{
+	struct dedup_guest_stats st;
+	uint64_t before = UINT64_MAX;
+
+	for (int i = 0; i < 600; i++) {
+		CU_ASSERT_EQUAL_FATAL(dedup_wait_passes(e, passes, 60000), 0);
+		dedup_get_guest_stats(e, g, &st);
+		if (st.pages_scanned == before)
+			return before;
+		before = st.pages_scanned;
+	}
+	CU_FAIL("the scanner never went idle");
+	return before;
+}
+
+#define IDLE_PAGES 512  /* written pages of the idle tests' guest */
+
+/* Half of the guest's first IDLE_PAGES pages are pairs (page 2k and 2k+1
+ * hold the same content), the rest unique: after convergence, merged
+ * frames and candidates that never find a twin. */
+static void fill_pairs_and_uniques(struct guest_mem *gm)
+{
+	for (uint64_t gfn = 0; gfn < IDLE_PAGES; gfn++)
+		put_content(gm, gfn, gfn < IDLE_PAGES / 2 ? 1000 + gfn / 2 : 5000 + gfn);
+}
+
+/*
+ * Once converged, an idle guest costs passes nothing: no page is visited
+ * (the dirty log is empty and nothing is left to do), candidates included.
+ * A write made while the scanner rests - after idle passes, at its longest
+ * pause, and nobody waking it - is still seen: its twin is merged.
+ */
+static void test_idle_passes_visit_nothing(void)
+{
+	struct guest_mem gm;
+	struct dedup_guest *g;
+	struct dedup_guest_stats st;
+	struct dedup_host_stats hs;
+	struct dedup_engine *e;
+	struct fv_error err;
+	uint64_t scanned, passes;
+	bool merged = false;
+
+	e = test_engine(0, "idle passes visit nothing");
+	if (!e)
+		return;
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, GUEST_MEM, &err), 0);
+	fill_pairs_and_uniques(&gm);
+	CU_ASSERT_EQUAL_FATAL(dedup_add_guest(e, &gm, "idle", NULL, &g, &err), 0);
+	scanned = wait_idle(e, g, 2);
+	dedup_get_guest_stats(e, g, &st);
+	CU_ASSERT_EQUAL(st.pages_merged, IDLE_PAGES / 2);
+	/* every page was visited: once, and once more as its heat from the
+	 * writes before the first pass cooled down */
+	CU_ASSERT(scanned >= st.pages);
+	CU_ASSERT(scanned <= 2 * st.pages);
+	/* more passes, still no visit */
+	CU_ASSERT_EQUAL(dedup_wait_passes(e, 3, 60000), 0);
+	dedup_get_guest_stats(e, g, &st);
+	CU_ASSERT_EQUAL(st.pages_scanned, scanned);
+
+	/* Let it rest: passes that find nothing space out (the scanner is
+	 * not woken again from here on), then write a twin of a unique
+	 * page (a candidate) without telling the engine. */
+	dedup_get_host_stats(e, &hs);
+	passes = hs.passes;
+	while (hs.passes < passes + 6) {
+		usleep(20000);
+		dedup_get_host_stats(e, &hs);
+	}
+	put_content(&gm, IDLE_PAGES + 7, 5000 + IDLE_PAGES - 1);
+	for (int i = 0; i < 6000 && !merged; i++) {  /* hang bound: 60 s */
+		merged = dedup_page_state(e, g, IDLE_PAGES + 7) == DEDUP_PAGE_MERGED &&
+			 dedup_page_state(e, g, IDLE_PAGES - 1) == DEDUP_PAGE_MERGED;
+		if (!merged)
+			usleep(10000);
+	}
+	CU_ASSERT_TRUE(merged);
+	dedup_get_guest_stats(e, g, &st);
+	/* the pass visited the written page, not the guest */
+	CU_ASSERT(st.pages_scanned - scanned < 16);
+	dedup_remove_guest(e, g);
+	dedup_destroy(e);
+	gmem_destroy(&gm);
+}
+
+/* A guest whose merges the VMA budget refuses idles as cheaply: the
+ * refused pages are parked, not retried on every pass. */
+static void test_budget_bound_engine_idles(void)
+{
+	struct dedup_config cfg;
+	struct guest_mem gm;
+	struct dedup_guest *g;
+	struct dedup_guest_stats st;
+	struct dedup_host_stats hs;
+	struct dedup_engine *e;
+	struct fv_error err;
+	uint64_t scanned;
+
+	dedup_config_defaults(&cfg);
+	cfg.pass_interval_ms = 10;
+	cfg.store_max_bytes = 64ull << 20;
+	cfg.vma_budget = 8;  /* a handful of scattered merges */
+	if (dedup_create(&e, &cfg, &err)) {
+		if (geteuid() != 0)
+			fprintf(stderr, "\n  SKIP budget-bound engine idles: %s ", err.msg);
+		else
+			CU_FAIL(err.msg);
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, GUEST_MEM, &err), 0);
+	/* pairs far apart: every merge is scattered and costs VMAs */
+	for (uint64_t i = 0; i < 64; i++) {
+		put_content(&gm, i * 8, 7000 + i);
+		put_content(&gm, 2048 + i * 8, 7000 + i);
+	}
+	CU_ASSERT_EQUAL_FATAL(dedup_add_guest(e, &gm, "bound", NULL, &g, &err), 0);
+	scanned = wait_idle(e, g, 2);
+	dedup_get_host_stats(e, &hs);
+	dedup_get_guest_stats(e, g, &st);
+	CU_ASSERT_TRUE(hs.budget_exhausted);
+	CU_ASSERT(st.budget_skipped > 0);
+	CU_ASSERT(st.pages_merged < 128);
+	CU_ASSERT_EQUAL(dedup_wait_passes(e, 3, 60000), 0);
+	dedup_get_guest_stats(e, g, &st);
+	CU_ASSERT_EQUAL(st.pages_scanned, scanned);
+	dedup_remove_guest(e, g);
+	dedup_destroy(e);
+	gmem_destroy(&gm);
+}
+
 void unit_add_dedup_suite(void)
 {
 	CU_pSuite s = CU_add_suite("dedup", NULL, NULL);
@@ -335,6 +519,10 @@ void unit_add_dedup_suite(void)
 	CU_add_test(s, "vma budget", test_budget);
 	CU_add_test(s, "volatility back-off", test_backoff);
 	CU_add_test(s, "config defaults", test_config_defaults);
+	CU_add_test(s, "idle pass interval", test_idle_interval);
+	CU_add_test(s, "when to recount VMAs", test_recount_wanted);
+	CU_add_test(s, "idle passes visit nothing", test_idle_passes_visit_nothing);
+	CU_add_test(s, "budget-bound engine idles", test_budget_bound_engine_idles);
 	CU_add_test(s, "scanner with a replaced guest", test_scan_guest_replaced);
 	CU_add_test(s, "merge errors per guest", test_errors_per_guest);
 	CU_add_test(s, "merge protected: map, discard, release", test_merge_protected);
