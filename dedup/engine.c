@@ -330,6 +330,7 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g)
 	}
 	e->vmas_used -= g->st.vmas < e->vmas_used ? g->st.vmas : e->vmas_used;
 	e->recount_due = true; /* its VMAs go with its memory */
+	e->guests_removed++;   /* and its references: others' shares change */
 	pthread_mutex_unlock(&e->lock);
 	guest_free(g);
 }
@@ -435,13 +436,27 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Counts that are derived from the page states (e->lock held). */
+/* Counts that are derived from the page states (e->lock held): a walk of
+ * every page and a sort of its frames, so it is kept until a page or a
+ * frame changes.  Only merges (zero discards included), unmerges and guest
+ * removals (which drop frame references other guests share) change them;
+ * owners poll the statistics many times a second, also while nothing
+ * happens. */
 static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 				struct dedup_guest_stats *st)
 {
-	uint32_t *frames = malloc(g->npages * sizeof(*frames));
+	uint64_t gen = e->merges + e->unmerges + e->guests_removed + 1;
+	uint32_t *frames;
 	uint64_t nf = 0, saved = 0;
 
+	if (g->derived_gen == gen) {
+		st->pages_merged = g->derived.pages_merged;
+		st->pages_zero = g->derived.pages_zero;
+		st->frames_referenced = g->derived.frames_referenced;
+		st->bytes_saved = g->derived.bytes_saved;
+		return;
+	}
+	frames = malloc(g->npages * sizeof(*frames));
 	st->pages_merged = st->pages_zero = st->frames_referenced = 0;
 	for (uint64_t gfn = 0; gfn < g->npages; gfn++) {
 		const struct dedup_page *p = &g->pages[gfn];
@@ -466,6 +481,10 @@ static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 		free(frames);
 	}
 	st->bytes_saved = saved;
+	if (frames) { /* without the sort, frames_referenced is not known */
+		g->derived = *st;
+		g->derived_gen = gen;
+	}
 }
 
 void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,

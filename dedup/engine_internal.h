@@ -70,6 +70,9 @@ struct dedup_guest {
 	uint64_t errors_hidden;    /* how many were not since */
 	uint64_t vmas_seen;        /* VMAs in its range: valid during a recount */
 	struct dedup_guest_stats st;
+	struct dedup_guest_stats derived; /* guest_derived_stats' last result, */
+	uint64_t derived_gen;      /* as of this merges + unmerges +
+				      guests_removed + 1 (0: none yet) */
 	struct dedup_guest *next;
 };
 
@@ -102,6 +105,8 @@ struct dedup_engine {
 	bool recount_due;            /* guests came or went since */
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
+	uint64_t guests_removed;   /* with merges and unmerges: what changes
+				      the derived statistics (engine.c) */
 	unsigned idle_passes;      /* passes in a row that visited no page */
 	bool kick;                 /* end the scanner's pause now (new work) */
 	uint64_t scanner_cpu_ns;
