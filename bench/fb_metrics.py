@@ -21,15 +21,18 @@ def first_reaching(samples, amount):
 
 
 def convergence(r):
-    """t50/t90/t99 against the ideal, and what was reached at t99 (or at
-    the end of the window when 99% was not reached)."""
+    """t50/t90/t99 against the goal - the ideal, less the probe pages a
+    prober rewrote meanwhile (see goal_bytes in fb_session.run) - and what
+    was reached at t99 (or at the end of the window when 99% was not
+    reached).  The share reached is against the whole ideal."""
     ideal = r["ideal"]["ideal-bytes"]
+    goal = r.get("goal_bytes", ideal)
     samples = r["samples"]
     times = {}
     for level in LEVELS:
-        s = first_reaching(samples, level / 100.0 * ideal) if ideal > 0 else None
+        s = first_reaching(samples, level / 100.0 * goal) if goal > 0 else None
         times["t%d_s" % level] = s["t"] if s else None
-    at = first_reaching(samples, 0.99 * ideal) if ideal > 0 else None
+    at = first_reaching(samples, 0.99 * goal) if goal > 0 else None
     at = at or samples[-1]
     cpu_s = at["cpu_ns"] / 1e9
     last = samples[-1]

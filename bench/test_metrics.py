@@ -31,6 +31,13 @@ class Convergence(unittest.TestCase):
         runs = [{"metrics": m}]
         self.assertEqual(R.time_cell(runs, "t90_s"), "not reached: 25% of the ideal at 3 s")
 
+    def test_times_are_against_the_goal_share_against_the_ideal(self):
+        r = record([0, 40, 60, 95, 97, 98])
+        r["goal_bytes"] = 98 * MIB      # a prober rewrote 2 MiB of the ideal
+        m = M.convergence(r)
+        self.assertEqual((m["t90_s"], m["t99_s"]), (3.0, 5.0))
+        self.assertEqual(m["pct_of_ideal"], 98.0)
+
     def test_efficiency_counts_cpu_until_t99(self):
         m = M.convergence(record([0, 50, 99, 99, 99], cpu_per_s=0.5))
         self.assertAlmostEqual(m["cpu_s_to_t99"], 1.0)
