@@ -37,6 +37,8 @@ class Convergence(unittest.TestCase):
         m = M.convergence(r)
         self.assertEqual((m["t90_s"], m["t99_s"]), (3.0, 5.0))
         self.assertEqual(m["pct_of_ideal"], 98.0)
+        self.assertEqual(m["saved_goal_mib"], 98.0)
+        self.assertEqual(M.convergence(record([0, 40, 97]))["saved_goal_mib"], 97.0)
 
     def test_efficiency_counts_cpu_until_t99(self):
         m = M.convergence(record([0, 50, 99, 99, 99], cpu_per_s=0.5))
