@@ -346,6 +346,7 @@ def rebuild(out, top, update_docs):
     for path in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
         with open(path) as f:
             r = json.load(f)
+        r["metrics"] = M.summarize(r)  # the figures as this version computes them
         reps.setdefault(r["repeat"], {})[r["scenario"]] = r
     result["reps"] = [reps[k] for k in sorted(reps)]
     print(build(out, result, top, update_docs))
@@ -393,16 +394,27 @@ def write_docs(results, top):
         f.write("\n".join(parts))
     std = latest(results, "standard")
     if std:
-        update_readme(top, std)
+        update_readme(top, std, latest(results, "sweep"))
 
 
-def update_readme(top, run):
+def run_targets(run):
+    """(the run's first line, its target lines) from its results.md."""
     with open(os.path.join(run, "results.md")) as f:
         text = f.read()
     targets = text.split("### Targets", 1)[1].strip().splitlines() if "### Targets" in text else []
     head = text.splitlines()[2] if len(text.splitlines()) > 2 else ""
+    return head, [t for t in targets if t.startswith("- ")]
+
+
+def update_readme(top, run, sweep=None):
+    head, targets = run_targets(run)
     block = [README_BEGIN, head.split(". Cells:")[0] + ". Against the targets:", ""]
-    block += [t for t in targets if t.startswith("- ")] + ["", README_END]
+    block += targets
+    if sweep:
+        head, targets = run_targets(sweep)
+        block += ["", "Scale sweep, " + head.split(": 4 guests")[0][0].lower() +
+                  head.split(": 4 guests")[0][1:] + ":", ""] + targets
+    block += ["", README_END]
     path = os.path.join(top, "README.md")
     with open(path) as f:
         readme = f.read()

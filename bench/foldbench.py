@@ -40,7 +40,7 @@ def parse_args(argv):
                     % SWEEP_SIZES)
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs of every scenario (default 3; 1 with --quick or --sweep, "
-                         "whose one repeat over 1-8 GiB already takes about 40 minutes)")
+                         "whose one repeat over 1-16 GiB takes 25-36 minutes)")
     ap.add_argument("--guests", type=int, default=4)
     ap.add_argument("--mem", default="128M", help="RAM per guest in the standard run (128M)")
     ap.add_argument("--idle", type=float, default=None,
