@@ -46,6 +46,13 @@ bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
 
 /* ---- counting ---- */
 
+/* Room worth a pass over the parked pages: UNPARK_MIN_ROOM VMAs, less
+ * for small budgets. */
+static uint64_t unpark_min_room(uint64_t budget)
+{
+	return budget / 16 < UNPARK_MIN_ROOM ? budget / 16 + 1 : UNPARK_MIN_ROOM;
+}
+
 /* Room appeared: the pages refused for the budget are looked at again. */
 static void budget_unpark(struct dedup_engine *e)
 {
@@ -80,15 +87,19 @@ static void recount_vma(void *opaque, uint64_t start, uint64_t end)
  */
 void budget_recount(struct dedup_engine *e)
 {
-	uint64_t total, merged = 0, room_before = e->vma_budget > e->vmas_used ?
-						  e->vma_budget - e->vmas_used : 0;
+	uint64_t total, merged = 0, room, room_before = e->vma_budget > e->vmas_used ?
+							e->vma_budget - e->vmas_used : 0;
+	uint64_t t0 = fv_mono_ns();
+	int rc;
 
 	for (struct dedup_guest *g = e->guests; g; g = g->next)
 		g->vmas_seen = 0;
 	e->recount_due = false;
-	e->merges_at_recount = e->merges;
+	e->charges_at_recount = e->vma_charges;
+	rc = procstat_maps(recount_vma, e, &total, NULL);
 	e->vma_calibrated_ns = fv_mono_ns();
-	if (procstat_maps(recount_vma, e, &total, NULL))
+	e->recount_cost_ns = e->vma_calibrated_ns - t0;
+	if (rc)
 		return;
 	for (struct dedup_guest *g = e->guests; g; g = g->next) {
 		g->st.vmas = g->vmas_seen ? g->vmas_seen - 1 : 0;
@@ -98,19 +109,29 @@ void budget_recount(struct dedup_engine *e)
 	if (!e->cfg.vma_budget)
 		e->vma_budget = e->max_map_count > total - merged + VMA_HEADROOM ?
 				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
-	if (e->vma_budget > e->vmas_used && e->vma_budget - e->vmas_used > room_before)
+	/* Unpark only for real room: at the wall, a recount that finds a few
+	 * VMAs would send every parked page through a pass for a few merges. */
+	room = e->vma_budget > e->vmas_used ? e->vma_budget - e->vmas_used : 0;
+	if (room > room_before && room >= unpark_min_room(e->vma_budget))
 		budget_unpark(e);
 }
 
 static bool budget_recount_wanted(const struct dedup_engine *e)
 {
-	return dedup_recount_wanted(e->recount_due, e->merges - e->merges_at_recount,
+	return dedup_recount_wanted(e->recount_due, e->vma_charges - e->charges_at_recount,
 				    e->vmas_used, e->vma_budget);
 }
 
 void budget_maybe_recount(struct dedup_engine *e)
 {
-	if (fv_mono_ns() - e->vma_calibrated_ns >= VMA_RECOUNT_NS && budget_recount_wanted(e))
+	/* Within a pass: at most every VMA_RECOUNT_NS, and - as a recount
+	 * walks every VMA, a second or more near a million - at most a
+	 * RECOUNT_COST_SHARE-th of the time. */
+	uint64_t wait = e->recount_cost_ns * RECOUNT_COST_SHARE;
+
+	if (wait < VMA_RECOUNT_NS)
+		wait = VMA_RECOUNT_NS;
+	if (fv_mono_ns() - e->vma_calibrated_ns >= wait && budget_recount_wanted(e))
 		budget_recount(e);
 }
 
@@ -170,6 +191,10 @@ void budget_charge(struct dedup_engine *e, struct dedup_guest *g, int delta)
 {
 	uint64_t add = (uint64_t)(delta > 0 ? delta : 0);
 
+	/* Only merges that cost VMAs make the books drift (zero discards and
+	 * run joins do not): they alone call for a recount. */
+	if (add)
+		e->vma_charges++;
 	/* An estimate until the next recount: a page that already sits in a
 	 * store mapping of its own may really cost nothing. */
 	e->vmas_used += add;

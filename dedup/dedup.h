@@ -177,8 +177,8 @@ unsigned dedup_backoff_passes(unsigned heat, unsigned volatile_after);
  * doubling with each idle pass in a row, at most `max` ms. */
 unsigned dedup_idle_interval_ms(unsigned base, unsigned idle_passes, unsigned max);
 /* Is a recount of the VMAs worth its cost?  Only when guests came or
- * went, or when merges were made since the last one and the estimate is
- * within an eighth of the budget (or 1,000 VMAs) of binding. */
+ * went, or when merges that cost VMAs were made since the last one and the
+ * books are within an eighth of the budget (or 1,000 VMAs) of binding. */
 bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
 			  uint64_t budget);
 

@@ -27,6 +27,8 @@
 #define CHUNK_PAGES 512            /* pages per lock hold */
 #define VMA_HEADROOM 2000          /* VMAs left for the rest of the process */
 #define VMA_RECOUNT_NS 250000000ull /* recount VMAs at most this often */
+#define RECOUNT_COST_SHARE 10      /* ... and at most 1/10 of the time */
+#define UNPARK_MIN_ROOM 256        /* room a recount must find to unpark */
 #define HEAT_MAX 12
 #define ZERO_DOMAIN 0              /* zero content merges across domains */
 #define MAX_DOMAINS 256
@@ -101,7 +103,9 @@ struct dedup_engine {
 	bool threads_started;
 	uint64_t vma_budget, vmas_used, max_map_count;
 	uint64_t vma_calibrated_ns;  /* when vmas_used was last counted */
-	uint64_t merges_at_recount;  /* e->merges then */
+	uint64_t vma_charges;        /* merges that were charged VMAs */
+	uint64_t charges_at_recount; /* vma_charges at the last recount */
+	uint64_t recount_cost_ns;    /* what the last recount took */
 	bool recount_due;            /* guests came or went since */
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
