@@ -197,31 +197,29 @@ def tree_vmas(root):
     return total
 
 
-def tree_anon_bytes(root):
-    """Anonymous memory of root's process tree (smaps_rollup)."""
+def tree_kib_field(root, name, field):
+    """Sum over root's process tree of a "Field: N kB" line of
+    /proc/PID/<name>, in bytes (processes that went away count 0)."""
     total = 0
     for pid in process_tree(root):
         try:
-            for line in read_text("/proc/%d/smaps_rollup" % pid).splitlines():
-                if line.startswith("Anonymous:"):
+            for line in read_text("/proc/%d/%s" % (pid, name)).splitlines():
+                if line.startswith(field + ":"):
                     total += int(line.split()[1]) * 1024
         except (OSError, ValueError):
             continue
     return total
+
+
+def tree_anon_bytes(root):
+    """Anonymous memory of root's process tree (smaps_rollup)."""
+    return tree_kib_field(root, "smaps_rollup", "Anonymous")
 
 
 def tree_rss_anon_bytes(root):
     """RssAnon of root's process tree: the kernel's counter of anonymous
     resident pages (/proc/PID/status), read in O(1) whatever the VMAs."""
-    total = 0
-    for pid in process_tree(root):
-        try:
-            for line in read_text("/proc/%d/status" % pid).splitlines():
-                if line.startswith("RssAnon:"):
-                    total += int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            continue
-    return total
+    return tree_kib_field(root, "status", "RssAnon")
 
 
 def slab_bytes(names=VMA_SLABS):

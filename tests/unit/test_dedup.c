@@ -407,8 +407,8 @@ static void fill_pairs_and_uniques(struct guest_mem *gm)
 /*
  * Once converged, an idle guest costs passes nothing: no page is visited
  * (the dirty log is empty and nothing is left to do), candidates included.
- * A write made while the scanner rests - after idle passes, at its longest
- * pause, and nobody waking it - is still seen: its twin is merged.
+ * A write made while the scanner rests - six idle passes have stretched its
+ * pause, and nobody wakes it - is still seen: its twin is merged.
  */
 static void test_idle_passes_visit_nothing(void)
 {
