@@ -46,6 +46,12 @@ bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
 
 /* ---- counting ---- */
 
+/* VMAs merges may still add. */
+static uint64_t budget_left(const struct dedup_engine *e)
+{
+	return e->vma_budget > e->vmas_used ? e->vma_budget - e->vmas_used : 0;
+}
+
 /* Room worth a pass over the parked pages: UNPARK_MIN_ROOM VMAs, less
  * for small budgets. */
 static uint64_t unpark_min_room(uint64_t budget)
@@ -87,8 +93,7 @@ static void recount_vma(void *opaque, uint64_t start, uint64_t end)
  */
 void budget_recount(struct dedup_engine *e)
 {
-	uint64_t total, merged = 0, room, room_before = e->vma_budget > e->vmas_used ?
-							e->vma_budget - e->vmas_used : 0;
+	uint64_t total, merged = 0, room, room_before = budget_left(e);
 	uint64_t t0 = fv_mono_ns();
 	int rc;
 
@@ -111,7 +116,7 @@ void budget_recount(struct dedup_engine *e)
 				e->max_map_count - (total - merged) - VMA_HEADROOM : 0;
 	/* Unpark only for real room: at the wall, a recount that finds a few
 	 * VMAs would send every parked page through a pass for a few merges. */
-	room = e->vma_budget > e->vmas_used ? e->vma_budget - e->vmas_used : 0;
+	room = budget_left(e);
 	if (room > room_before && room >= unpark_min_room(e->vma_budget))
 		budget_unpark(e);
 }
