@@ -174,11 +174,13 @@ struct json_object *dedup_json(const struct runner_guest_info *in)
 	jadd_int(o, "pages-hashed", s->pages_hashed);
 	jadd_int(o, "pages-merged", s->pages_merged);
 	jadd_int(o, "bytes-merged", s->pages_merged * 4096);
+	jadd_int(o, "pages-in-place", s->pages_in_place);
 	jadd_int(o, "pages-zero", s->pages_zero);
 	jadd_int(o, "bytes-zero", s->pages_zero * 4096);
 	jadd_int(o, "frames-referenced", s->frames_referenced);
 	jadd_int(o, "merge-attempts", s->merge_attempts);
 	jadd_int(o, "merges", s->merges);
+	jadd_int(o, "merges-in-place", s->merges_in_place);
 	jadd_int(o, "merge-races", s->merge_races);
 	jadd_int(o, "unmerges", s->unmerges);
 	jadd_int(o, "volatile-skipped", s->volatile_skipped);

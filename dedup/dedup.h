@@ -48,11 +48,16 @@ struct dedup_guest_stats {
 	uint64_t pages_scanned;     /* page visits, all passes (a pass visits
 				       only pages written or still to do) */
 	uint64_t pages_hashed;      /* pages hashed (unchanged ones are not) */
-	uint64_t pages_merged;      /* pages now sharing a store frame */
+	uint64_t pages_merged;      /* pages now sharing a store frame or
+				       their home slot */
+	uint64_t pages_in_place;    /* of those, pages merged in place: they
+				       read their home slot, no mapping of
+				       their own */
 	uint64_t pages_zero;        /* zero pages now discarded */
 	uint64_t frames_referenced; /* distinct store frames it maps */
 	uint64_t merge_attempts;    /* pages write-protected and compared */
 	uint64_t merges;            /* successful merges, all time */
+	uint64_t merges_in_place;   /* of those, merges in place */
 	uint64_t merge_races;       /* content changed under write-protect */
 	uint64_t unmerges;          /* copy-on-write breaks seen */
 	uint64_t volatile_skipped;  /* visits skipped: page keeps changing */

@@ -150,14 +150,14 @@ static int engine_start_threads(struct dedup_engine *e, struct fv_error *err)
 {
 	int r;
 
-	e->running = true;
+	__atomic_store_n(&e->running, true, __ATOMIC_RELEASE);
 	r = pthread_create(&e->faulter, NULL, fault_thread, e);
 	if (r)
 		return fv_err_errno(err, FV_E_SYS, r, "dedup fault thread");
 	r = pthread_create(&e->scanner, NULL, scanner_thread, e);
 	if (r) {
 		pthread_mutex_lock(&e->lock);
-		e->running = false;
+		__atomic_store_n(&e->running, false, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&e->lock);
 		fault_stop(e);
 		pthread_join(e->faulter, NULL);
@@ -200,7 +200,7 @@ void dedup_destroy(struct dedup_engine *e)
 		return;
 	if (e->threads_started) {
 		pthread_mutex_lock(&e->lock);
-		e->running = false;
+		__atomic_store_n(&e->running, false, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
 		fault_stop(e);
@@ -327,6 +327,8 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g)
 		cand_remove(e, g, gfn);
 		if (g->pages[gfn].flags & PG_MERGED)
 			frame_put(e, g->pages[gfn].frame);
+		else if (g->pages[gfn].flags & PG_HOME)
+			gmem_home_put(g->gm, gfn);
 	}
 	e->vmas_used -= g->st.vmas < e->vmas_used ? g->st.vmas : e->vmas_used;
 	e->recount_due = true; /* its VMAs go with its memory */
@@ -373,7 +375,7 @@ enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 
 	pthread_mutex_lock(&e->lock);
 	if (gfn < g->npages) {
-		if (g->pages[gfn].flags & PG_MERGED)
+		if (g->pages[gfn].flags & (PG_MERGED | PG_HOME))
 			st = DEDUP_PAGE_MERGED;
 		else if (g->pages[gfn].flags & PG_ZERO)
 			st = DEDUP_PAGE_ZERO;
@@ -451,6 +453,7 @@ static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 
 	if (g->derived_gen == gen) {
 		st->pages_merged = g->derived.pages_merged;
+		st->pages_in_place = g->derived.pages_in_place;
 		st->pages_zero = g->derived.pages_zero;
 		st->frames_referenced = g->derived.frames_referenced;
 		st->bytes_saved = g->derived.bytes_saved;
@@ -458,6 +461,7 @@ static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 	}
 	frames = malloc(g->npages * sizeof(*frames));
 	st->pages_merged = st->pages_zero = st->frames_referenced = 0;
+	st->pages_in_place = 0;
 	for (uint64_t gfn = 0; gfn < g->npages; gfn++) {
 		const struct dedup_page *p = &g->pages[gfn];
 
@@ -472,6 +476,15 @@ static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 			saved += PAGE - PAGE / (refs ? refs : 1);
 			if (frames)
 				frames[nf++] = p->frame;
+		} else if (p->flags & PG_HOME) {
+			uint32_t refs = gmem_home_refs(g->gm, gfn);
+
+			/* Its share of its home slot, which no other page of
+			 * this guest can read: a frame of its own. */
+			st->pages_merged++;
+			st->pages_in_place++;
+			st->frames_referenced++;
+			saved += PAGE - PAGE / (refs ? refs : 1);
 		}
 	}
 	if (frames) {
@@ -521,7 +534,8 @@ void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out)
 	out->cpu_ns = e->scanner_cpu_ns +
 		      __atomic_load_n(&e->fault_cpu_ns, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->lock);
-	out->store_bytes = store_resident_bytes(&e->store);
+	/* The home files hold what was merged in place. */
+	out->store_bytes = store_resident_bytes(&e->store) + gmem_homes_resident_bytes();
 }
 
 int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms)

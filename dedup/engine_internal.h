@@ -41,6 +41,7 @@ enum page_flags {
 	PG_CANDIDATE = 1 << 3, /* in the candidate index under `hash` */
 	PG_FILEVMA = 1 << 4,   /* lies in a store mapping (was merged once) */
 	PG_UNTOUCHED = 1 << 5, /* zero, never written: the kernel's zero page */
+	PG_HOME = 1 << 6,      /* reads its home slot (merged in place), copy-on-write */
 };
 
 struct dedup_page {
@@ -98,7 +99,8 @@ struct dedup_engine {
 	int fault_stop_fd;         /* eventfd: wakes the fault thread to stop */
 	struct procstat_pagemap pagemap;
 	pthread_t scanner, faulter;
-	bool running;
+	bool running;              /* stored atomically: the fault thread
+				      reads it without the lock */
 	bool paused;
 	bool threads_started;
 	uint64_t vma_budget, vmas_used, max_map_count;
@@ -141,17 +143,22 @@ void guest_requeue_all(struct dedup_guest *g);
 
 enum merge_result { MERGE_DONE, MERGE_DIFFERENT, MERGE_NO_BUDGET, MERGE_ERROR };
 
+/* merge_protected's target for a merge in place: the page's home slot. */
+#define FRAME_HOME (STORE_NO_FRAME - 1)
+
 void frame_put(struct dedup_engine *e, uint32_t f);
 void cand_remove(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn);
 void merge_report_error(struct dedup_guest *g, const struct fv_error *err);
 /* The step every merge shares: protect, compare with frame f (with zeros
- * when f is STORE_NO_FRAME), then map f (discard) or release.  merge.c
- * argues why no write is lost. */
+ * when f is STORE_NO_FRAME, with the page's home slot when FRAME_HOME),
+ * then map f (discard, drop the copy) or release.  merge.c argues why no
+ * write is lost. */
 enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 				  uint64_t gfn, uint32_t f);
 /* Merge a hashed, unmerged page (content `page`) the best way there is:
- * as a zero page, onto a frame with its content, with a twin onto a fresh
- * frame; or leave it a candidate. */
+ * as a zero page, in place (onto its home slot, alone or with a twin at
+ * the same address), onto a frame with its content, with a twin onto a
+ * fresh frame; or leave it a candidate. */
 void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
 	       const uint8_t *page);
 

@@ -5,8 +5,10 @@
  * faults (memory/guest_mem.c, gmem_dedup_enable); merges protect a page for
  * the few microseconds of a compare and a remap (merge.c).  A writer that
  * hits a protected page sleeps in the kernel until the protection goes.
- * This thread must always be reading while any page may be protected, and
- * it is never a vCPU thread.
+ * Home-backed RAM also registers MISSING faults: a touch of a dropped zero
+ * page whose entry is still empty (memory/home.c, rule 3).  This thread
+ * must always be reading while any page may be protected, and it is never a
+ * vCPU thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +42,11 @@ int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
 		return fv_err_errno(err, FV_E_SYS, errno,
 				    "userfaultfd (dedup needs root or vm.unprivileged_userfaultfd=1)");
 	/* WP_UNPOPULATED: protecting a never-touched page must hold too.
-	 * WP_HUGETLBFS_SHMEM: pages in store mappings (shmem) can be protected. */
-	api.features = UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	 * WP_HUGETLBFS_SHMEM: pages in store mappings and home-backed RAM (shmem)
+	 * can be protected.  MISSING_SHMEM: home-backed RAM's empty entries
+	 * fault to this thread. */
+	api.features = UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
+		       UFFD_FEATURE_MISSING_SHMEM;
 	if (ioctl(e->uffd, UFFDIO_API, &api) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno,
 				    "userfaultfd lacks write-protect features (WP_UNPOPULATED, shmem WP)");
@@ -63,9 +68,29 @@ static void fault_release(struct dedup_engine *e, uint64_t addr)
 		.mode = 0,
 	};
 
-	pthread_mutex_lock(&e->lock);
 	ioctl(e->uffd, UFFDIO_WRITEPROTECT, &w); /* ENOENT etc.: already fine */
-	pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * A touch of an empty entry in home-backed RAM: only a dropped zero page
+ * has one (its slot is reserved for zeros), so the answer is the kernel's
+ * zero page, mapped without the engine lock (a scanner holding it may be
+ * the one that touched the page).  EEXIST: the discard mapped it first, or
+ * a write-protection marker is still there - release that and try again;
+ * either way wake the faulting thread, which finds the page mapped.
+ */
+static void fault_missing(struct dedup_engine *e, uint64_t addr)
+{
+	struct uffdio_range r = { .start = addr & ~(PAGE - 1), .len = PAGE };
+	struct uffdio_writeprotect w = { .range = r, .mode = 0 };
+	struct uffdio_zeropage z = { .range = r };
+
+	if (ioctl(e->uffd, UFFDIO_ZEROPAGE, &z) == 0)
+		return; /* it wakes the faulting threads */
+	if (errno == EEXIST && ioctl(e->uffd, UFFDIO_WRITEPROTECT, &w) == 0 &&
+	    ioctl(e->uffd, UFFDIO_ZEROPAGE, &z) == 0)
+		return;
+	ioctl(e->uffd, UFFDIO_WAKE, &r);
 }
 
 void fault_stop(struct dedup_engine *e)
@@ -78,11 +103,23 @@ void fault_stop(struct dedup_engine *e)
 		abort(); /* an eventfd counter cannot overflow from one write */
 }
 
+/* Write faults waiting for the engine lock; more than this and the thread
+ * just waits for the lock (MISSING faults then wait with it). */
+#define WP_PENDING_MAX 64
+
+/*
+ * The loop.  MISSING faults are answered at once; write-protect faults
+ * collect until the engine lock is free.  The thread never blocks on the
+ * lock while it could read the queue: the scanner holding the lock may
+ * itself be waiting on a MISSING fault behind those write faults.
+ */
 void *fault_thread(void *arg)
 {
 	struct dedup_engine *e = arg;
 	struct pollfd pfd[2] = { { .fd = e->uffd, .events = POLLIN },
 				 { .fd = e->fault_stop_fd, .events = POLLIN } };
+	uint64_t wp[WP_PENDING_MAX];
+	unsigned nwp = 0;
 
 	pthread_setname_np(pthread_self(), "dedup-uffd");
 	for (;;) {
@@ -90,21 +127,30 @@ void *fault_thread(void *arg)
 		uint64_t t0;
 		ssize_t n;
 
-		pthread_mutex_lock(&e->lock);
-		if (!e->running) {
+		if (nwp && (nwp == WP_PENDING_MAX ? pthread_mutex_lock(&e->lock)
+						   : pthread_mutex_trylock(&e->lock)) == 0) {
+			t0 = procstat_thread_cpu_ns();
+			while (nwp)
+				fault_release(e, wp[--nwp]);
 			pthread_mutex_unlock(&e->lock);
-			break;
+			__atomic_add_fetch(&e->fault_cpu_ns, procstat_thread_cpu_ns() - t0,
+					   __ATOMIC_RELAXED);
 		}
-		pthread_mutex_unlock(&e->lock);
-		if (poll(pfd, 2, -1) <= 0 || !(pfd[0].revents & POLLIN))
+		/* Stored atomically (under the lock) where it changes; read
+		 * here without it, as this thread must not wait for the lock. */
+		if (!__atomic_load_n(&e->running, __ATOMIC_ACQUIRE))
+			break;
+		/* Pending write faults: look at the lock again within 1 ms. */
+		if (poll(pfd, 2, nwp ? 1 : -1) <= 0 || !(pfd[0].revents & POLLIN))
 			continue;
 		n = read(e->uffd, &msg, sizeof(msg));
-		if (n != sizeof(msg))
+		if (n != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		t0 = procstat_thread_cpu_ns();
-		if (msg.event == UFFD_EVENT_PAGEFAULT &&
-		    (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
-			fault_release(e, msg.arg.pagefault.address);
+		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+			wp[nwp++] = msg.arg.pagefault.address;
+		else
+			fault_missing(e, msg.arg.pagefault.address);
 		/* Read by the stats without the fault thread's help. */
 		__atomic_add_fetch(&e->fault_cpu_ns, procstat_thread_cpu_ns() - t0,
 				   __ATOMIC_RELAXED);

@@ -127,33 +127,56 @@ void merge_report_error(struct dedup_guest *g, const struct fv_error *err)
 	g->errors_hidden = 0;
 }
 
-/* Replace the protected page: map frame f over it, or (STORE_NO_FRAME)
- * discard it.  On failure the old page is still there, protected. */
+/* Replace the protected page: map frame f over it, drop it for its home
+ * slot (FRAME_HOME), or (STORE_NO_FRAME) discard it.  On failure the old
+ * page is still there, protected. */
 static int merge_install(struct dedup_engine *e, struct dedup_guest *g,
 			 uint64_t gfn, uint32_t f, struct fv_error *err)
 {
+	if (f == FRAME_HOME)
+		return gmem_merge_home(g->gm, gfn, err);
 	if (f != STORE_NO_FRAME)
 		return gmem_map_frame(g->gm, gfn, e->store.fd, store_offset(f), err);
 	/* DONTNEED on anonymous memory drops the page and its protection;
 	 * the woken writer faults in a fresh zero-filled page and writes
-	 * there.  (Never on a page in a store mapping: merge_zero.) */
+	 * there; home-backed RAM maps the zero page at once (home rule 3,
+	 * memory/home.c).  (Never on a page in a store mapping: merge_zero.) */
 	return gmem_discard(g->gm, gfn, err);
+}
+
+/* What a merge onto f compares the page with: the frame, zeros, or the
+ * content of the page's home slot (copied: a read through a mapping could
+ * allocate the slot). */
+static const uint8_t *merge_want(struct dedup_engine *e, struct dedup_guest *g,
+				 uint64_t gfn, uint32_t f, uint8_t *buf,
+				 struct fv_error *err)
+{
+	if (f == STORE_NO_FRAME)
+		return e->zero_page;
+	if (f != FRAME_HOME)
+		return store_frame(&e->store, f);
+	return gmem_home_read(g->gm, gfn, buf, err) ? NULL : buf;
 }
 
 /*
  * Map guest page gfn onto frame f - or discard it, when f is STORE_NO_FRAME
- * and the page holds zeros - if, with the page write-protected, it still
- * holds that content.  The caller checked the VMA budget; on MERGE_DONE it
- * records what the page now is.
+ * and the page holds zeros, or drop it for its home slot, when f is
+ * FRAME_HOME - if, with the page write-protected, it still holds that
+ * content.  The caller checked the VMA budget; on MERGE_DONE it records
+ * what the page now is.
  */
 enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 				  uint64_t gfn, uint32_t f)
 {
 	struct dedup_page *p = &g->pages[gfn];
-	const uint8_t *want = f == STORE_NO_FRAME ? e->zero_page :
-			      store_frame(&e->store, f);
+	uint8_t held[PAGE];
 	struct fv_error err = { 0 };
+	const uint8_t *want = merge_want(e, g, gfn, f, held, &err);
 
+	if (!want) {
+		merge_report_error(g, &err);
+		return MERGE_ERROR;
+	}
 	/* 1. From here on a write to the page - by a vCPU inside KVM's fault
 	 * path, by a device thread, by KVM itself - blocks in the kernel.  A
 	 * write that came before is in the page when it is compared. */
@@ -191,8 +214,10 @@ enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 	 * already compared), but clearing it could also erase the bit of a
 	 * write made right after the mapping changed, and the next pass
 	 * tells the two apart by the page table (scan.c), which a clear
-	 * here would cost an ioctl and a TLB flush per merge to save. */
-	gmem_wake(g->gm, gfn, 1, NULL);
+	 * here would cost an ioctl and a TLB flush per merge to save.  (A
+	 * merge in place released the page already, which woke them.) */
+	if (f != FRAME_HOME)
+		gmem_wake(g->gm, gfn, 1, NULL);
 	cand_remove(e, g, gfn);
 	g->st.merges++;
 	e->merges++;
@@ -231,14 +256,14 @@ static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
 	return !pg.present || pg.pfn == e->zero_pfn;
 }
 
-/* A zero page: discard it (anonymous memory), or map the zero frame when
- * the page lies in a store mapping, where discarding would expose the
- * mapping's frame again. */
+/* A zero page: discard it, or map the zero frame when the page lies in a
+ * store mapping, where discarding would expose the mapping's frame again,
+ * or over a home slot that holds content (home rule 3, memory/home.c). */
 static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
 	uint32_t f;
 
-	if (g->pages[gfn].flags & PG_FILEVMA) {
+	if ((g->pages[gfn].flags & PG_FILEVMA) || gmem_home_refs(g->gm, gfn)) {
 		if (e->zero_frame == STORE_NO_FRAME && !budget_room(e, g, gfn, 2))
 			return;
 		f = zero_frame_get(e);
@@ -325,6 +350,86 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 	return true;
 }
 
+/* ---- merging in place ---- */
+
+/* Can page gfn of g read its home slot?  Not in a store mapping: there the
+ * home is not what lies under the page. */
+static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
+{
+	return g->gm->home && !(g->pages[gfn].flags & PG_FILEVMA);
+}
+
+static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *g,
+				    uint64_t gfn)
+{
+	enum merge_result r = merge_protected(e, g, gfn, FRAME_HOME);
+
+	if (r == MERGE_DONE) {
+		g->pages[gfn].flags |= PG_HOME;
+		g->st.merges_in_place++;
+	}
+	return r;
+}
+
+/* A candidate at the same guest address, in another guest of the same
+ * home, with this content. */
+static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest *g,
+				     uint64_t gfn, const uint8_t *page)
+{
+	const struct dedup_index_entry *ent;
+	size_t cur = 0;
+
+	while ((ent = dedup_index_next(&e->cand, g->pages[gfn].hash, g->domain, &cur))) {
+		struct dedup_guest *cg = ent->b == gfn ? guest_by_id(e, ent->a) : NULL;
+
+		if (cg && cg != g && cg->gm->home == g->gm->home &&
+		    home_reachable(cg, gfn) &&
+		    !memcmp(page, gmem_page_view(cg->gm, gfn), PAGE))
+			return cg;
+	}
+	return NULL;
+}
+
+/*
+ * Merge without a mapping: onto the home slot at the page's own address
+ * when it holds this content, or, with a twin at the same address in a
+ * guest of the same home, into the free slot (its content is then theirs).
+ * Clones, guests booted from one image, the same files at the same place:
+ * much duplicated content sits at the same guest address.
+ */
+static bool merge_in_place(struct dedup_engine *e, struct dedup_guest *g,
+			   uint64_t gfn, const uint8_t *page)
+{
+	struct fv_error err = { 0 };
+	struct dedup_guest *twin;
+	uint8_t held[PAGE];
+
+	if (!home_reachable(g, gfn))
+		return false;
+	if (gmem_home_refs(g->gm, gfn)) {
+		if (gmem_home_read(g->gm, gfn, held, NULL) || memcmp(page, held, PAGE))
+			return false; /* other content there: a frame, maybe */
+		merge_home(e, g, gfn);
+		return true;
+	}
+	if (!gmem_home_free(g->gm, gfn) || !(twin = home_twin(e, g, gfn, page)))
+		return false;
+	if (gmem_home_publish(g->gm, gfn, page, &err)) {
+		merge_report_error(g, &err);
+		return false;
+	}
+	if (merge_home(e, g, gfn) == MERGE_DONE && merge_home(e, twin, gfn) != MERGE_DONE) {
+		/* It changed (the dirty log names it) or the merge failed: no
+		 * longer a candidate, looked at again. */
+		cand_remove(e, twin, gfn);
+		page_requeue(twin, gfn);
+	}
+	/* The publisher's reference: when neither page merged, the slot is
+	 * empty again. */
+	gmem_home_put(g->gm, gfn);
+	return true;
+}
+
 void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
 	       const uint8_t *page)
 {
@@ -332,7 +437,8 @@ void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
 		merge_zero(e, g, gfn);
 		return;
 	}
-	if (merge_with_stable(e, g, gfn, page) ||
+	if (merge_in_place(e, g, gfn, page) ||
+	    merge_with_stable(e, g, gfn, page) ||
 	    merge_with_candidate(e, g, gfn, page))
 		return;
 	cand_add(e, g, gfn);

@@ -88,7 +88,7 @@ static bool page_unsettled(const struct dedup_guest *g, uint64_t gfn)
 		return true;  /* counting down or cooling: one step per pass */
 	if (g->paused_merging || test_bit(g->parked, gfn))
 		return false; /* merging back on / a recount with room requeue it */
-	return !(p->flags & (PG_MERGED | PG_ZERO | PG_CANDIDATE | PG_UNTOUCHED));
+	return !(p->flags & (PG_MERGED | PG_HOME | PG_ZERO | PG_CANDIDATE | PG_UNTOUCHED));
 }
 
 /* Did the guest page get its private copy (copy-on-write happened)? */
@@ -97,8 +97,9 @@ static bool page_was_copied(struct dedup_engine *e, struct dedup_guest *g, uint6
 	struct procstat_page pg;
 
 	guest_page_entry(e, g, gfn, &pg);
-	/* A page still on the frame is either not faulted in (no PTE: the
-	 * mapping falls back to the file) or mapped from the file. */
+	/* A page still on the frame (or its home slot) is either not faulted
+	 * in (no PTE: the mapping falls back to the file) or mapped from the
+	 * file. */
 	return pg.present && !pg.file;
 }
 
@@ -132,6 +133,15 @@ static void scan_written_page(struct dedup_engine *e, struct dedup_guest *g,
 			return;
 		frame_put(e, p->frame);
 		p->flags &= ~PG_MERGED;
+		g->st.unmerges++;
+		e->unmerges++;
+	} else if (p->flags & PG_HOME) {
+		/* The same proof before the slot's reference goes: the last
+		 * one punches the slot out. */
+		if (!page_was_copied(e, g, gfn))
+			return;
+		gmem_home_put(g->gm, gfn);
+		p->flags &= ~PG_HOME;
 		g->st.unmerges++;
 		e->unmerges++;
 	} else if (p->flags & PG_ZERO) {
@@ -181,7 +191,7 @@ static void scan_page_once(struct dedup_engine *e, struct dedup_guest *g, uint64
 	} else if (p->heat) {
 		p->heat--; /* a clean pass cools it down */
 	}
-	if (p->flags & (PG_MERGED | PG_ZERO) || g->paused_merging)
+	if (p->flags & (PG_MERGED | PG_HOME | PG_ZERO) || g->paused_merging)
 		return;
 	page = gmem_page_view(g->gm, gfn);
 	/* Unchanged since its last hash: no need to hash again.  Pages never

@@ -151,9 +151,12 @@ enum fv_command {
 	 * result[0] = pages written. */
 	FV_CMD_CHURN = 3,
 	/* Racing writers: every vCPU given this command increments counters
-	 * in the race region arg[0] times: iteration j adds 1 (lock xadd) to
-	 * word (j % 512) of every race page, so at rest all race pages are
-	 * identical.  result[0] = iterations done. */
+	 * in the race region arg[0] times: iteration j adds fv_race_step(p)
+	 * (lock xadd) to word (j % 512) of every race page p, so at rest the
+	 * even race pages are identical, in a guest and across guests, and
+	 * each odd one is the same in every guest of the same layout, at the
+	 * same address, and unlike any other page.  result[0] = iterations
+	 * done. */
 	FV_CMD_RACE = 4,
 	/* Time the first write to arg[1] pages starting at gpa arg[0], stride
 	 * arg[2] bytes (0 = one page).  result[0] = median cycles,
@@ -202,5 +205,13 @@ struct fv_mailbox {
  * to fill and verify its memory.
  */
 #define FV_PAGE_WORDS 512u
+
+/* What FV_CMD_RACE adds per increment to race page p: 1 on even pages (all
+ * alike: merges onto shared frames), p + 1 on odd ones (each unlike the
+ * others: merges with the same page of another guest, in place). */
+static inline uint64_t fv_race_step(uint64_t p)
+{
+	return (p & 1) ? p + 1 : 1;
+}
 
 #endif

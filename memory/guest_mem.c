@@ -1,11 +1,15 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <sys/syscall.h>
 #include "memory/guest_mem.h"
+#include "memory/home.h"
 
 int gmem_check_size(uint64_t size, struct fv_error *err)
 {
@@ -28,13 +32,15 @@ int gmem_check_size(uint64_t size, struct fv_error *err)
 
 /*
  * Guest RAM between two PROT_NONE guard pages.  The guards keep the kernel
- * from merging it with a neighbouring anonymous mapping, so it is always a
- * VMA (or, once pages are merged, a run of VMAs) of its own and the
+ * from merging it with a neighbouring mapping, so it is always a VMA (or,
+ * once pages are merged onto frames, a run of VMAs) of its own and the
  * kernel's per-VMA accounting of it is exact; they also catch overruns.
  * No MAP_NORESERVE on the RAM: the overcommit check then refuses a guest
- * bigger than the host could ever back, here, with a clear error.
+ * bigger than the host could ever back, here, with a clear error (a
+ * private writable file mapping is charged like anonymous memory).
+ * fd < 0: anonymous; otherwise a private mapping of fd from offset 0.
  */
-static uint8_t *gmem_map_guarded(uint64_t size)
+static uint8_t *gmem_map_guarded(uint64_t size, int fd)
 {
 	uint8_t *base = mmap(NULL, size + 2 * GMEM_PAGE_SIZE, PROT_NONE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -43,7 +49,7 @@ static uint8_t *gmem_map_guarded(uint64_t size)
 	if (base == MAP_FAILED)
 		return NULL;
 	ram = mmap(base + GMEM_PAGE_SIZE, size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		   MAP_PRIVATE | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
 	if (ram == MAP_FAILED) {
 		int e = errno;
 
@@ -54,24 +60,97 @@ static uint8_t *gmem_map_guarded(uint64_t size)
 	return ram;
 }
 
-int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
-		struct fv_error *err)
+static void gmem_unmap(struct guest_mem *gm)
+{
+	if (gm->host)
+		munmap(gm->host - GMEM_PAGE_SIZE, gm->size + 2 * GMEM_PAGE_SIZE);
+	gm->host = NULL;
+	home_release(gm->home);
+	gm->home = NULL;
+}
+
+/*
+ * Home rule 1 (home.c): before anyone can touch the RAM, every page maps
+ * the kernel's zero page, so that no read ever falls through to the home
+ * file.  UFFDIO_ZEROPAGE on a private mapping fills only the page table
+ * (it never looks at the file), and needs a MISSING registration: a
+ * userfaultfd of our own, for the duration.  Costs the page tables of the
+ * whole RAM (2 MiB per GiB) up front.
+ */
+static int gmem_map_zero_pages(struct guest_mem *gm, struct fv_error *err)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)gm->host, .len = gm->size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	struct uffdio_zeropage z = { 0 };
+	uint64_t done = 0;
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	int r = 0;
+
+	if (uffd < 0)
+		return fv_err_errno(err, FV_E_SYS, errno,
+				    "userfaultfd (dedup needs root or vm.unprivileged_userfaultfd=1)");
+	if (ioctl(uffd, UFFDIO_API, &api) < 0 || ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		r = fv_err_errno(err, FV_E_SYS, errno,
+				 "userfaultfd MISSING registration of a home mapping");
+		goto out;
+	}
+	while (done < gm->size) {
+		z.range.start = (uintptr_t)gm->host + done;
+		z.range.len = gm->size - done;
+		/* Success may be partial (a signal): it says how far it got. */
+		if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0 && z.zeropage > 0) {
+			done += (uint64_t)z.zeropage;
+			continue;
+		}
+		if (errno == EAGAIN)
+			continue; /* the address space changed under it: again */
+		r = fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_ZEROPAGE over guest RAM");
+		break;
+	}
+	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+out:
+	close(uffd);
+	return r;
+}
+
+static int gmem_create_common(struct guest_mem *gm, int vm_fd, uint64_t size,
+			      const char *home, struct fv_error *err)
 {
 	struct kvm_userspace_memory_region region;
-	uint8_t *p;
 
 	memset(gm, 0, sizeof(*gm));
 	gm->vm_fd = -1;
 	gm->uffd = -1;
 	if (gmem_check_size(size, err))
 		return -1;
-	p = gmem_map_guarded(size);
-	if (!p)
-		return fv_err_errno(err, FV_E_NOMEM, errno,
-				    "cannot map %llu MiB of guest memory",
-				    (unsigned long long)(size >> 20));
-	gm->host = p;
+	if (home) {
+		gm->home = home_acquire(home, size, err);
+		if (!gm->home)
+			return -1;
+	}
+	gm->host = gmem_map_guarded(size, gm->home ? home_fd(gm->home) : -1);
+	if (!gm->host) {
+		fv_err_errno(err, FV_E_NOMEM, errno, "cannot map %llu MiB of guest memory",
+			     (unsigned long long)(size >> 20));
+		gmem_unmap(gm);
+		return -1;
+	}
 	gm->size = size;
+	/* Home-backed RAM always merges: no THP from the start (shmem THP
+	 * would map the home's huge pages; a later MADV_NOHUGEPAGE on part of
+	 * it would split the VMA). */
+	if (gm->home && madvise(gm->host, size, MADV_NOHUGEPAGE) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno, "madvise(MADV_NOHUGEPAGE)");
+		gmem_unmap(gm);
+		return -1;
+	}
+	if (gm->home && gmem_map_zero_pages(gm, err)) {
+		gmem_unmap(gm);
+		return -1;
+	}
 	if (vm_fd < 0)
 		return 0;
 
@@ -79,13 +158,12 @@ int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 		.slot = 0,
 		.guest_phys_addr = 0,
 		.memory_size = size,
-		.userspace_addr = (uintptr_t)p,
+		.userspace_addr = (uintptr_t)gm->host,
 	};
 	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int e = errno;
 
-		munmap(p - GMEM_PAGE_SIZE, size + 2 * GMEM_PAGE_SIZE);
-		gm->host = NULL;
+		gmem_unmap(gm);
 		return fv_err_errno(err, FV_E_KVM, e,
 				    "KVM_SET_USER_MEMORY_REGION (%llu MiB)",
 				    (unsigned long long)(size >> 20));
@@ -93,6 +171,18 @@ int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 	gm->vm_fd = vm_fd;
 	gm->slot = 0;
 	return 0;
+}
+
+int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
+		struct fv_error *err)
+{
+	return gmem_create_common(gm, vm_fd, size, NULL, err);
+}
+
+int gmem_create_in_home(struct guest_mem *gm, int vm_fd, uint64_t size,
+			const char *home, struct fv_error *err)
+{
+	return gmem_create_common(gm, vm_fd, size, home, err);
 }
 
 void gmem_destroy(struct guest_mem *gm)
@@ -107,11 +197,9 @@ void gmem_destroy(struct guest_mem *gm)
 		ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
 		gm->vm_fd = -1;
 	}
-	if (gm->host)
-		munmap(gm->host - GMEM_PAGE_SIZE, gm->size + 2 * GMEM_PAGE_SIZE);
+	gmem_unmap(gm);
 	free(gm->host_dirty);
 	gm->host_dirty = NULL;
-	gm->host = NULL;
 	gm->size = 0;
 	gm->uffd = -1;
 }
@@ -236,6 +324,12 @@ int gmem_dedup_enable(struct guest_mem *gm, int uffd, struct fv_error *err)
 
 	if (!gm->host)
 		return fv_err(err, FV_E_STATE, "guest memory not mapped");
+	/* Home-backed RAM: a page the engine dropped (a zero page) has no
+	 * entry until its next touch, which must map the zero page, not fall
+	 * through to the home file (home rule 3): the engine's fault thread
+	 * answers MISSING faults. */
+	if (gm->home)
+		reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 	if (gm->uffd == uffd && gm->host_dirty)
 		return 0; /* dedup was on before (switched off and on again) */
 	if (gm->host_dirty)
@@ -353,14 +447,81 @@ int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
 	return 0;
 }
 
-int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+/* Drop the protection a zap of a write-protected file page left behind
+ * (a uffd-wp marker survives MADV_DONTNEED on file mappings), waking the
+ * writers: the entry is then empty. */
+static int gmem_release_marker(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 {
-	if (gmem_check_gfn(gm, gfn, 1, err))
-		return -1;
+	return gmem_protect(gm, gfn, 1, false, err);
+}
+
+static int gmem_dontneed(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
 	if (madvise(gm->host + gfn * GMEM_PAGE_SIZE, GMEM_PAGE_SIZE,
 		    MADV_DONTNEED) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "MADV_DONTNEED gfn %llu",
 				    (unsigned long long)gfn);
+	return 0;
+}
+
+/* Map the kernel's zero page at an empty entry (and wake whoever waits on
+ * it); EEXIST: a fault got there first, which mapped the same. */
+static int gmem_zero_entry(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	struct uffdio_zeropage z = {
+		.range = { .start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE),
+			   .len = GMEM_PAGE_SIZE },
+	};
+
+	if (ioctl(gm->uffd, UFFDIO_ZEROPAGE, &z) == 0 || errno == EEXIST)
+		return 0;
+	return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_ZEROPAGE gfn %llu",
+			    (unsigned long long)gfn);
+}
+
+int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (!gm->home)
+		return gmem_dontneed(gm, gfn, err);
+	/*
+	 * Home rule 3: only over a slot reserved for zeros.  Then the entry
+	 * is emptied (zap, marker released: a writer waiting on the page
+	 * wakes and faults) and the zero page mapped at once; a fault in
+	 * between is a MISSING fault, answered with the same zero page.  The
+	 * entry full again, the slot may take content later.
+	 */
+	if (home_reserve_zero(gm->home, gfn, err) || gmem_dontneed(gm, gfn, err) ||
+	    gmem_release_marker(gm, gfn, err) || gmem_zero_entry(gm, gfn, err))
+		return -1;
+	home_unreserve_zero(gm->home, gfn);
+	return 0;
+}
+
+int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (!gm->home)
+		return fv_err(err, FV_E_STATE, "guest memory has no home");
+	/* The reference first: the slot cannot empty under the page. */
+	if (home_ref(gm->home, gfn, err))
+		return -1;
+	/*
+	 * Dropping the private copy leaves the entry empty but for the
+	 * write-protection marker: a reader maps the home page, a writer
+	 * waits.  Releasing it wakes the writers, who copy the home page on
+	 * write - the same as after a frame merge, without a new mapping.
+	 */
+	if (gmem_dontneed(gm, gfn, err)) {
+		gmem_home_put(gm, gfn);
+		return -1;
+	}
+	/* The page reads the slot from here on, so the merge stands whatever
+	 * the release says: a writer it left waiting faults again, and the
+	 * fault thread releases the page (dedup/fault.c). */
+	gmem_release_marker(gm, gfn, NULL);
 	return 0;
 }
 

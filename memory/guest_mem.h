@@ -1,8 +1,12 @@
 /*
  * guest_mem.h - ownership of one guest's RAM.
  *
- * A guest's RAM is one anonymous private mapping registered with KVM as a
- * memslot at guest physical address 0.  This module is the only code that
+ * A guest's RAM is one private mapping registered with KVM as a memslot at
+ * guest physical address 0: anonymous memory, or - for guests whose pages
+ * the dedup engine merges - a private mapping of their trust domain's
+ * *home* file at offset = guest-physical address (home.c says why that is
+ * safe, and what it buys: a page equal to the home page at its own offset
+ * merges without a mapping of its own).  This module is the only code that
  * maps or remaps guest pages, and the only way devices and boot code read or
  * write guest memory: every access names a (gpa, length) range that is
  * checked against the RAM size, and nobody outside keeps a host pointer into
@@ -24,11 +28,14 @@
 #define GMEM_MIN_SIZE (16ull << 20)
 #define GMEM_MAX_SIZE (64ull << 30)
 
+struct gmem_home;
+
 struct guest_mem {
 	uint8_t *host;      /* start of the host mapping; owned, never handed out */
 	uint64_t size;      /* bytes, a multiple of GMEM_PAGE_SIZE */
 	int vm_fd;          /* KVM VM the memslot belongs to (-1: not registered) */
 	uint32_t slot;
+	struct gmem_home *home; /* the domain's home file, or NULL (anonymous) */
 	/* valid once gmem_dedup_enable() succeeded: */
 	int uffd;           /* the dedup engine's userfaultfd (not owned), or -1 */
 	bool dirty_log;     /* KVM logs guest writes (manual protect) */
@@ -43,6 +50,12 @@ int gmem_check_size(uint64_t size, struct fv_error *err);
  * (vm_fd < 0: map only, for unit tests). */
 int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 		struct fv_error *err);
+
+/* The same, mapped from the home file named `home` (made on first use,
+ * shared by every guest created with that name), every page starting as
+ * the kernel's zero page. */
+int gmem_create_in_home(struct guest_mem *gm, int vm_fd, uint64_t size,
+			const char *home, struct fv_error *err);
 
 /* Unregister and unmap. Safe on a zeroed or already destroyed struct. */
 void gmem_destroy(struct guest_mem *gm);
@@ -103,8 +116,37 @@ int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
 		   struct fv_error *err);
 
-/* Drop an anonymous page: reads see the zero page, no frame is used. */
+/* Drop a write-protected page of zeros: reads see the kernel's zero page,
+ * no frame is used, and (for home-backed RAM) the protection is released.
+ * In home-backed RAM refused (FV_E_STATE) while the page's home slot holds
+ * content. */
 int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+
+/*
+ * Merging in place (home-backed RAM only; home.c argues the rules).  A
+ * slot is the home page at gfn's offset.
+ */
+
+/* Give the empty slot of gfn the content `page`: FV_E_STATE unless the
+ * slot is free (no content, not reserved for zeros).  The caller then
+ * holds one reference, dropped with gmem_home_put(). */
+int gmem_home_publish(struct guest_mem *gm, uint64_t gfn, const void *page,
+		      struct fv_error *err);
+/* References to the slot's content (0: it holds none) / could it take some? */
+uint32_t gmem_home_refs(const struct guest_mem *gm, uint64_t gfn);
+bool gmem_home_free(const struct guest_mem *gm, uint64_t gfn);
+/* Copy a held slot's content. */
+int gmem_home_read(const struct guest_mem *gm, uint64_t gfn, void *buf,
+		   struct fv_error *err);
+/* Replace write-protected page gfn, which the caller found equal to its
+ * held slot, by the slot (drop the private copy), and release the
+ * protection, waking the writers, who then copy the slot on write.  Takes
+ * a reference on success. */
+int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+/* Drop a reference; the last one empties the slot. */
+void gmem_home_put(struct guest_mem *gm, uint64_t gfn);
+/* Bytes every home file of the process holds (the kernel's count). */
+uint64_t gmem_homes_resident_bytes(void);
 
 /* Pages written since the last call (by the guest, from KVM's dirty log,
  * and by the host, from gmem_write), ORed into bitmap (bitmap_words long);

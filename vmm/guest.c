@@ -237,6 +237,19 @@ static int guest_create_linux_vcpus(struct guest *g, struct fv_error *err)
 				    g->boot.zero_page, err);
 }
 
+/*
+ * Guest RAM: a guest that merges maps its trust domain's home file (merges
+ * in place need every guest of the domain on one file, from the start;
+ * memory/home.c), any other guest anonymous memory.
+ */
+static int guest_create_mem(struct guest *g, struct fv_error *err)
+{
+	if (!g->cfg.dedup)
+		return gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err);
+	return gmem_create_in_home(&g->mem, g->vm_fd, g->cfg.mem_size,
+				   *g->cfg.domain ? g->cfg.domain : g->cfg.name, err);
+}
+
 /* A Linux guest: irqchip and PIT before any vCPU, the kernel loaded and
  * checked before a vCPU exists. */
 static int guest_build_linux(struct guest *g, struct fv_error *err)
@@ -248,7 +261,7 @@ static int guest_build_linux(struct guest *g, struct fv_error *err)
 	};
 
 	if (x86_linux_setup_vm(g->vm_fd, err) ||
-	    gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err) ||
+	    guest_create_mem(g, err) ||
 	    guest_setup_devices(g, err) ||
 	    linux_boot_load(&g->mem, &bc, &g->boot, err))
 		return -1;
@@ -272,7 +285,7 @@ static int guest_build(struct guest *g, const struct blob *blob,
 		return -1;
 	if (guest_config_is_linux(&g->cfg))
 		return guest_build_linux(g, err);
-	if (gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err) ||
+	if (guest_create_mem(g, err) ||
 	    guest_setup_devices(g, err) ||
 	    payload_load(&g->mem, g->cfg.payload, err) ||
 	    x86_cpl3_setup_memory(&g->mem, err) ||

@@ -211,7 +211,7 @@ void cmd_verify(struct vcpu *v)
 
 		for (uint32_t w = 0; w < FV_PAGE_WORDS; w++) {
 			if (__atomic_load_n(&page[w], __ATOMIC_RELAXED) !=
-			    race_expected[w])
+			    fv_race_step(p) * race_expected[w])
 				ok = 0;
 		}
 		tally(&t, gpa, ok);
@@ -288,8 +288,9 @@ void cmd_churn(struct vcpu *v)
 }
 
 /*
- * RACE: iteration j atomically adds 1 to word j % 512 of every race page.
- * Any number of vCPUs run it at once; at rest all race pages are equal.
+ * RACE: iteration j atomically adds fv_race_step(p) to word j % 512 of
+ * every race page p.  Any number of vCPUs run it at once; at rest the even
+ * race pages are equal, and each odd one is unlike any other.
  * result[0] = iterations done.
  */
 void cmd_race(struct vcpu *v)
@@ -302,15 +303,16 @@ void cmd_race(struct vcpu *v)
 		uint64_t w = j % FV_PAGE_WORDS;
 
 		for (uint64_t p = 0; p < cfg->race_pages; p++)
-			__atomic_fetch_add(&race[p * FV_PAGE_WORDS + w], 1,
-					   __ATOMIC_RELAXED);
+			__atomic_fetch_add(&race[p * FV_PAGE_WORDS + w],
+					   fv_race_step(p), __ATOMIC_RELAXED);
 	}
 	v->result[0] = iters;
 }
 
 /*
- * RACE_SETTLE: arg[1] vCPUs each ran arg[0] RACE iterations; add what that
- * put into each word to the totals VERIFY expects.  vCPU 0 only.
+ * RACE_SETTLE: arg[1] vCPUs each ran arg[0] RACE iterations; add the
+ * increments that put into each word to the totals VERIFY expects (times
+ * fv_race_step(p) on page p).  vCPU 0 only.
  * result[0] = increments added to each race page.
  */
 void cmd_race_settle(struct vcpu *v)
