@@ -11,6 +11,7 @@
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
 #include "memory/guest_mem.h"
+#include "lib/procstat.h"
 
 #define MEM (16ull << 20)
 
@@ -176,6 +177,120 @@ out:
 		close(other);
 }
 
+/* What the page table says about a guest page. */
+static struct procstat_page page_entry(const struct procstat_pagemap *pm,
+				       const struct guest_mem *gm, uint64_t gfn)
+{
+	struct procstat_page pg;
+
+	procstat_pagemap_read(pm, gmem_page_hva(gm, gfn), &pg, NULL);
+	return pg;
+}
+
+static void page_of(uint8_t *page, int byte)
+{
+	memset(page, byte, 4096);
+	page[0] = 'H';
+}
+
+/*
+ * Merging in place (memory/home.c): a page equal to its home slot drops
+ * its copy and reads the slot (file-backed, one copy for everyone); a
+ * write copies it again; a guest that joins the home later never reads
+ * what others put there; zero pages are discarded only over a slot that
+ * holds nothing, and the slot can take content after; the last reference
+ * empties the slot.
+ */
+static void test_home_merge_in_place(void)
+{
+	struct guest_mem a, b, c;
+	struct procstat_pagemap pm;
+	struct fv_error err;
+	uint8_t page[4096], other[4096], back[4096];
+	uint64_t before;
+	int uffd = open_uffd();
+
+	if (uffd < 0) {
+		fprintf(stderr, "\n  SKIP home: no userfaultfd (needs root) ");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(procstat_pagemap_open(&pm, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_create_in_home(&a, -1, MEM, "unit-home", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_create_in_home(&b, -1, MEM, "unit-home", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_dedup_enable(&a, uffd, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_dedup_enable(&b, uffd, &err), 0);
+	/* Rule 1: every page starts on the kernel's zero page. */
+	CU_ASSERT_TRUE(page_entry(&pm, &a, 5).present);
+	CU_ASSERT_FALSE(page_entry(&pm, &a, 5).file);
+	before = gmem_homes_resident_bytes();
+
+	page_of(page, 0x11);
+	CU_ASSERT_EQUAL(gmem_write(&a, 5 * 4096, page, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_write(&b, 5 * 4096, page, 4096, &err), 0);
+	CU_ASSERT_TRUE(gmem_home_free(&a, 5));
+	CU_ASSERT_EQUAL(gmem_home_publish(&a, 5, page, &err), 0);
+	CU_ASSERT_EQUAL(gmem_home_refs(&a, 5), 1u);
+	CU_ASSERT_EQUAL(gmem_home_publish(&b, 5, page, &err), -1); /* held */
+	CU_ASSERT_EQUAL(err.code, FV_E_STATE);
+	CU_ASSERT_EQUAL(gmem_homes_resident_bytes(), before + 4096);
+	/* both pages merge: protected, compared by the caller, dropped */
+	for (struct guest_mem *gm = &a; gm; gm = gm == &a ? &b : NULL) {
+		CU_ASSERT_EQUAL(gmem_protect(gm, 5, 1, true, &err), 0);
+		CU_ASSERT_EQUAL(gmem_merge_home(gm, 5, &err), 0);
+		CU_ASSERT_EQUAL(gmem_read(gm, 5 * 4096, back, 4096, &err), 0);
+		CU_ASSERT_EQUAL(memcmp(back, page, 4096), 0);
+		CU_ASSERT_TRUE(page_entry(&pm, gm, 5).file);
+	}
+	CU_ASSERT_EQUAL(page_entry(&pm, &a, 5).pfn, page_entry(&pm, &b, 5).pfn);
+	gmem_home_put(&a, 5); /* the publisher's reference */
+	CU_ASSERT_EQUAL(gmem_home_refs(&a, 5), 2u);
+
+	/* A guest joining now reads zeros there, not the slot. */
+	CU_ASSERT_EQUAL_FATAL(gmem_create_in_home(&c, -1, MEM, "unit-home", &err), 0);
+	CU_ASSERT_EQUAL(gmem_read(&c, 5 * 4096, back, 4096, &err), 0);
+	CU_ASSERT_EQUAL(back[0], 0);
+	CU_ASSERT_EQUAL(back[4095], 0);
+
+	/* A write copies: a's page is its own, b still reads the slot. */
+	CU_ASSERT_EQUAL(gmem_write(&a, 5 * 4096 + 100, "x", 1, &err), 0);
+	CU_ASSERT_FALSE(page_entry(&pm, &a, 5).file);
+	CU_ASSERT_EQUAL(gmem_read(&b, 5 * 4096, back, 4096, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(back, page, 4096), 0);
+	gmem_home_put(&a, 5);
+	CU_ASSERT_EQUAL(gmem_home_refs(&a, 5), 1u);
+
+	/* A zero page over a held slot is refused; over a free one it is
+	 * dropped, reads zeros, and the slot can take content after. */
+	CU_ASSERT_EQUAL(gmem_write(&a, 5 * 4096, (uint8_t[4096]){ 0 }, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_protect(&a, 5, 1, true, &err), 0);
+	CU_ASSERT_EQUAL(gmem_discard(&a, 5, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_STATE);
+	CU_ASSERT_EQUAL(gmem_protect(&a, 5, 1, false, &err), 0);
+	page_of(other, 0x22);
+	CU_ASSERT_EQUAL(gmem_write(&a, 7 * 4096, (uint8_t[4096]){ 0 }, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_protect(&a, 7, 1, true, &err), 0);
+	CU_ASSERT_EQUAL(gmem_discard(&a, 7, &err), 0);
+	CU_ASSERT_TRUE(page_entry(&pm, &a, 7).present); /* the zero page, at once */
+	CU_ASSERT_FALSE(page_entry(&pm, &a, 7).file);
+	CU_ASSERT_TRUE(gmem_home_free(&a, 7));
+	CU_ASSERT_EQUAL(gmem_home_publish(&b, 7, other, &err), 0);
+	CU_ASSERT_EQUAL(gmem_read(&a, 7 * 4096, back, 4096, &err), 0);
+	CU_ASSERT_EQUAL(back[0], 0); /* a's zero page is its own */
+	gmem_home_put(&b, 7);
+	CU_ASSERT_TRUE(gmem_home_free(&b, 7));
+
+	/* The last reference empties the slot: its memory goes back. */
+	gmem_home_put(&b, 5);
+	CU_ASSERT_EQUAL(gmem_home_refs(&b, 5), 0u);
+	CU_ASSERT_EQUAL(gmem_homes_resident_bytes(), before);
+	gmem_destroy(&c);
+	gmem_destroy(&b);
+	gmem_destroy(&a);
+	CU_ASSERT_EQUAL(gmem_homes_resident_bytes(), 0u); /* no home is left */
+	procstat_pagemap_close(&pm);
+	close(uffd);
+}
+
 void unit_add_guest_mem_suite(void)
 {
 	CU_pSuite s = CU_add_suite("guest_mem", NULL, NULL);
@@ -186,4 +301,5 @@ void unit_add_guest_mem_suite(void)
 	CU_add_test(s, "too big", test_too_big);
 	CU_add_test(s, "dedup enable failure", test_dedup_enable_failure);
 	CU_add_test(s, "dedup page numbers checked", test_dedup_gfn_bounds);
+	CU_add_test(s, "merging in place: the home rules", test_home_merge_in_place);
 }
