@@ -229,24 +229,49 @@ static int home_check_slot(const struct guest_mem *gm, uint64_t gfn,
 	return 0;
 }
 
+/* Copy one slot's page in or out of the memfd (h->lock held). */
+static int home_slot_io(struct gmem_home *h, uint64_t slot, void *buf, bool out,
+			struct fv_error *err)
+{
+	off_t off = (off_t)(slot * GMEM_PAGE_SIZE);
+	ssize_t n = out ? pwrite(h->fd, buf, GMEM_PAGE_SIZE, off) :
+			  pread(h->fd, buf, GMEM_PAGE_SIZE, off);
+
+	if (n == (ssize_t)GMEM_PAGE_SIZE)
+		return 0;
+	if (n < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "%s home slot %llu of %s",
+				    out ? "writing" : "reading",
+				    (unsigned long long)slot, h->key);
+	return fv_err(err, FV_E_IO, "short %s of home slot %llu of %s",
+		      out ? "write" : "read", (unsigned long long)slot, h->key);
+}
+
+/* The home of gm, locked, if gfn is one of its slots. */
+static struct gmem_home *home_lock_slot(const struct guest_mem *gm, uint64_t gfn,
+					struct fv_error *err)
+{
+	if (home_check_slot(gm, gfn, err))
+		return NULL;
+	pthread_mutex_lock(&gm->home->lock);
+	return gm->home;
+}
+
 int gmem_home_publish(struct guest_mem *gm, uint64_t gfn, const void *page,
 		      struct fv_error *err)
 {
-	struct gmem_home *h = gm->home;
+	struct gmem_home *h = home_lock_slot(gm, gfn, err);
 	int r = 0;
 
-	if (home_check_slot(gm, gfn, err))
+	if (!h)
 		return -1;
-	pthread_mutex_lock(&h->lock);
 	/* Rule 2: an empty, unreserved slot is read by no guest, so giving it
 	 * content changes nothing anybody reads. */
 	if (h->refs[gfn] || slot_reserved_zero(h, gfn))
 		r = fv_err(err, FV_E_STATE, "home slot %llu is not free",
 			   (unsigned long long)gfn);
-	else if (pwrite(h->fd, page, GMEM_PAGE_SIZE,
-			(off_t)(gfn * GMEM_PAGE_SIZE)) != (ssize_t)GMEM_PAGE_SIZE)
-		r = fv_err_errno(err, errno ? FV_E_SYS : FV_E_IO, errno,
-				 "writing home slot %llu", (unsigned long long)gfn);
+	else if (home_slot_io(h, gfn, (void *)page, true, err))
+		r = -1;
 	else
 		h->refs[gfn] = 1; /* the publisher's, until gmem_home_put */
 	pthread_mutex_unlock(&h->lock);
@@ -255,56 +280,52 @@ int gmem_home_publish(struct guest_mem *gm, uint64_t gfn, const void *page,
 
 uint32_t gmem_home_refs(const struct guest_mem *gm, uint64_t gfn)
 {
+	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
 	uint32_t refs;
 
-	if (!gm->home || gfn >= gmem_pages(gm))
+	if (!h)
 		return 0;
-	pthread_mutex_lock(&gm->home->lock);
-	refs = gm->home->refs[gfn];
-	pthread_mutex_unlock(&gm->home->lock);
+	refs = h->refs[gfn];
+	pthread_mutex_unlock(&h->lock);
 	return refs;
 }
 
 bool gmem_home_free(const struct guest_mem *gm, uint64_t gfn)
 {
+	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
 	bool free_slot;
 
-	if (!gm->home || gfn >= gmem_pages(gm))
+	if (!h)
 		return false;
-	pthread_mutex_lock(&gm->home->lock);
-	free_slot = !gm->home->refs[gfn] && !slot_reserved_zero(gm->home, gfn);
-	pthread_mutex_unlock(&gm->home->lock);
+	free_slot = !h->refs[gfn] && !slot_reserved_zero(h, gfn);
+	pthread_mutex_unlock(&h->lock);
 	return free_slot;
 }
 
 int gmem_home_read(const struct guest_mem *gm, uint64_t gfn, void *buf,
 		   struct fv_error *err)
 {
-	struct gmem_home *h = gm->home;
+	struct gmem_home *h = home_lock_slot(gm, gfn, err);
 	int r = 0;
 
-	if (home_check_slot(gm, gfn, err))
+	if (!h)
 		return -1;
-	pthread_mutex_lock(&h->lock);
 	/* Only a held slot: reading a hole would allocate a page in it. */
 	if (!h->refs[gfn])
 		r = fv_err(err, FV_E_STATE, "home slot %llu holds no content",
 			   (unsigned long long)gfn);
-	else if (pread(h->fd, buf, GMEM_PAGE_SIZE,
-		       (off_t)(gfn * GMEM_PAGE_SIZE)) != (ssize_t)GMEM_PAGE_SIZE)
-		r = fv_err_errno(err, errno ? FV_E_SYS : FV_E_IO, errno,
-				 "reading home slot %llu", (unsigned long long)gfn);
+	else
+		r = home_slot_io(h, gfn, buf, false, err);
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
 void gmem_home_put(struct guest_mem *gm, uint64_t gfn)
 {
-	struct gmem_home *h = gm->home;
+	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
 
-	if (!h || gfn >= gmem_pages(gm))
+	if (!h)
 		return;
-	pthread_mutex_lock(&h->lock);
 	/* Rule 2: the last reader is gone (it has its own copy now, or the
 	 * guest is), so the slot can become a hole: memory returns to the
 	 * host, and the slot may take other content later. */

@@ -238,13 +238,15 @@ static int guest_create_linux_vcpus(struct guest *g, struct fv_error *err)
 }
 
 /*
- * Guest RAM: a guest that merges maps its trust domain's home file (merges
- * in place need every guest of the domain on one file, from the start;
- * memory/home.c), any other guest anonymous memory.
+ * Guest RAM: a guest that may merge - dedup on, or a dedup engine in the
+ * process that it may join later (QMP dedup-set) - maps its trust domain's
+ * home file: merges in place need every guest of the domain on one file,
+ * from the start (memory/home.c).  Any other guest, and a guest handed to
+ * KSM, has anonymous memory.
  */
-static int guest_create_mem(struct guest *g, struct fv_error *err)
+static int guest_create_mem(struct guest *g, bool may_merge, struct fv_error *err)
 {
-	if (!g->cfg.dedup)
+	if (!may_merge)
 		return gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err);
 	return gmem_create_in_home(&g->mem, g->vm_fd, g->cfg.mem_size,
 				   *g->cfg.domain ? g->cfg.domain : g->cfg.name, err);
@@ -252,7 +254,7 @@ static int guest_create_mem(struct guest *g, struct fv_error *err)
 
 /* A Linux guest: irqchip and PIT before any vCPU, the kernel loaded and
  * checked before a vCPU exists. */
-static int guest_build_linux(struct guest *g, struct fv_error *err)
+static int guest_build_linux(struct guest *g, bool may_merge, struct fv_error *err)
 {
 	struct linux_boot_config bc = {
 		.kernel = g->cfg.kernel,
@@ -261,7 +263,7 @@ static int guest_build_linux(struct guest *g, struct fv_error *err)
 	};
 
 	if (x86_linux_setup_vm(g->vm_fd, err) ||
-	    guest_create_mem(g, err) ||
+	    guest_create_mem(g, may_merge, err) ||
 	    guest_setup_devices(g, err) ||
 	    linux_boot_load(&g->mem, &bc, &g->boot, err))
 		return -1;
@@ -270,7 +272,7 @@ static int guest_build_linux(struct guest *g, struct fv_error *err)
 }
 
 static int guest_build(struct guest *g, const struct blob *blob,
-		       const char *log_dir, struct fv_error *err)
+		       const char *log_dir, bool may_merge, struct fv_error *err)
 {
 	if (g->cfg.nr_vcpus == 0 || g->cfg.nr_vcpus > FV_MAX_VCPUS ||
 	    (int)g->cfg.nr_vcpus > g->kvm->max_vcpus)
@@ -284,8 +286,8 @@ static int guest_build(struct guest *g, const struct blob *blob,
 	if (g->vm_fd < 0)
 		return -1;
 	if (guest_config_is_linux(&g->cfg))
-		return guest_build_linux(g, err);
-	if (guest_create_mem(g, err) ||
+		return guest_build_linux(g, may_merge, err);
+	if (guest_create_mem(g, may_merge, err) ||
 	    guest_setup_devices(g, err) ||
 	    payload_load(&g->mem, g->cfg.payload, err) ||
 	    x86_cpl3_setup_memory(&g->mem, err) ||
@@ -336,7 +338,7 @@ int guest_create(struct guest **out, struct kvm_sys *kvm,
 	g->state = GUEST_CREATED;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
-	if (guest_build(g, blob, log_dir, err) ||
+	if (guest_build(g, blob, log_dir, !cfg->ksm && (cfg->dedup || dedup), err) ||
 	    guest_attach_dedup(g, dedup, err)) {
 		fv_err_prefix(err, "guest %s: ", cfg->name);
 		guest_destroy(g);
