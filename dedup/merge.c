@@ -371,20 +371,30 @@ static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *
 	return r;
 }
 
-/* A candidate at the same guest address, in another guest of the same
- * home, with this content. */
+/* Other guests of a home looked at for a twin, per page: bounds a visit's
+ * cost however many guests share the home (a twin is usually in the first
+ * guest looked at; a page with no twin costs one cache line per guest). */
+#define HOME_PROBE_MAX 8
+
+/* Another guest of the same home with this content at the same guest
+ * address, in a page that could merge in place.  Looked at directly, not
+ * in the candidate index: the twin need not have been visited yet, so the
+ * first guest of a domain visited pairs with the next one at once instead
+ * of merging its repeated contents onto frames. */
 static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest *g,
 				     uint64_t gfn, const uint8_t *page)
 {
-	const struct dedup_index_entry *ent;
-	size_t cur = 0;
+	unsigned probes = 0;
 
-	while ((ent = dedup_index_next(&e->cand, g->pages[gfn].hash, g->domain, &cur))) {
-		struct dedup_guest *cg = ent->b == gfn ? guest_by_id(e, ent->a) : NULL;
-
-		if (cg && cg != g && cg->gm->home == g->gm->home &&
-		    home_reachable(cg, gfn) &&
-		    !memcmp(page, gmem_page_view(cg->gm, gfn), PAGE))
+	for (struct dedup_guest *cg = e->guests; cg && probes < HOME_PROBE_MAX;
+	     cg = cg->next) {
+		if (cg == g || cg->gm->home != g->gm->home || gfn >= cg->npages)
+			continue;
+		probes++;
+		if (cg->paused_merging || !home_reachable(cg, gfn) ||
+		    (cg->pages[gfn].flags & (PG_MERGED | PG_HOME | PG_ZERO)))
+			continue;
+		if (!memcmp(page, gmem_page_view(cg->gm, gfn), PAGE))
 			return cg;
 	}
 	return NULL;
@@ -394,6 +404,9 @@ static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest 
  * Merge without a mapping: onto the home slot at the page's own address
  * when it holds this content, or, with a twin at the same address in a
  * guest of the same home, into the free slot (its content is then theirs).
+ * Tried before frames: a content repeated at several addresses of each
+ * guest then takes a slot per address (a page each) rather than one frame
+ * and two VMAs per page.
  * Clones, guests booted from one image, the same files at the same place:
  * much duplicated content sits at the same guest address.
  */
@@ -419,9 +432,10 @@ static bool merge_in_place(struct dedup_engine *e, struct dedup_guest *g,
 		return false;
 	}
 	if (merge_home(e, g, gfn) == MERGE_DONE && merge_home(e, twin, gfn) != MERGE_DONE) {
-		/* It changed (the dirty log names it) or the merge failed: no
-		 * longer a candidate, looked at again. */
+		/* It changed (the dirty log names it) or the merge failed:
+		 * looked at again, not as a candidate. */
 		cand_remove(e, twin, gfn);
+		twin->pages[gfn].flags &= ~PG_HASHED;
 		page_requeue(twin, gfn);
 	}
 	/* The publisher's reference: when neither page merged, the slot is
