@@ -261,20 +261,24 @@ static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
  * or over a home slot that holds content (home rule 3, memory/home.c). */
 static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
+	bool file = g->pages[gfn].flags & PG_FILEVMA;
 	uint32_t f;
 
-	if ((g->pages[gfn].flags & PG_FILEVMA) || gmem_home_refs(g->gm, gfn)) {
+	/* (A page in a store mapping shows its frame, never the kernel's zero
+	 * page; one in home-backed RAM does until written, whatever its slot
+	 * holds.) */
+	if (!file && page_is_kernel_zero(e, g, gfn)) {
+		/* never written: costs nothing already, and needs no visit
+		 * until a write puts it in the dirty log */
+		g->pages[gfn].flags |= PG_UNTOUCHED;
+		return;
+	}
+	if (file || gmem_home_refs(g->gm, gfn)) {
 		if (e->zero_frame == STORE_NO_FRAME && !budget_room(e, g, gfn, 2))
 			return;
 		f = zero_frame_get(e);
 		if (f != STORE_NO_FRAME && merge_page(e, g, gfn, f) != MERGE_DONE)
 			frame_abandon(e, f);
-		return;
-	}
-	if (page_is_kernel_zero(e, g, gfn)) {
-		/* never written: costs nothing already, and needs no visit
-		 * until a write puts it in the dirty log */
-		g->pages[gfn].flags |= PG_UNTOUCHED;
 		return;
 	}
 	if (merge_protected(e, g, gfn, STORE_NO_FRAME) == MERGE_DONE)

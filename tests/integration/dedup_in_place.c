@@ -1,0 +1,167 @@
+/*
+ * dedup_in_place.c - clones merge in place: one copy, no mapping of their own.
+ *
+ * Three guests of one trust domain hold the same contents at the same guest
+ * addresses (layout=clones: guests booted from one image).  Two of them
+ * also write their probe pages; the third leaves its own untouched, so
+ * that its never-written pages lie over slots the other two filled.  After
+ * the engine's passes:
+ *  - every shared content is one host frame in all three guests, and that
+ *    frame is the domain's home file (pagemap: file-backed), not a copy;
+ *  - the merges added no VMA at all (the home is one mapping per guest);
+ *  - the untouched probe pages are still the kernel's zero page;
+ *  - the process's Pss dropped by what was merged;
+ * then one guest rewrites some pages:
+ *  - each guest verifies its own memory, and the rewritten pages hold a
+ *    private copy while the other guests still read the home;
+ * and when the guests are gone, so is every page of the home.
+ */
+#include "guest-tools/content.h"
+#include "tests/integration/kvmtest.h"
+
+#define SPEC ",mem=32M,zero=20,shared=50,layout=clones,seed=77,probe-pages=64," \
+	"dedup=on,domain=clones"
+#define NG 3
+
+/* Data page positions of the shared contents (the same in every clone). */
+static uint32_t *shared_positions(struct guest *g, uint64_t *n)
+{
+	const struct fv_guest_config *l = &g->layout;
+	struct fv_layout_counts c;
+	uint32_t *perm = malloc(l->data_pages * sizeof(*perm));
+
+	KT_ASSERT(perm, "oom");
+	fv_permute(perm, l->data_pages, l->content.layout_seed);
+	fv_layout_counts(&l->content, l->data_pages, l->blob_pages, &c);
+	memmove(perm, perm + c.zero, c.shared * sizeof(*perm));
+	*n = c.shared;
+	return perm;
+}
+
+static uint64_t data_gpa(struct guest *g, uint64_t pos)
+{
+	return g->layout.data_gpa + pos * FV_PAGE_SIZE;
+}
+
+static struct procstat_page entry_of(struct guest *g, uint64_t gpa)
+{
+	struct procstat_pagemap pm;
+	struct procstat_page pg;
+	struct fv_error err;
+
+	(void)*(const volatile uint8_t *)gmem_page_view(&g->mem, gpa / 4096);
+	KT_ASSERT(procstat_pagemap_open(&pm, &err) == 0, "%s", err.msg);
+	procstat_pagemap_read(&pm, gmem_page_hva(&g->mem, gpa / 4096), &pg, NULL);
+	procstat_pagemap_close(&pm);
+	return pg;
+}
+
+/* Shared contents that are one home page in every guest. */
+static uint64_t count_in_home(struct guest *g[NG], const uint32_t *pos, uint64_t n)
+{
+	uint64_t same = 0;
+
+	for (uint64_t k = 0; k < n; k++) {
+		struct procstat_page p0 = entry_of(g[0], data_gpa(g[0], pos[k]));
+		bool ok = p0.present && p0.file && p0.pfn;
+
+		for (int i = 1; i < NG && ok; i++) {
+			struct procstat_page pi = entry_of(g[i], data_gpa(g[i], pos[k]));
+
+			ok = pi.present && pi.file && pi.pfn == p0.pfn;
+		}
+		same += ok;
+	}
+	return same;
+}
+
+int main(void)
+{
+	struct kvm_sys kvm;
+	struct dedup_engine *e;
+	struct guest *g[NG];
+	struct dedup_host_stats hs;
+	struct procstat_rollup before, after;
+	uint64_t n, in_home, zpfn, expect, dropped, churn = 64, seed = 99, copied = 0;
+	uint64_t merged_before = 0;
+	uint32_t *pos;
+	char spec[256];
+
+	kt_require_kvm("dedup_in_place");
+	kt_open(&kvm);
+	e = kt_engine(0);
+	dedup_set_paused(e, true);
+	for (int i = 0; i < NG; i++) {
+		snprintf(spec, sizeof(spec), "name=c%d" SPEC, i);
+		g[i] = kt_guest(&kvm, e, spec);
+		kt_fill(g[i]);
+	}
+	/* c0 and c1 write their probe pages (one pattern word each); c2's stay
+	 * untouched, over the slots c0 and c1 will fill. */
+	for (int i = 0; i < 2; i++)
+		kt_cmd(g[i], 0, FV_CMD_MEASURE_WRITE, g[i]->layout.probe_gpa,
+		       g[i]->layout.probe_pages, FV_PAGE_SIZE, 0);
+	pos = shared_positions(g[0], &n);
+	KT_ASSERT(n > 1000, "only %llu shared contents", (unsigned long long)n);
+	KT_ASSERT(procstat_rollup(0, &before, NULL) == 0, "rollup");
+
+	dedup_set_paused(e, false);
+	kt_passes(e, 3);
+	zpfn = procstat_zero_pfn();
+	in_home = count_in_home(g, pos, n);
+	KT_ASSERT(in_home == n, "only %llu of %llu shared contents are one home page",
+		  (unsigned long long)in_home, (unsigned long long)n);
+	/* Nothing here needs a mapping: every content that repeats sits at
+	 * the same address in the other guests (the probe pages included). */
+	dedup_get_host_stats(e, &hs);
+	KT_ASSERT(hs.vmas_used == 0, "merges added %llu VMAs", (unsigned long long)hs.vmas_used);
+	for (uint64_t p = 0; p < g[2]->layout.probe_pages; p++) {
+		struct procstat_page pg = entry_of(g[2], g[2]->layout.probe_gpa + p * FV_PAGE_SIZE);
+
+		KT_ASSERT(!pg.file && (!pg.present || pg.pfn == zpfn),
+			  "untouched probe page %llu is not the zero page", (unsigned long long)p);
+	}
+	/* Pss: three copies of each shared content became one. */
+	KT_ASSERT(procstat_rollup(0, &after, NULL) == 0, "rollup");
+	expect = 2 * n * FV_PAGE_SIZE;
+	dropped = before.pss > after.pss ? before.pss - after.pss : 0;
+	KT_ASSERT(dropped * 100 >= expect * 90,
+		  "Pss dropped %llu KiB, expected at least about %llu KiB",
+		  (unsigned long long)dropped >> 10, (unsigned long long)expect >> 10);
+
+	/* c0 rewrites pages: its copies are its own, the others read on. */
+	dedup_set_paused(e, true);
+	for (int i = 0; i < NG; i++)
+		merged_before += kt_stats(g[i]).pages_in_place;
+	kt_cmd(g[0], 0, FV_CMD_CHURN, churn, 0, seed, 0);
+	for (int i = 0; i < NG; i++)
+		kt_verify(g[i]);
+	for (uint64_t k = 0; k < n; k++) {
+		struct procstat_page p0 = entry_of(g[0], data_gpa(g[0], pos[k]));
+		struct procstat_page p1 = entry_of(g[1], data_gpa(g[1], pos[k]));
+
+		KT_ASSERT(p1.file, "c1's shared page %llu left the home", (unsigned long long)k);
+		copied += !p0.file;
+	}
+	KT_ASSERT(copied > 0 && copied <= churn, "%llu of c0's shared pages copied by %llu writes",
+		  (unsigned long long)copied, (unsigned long long)churn);
+	dedup_set_paused(e, false);
+	kt_passes(e, 2);
+	for (int i = 0; i < NG; i++)
+		kt_verify(g[i]);
+	printf("dedup_in_place: %llu shared contents, one home page each in %d clones, "
+	       "0 VMAs added, Pss -%llu KiB (expected ~%llu KiB); %llu pages in place "
+	       "(probe and bookkeeping pages too) before c0 rewrote %llu shared ones\n",
+	       (unsigned long long)n, NG, (unsigned long long)dropped >> 10,
+	       (unsigned long long)expect >> 10, (unsigned long long)merged_before,
+	       (unsigned long long)copied);
+	free(pos);
+	for (int i = 0; i < NG; i++)
+		kt_destroy(g[i]);
+	/* The last reference of each slot went with its guest. */
+	KT_ASSERT(gmem_homes_resident_bytes() == 0, "the home still holds %llu bytes",
+		  (unsigned long long)gmem_homes_resident_bytes());
+	dedup_destroy(e);
+	kvm_sys_close(&kvm);
+	return 0;
+}
