@@ -35,7 +35,7 @@ class Scenario:
 
     def __init__(self, name, mode, label, window, ksm=None, idle_ksm=None,
                  cpu=0, raise_maxmap=False, domains=1, layout="scattered",
-                 idle=(), reaction=False, tail=False, prober=False):
+                 idle=(), reaction=False, tail=False, prober=False, probes=True):
         self.name, self.mode, self.label, self.window = name, mode, label, window
         self.ksm = ksm or {}                # KSM knobs while converging
         self.idle_ksm = idle_ksm            # KSM knobs for the idle windows
@@ -45,6 +45,10 @@ class Scenario:
         self.idle = list(idle)              # [(label, {ksm knobs})]
         self.reaction, self.tail = reaction, tail
         self.prober = prober                # first writes during merging
+        # probe pages written (`measure`): the timing scenarios need them;
+        # a layout scenario does not, and 1024 identical pages at other
+        # addresses in every guest would blur the layout it measures
+        self.probes = probes
 
 
 def guest_names(n):
@@ -52,12 +56,15 @@ def guest_names(n):
 
 
 def guest_steps(role, churn):
-    """The same content in every scenario, so every census is the same.
+    """The same content in every scenario with probes, so every census of
+    those is the same (a "plain" guest only fills: the layout scenarios).
     The writer leaves its probe pages untouched until the reaction; the
     prober times its first writes during merging (measure-merging rewrites
     each word with its own value, so the census still holds) instead of
     after it.  Each guest's first command after a pause is a guest-timed
     one, so no pause ever lands inside the host-timed churn."""
+    if role == "plain":
+        return "fill+sleep:%d+wait" % GATE_S
     if role == "writer":
         return "fill+sleep:%d+measure+sleep:%d+measure-merged+churn:%d+wait" % (
             GATE_S, GATE_S, churn)
@@ -125,6 +132,8 @@ class Session:
     # ------------------------------------------------------------- guests --
 
     def role(self, name):
+        if not self.sc.probes:
+            return "plain"
         return {self.writer: "writer", self.prober: "prober"}.get(name, "other")
 
     def create_guests(self):

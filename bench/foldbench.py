@@ -113,9 +113,9 @@ def standard_scenarios(cfg, layouts):
         suffix = "" if layout == "scattered" else "-" + layout
         main.append(Scenario("foldvm-maxmap-default" + suffix, "foldvm",
                              "foldvm, default max_map_count, %s" % layout, cfg.window,
-                             layout=layout))
+                             layout=layout, probes=False))
         main.append(Scenario("ksm-fast" + suffix, "ksm", "KSM fast (5000 pages / 20 ms), %s" % layout,
-                             cfg.window, ksm=KSM_FAST, layout=layout))
+                             cfg.window, ksm=KSM_FAST, layout=layout, probes=False))
     return main
 
 
