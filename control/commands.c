@@ -93,6 +93,7 @@ static struct json_object *host_json(struct run_ctx *ctx)
 	dedup_get_host_stats(engine, &h);
 	jadd_int(o, "guests", h.guests);
 	jadd_int(o, "store-frames", h.store_frames);
+	jadd_int(o, "pages-in-place", h.pages_in_place);
 	jadd_int(o, "store-bytes", h.store_bytes);
 	jadd_int(o, "saved-bytes", h.saved_bytes);
 	jadd_int(o, "vma-budget", h.vma_budget);

@@ -76,6 +76,7 @@ struct dedup_host_stats {
 	uint64_t store_frames;      /* frames holding content */
 	uint64_t store_bytes;       /* bytes the store memfd holds (kernel) */
 	uint64_t saved_bytes;       /* sum of the guests' bytes_saved */
+	uint64_t pages_in_place;    /* sum of the guests' pages_in_place */
 	uint64_t vma_budget;        /* VMAs merges may add */
 	uint64_t vmas_used;         /* VMAs merges added (see vmas above) */
 	uint64_t max_map_count;     /* vm.max_map_count at start */

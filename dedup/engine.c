@@ -519,6 +519,7 @@ void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out)
 
 		guest_derived_stats(e, g, &st);
 		out->saved_bytes += st.bytes_saved;
+		out->pages_in_place += st.pages_in_place;
 		out->guests++;
 	}
 	out->store_frames = e->store.used;

@@ -127,10 +127,12 @@ static void print_host_summary(const struct run_result *res, FILE *out)
 			b > a ? mib(b - a) : 0.0,
 			b ? 100.0 * (double)(b > a ? b - a : 0) / (double)b : 0.0);
 	}
-	fprintf(out, "host (engine): saved %.1f MiB; store %llu frames, %.1f MiB; "
+	fprintf(out, "host (engine): saved %.1f MiB; store %llu frames, %.1f MiB "
+		"(home files included); %llu pages merged in place; "
 		"%llu merges, %llu unmerges, %llu passes\n",
 		mib(h->saved_bytes), (unsigned long long)h->store_frames,
-		mib(h->store_bytes), (unsigned long long)h->merges,
+		mib(h->store_bytes), (unsigned long long)h->pages_in_place,
+		(unsigned long long)h->merges,
 		(unsigned long long)h->unmerges, (unsigned long long)h->passes);
 	fprintf(out, "host (engine): scanner CPU %.2f s (%.0f merges per CPU-second); ",
 		cpu, cpu > 0 ? (double)h->merges / cpu : 0.0);

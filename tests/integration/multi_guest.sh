@@ -42,7 +42,7 @@ for bin in $VARIANTS; do
 		--vm name=k2,mem=32M,domain=c,layout=clones,blob=20,steps=fill+measure+sync+settle:2+verify+sync \
 		>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/out" "$TMP/err"; fail "$bin clones: exit $?"; }
 	expect_in "$TMP/out" '^k1 .* OK \(' '^k2 .* OK \(' \
-		'^host \(engine\): saved [0-9.]+ MiB; store [1-9][0-9]* frames' \
+		'^host \(engine\): saved [0-9.]+ MiB; store [0-9]+ frames, [0-9.]+ MiB \(home files included\); [1-9][0-9]* pages merged in place' \
 		'^k1: first write as soon as merged \(measure-merging\): [0-9.]+/[0-9.]+ us median/p99, merged after [0-9.]+ s; [0-9]+ engine merges during the writes$'
 	grep -E '^k2 ' "$TMP/out" | awk '{ if ($7 == 0) exit 1 }' ||
 		fail "clone k2 has no file pages"
