@@ -35,11 +35,14 @@ struct dedup_config {
 	unsigned idle_interval_max_ms; /* longest pause (1000; at most
 				     pass_interval_ms means no growth) */
 	unsigned volatile_after;  /* dirty passes in a row before backing off */
+	bool in_place;            /* guests of a named domain map its home
+				     file, so that what they hold at the same
+				     address merges in place (docs/dedup.md) */
 };
 
 /* Defaults: no rate limit, no CPU cap, automatic VMA budget, 256 GiB
  * sparse store, 100 ms between passes (up to 1 s while passes find
- * nothing), back off after 2 dirty passes. */
+ * nothing), back off after 2 dirty passes, merging in place on. */
 void dedup_config_defaults(struct dedup_config *cfg);
 
 struct dedup_guest_stats {
@@ -87,6 +90,10 @@ struct dedup_host_stats {
 	uint64_t pass_cpu_max_ns;   /* the dearest full pass (the first over new memory) */
 	uint64_t pass_cpu_last_ns;  /* the latest full pass */
 };
+
+/* Does the engine merge in place (its config's in_place)?  Fixed for the
+ * engine's life: guest RAM is mapped by this before a guest joins. */
+bool dedup_in_place(const struct dedup_engine *e);
 
 int dedup_create(struct dedup_engine **out, const struct dedup_config *cfg,
 		 struct fv_error *err);

@@ -60,6 +60,12 @@ void dedup_config_defaults(struct dedup_config *cfg)
 	cfg->pass_interval_ms = 100;
 	cfg->idle_interval_max_ms = 1000;
 	cfg->volatile_after = 2;
+	cfg->in_place = true;
+}
+
+bool dedup_in_place(const struct dedup_engine *e)
+{
+	return e->cfg.in_place;
 }
 
 /* ---- guests and their pages ---- */

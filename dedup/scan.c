@@ -99,8 +99,10 @@ static bool page_was_copied(struct dedup_engine *e, struct dedup_guest *g, uint6
 	guest_page_entry(e, g, gfn, &pg);
 	/* A page still on the frame (or its home slot) is either not faulted
 	 * in (no PTE: the mapping falls back to the file) or mapped from the
-	 * file. */
-	return pg.present && !pg.file;
+	 * file.  A private copy may be swapped out by now: a swap entry in a
+	 * private file mapping is always an anonymous page (a file page
+	 * leaves none, and procstat tells a write-protect marker apart). */
+	return (pg.present || pg.swapped) && !pg.file;
 }
 
 /* Did a discarded zero page get a page of its own (a write)?  Absent, or
@@ -111,7 +113,8 @@ static bool page_was_written_again(struct dedup_engine *e, struct dedup_guest *g
 	struct procstat_page pg;
 
 	guest_page_entry(e, g, gfn, &pg);
-	return pg.present && (!e->zero_pfn || pg.pfn != e->zero_pfn);
+	/* (The zero page is never swapped: a swap entry is a written page.) */
+	return pg.swapped || (pg.present && (!e->zero_pfn || pg.pfn != e->zero_pfn));
 }
 
 /* ---- one page ---- */

@@ -90,6 +90,10 @@ const char cli_usage[] =
 "  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
 "  --dedup-vma-budget N  VMAs merges may add (default: vm.max_map_count\n"
 "                   less what the process needs)\n"
+"  --dedup-in-place on|off  guests of a named domain (domain=) map its home\n"
+"                   file and merge what they hold at the same address in\n"
+"                   place, without a VMA (default on; off: anonymous RAM,\n"
+"                   cheaper first writes to never-written pages)\n"
 "  --max-map-count N  raise the host-wide sysctl vm.max_map_count to N first\n"
 "                   (root; logged; never done without this option)\n"
 "  demo only:\n"
@@ -306,7 +310,8 @@ static int cli_demo_option(struct cli_options *opt, const char *name,
 }
 
 static const char *const dedup_opts[] = {
-	"--dedup-rate", "--dedup-cpu", "--dedup-vma-budget", "--max-map-count",
+	"--dedup-rate", "--dedup-cpu", "--dedup-vma-budget", "--dedup-in-place",
+	"--max-map-count",
 };
 
 static int cli_dedup_option(struct cli_options *opt, const char *name,
@@ -326,6 +331,16 @@ static int cli_dedup_option(struct cli_options *opt, const char *name,
 	if (!strcmp(name, "--dedup-vma-budget"))
 		return spec_parse_uint(val, 1, 1ull << 32, &opt->dedup_vma_budget,
 				       "--dedup-vma-budget", err);
+	if (!strcmp(name, "--dedup-in-place")) {
+		bool on;
+
+		if (spec_parse_bool(val, &on, err)) {
+			fv_err_prefix(err, "--dedup-in-place: ");
+			return -1;
+		}
+		opt->dedup_no_in_place = !on;
+		return 0;
+	}
 	return spec_parse_uint(val, 65530, 1ull << 31, &opt->max_map_count,
 			       "--max-map-count", err);
 }

@@ -29,6 +29,8 @@
 
 #define PAGEMAP_PRESENT (1ull << 63)
 #define PAGEMAP_FILE (1ull << 61)    /* file page or shared anon */
+#define PAGEMAP_SWAP (1ull << 62)
+#define PAGEMAP_UFFD_WP (1ull << 57)
 #define PAGEMAP_PFN_MASK ((1ull << 55) - 1)
 
 /* A "Key: value" line split at the colon; val..end is the value text. */
@@ -506,6 +508,7 @@ void procstat_pagemap_decode(uint64_t entry, struct procstat_page *out)
 {
 	out->present = (entry & PAGEMAP_PRESENT) != 0;
 	out->file = (entry & PAGEMAP_FILE) != 0;
+	out->swapped = (entry & (PAGEMAP_SWAP | PAGEMAP_UFFD_WP)) == PAGEMAP_SWAP;
 	/* Without CAP_SYS_ADMIN the kernel reports PFN 0 for every page; a
 	 * page that is not present has no PFN (swap entries use the bits). */
 	out->pfn = out->present ? entry & PAGEMAP_PFN_MASK : 0;

@@ -72,6 +72,10 @@ struct procstat_page {
 	bool present;  /* a page is mapped (not swapped, not unpopulated) */
 	bool file;     /* the page is file-backed or shared (bit 61): e.g. a
 			* private mapping still reading its memfd page */
+	bool swapped;  /* a swap entry (bit 62) - but not a userfaultfd
+			* write-protect marker (bit 57 with it), which stands
+			* for no page at all; a protected page that really is
+			* swapped out reads "not swapped" too */
 	uint64_t pfn;  /* valid when present; 0 when the kernel hides PFNs
 			* (not root) */
 };

@@ -114,6 +114,7 @@ static int runner_start_dedup(const struct cli_options *opt,
 	cfg.rate = opt->dedup_rate;
 	cfg.cpu_pct = opt->dedup_cpu;
 	cfg.vma_budget = opt->dedup_vma_budget;
+	cfg.in_place = !opt->dedup_no_in_place;
 	if (runner_raise_max_map_count(opt->max_map_count, err) ||
 	    dedup_create(engine, &cfg, err))
 		return -1;

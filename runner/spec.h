@@ -107,6 +107,7 @@ struct cli_options {
 	uint64_t dedup_rate;    /* --dedup-rate pages/s (0 = unlimited) */
 	unsigned dedup_cpu;     /* --dedup-cpu percent (0 = no cap) */
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
+	bool dedup_no_in_place; /* --dedup-in-place off */
 	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */
 	/* demo */
 	bool demo_no_dedup;     /* --no-dedup */

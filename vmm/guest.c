@@ -238,23 +238,30 @@ static int guest_create_linux_vcpus(struct guest *g, struct fv_error *err)
 }
 
 /*
- * Guest RAM: a guest that may merge - dedup on, or a dedup engine in the
- * process that it may join later (QMP dedup-set) - maps its trust domain's
- * home file: merges in place need every guest of the domain on one file,
- * from the start (memory/home.c).  Any other guest, and a guest handed to
- * KSM, has anonymous memory.
+ * Guest RAM: a guest of a named trust domain (domain=) in a process whose
+ * engine merges in place maps the domain's home file - whether dedup is on
+ * now or may be later (QMP dedup-set): merges in place need every guest of
+ * the domain on one file, from the start (memory/home.c).  Any other guest
+ * has anonymous memory: a guest without domain= shares content with no
+ * other, and a guest KSM merges is the baseline.  The home's price is
+ * paid by every first write to a never-written page, a copy of the zero
+ * page instead of a fresh page (docs/dedup.md).
  */
-static int guest_create_mem(struct guest *g, bool may_merge, struct fv_error *err)
+static bool guest_mem_in_home(const struct guest *g, const struct dedup_engine *dedup)
 {
-	if (!may_merge)
+	return !g->cfg.ksm && dedup && dedup_in_place(dedup) && *g->cfg.domain;
+}
+
+static int guest_create_mem(struct guest *g, bool in_home, struct fv_error *err)
+{
+	if (!in_home)
 		return gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err);
-	return gmem_create_in_home(&g->mem, g->vm_fd, g->cfg.mem_size,
-				   *g->cfg.domain ? g->cfg.domain : g->cfg.name, err);
+	return gmem_create_in_home(&g->mem, g->vm_fd, g->cfg.mem_size, g->cfg.domain, err);
 }
 
 /* A Linux guest: irqchip and PIT before any vCPU, the kernel loaded and
  * checked before a vCPU exists. */
-static int guest_build_linux(struct guest *g, bool may_merge, struct fv_error *err)
+static int guest_build_linux(struct guest *g, bool in_home, struct fv_error *err)
 {
 	struct linux_boot_config bc = {
 		.kernel = g->cfg.kernel,
@@ -263,7 +270,7 @@ static int guest_build_linux(struct guest *g, bool may_merge, struct fv_error *e
 	};
 
 	if (x86_linux_setup_vm(g->vm_fd, err) ||
-	    guest_create_mem(g, may_merge, err) ||
+	    guest_create_mem(g, in_home, err) ||
 	    guest_setup_devices(g, err) ||
 	    linux_boot_load(&g->mem, &bc, &g->boot, err))
 		return -1;
@@ -272,7 +279,7 @@ static int guest_build_linux(struct guest *g, bool may_merge, struct fv_error *e
 }
 
 static int guest_build(struct guest *g, const struct blob *blob,
-		       const char *log_dir, bool may_merge, struct fv_error *err)
+		       const char *log_dir, bool in_home, struct fv_error *err)
 {
 	if (g->cfg.nr_vcpus == 0 || g->cfg.nr_vcpus > FV_MAX_VCPUS ||
 	    (int)g->cfg.nr_vcpus > g->kvm->max_vcpus)
@@ -286,8 +293,8 @@ static int guest_build(struct guest *g, const struct blob *blob,
 	if (g->vm_fd < 0)
 		return -1;
 	if (guest_config_is_linux(&g->cfg))
-		return guest_build_linux(g, may_merge, err);
-	if (guest_create_mem(g, may_merge, err) ||
+		return guest_build_linux(g, in_home, err);
+	if (guest_create_mem(g, in_home, err) ||
 	    guest_setup_devices(g, err) ||
 	    payload_load(&g->mem, g->cfg.payload, err) ||
 	    x86_cpl3_setup_memory(&g->mem, err) ||
@@ -338,7 +345,7 @@ int guest_create(struct guest **out, struct kvm_sys *kvm,
 	g->state = GUEST_CREATED;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
-	if (guest_build(g, blob, log_dir, !cfg->ksm && (cfg->dedup || dedup), err) ||
+	if (guest_build(g, blob, log_dir, guest_mem_in_home(g, dedup), err) ||
 	    guest_attach_dedup(g, dedup, err)) {
 		fv_err_prefix(err, "guest %s: ", cfg->name);
 		guest_destroy(g);

@@ -493,6 +493,23 @@ static void test_settle_step(void)
 	CU_ASSERT_EQUAL(opt.vms[0].steps[1].arg, 3);
 }
 
+/* The engine's options: --dedup-in-place takes on or off, nothing else. */
+static void test_dedup_options(void)
+{
+	char *on[] = { "foldvm", "run", "--dedup", "--dedup-cpu", "5", "--vm", "name=a" };
+	char *off[] = { "foldvm", "run", "--dedup-in-place", "off", "--vm", "name=a" };
+	char *bad[] = { "foldvm", "run", "--dedup-in-place=maybe", "--vm", "name=a" };
+	struct fv_error err = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(parse(7, on), 0);
+	CU_ASSERT_EQUAL(opt.dedup_cpu, 5);
+	CU_ASSERT_FALSE(opt.dedup_no_in_place); /* on unless told */
+	CU_ASSERT_EQUAL_FATAL(parse(6, off), 0);
+	CU_ASSERT_TRUE(opt.dedup_no_in_place);
+	CU_ASSERT_EQUAL(cli_parse(5, bad, &opt, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--dedup-in-place"));
+}
+
 static void test_demo_options(void)
 {
 	char *ok[] = { "foldvm", "demo", "--guests", "2", "--mem=64M",
@@ -532,6 +549,7 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "commands", test_commands);
 	CU_add_test(s, "run guests", test_run_guests);
 	CU_add_test(s, "settle step", test_settle_step);
+	CU_add_test(s, "dedup options", test_dedup_options);
 	CU_add_test(s, "demo options", test_demo_options);
 	CU_add_test(s, "guest names", test_names);
 	CU_add_test(s, "linux guest defaults", test_linux_defaults);

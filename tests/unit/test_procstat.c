@@ -422,13 +422,19 @@ static void test_pagemap_decode(void)
 	/* swapped: bits 0-54 hold the swap entry, not a PFN */
 	procstat_pagemap_decode(1ull << 62 | 0x777, &pg);
 	CU_ASSERT_FALSE(pg.present);
+	CU_ASSERT_TRUE(pg.swapped);
 	CU_ASSERT_EQUAL(pg.pfn, 0);
+	/* a write-protect marker is a swap-type entry, but no page */
+	procstat_pagemap_decode(1ull << 62 | 1ull << 57, &pg);
+	CU_ASSERT_FALSE(pg.present);
+	CU_ASSERT_FALSE(pg.swapped);
 	/* the flag bits above 55 are not part of the PFN */
 	procstat_pagemap_decode(1ull << 63 | 1ull << 55 | 1ull << 56 | 7, &pg);
 	CU_ASSERT_EQUAL(pg.pfn, 7);
 	procstat_pagemap_decode(0, &pg);
 	CU_ASSERT_FALSE(pg.present);
 	CU_ASSERT_FALSE(pg.file);
+	CU_ASSERT_FALSE(pg.swapped);
 }
 
 /* The reader, kept open over several pages: an anonymous copy is not a
