@@ -405,6 +405,20 @@ static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest 
 }
 
 /*
+ * The slot at gfn just took content: pages of the home's other guests that
+ * wait at that address as candidates are settled (no visit until written)
+ * and would never see it; their next visit merges them onto the slot.
+ */
+static void home_wake_candidates(struct dedup_engine *e, struct dedup_guest *g,
+				 uint64_t gfn)
+{
+	for (struct dedup_guest *cg = e->guests; cg; cg = cg->next)
+		if (cg != g && cg->gm->home == g->gm->home && gfn < cg->npages &&
+		    (cg->pages[gfn].flags & PG_CANDIDATE))
+			page_requeue(cg, gfn);
+}
+
+/*
  * Merge without a mapping: onto the home slot at the page's own address
  * when it holds this content, or, with a twin at the same address in a
  * guest of the same home, into the free slot (its content is then theirs).
@@ -442,6 +456,8 @@ static bool merge_in_place(struct dedup_engine *e, struct dedup_guest *g,
 		twin->pages[gfn].flags &= ~PG_HASHED;
 		page_requeue(twin, gfn);
 	}
+	if (gmem_home_refs(g->gm, gfn) > 1)
+		home_wake_candidates(e, g, gfn);
 	/* The publisher's reference: when neither page merged, the slot is
 	 * empty again. */
 	gmem_home_put(g->gm, gfn);

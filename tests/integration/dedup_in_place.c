@@ -2,12 +2,15 @@
  * dedup_in_place.c - clones merge in place: one copy, no mapping of their own.
  *
  * Three guests of one trust domain hold the same contents at the same guest
- * addresses (layout=clones: guests booted from one image).  Two of them
- * also write their probe pages; the third leaves its own untouched, so
- * that its never-written pages lie over slots the other two filled.  After
- * the engine's passes:
- *  - every shared content is one host frame in all three guests, and that
- *    frame is the domain's home file (pagemap: file-backed), not a copy;
+ * addresses (layout=clones: guests booted from one image).  The first runs
+ * alone under the engine for a while (its pages wait as candidates, with
+ * no twin yet); then the other two join.  Two of them also write their
+ * probe pages; the third leaves its own untouched, so that its
+ * never-written pages lie over slots the other two filled.  After the
+ * engine's passes:
+ *  - every shared content is one host frame in all three guests - the
+ *    first one's waiting candidates included - and that frame is the
+ *    domain's home file (pagemap: file-backed), not a copy;
  *  - the merges added no VMA at all (the home is one mapping per guest);
  *  - the untouched probe pages are still the kernel's zero page;
  *  - the process's Pss dropped by what was merged;
@@ -95,12 +98,21 @@ int main(void)
 		snprintf(spec, sizeof(spec), "name=c%d" SPEC, i);
 		g[i] = kt_guest(&kvm, e, spec);
 		kt_fill(g[i]);
+		if (i == 0) {
+			/* c0 alone: its pages become candidates, settled
+			 * until written; the slots must still find them. */
+			dedup_set_paused(e, false);
+			kt_passes(e, 2);
+			dedup_set_paused(e, true);
+		}
+		/* c0 and c1 write their probe pages (one pattern word each:
+		 * alike in a guest, so written only now that c0 has twins at
+		 * their addresses); c2's stay untouched, over the slots c0
+		 * and c1 will fill. */
+		if (i < 2)
+			kt_cmd(g[i], 0, FV_CMD_MEASURE_WRITE, g[i]->layout.probe_gpa,
+			       g[i]->layout.probe_pages, FV_PAGE_SIZE, 0);
 	}
-	/* c0 and c1 write their probe pages (one pattern word each); c2's stay
-	 * untouched, over the slots c0 and c1 will fill. */
-	for (int i = 0; i < 2; i++)
-		kt_cmd(g[i], 0, FV_CMD_MEASURE_WRITE, g[i]->layout.probe_gpa,
-		       g[i]->layout.probe_pages, FV_PAGE_SIZE, 0);
 	pos = shared_positions(g[0], &n);
 	KT_ASSERT(n > 1000, "only %llu shared contents", (unsigned long long)n);
 	KT_ASSERT(procstat_rollup(0, &before, NULL) == 0, "rollup");
