@@ -143,15 +143,16 @@ void guest_requeue_all(struct dedup_guest *g);
 
 enum merge_result { MERGE_DONE, MERGE_DIFFERENT, MERGE_NO_BUDGET, MERGE_ERROR };
 
-/* merge_protected's target for a merge in place: the page's home slot. */
+/* The target of a merge in place, the page's home slot, where a frame
+ * number goes (merge.c). */
 #define FRAME_HOME (STORE_NO_FRAME - 1)
 
 void frame_put(struct dedup_engine *e, uint32_t f);
 void cand_remove(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn);
 void merge_report_error(struct dedup_guest *g, const struct fv_error *err);
 /* The step every merge shares: protect, compare with frame f (with zeros
- * when f is STORE_NO_FRAME, with the page's home slot when FRAME_HOME),
- * then map f (discard, drop the copy) or release.  merge.c argues why no
+ * when f is STORE_NO_FRAME), then map f (discard) or release; merges in
+ * place take the same steps (merge.c, merge_onto).  merge.c argues why no
  * write is lost. */
 enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 				  uint64_t gfn, uint32_t f);

@@ -144,39 +144,19 @@ static int merge_install(struct dedup_engine *e, struct dedup_guest *g,
 	return gmem_discard(g->gm, gfn, err);
 }
 
-/* What a merge onto f compares the page with: the frame, zeros, or the
- * content of the page's home slot (copied: a read through a mapping could
- * allocate the slot). */
-static const uint8_t *merge_want(struct dedup_engine *e, struct dedup_guest *g,
-				 uint64_t gfn, uint32_t f, uint8_t *buf,
-				 struct fv_error *err)
-{
-	if (f == STORE_NO_FRAME)
-		return e->zero_page;
-	if (f != FRAME_HOME)
-		return store_frame(&e->store, f);
-	return gmem_home_read(g->gm, gfn, buf, err) ? NULL : buf;
-}
-
 /*
  * Map guest page gfn onto frame f - or discard it, when f is STORE_NO_FRAME
  * and the page holds zeros, or drop it for its home slot, when f is
- * FRAME_HOME - if, with the page write-protected, it still holds that
- * content.  The caller checked the VMA budget; on MERGE_DONE it records
- * what the page now is.
+ * FRAME_HOME - if, with the page write-protected, it still holds `want`,
+ * the content of f.  The caller checked the VMA budget; on MERGE_DONE it
+ * records what the page now is.
  */
-enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
-				  uint64_t gfn, uint32_t f)
+static enum merge_result merge_onto(struct dedup_engine *e, struct dedup_guest *g,
+				    uint64_t gfn, uint32_t f, const uint8_t *want)
 {
 	struct dedup_page *p = &g->pages[gfn];
-	uint8_t held[PAGE];
 	struct fv_error err = { 0 };
-	const uint8_t *want = merge_want(e, g, gfn, f, held, &err);
 
-	if (!want) {
-		merge_report_error(g, &err);
-		return MERGE_ERROR;
-	}
 	/* 1. From here on a write to the page - by a vCPU inside KVM's fault
 	 * path, by a device thread, by KVM itself - blocks in the kernel.  A
 	 * write that came before is in the page when it is compared. */
@@ -222,6 +202,13 @@ enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 	g->st.merges++;
 	e->merges++;
 	return MERGE_DONE;
+}
+
+enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
+				  uint64_t gfn, uint32_t f)
+{
+	return merge_onto(e, g, gfn, f, f == STORE_NO_FRAME ? e->zero_page :
+					store_frame(&e->store, f));
 }
 
 /* Merge guest page gfn onto frame f, within the VMA budget. */
@@ -363,10 +350,14 @@ static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
 	return g->gm->home && !(g->pages[gfn].flags & PG_FILEVMA);
 }
 
+/* Merge page gfn onto its home slot, which holds `content`: the caller
+ * read it there or put it there, and a held slot never changes (home rule
+ * 2) - only the engine, under its lock, drops the references that could
+ * empty it. */
 static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *g,
-				    uint64_t gfn)
+				    uint64_t gfn, const uint8_t *content)
 {
-	enum merge_result r = merge_protected(e, g, gfn, FRAME_HOME);
+	enum merge_result r = merge_onto(e, g, gfn, FRAME_HOME, content);
 
 	if (r == MERGE_DONE) {
 		g->pages[gfn].flags |= PG_HOME;
@@ -440,16 +431,20 @@ static bool merge_in_place(struct dedup_engine *e, struct dedup_guest *g,
 	if (gmem_home_refs(g->gm, gfn)) {
 		if (gmem_home_read(g->gm, gfn, held, NULL) || memcmp(page, held, PAGE))
 			return false; /* other content there: a frame, maybe */
-		merge_home(e, g, gfn);
+		merge_home(e, g, gfn, held);
 		return true;
 	}
 	if (!gmem_home_free(g->gm, gfn) || !(twin = home_twin(e, g, gfn, page)))
 		return false;
-	if (gmem_home_publish(g->gm, gfn, page, &err)) {
+	/* `page` is the guest's live page: the slot gets a copy, and both
+	 * merges compare with that copy, which is what the slot holds. */
+	memcpy(held, page, PAGE);
+	if (gmem_home_publish(g->gm, gfn, held, &err)) {
 		merge_report_error(g, &err);
 		return false;
 	}
-	if (merge_home(e, g, gfn) == MERGE_DONE && merge_home(e, twin, gfn) != MERGE_DONE) {
+	if (merge_home(e, g, gfn, held) == MERGE_DONE &&
+	    merge_home(e, twin, gfn, held) != MERGE_DONE) {
 		/* It changed (the dirty log names it) or the merge failed:
 		 * looked at again, not as a candidate. */
 		cand_remove(e, twin, gfn);
