@@ -173,10 +173,6 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 	return vm_create(c->ctx, args, ret, err);
 }
 
-static const struct qmp_arg vm_destroy_args[] = {
-	{ "name", QMP_T_STR, false },
-	{ NULL, QMP_T_ANY, false },
-};
 
 static int cmd_vm_destroy(void *opaque, struct json_object *args,
 			  struct json_object **ret, struct qmp_error *err)
@@ -192,13 +188,113 @@ static int cmd_vm_destroy(void *opaque, struct json_object *args,
 	return 0;
 }
 
+/* ---- a worker's link to its supervisor (supervisor/) ---- */
+
+/* Has every guest of the worker's command line been created?  Asked once
+ * after negotiating: WORKER_READY is only sent to a negotiated client, so
+ * a worker that got ready before that is found here. */
+static int cmd_query_worker(void *opaque, struct json_object *args,
+			    struct json_object **ret, struct qmp_error *err)
+{
+	struct control *c = opaque;
+
+	(void)args;
+	(void)err;
+	*ret = json_object_new_object();
+	pthread_mutex_lock(&c->ev_lock);
+	jadd_bool(*ret, "ready", c->ready);
+	pthread_mutex_unlock(&c->ev_lock);
+	jadd_int(*ret, "pid", (uint64_t)getpid());
+	return 0;
+}
+
+static const struct qmp_arg worker_start_args[] = {
+	{ "go", QMP_T_BOOL, false },
+	{ NULL, QMP_T_ANY, false },
+};
+
+/* Start the guests (go) or give up the start (another domain's guest could
+ * not be created). */
+static int cmd_worker_start(void *opaque, struct json_object *args,
+			    struct json_object **ret, struct qmp_error *err)
+{
+	struct control *c = opaque;
+	struct json_object *go;
+	int r = 0;
+
+	(void)ret;
+	json_object_object_get_ex(args, "go", &go);
+	pthread_mutex_lock(&c->ev_lock);
+	if (!c->ready || c->start_decided) {
+		r = qmp_error_set(err, "GenericError", "%s",
+				  c->ready ? "already started" : "not ready");
+	} else {
+		c->start_decided = true;
+		c->start_go = json_object_get_boolean(go);
+		pthread_cond_broadcast(&c->start_cond);
+	}
+	pthread_mutex_unlock(&c->ev_lock);
+	return r;
+}
+
+/* The runner's ready hook: every guest of the command line exists; the
+ * supervisor says when to start them. */
+static int control_ready(void *data, struct fv_error *err)
+{
+	struct control *c = data;
+	bool go;
+
+	if (!c || !c->ctx->opt->worker)
+		return 0;
+	pthread_mutex_lock(&c->ev_lock);
+	c->ready = true;
+	pthread_mutex_unlock(&c->ev_lock);
+	qmp_endpoint_event(c->host_ep, "WORKER_READY", NULL);
+	pthread_mutex_lock(&c->ev_lock);
+	while (!c->start_decided)
+		pthread_cond_wait(&c->start_cond, &c->ev_lock);
+	go = c->start_go;
+	pthread_mutex_unlock(&c->ev_lock);
+	if (!go)
+		return fv_err(err, FV_E_STATE,
+			      "start cancelled: a guest of another trust domain could not be created");
+	return 0;
+}
+
+/* What the supervisor keeps its table of guest names from. */
+static void worker_guest_event(struct control *c, const char *event,
+			       const char *name, const char *uuid)
+{
+	struct json_object *data;
+
+	if (!c->ctx->opt->worker)
+		return;
+	data = json_object_new_object();
+	jadd_str(data, "name", name);
+	if (uuid && uuid[0])
+		jadd_str(data, "uuid", uuid);
+	qmp_endpoint_event(c->host_ep, event, data);
+}
+
+#define HOST_COMMAND_ROWS \
+	{ "query-vms", cmd_query_vms, NULL, 0, "every guest: state, memory, dedup" }, \
+	{ "query-dedup-host", cmd_query_dedup_host, NULL, 0, "host-wide dedup state" }, \
+	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0, \
+	  "census: the most full-page dedup could save now" }, \
+	{ "vm-create", cmd_vm_create, vm_create_args, 0, "start a guest (--vm keys)" }, \
+	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" }
+
 static const struct qmp_command host_commands[] = {
-	{ "query-vms", cmd_query_vms, NULL, 0, "every guest: state, memory, dedup" },
-	{ "query-dedup-host", cmd_query_dedup_host, NULL, 0, "host-wide dedup state" },
-	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0,
-	  "census: the most full-page dedup could save now" },
-	{ "vm-create", cmd_vm_create, vm_create_args, 0, "start a guest (--vm keys)" },
-	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" },
+	HOST_COMMAND_ROWS,
+	{ NULL, NULL, NULL, 0, NULL },
+};
+
+/* A worker's link: the host commands for its own domain, and the start. */
+static const struct qmp_command worker_commands[] = {
+	HOST_COMMAND_ROWS,
+	{ "query-worker", cmd_query_worker, NULL, 0, "are the guests created" },
+	{ "worker-start", cmd_worker_start, worker_start_args, 0,
+	  "start the guests, or give up" },
 	{ NULL, NULL, NULL, 0, NULL },
 };
 
@@ -211,7 +307,8 @@ static void broadcast(struct control *c, const char *name, struct json_object *d
 	 * guest's off the list under it before removing it. */
 	pthread_mutex_lock(&c->ev_lock);
 	for (struct control_guest *cg = c->guests; cg; cg = cg->next)
-		qmp_endpoint_event(cg->ep, name, json_object_get(data));
+		if (cg->ep)
+			qmp_endpoint_event(cg->ep, name, json_object_get(data));
 	pthread_mutex_unlock(&c->ev_lock);
 	qmp_endpoint_event(c->host_ep, name, data);
 }
@@ -268,9 +365,10 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 	struct dedup_engine *engine = runner_dedup(ctx);
 	struct control *c;
 
-	if (!ctx->opt->control)
+	if (!ctx->opt->control && !ctx->opt->worker)
 		return 0;
-	if (mkdir(ctx->opt->run_dir, 0700) < 0 && errno != EEXIST)
+	if (ctx->opt->control && mkdir(ctx->opt->run_dir, 0700) < 0 &&
+	    errno != EEXIST)
 		return fv_err_errno(err, FV_E_IO, errno, "cannot create run directory %s",
 				    ctx->opt->run_dir);
 	c = calloc(1, sizeof(*c));
@@ -278,22 +376,34 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 		return fv_err(err, FV_E_NOMEM, "control");
 	c->ctx = ctx;
 	pthread_mutex_init(&c->ev_lock, NULL);
-	snprintf(c->host_path, sizeof(c->host_path), "%s/host.qmp", ctx->opt->run_dir);
-	endpoint_config(&c->host_cfg, c->host_path, host_commands, c);
-	if (qmp_server_create(&c->server, err)) {
-		free(c);
-		return -1;
+	pthread_cond_init(&c->start_cond, NULL);
+	if (ctx->opt->worker) {
+		snprintf(c->host_path, sizeof(c->host_path), "supervisor link");
+		endpoint_config(&c->host_cfg, c->host_path, worker_commands, c);
+	} else {
+		snprintf(c->host_path, sizeof(c->host_path), "%s/host.qmp",
+			 ctx->opt->run_dir);
+		endpoint_config(&c->host_cfg, c->host_path, host_commands, c);
 	}
-	if (qmp_endpoint_add(c->server, &c->host_cfg, &c->host_ep, err)) {
+	if (qmp_server_create(&c->server, err))
+		goto fail;
+	if (ctx->opt->worker ?
+	    qmp_endpoint_add_connected(c->server, &c->host_cfg,
+				       ctx->opt->worker_fd, &c->host_ep, err) :
+	    qmp_endpoint_add(c->server, &c->host_cfg, &c->host_ep, err)) {
 		fv_err_prefix(err, "host control socket: ");
 		qmp_server_destroy(c->server);
-		free(c);
-		return -1;
+		goto fail;
 	}
 	*data = c;
 	if (engine)
 		dedup_set_event_callback(engine, dedup_event, c);
 	return 0;
+fail:
+	pthread_cond_destroy(&c->start_cond);
+	pthread_mutex_destroy(&c->ev_lock);
+	free(c);
+	return -1;
 }
 
 static void control_stop(struct run_ctx *ctx, void *data)
@@ -306,6 +416,7 @@ static void control_stop(struct run_ctx *ctx, void *data)
 	if (engine)
 		dedup_set_event_callback(engine, NULL, NULL);
 	qmp_server_destroy(c->server); /* unlinks host.qmp */
+	pthread_cond_destroy(&c->start_cond);
 	pthread_mutex_destroy(&c->ev_lock);
 	free(c);
 }
@@ -349,26 +460,32 @@ static int control_guest_added(void *data, struct guest *g, const char *name,
 	cg->c = c;
 	snprintf(cg->name, sizeof(cg->name), "%s", name);
 	snprintf(cg->uuid, sizeof(cg->uuid), "%s", uuid);
-	snprintf(cg->path, sizeof(cg->path), "%s/%s.qmp", c->ctx->opt->run_dir, cg->name);
-	endpoint_config(&cg->cfg, cg->path, guest_commands, cg);
-	if (qmp_endpoint_add(c->server, &cg->cfg, &cg->ep, err)) {
-		fv_err_prefix(err, "guest %s control socket: ", cg->name);
-		free(cg);
-		return -1;
-	}
-	if (cg->uuid[0] && control_link_uuid(cg, c->ctx->opt->run_dir, err)) {
-		fv_err_prefix(err, "guest %s control socket by uuid: ", cg->name);
-		qmp_endpoint_remove(c->server, cg->ep);
-		free(cg);
-		return -1;
+	/* A worker without guest sockets (--no-control) keeps only the
+	 * record, for the supervisor's list of names. */
+	if (c->ctx->opt->control) {
+		snprintf(cg->path, sizeof(cg->path), "%s/%s.qmp",
+			 c->ctx->opt->run_dir, cg->name);
+		endpoint_config(&cg->cfg, cg->path, guest_commands, cg);
+		if (qmp_endpoint_add(c->server, &cg->cfg, &cg->ep, err)) {
+			fv_err_prefix(err, "guest %s control socket: ", cg->name);
+			free(cg);
+			return -1;
+		}
+		if (cg->uuid[0] && control_link_uuid(cg, c->ctx->opt->run_dir, err)) {
+			fv_err_prefix(err, "guest %s control socket by uuid: ", cg->name);
+			qmp_endpoint_remove(c->server, cg->ep);
+			free(cg);
+			return -1;
+		}
+		g->on_state = guest_state_event;
+		g->on_state_opaque = cg;
 	}
 	*gdata = cg;
-	g->on_state = guest_state_event;
-	g->on_state_opaque = cg;
 	pthread_mutex_lock(&c->ev_lock);
 	cg->next = c->guests;
 	c->guests = cg;
 	pthread_mutex_unlock(&c->ev_lock);
+	worker_guest_event(c, "WORKER_GUEST_ADDED", name, uuid);
 	return 0;
 }
 
@@ -378,7 +495,8 @@ static void control_guest_removed(void *data, struct guest *g, void *gdata)
 	struct control_guest *cg = gdata, **pp;
 
 	if (!c || !cg)
-		return;
+		return;         /* never added (its creation failed first) */
+	worker_guest_event(c, "WORKER_GUEST_REMOVED", cg->name, NULL);
 	/* No more state events into an endpoint that is going away. */
 	g->on_state = NULL;
 	pthread_mutex_lock(&c->ev_lock);
@@ -388,7 +506,8 @@ static void control_guest_removed(void *data, struct guest *g, void *gdata)
 	pthread_mutex_unlock(&c->ev_lock);
 	if (cg->uuid_path[0])
 		unlink(cg->uuid_path);
-	qmp_endpoint_remove(c->server, cg->ep);
+	if (cg->ep)
+		qmp_endpoint_remove(c->server, cg->ep);
 	free(cg);
 }
 
@@ -397,4 +516,5 @@ const struct runner_observer control_observer = {
 	.stop = control_stop,
 	.guest_added = control_guest_added,
 	.guest_removed = control_guest_removed,
+	.ready = control_ready,
 };

@@ -35,6 +35,11 @@ struct control {
 	pthread_mutex_t ev_lock;        /* last_pass_event_ns, guests */
 	uint64_t last_pass_event_ns;
 	struct control_guest *guests;   /* every guest socket, for events */
+	/* A worker (opt->worker): host_ep is the link to the supervisor,
+	 * which starts the guests (ready, then worker-start). */
+	pthread_cond_t start_cond;      /* under ev_lock: */
+	bool ready;                     /* every initial guest created */
+	bool start_decided, start_go;   /* worker-start came, and said */
 };
 
 static inline void jadd_int(struct json_object *o, const char *k, uint64_t v)

@@ -144,7 +144,8 @@ static void qmp_reap(struct qmp_server *srv)
 			continue;
 		}
 		*pep = ep->next;
-		close(ep->listen_fd);
+		if (ep->listen_fd >= 0)
+			close(ep->listen_fd);
 		ep->listen_fd = -1;
 		ep->reaped = true;
 		if (ep->waited)
@@ -190,7 +191,7 @@ static size_t qmp_pollset_build(struct qmp_server *srv)
 	if (!qmp_pollset_add(srv, &n, srv->wake_fd, POLLIN, QMP_REF_WAKE, srv))
 		return 0;
 	for (ep = srv->endpoints; ep; ep = ep->next) {
-		if (!srv->accept_paused &&
+		if (!srv->accept_paused && ep->listen_fd >= 0 &&
 		    !qmp_pollset_add(srv, &n, ep->listen_fd, POLLIN,
 				     QMP_REF_LISTEN, ep))
 			return n;
@@ -228,8 +229,7 @@ static unsigned qmp_live_clients(const struct qmp_endpoint *ep)
 	return n;
 }
 
-static void qmp_accept_one(struct qmp_server *srv, struct qmp_endpoint *ep,
-			   int fd)
+void qmp_accept_one(struct qmp_server *srv, struct qmp_endpoint *ep, int fd)
 {
 	struct qmp_client *c = calloc(1, sizeof(*c));
 	char *greeting = NULL;
@@ -500,7 +500,8 @@ void qmp_server_destroy(struct qmp_server *srv)
 		srv->endpoints = ep->next;
 		qmp_unlink_own(ep);
 		qmp_reap_clients(ep, true);
-		close(ep->listen_fd);
+		if (ep->listen_fd >= 0)
+			close(ep->listen_fd);
 		qmp_endpoint_free(ep);
 	}
 	close(srv->wake_fd);

@@ -82,5 +82,8 @@ void qmp_client_queue(struct qmp_client *c, const char *data, size_t len);
 /* qmp_endpoint.c */
 void qmp_unlink_own(struct qmp_endpoint *ep);
 void qmp_endpoint_free(struct qmp_endpoint *ep);
+/* Serve fd (connected, nonblocking) as a client of ep: greeting first.
+ * Over the client limit or out of memory, fd is closed. */
+void qmp_accept_one(struct qmp_server *srv, struct qmp_endpoint *ep, int fd);
 
 #endif

@@ -35,6 +35,11 @@ const struct qmp_arg vm_create_args[] = {
 	{ NULL, QMP_T_ANY, false },
 };
 
+const struct qmp_arg vm_destroy_args[] = {
+	{ "name", QMP_T_STR, false },
+	{ NULL, QMP_T_ANY, false },
+};
+
 static int bad_param(struct qmp_error *err, const char *key, const char *why)
 {
 	return qmp_error_set(err, "GenericError", "Parameter '%s': %s", key, why);

@@ -10,6 +10,8 @@
 
 /* Every key of runner/spec.h, with its QMP type. */
 extern const struct qmp_arg vm_create_args[];
+/* vm-destroy's: the guest's name. */
+extern const struct qmp_arg vm_destroy_args[];
 
 /* The spec that args (already checked against vm_create_args) describe;
  * an error names the parameter.  No guest is made (unit tests). */

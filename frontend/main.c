@@ -7,8 +7,8 @@
 #include <string.h>
 #include "config.h"
 #include "frontend/cli.h"
-#include "control/commands.h"
 #include "runner/runner.h"
+#include "supervisor/supervisor.h"
 
 #define EXIT_GUEST_FAILED 1
 #define EXIT_USAGE 2
@@ -94,7 +94,7 @@ static int run_and_report(const struct cli_options *opt, struct run_result *res)
 {
 	struct fv_error err = { 0 };
 
-	if (runner_run(opt, &control_observer, res, &err)) {
+	if (supervisor_run(opt, res, &err)) {
 		fprintf(stderr, "foldvm: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

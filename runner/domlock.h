@@ -12,9 +12,11 @@
 #include "lib/error.h"
 
 /* Take the lock (creating the directory); *fd holds it.  Held elsewhere:
- * -1 with FV_E_STATE and who holds it. */
+ * -1 with FV_E_STATE and who holds it.  foldvm_pid is the foldvm the
+ * operator started (a worker's supervisor), named in the note beside this
+ * process's own pid. */
 int domlock_acquire(const char *dir, const char *uuid, const char *name,
-		    int *fd, struct fv_error *err);
+		    int foldvm_pid, int *fd, struct fv_error *err);
 
 /* Drop it (fd < 0: nothing held). */
 void domlock_release(const char *dir, const char *uuid, int fd);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include "runner/run_ctx.h"
 #include "runner/domlock.h"
@@ -164,7 +165,10 @@ static int driver_prepare_domain(struct driver *d, struct fv_error *err)
 
 	if (!d->spec.uuid[0])
 		return 0;
+	/* A worker holds its domains' locks (the kernel drops them if it
+	 * dies); the note names the supervisor, the foldvm operators know. */
 	if (domlock_acquire(opt->lock_dir, d->spec.uuid, d->spec.cfg.name,
+			    opt->worker ? (int)getppid() : (int)getpid(),
 			    &d->lock_fd, err))
 		return -1;
 	d->prepared = true;
@@ -381,12 +385,22 @@ static int runner_create_initial(struct run_ctx *ctx, struct fv_error *err)
 {
 	int ret = 0;
 
+	const struct runner_observer *obs = ctx->st->observer;
+
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < ctx->opt->nr_vms && !ret; i++)
 		if (!runner_create_locked(ctx, &ctx->opt->vms[i], true, err))
 			ret = -1;
+	pthread_mutex_unlock(&ctx->st->lock);
+	/* A worker's supervisor starts no domain's guests until every
+	 * domain's were created (a bad guest fails the whole start). */
+	if (!ret && obs && obs->ready && obs->ready(ctx->st->observer_data, err))
+		ret = -1;
+	pthread_mutex_lock(&ctx->st->lock);
+	/* Only the command line's: a guest vm-create added while the ready
+	 * hook waited was started by runner_add_guest. */
 	for (unsigned i = 0; i < CLI_MAX_VMS && !ret; i++)
-		if (ctx->st->drv[i].used)
+		if (ctx->st->drv[i].used && ctx->st->drv[i].initial)
 			runner_start_locked(&ctx->st->drv[i]);
 	pthread_mutex_unlock(&ctx->st->lock);
 	return ret;
@@ -440,7 +454,10 @@ int runner_run(const struct cli_options *opt,
 	st.nr_initial = opt->nr_vms;
 	pthread_mutex_init(&st.lock, NULL);
 	pthread_cond_init(&st.unpinned, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &st.t0);
+	if (opt->start.tv_sec || opt->start.tv_nsec)
+		st.t0 = opt->start;     /* a worker: the supervisor's clock */
+	else
+		clock_gettime(CLOCK_MONOTONIC, &st.t0);
 	pthread_barrier_init(&st.barrier, NULL, opt->nr_vms ? opt->nr_vms : 1);
 	/* SIGINT/SIGTERM are collected by sigtimedwait in the main thread. */
 	sigemptyset(&set);

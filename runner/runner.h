@@ -110,7 +110,10 @@ struct driver;
  *                 run's lock held: take no runner_* call); *gdata is
  *                 passed to guest_removed; failing fails the guest;
  *  guest_removed: the slot is about to be freed; no runner_* call holds
- *                 its guest any more (the lock not held).
+ *                 its guest any more (the lock not held);
+ *  ready:         every guest of the command line was created and none
+ *                 started yet (the lock not held); failing fails the run's
+ *                 start as a guest that could not be created does.
  */
 struct runner_observer {
 	int (*start)(struct run_ctx *ctx, void **data, struct fv_error *err);
@@ -118,6 +121,7 @@ struct runner_observer {
 	int (*guest_added)(void *data, struct guest *g, const char *name,
 			   const char *uuid, void **gdata, struct fv_error *err);
 	void (*guest_removed)(void *data, struct guest *g, void *gdata);
+	int (*ready)(void *data, struct fv_error *err);
 };
 
 /*
@@ -186,6 +190,19 @@ int runner_destroy_guest(struct run_ctx *ctx, const char *name,
 int runner_run(const struct cli_options *opt,
 	       const struct runner_observer *observer, struct run_result *res,
 	       struct fv_error *err);
+
+/* ---- a run split over worker processes (result.c) ---- */
+
+/* Make a result written by another process safe to read: strings
+ * terminated, counts and states in range. */
+void run_result_check(struct run_result *res);
+/* Did every guest that was created end OK? */
+bool run_result_all_ok(const struct run_result *res);
+/* Its process died: every guest not yet ended OK failed, for `why`. */
+void run_result_lost(struct run_result *res, const char *why);
+/* Add src's guests, snapshots, samples and engine counts to dst; returns
+ * how many guests did not fit (CLI_MAX_VMS). */
+unsigned run_result_merge(struct run_result *dst, const struct run_result *src);
 
 /* Print the per-guest table; returns true if every guest is OK. */
 bool runner_print_table(const struct run_result *res, FILE *out);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include "lib/error.h"
 #include "runner/hooks.h"
 #include "vmm/guest.h"
@@ -109,6 +110,11 @@ struct cli_options {
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
 	bool dedup_no_in_place; /* --dedup-in-place off */
 	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */
+	/* Set by the supervisor for one trust domain's worker process, never
+	 * from the command line (supervisor/): */
+	bool worker;            /* this run is a worker's */
+	int worker_fd;          /* its link to the supervisor (QMP, host commands) */
+	struct timespec start;  /* CLOCK_MONOTONIC at the run's start (0: now) */
 	/* demo */
 	bool demo_no_dedup;     /* --no-dedup */
 	unsigned demo_guests;

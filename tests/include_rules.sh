@@ -17,7 +17,8 @@ dedup        memory lib
 vmm          devices dedup memory lib guest-tools
 runner       vmm devices dedup memory lib guest-tools
 control      runner vmm devices dedup memory lib guest-tools
-frontend     control runner vmm devices dedup memory lib guest-tools
+supervisor   control runner vmm devices dedup memory lib guest-tools
+frontend     supervisor control runner vmm devices dedup memory lib guest-tools
 tests        *
 '
 # Made by configure (not checked itself), allowed everywhere.

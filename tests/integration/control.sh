@@ -56,11 +56,7 @@ guests_mem() {
 for bin in $VARIANTS; do
 	RUN="$TMP/run-$bin"
 	CTL="$BUILDDIR/foldctl --run-dir $RUN"
-	"$BUILDDIR/$bin" run --persist --dedup --quiet --run-dir "$RUN" \
-		--log-dir "$TMP/logs" >"$TMP/fv.out" 2>&1 &
-	FVPID=$!
-	trap 'kill $FVPID 2>/dev/null; rm -rf "$TMP"' EXIT
-	wait_for 60 test -S "$RUN/host.qmp" || { cat "$TMP/fv.out"; fail "no host socket"; }
+	persist_start "$bin" "$RUN"
 
 	# permissions: the run directory 0700, sockets 0600
 	[ "$(stat -c %a "$RUN")" = 700 ] || fail "run dir mode $(stat -c %a "$RUN")"

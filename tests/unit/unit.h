@@ -17,5 +17,6 @@ void unit_add_domxml_suite(void);
 void unit_add_libvirt_suite(void);
 void unit_add_hooks_suite(void);
 void unit_add_spec_suite(void);
+void unit_add_result_suite(void);
 
 #endif

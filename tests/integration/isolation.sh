@@ -1,0 +1,108 @@
+#!/bin/sh
+# Trust domains are processes (docs/architecture.md, "Processes"):
+#  - guests of one domain share a worker process and merge there; guests
+#    of another domain run in another; the supervisor holds none;
+#  - kill -9 of a worker while it merges ends its own guests only: each is
+#    reported with SHUTDOWN (reason host-error) on host.qmp, the other
+#    domain's guest runs on and verifies all its memory, the dead domain's
+#    guests can be created again, and the run's table reports the lost
+#    guests as failed (exit status 1);
+#  - kill -9 of the supervisor takes every worker with it (no orphans).
+. "$(dirname "$0")/lib.sh"
+require_kvm
+command -v socat >/dev/null || fail "socat missing (scripts/setup installs it)"
+
+# the pid of guest NAME's worker, from query-vms
+guest_pid() {
+	$CTL --json list | python3 -c '
+import json, sys
+print(next((str(v["pid"]) for v in json.load(sys.stdin) if v["name"] == sys.argv[1]), ""))' "$1"
+}
+
+# the merges of DOMAIN's engine so far, from query-dedup-host
+domain_merges() {
+	$CTL --json stats | python3 -c '
+import json, sys
+print(next((str(d["merges"]) for d in json.load(sys.stdin)["domains"]
+            if d["domain"] == sys.argv[1]), "0"))' "$1"
+}
+
+merges_at_least() { [ "$(domain_merges "$1")" -ge "$2" ] 2>/dev/null; }
+gone() { ! kill -0 "$1" 2>/dev/null; }
+unlisted() { [ -z "$(guest_pid "$1")" ]; }
+
+create() { # NAME DOMAIN STEPS
+	$CTL raw host "{\"execute\":\"vm-create\",\"arguments\":{\"name\":\"$1\",\"domain\":\"$2\",\"mem\":\"64M\",\"steps\":\"$3\",\"dedup\":true}}" >"$TMP/c.out" ||
+		{ cat "$TMP/c.out"; fail "vm-create $1"; }
+	grep -q '"return"' "$TMP/c.out" || { cat "$TMP/c.out"; fail "vm-create $1: $(cat "$TMP/c.out")"; }
+}
+
+for bin in $VARIANTS; do
+	RUN="$TMP/run-$bin"
+	CTL="$BUILDDIR/foldctl --run-dir $RUN"
+	persist_start "$bin" "$RUN"
+	rm -rf "$TMP/ev"
+	qmp_open "$RUN/host.qmp" "$TMP/ev" 7 || fail "no QMP connection"
+	qmp_send 7 "$TMP/ev" '{"execute":"qmp_capabilities"}' || fail "no negotiation"
+
+	# a1, a2: domain red (clones: same seed, same layout); b1: blue.
+	# They wait until the run is interrupted, then verify everything.
+	create a1 red fill+wait+verify
+	create a2 red fill+wait+verify
+	create b1 blue fill+wait+verify
+	pa1=$(guest_pid a1); pa2=$(guest_pid a2); pb1=$(guest_pid b1)
+	[ -n "$pa1" ] && [ -n "$pb1" ] || { $CTL --json list; fail "no pid in query-vms"; }
+	[ "$pa1" = "$pa2" ] || fail "one domain, two processes: $pa1 $pa2"
+	[ "$pa1" != "$pb1" ] || fail "two domains, one process: $pa1"
+	[ "$pa1" != "$FVPID" ] && [ "$pb1" != "$FVPID" ] || fail "a guest in the supervisor"
+	for p in "$pa1" "$pb1"; do
+		ppid=$(awk '{ print $4 }' "/proc/$p/stat")
+		[ "$ppid" = "$FVPID" ] || fail "worker $p is not the supervisor's child ($ppid)"
+		grep -q '^Name:.*fvw-' "/proc/$p/status" || fail "worker $p is not named fvw-*"
+	done
+	ls -l "/proc/$FVPID/fd" | grep -q /dev/kvm && fail "the supervisor holds /dev/kvm"
+	ls -l "/proc/$pb1/fd" | grep -q /dev/kvm || fail "blue's worker holds no /dev/kvm"
+	# red's guests share content and merge in their worker
+	wait_for 120 merges_at_least red 100 || { $CTL --json stats; fail "red never merged"; }
+
+	# kill -9 red's worker while it runs
+	kill -9 "$pa1"
+	wait_for 60 gone "$pa1" || fail "worker $pa1 still alive"
+	wait_for 60 grep -q '"event": *"SHUTDOWN".*"name": *"a2"' "$TMP/ev/out" ||
+		{ cat "$TMP/ev/out"; fail "no SHUTDOWN for a2"; }
+	expect_in "$TMP/ev/out" '"event": *"SHUTDOWN".*"reason": *"host-error".*"name": *"a1"' \
+		'"detail": *"the worker of domain red \(pid [0-9]+\) killed by signal 9'
+	wait_for 60 unlisted a1 || fail "a1 still listed after its worker died"
+	kill -0 "$FVPID" || fail "the supervisor died with a worker"
+	$CTL raw b1 '{"execute":"query-status"}' >"$TMP/st.out"
+	grep -Eq "\"status\": *\"running\"" "$TMP/st.out" || { cat "$TMP/st.out" "$TMP/fv.out"; fail "b1 is not running after red died"; }
+	[ "$(guest_pid b1)" = "$pb1" ] || fail "b1 changed process"
+
+	# red again: a new worker, and it merges
+	create a1 red fill+wait+verify
+	create a2 red fill+wait+verify
+	pa1b=$(guest_pid a1)
+	[ -n "$pa1b" ] && [ "$pa1b" != "$pa1" ] || fail "red's new worker: '$pa1b'"
+	wait_for 120 merges_at_least red 100 || { $CTL --json stats; fail "red never merged again"; }
+	qmp_close "$TMP/ev" 7
+
+	# the end: every live guest verifies; the two lost ones failed
+	kill -INT "$FVPID"
+	wait "$FVPID"; rc=$?
+	[ "$rc" -eq 1 ] || { cat "$TMP/fv.out"; fail "exit status $rc, not 1 (two guests lost)"; }
+	expect_in "$TMP/fv.out" '^b1 .* OK \([0-9]+ pages, 0 bad\)' \
+		'^a1 .* OK \([0-9]+ pages, 0 bad\)' '^a2 .* OK \([0-9]+ pages, 0 bad\)' \
+		"a1: FAILED: its worker \\(domain red, pid $pa1\\) killed by signal 9"
+	[ "$(grep -c 'OK (' "$TMP/fv.out")" -eq 3 ] || { cat "$TMP/fv.out"; fail "not 3 verified guests"; }
+
+	# no orphans: kill -9 of the supervisor ends its workers
+	persist_start "$bin" "$RUN"
+	create x1 green fill+wait
+	create y1 yellow fill+wait
+	px=$(guest_pid x1); py=$(guest_pid y1)
+	kill -9 "$FVPID"
+	wait "$FVPID" 2>/dev/null
+	wait_for 60 gone "$px" || fail "worker $px outlived its supervisor"
+	wait_for 60 gone "$py" || fail "worker $py outlived its supervisor"
+	echo "$bin: isolation OK (red $pa1 -> $pa1b, blue $pb1)"
+done
