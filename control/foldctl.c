@@ -176,6 +176,27 @@ static void print_kv(struct json_object *o)
 	}
 }
 
+/* The host's per-domain figures: one line per trust domain's worker. */
+static void print_domains(struct json_object *o)
+{
+	struct json_object *doms;
+
+	if (!json_object_object_get_ex(o, "domains", &doms) ||
+	    !json_object_is_type(doms, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(doms); i++) {
+		struct json_object *d = json_object_array_get_idx(doms, i);
+
+		printf("  domain %-16s pid %-8lld saved %9.1f MiB  merges %9lld  "
+		       "VMAs %lld of %lld  engine CPU %.2f s\n",
+		       get_str(d, "domain"), (long long)get_int(d, "pid"),
+		       mib(get_int(d, "saved-bytes")), (long long)get_int(d, "merges"),
+		       (long long)get_int(d, "vmas-used"),
+		       (long long)get_int(d, "vma-budget"),
+		       (double)get_int(d, "scanner-cpu-ns") / 1e9);
+	}
+}
+
 static int cmd_stats(const struct ctl *c, const char *guest)
 {
 	struct json_object *reply, *ret = NULL;
@@ -189,6 +210,7 @@ static int cmd_stats(const struct ctl *c, const char *guest)
 	} else {
 		printf("%s\n", guest ? guest : "host");
 		print_kv(ret);
+		print_domains(ret);
 	}
 	json_object_put(reply);
 	return 0;

@@ -56,7 +56,7 @@ struct run_state {
 	unsigned nr_initial;
 	struct driver drv[CLI_MAX_VMS];
 	struct kvm_sys *kvm;
-	struct blob *blob;
+	const struct blob *blob;
 	struct dedup_engine *dedup;
 	struct run_result *res;
 	struct timespec t0;

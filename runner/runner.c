@@ -21,8 +21,8 @@
 /* File content kept for guests created at runtime (--persist --files). */
 #define RUNNER_PERSIST_BLOB_MAX (256ull << 20)
 
-static int runner_load_blob(const struct cli_options *opt, struct blob *blob,
-			    struct fv_error *err)
+int runner_load_blob(const struct cli_options *opt, struct blob *blob,
+		     struct fv_error *err)
 {
 	uint64_t max_pages = 0;
 
@@ -450,7 +450,7 @@ int runner_run(const struct cli_options *opt,
 	st.observer = observer;
 	st.res = res;
 	st.kvm = &kvm;
-	st.blob = &blob;
+	st.blob = opt->blob ? opt->blob : &blob;
 	st.nr_initial = opt->nr_vms;
 	pthread_mutex_init(&st.lock, NULL);
 	pthread_cond_init(&st.unpinned, NULL);
@@ -470,7 +470,7 @@ int runner_run(const struct cli_options *opt,
 	res->dedup = runner_wants_dedup(opt, &has_sync);
 	if (res->dedup && runner_start_dedup(opt, &st.dedup, has_sync, err))
 		goto out_kvm;
-	if (runner_load_blob(opt, &blob, err) ||
+	if ((!opt->blob && runner_load_blob(opt, &blob, err)) ||
 	    (observer && observer->start && observer->start(&ctx, &st.observer_data, err)) ||
 	    runner_create_initial(&ctx, err))
 		goto out_guests;

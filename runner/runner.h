@@ -204,6 +204,12 @@ void run_result_lost(struct run_result *res, const char *why);
  * how many guests did not fit (CLI_MAX_VMS). */
 unsigned run_result_merge(struct run_result *dst, const struct run_result *src);
 
+/* The file contents (--files) a run's guests take: as much as its
+ * biggest command-line guest needs, and with --persist at least 256 MiB
+ * for guests created later.  Empty without --files. */
+int runner_load_blob(const struct cli_options *opt, struct blob *blob,
+		     struct fv_error *err);
+
 /* Print the per-guest table; returns true if every guest is OK. */
 bool runner_print_table(const struct run_result *res, FILE *out);
 

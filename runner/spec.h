@@ -19,6 +19,7 @@
 #include <time.h>
 #include "lib/error.h"
 #include "runner/hooks.h"
+#include "vmm/blob.h"
 #include "vmm/guest.h"
 
 #define CLI_MAX_VMS 16
@@ -115,6 +116,9 @@ struct cli_options {
 	bool worker;            /* this run is a worker's */
 	int worker_fd;          /* its link to the supervisor (QMP, host commands) */
 	struct timespec start;  /* CLOCK_MONOTONIC at the run's start (0: now) */
+	const struct blob *blob; /* the file contents, loaded once by the
+				    supervisor and shared by every worker
+				    (NULL: runner_run loads its own) */
 	/* demo */
 	bool demo_no_dedup;     /* --no-dedup */
 	unsigned demo_guests;

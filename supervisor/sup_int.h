@@ -78,6 +78,7 @@ struct spawn_req {
 struct supervisor {
 	const struct cli_options *opt;
 	struct timespec t0;
+	struct blob blob;               /* --files, loaded once for every worker */
 	pid_t pid;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -324,8 +324,10 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 		fv_err_errno(err, FV_E_SYS, errno, "signalfd/eventfd");
 		goto out;
 	}
-	/* The spawner first: it must be forked before any thread exists. */
-	if (sup_spawner_start(&sup, err))
+	/* The file contents once, before the spawner, which every worker is
+	 * forked from, so they all share them; then the spawner, before any
+	 * thread exists. */
+	if (runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
 		goto out;
 	if (sup_pump_start(&sup, err))
 		goto out;
@@ -359,6 +361,7 @@ out_host:
 	}
 out:
 	sup_spawner_stop(&sup);
+	blob_free(&sup.blob);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	if (sup.spawn_fd >= 0)

@@ -101,6 +101,9 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m, int link,
 	wopt.worker = true;
 	wopt.worker_fd = link;
 	wopt.start = sup->t0;
+	/* The spawner's copy of the supervisor's: the same physical pages
+	 * in every worker until one writes them, which none does. */
+	wopt.blob = &sup->blob;
 	/* A worker started for vm-create has no guest yet: it waits for
 	 * them until the supervisor tells it to finish. */
 	wopt.persist = sup->opt->persist || !m->from_cli;
