@@ -51,8 +51,12 @@ struct sup_worker {
 	bool ready;                     /* its initial guests were created */
 	bool started;                   /* worker-start sent */
 	bool link_dead;                 /* EOF or junk on the link */
-	bool exited;                    /* reaped: wstatus */
+	bool exited;                    /* reaped: wstatus, clean, error; its
+					   results are in sup->res and its
+					   mapping is gone */
 	int wstatus;
+	bool clean;                     /* it wrote its status and exited with it */
+	char error[512];                /* why its run could not start ("") */
 	bool terminating;               /* SIGTERM sent: nothing new for it */
 	unsigned busy;                  /* requests in flight (host.c) */
 	char names[CLI_MAX_VMS][GUEST_NAME_MAX + 1]; /* its guests now */
@@ -83,7 +87,10 @@ struct supervisor {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct sup_worker *workers;     /* lock; newest first */
-	unsigned nr_workers;            /* lock */
+	unsigned nr_workers;            /* lock: live ones */
+	struct run_result *res;         /* every ended worker's, added up by
+					   the pump; read once it stopped */
+	unsigned dropped;               /* guests that did not fit in res */
 	struct spawn_req *spawn;        /* lock: one at a time */
 	bool closing;                   /* lock: the run is ending, no spawn */
 	int spawn_fd;                   /* eventfd: a spawn request waits */
@@ -129,8 +136,6 @@ void sup_worker_terminate_locked(struct sup_worker *w);
 /* Why w ended, in words ("exited with status 2", "killed by signal 9
  * (Killed)"); lock held, w->exited. */
 void sup_worker_end_text(const struct sup_worker *w, char *buf, size_t len);
-/* Did w end as a worker should (it wrote its status and exited with it)? */
-bool sup_worker_ended_cleanly(const struct sup_worker *w);
 void sup_worker_free(struct sup_worker *w);
 
 /* host.c */

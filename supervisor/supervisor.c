@@ -69,9 +69,8 @@ static void worker_failure(struct supervisor *sup, struct sup_worker *w,
 	while (!w->exited)
 		pthread_cond_wait(&sup->cond, &sup->lock);
 	pthread_mutex_unlock(&sup->lock);
-	if (sup_worker_ended_cleanly(w) && w->result->error[0]) {
-		w->result->error[sizeof(w->result->error) - 1] = '\0';
-		fv_err(err, FV_E_STATE, "%s", w->result->error);
+	if (w->clean && w->error[0]) {
+		fv_err(err, FV_E_STATE, "%s", w->error);
 		return;
 	}
 	sup_worker_end_text(w, end, sizeof(end));
@@ -267,32 +266,12 @@ static void sort_like_cli(const struct cli_options *opt, struct run_result *res)
 		}
 }
 
-/* Every worker's results, checked, in one (oldest worker first). */
+/* Every worker's results were added up as each ended (workers.c). */
 static void collect(struct supervisor *sup, struct run_result *res)
 {
-	struct sup_worker *order[SUP_MAX_WORKERS];
-	unsigned n = 0, dropped = 0;
-
-	for (struct sup_worker *w = sup->workers; w && n < SUP_MAX_WORKERS; w = w->next)
-		order[n++] = w;
-	while (n--) {
-		struct sup_worker *w = order[n];
-		struct run_result *r = &w->result->res;
-
-		run_result_check(r);
-		if (!sup_worker_ended_cleanly(w)) {
-			char end[96], why[256];
-
-			sup_worker_end_text(w, end, sizeof(end));
-			snprintf(why, sizeof(why), "its worker (domain %s, pid %d) %s",
-				 w->domain, (int)w->pid, end);
-			run_result_lost(r, why);
-		}
-		dropped += run_result_merge(res, r);
-	}
-	if (dropped)
+	if (sup->dropped)
 		fprintf(stderr, "foldvm: %u guests left out of the table (at most %d)\n",
-			dropped, CLI_MAX_VMS);
+			sup->dropped, CLI_MAX_VMS);
 	sort_like_cli(sup->opt, res);
 }
 
@@ -306,6 +285,7 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	memset(res, 0, sizeof(*res));
 	memset(&sup, 0, sizeof(sup));
 	sup.opt = opt;
+	sup.res = res;
 	sup.pid = getpid();
 	sup.spawn_fd = -1;
 	sup.spawner_fd = -1;

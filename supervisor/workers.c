@@ -418,12 +418,39 @@ void sup_worker_end_text(const struct sup_worker *w, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(w->wstatus));
 }
 
-bool sup_worker_ended_cleanly(const struct sup_worker *w)
+/* Did w end as a worker should (it wrote its status and exited with it)? */
+static bool worker_ended_cleanly(const struct sup_worker *w, int wstatus)
 {
 	int st = w->result->status;
 
-	return w->exited && WIFEXITED(w->wstatus) && st >= 0 && st <= 2 &&
-	       WEXITSTATUS(w->wstatus) == st;
+	return WIFEXITED(wstatus) && st >= 0 && st <= 2 && WEXITSTATUS(wstatus) == st;
+}
+
+/* Pump, once w has exited: its results into sup->res, checked (a worker
+ * is trusted no more than a client), its guests failed if it died; then
+ * its mapping goes, so ended workers cost next to nothing. */
+static void worker_collect(struct sup_worker *w, int wstatus)
+{
+	struct run_result *r = &w->result->res;
+
+	w->clean = worker_ended_cleanly(w, wstatus);
+	if (w->clean) {
+		w->result->error[sizeof(w->result->error) - 1] = '\0';
+		snprintf(w->error, sizeof(w->error), "%s", w->result->error);
+	}
+	run_result_check(r);
+	if (!w->clean) {
+		char end[96], why[256];
+
+		w->wstatus = wstatus;
+		sup_worker_end_text(w, end, sizeof(end));
+		snprintf(why, sizeof(why), "its worker (domain %s, pid %d) %s",
+			 w->domain, (int)w->pid, end);
+		run_result_lost(r, why);
+	}
+	w->sup->dropped += run_result_merge(w->sup->res, r);
+	munmap(w->result, sizeof(*w->result));
+	w->result = NULL;
 }
 
 static void worker_reap(struct sup_worker *w)
@@ -436,16 +463,18 @@ static void worker_reap(struct sup_worker *w)
 
 	if (waitpid(w->pid, &st, WNOHANG) != w->pid)
 		return;
+	worker_collect(w, st);
 	pthread_mutex_lock(&sup->lock);
 	w->exited = true;
 	w->wstatus = st;
 	w->link_dead = true;
+	sup->nr_workers--;
 	n = w->nr_names;
 	memcpy(names, w->names, sizeof(names));
 	w->nr_names = 0;
 	pthread_cond_broadcast(&sup->cond);
 	pthread_mutex_unlock(&sup->lock);
-	if (sup_worker_ended_cleanly(w) || !n)
+	if (w->clean || !n)
 		return;
 	sup_worker_end_text(w, end, sizeof(end));
 	snprintf(why, sizeof(why), "the worker of domain %s (pid %d) %s",
@@ -622,10 +651,14 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	int sv[2];
 	pid_t pid;
 
+	pthread_mutex_lock(&sup->lock);
 	if (sup->nr_workers >= SUP_MAX_WORKERS) {
-		fv_err(err, FV_E_INVAL, "at most %d trust domains", SUP_MAX_WORKERS);
+		pthread_mutex_unlock(&sup->lock);
+		fv_err(err, FV_E_INVAL, "at most %d trust domains at once",
+		       SUP_MAX_WORKERS);
 		return NULL;
 	}
+	pthread_mutex_unlock(&sup->lock);
 	if (n > CLI_MAX_VMS) {
 		fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
 		return NULL;

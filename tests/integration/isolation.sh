@@ -7,6 +7,7 @@
 #    domain's guest runs on and verifies all its memory, the dead domain's
 #    guests can be created again, and the run's table reports the lost
 #    guests as failed (exit status 1);
+#  - a worker whose last guest is destroyed ends (20 domains come and go);
 #  - kill -9 of the supervisor takes every worker with it (no orphans).
 . "$(dirname "$0")/lib.sh"
 require_kvm
@@ -97,6 +98,14 @@ for bin in $VARIANTS; do
 
 	# no orphans: kill -9 of the supervisor ends its workers
 	persist_start "$bin" "$RUN"
+	# more trust domains over a supervisor's life than at once (16): a
+	# worker left without guests ends and no longer counts
+	for i in $(seq 1 20); do
+		create "z$i" "zone$i" wait
+		pz=$(guest_pid "z$i")
+		$CTL destroy "z$i" >/dev/null || fail "destroy z$i"
+		wait_for 60 gone "$pz" || fail "zone$i's worker $pz outlived its last guest"
+	done
 	create x1 green fill+wait
 	create y1 yellow fill+wait
 	px=$(guest_pid x1); py=$(guest_pid y1)
