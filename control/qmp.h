@@ -136,6 +136,12 @@ char *qmp_session_greeting(const struct qmp_session *s);
 char *qmp_session_handle_line(struct qmp_session *s, const char *line,
 			      size_t len, bool *close_after);
 
+/* Parse exactly one JSON value spanning the whole line (may be null), as
+ * requests are parsed: strict JSON, valid UTF-8, at most QMP_MAX_DEPTH
+ * deep, no NUL.  0 and *out (the caller puts it), or -1 with err. */
+int qmp_parse_line(const char *line, size_t len, struct json_object **out,
+		   struct qmp_error *err);
+
 /* The reply to a line that was longer than the limit. */
 char *qmp_session_too_long(const struct qmp_session *s);
 

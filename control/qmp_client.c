@@ -70,7 +70,8 @@ struct json_object *qmpc_read(struct qmp_client *c, struct fv_error *err)
 	}
 }
 
-int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
+/* line and CRLF, whole, on fd. */
+static int qmpc_send_fd(int fd, const char *line, struct fv_error *err)
 {
 	static const char crlf[] = "\r\n";
 	size_t len = strlen(line), off = 0;
@@ -78,7 +79,7 @@ int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
 	while (off < len + 2) {
 		const char *p = off < len ? line + off : &crlf[off - len];
 		size_t n = off < len ? len - off : len + 2 - off;
-		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -89,19 +90,32 @@ int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
 	return 0;
 }
 
-struct json_object *qmpc_execute(struct qmp_client *c, const char *command,
-				 struct json_object *args, struct fv_error *err)
+int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
 {
-	struct json_object *req = json_object_new_object(), *reply;
+	return qmpc_send_fd(c->fd, line, err);
+}
+
+int qmpc_send_request(int fd, const char *command, struct json_object *args,
+		      struct fv_error *err)
+{
+	struct json_object *req = json_object_new_object();
 	int r;
 
 	json_object_object_add(req, "execute", json_object_new_string(command));
 	if (args)
 		json_object_object_add(req, "arguments", json_object_get(args));
-	r = qmpc_send_line(c, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-			   err);
+	r = qmpc_send_fd(fd, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
+			 err);
 	json_object_put(req);
-	if (r)
+	return r;
+}
+
+struct json_object *qmpc_execute(struct qmp_client *c, const char *command,
+				 struct json_object *args, struct fv_error *err)
+{
+	struct json_object *reply;
+
+	if (qmpc_send_request(c->fd, command, args, err))
 		return NULL;
 	/* Events may come first: the reply is the first non-event. */
 	while ((reply = qmpc_read(c, err))) {

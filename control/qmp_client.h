@@ -31,6 +31,12 @@ int qmpc_send_line(struct qmp_client *c, const char *line, struct fv_error *err)
 /* Next JSON object from the server (reply or event); caller puts it. */
 struct json_object *qmpc_read(struct qmp_client *c, struct fv_error *err);
 
+/* Send {"execute": command, "arguments": args} (args may be NULL; it is
+ * not taken) as one line on fd, a QMP connection read by someone else
+ * (the supervisor's links). */
+int qmpc_send_request(int fd, const char *command, struct json_object *args,
+		      struct fv_error *err);
+
 /* Execute: returns the whole reply object ({"return"} or {"error"}),
  * skipping events that arrive first.  args may be NULL; it is not taken. */
 struct json_object *qmpc_execute(struct qmp_client *c, const char *command,

@@ -224,9 +224,8 @@ static const char *qmp_check_value(struct json_object *v)
 	return why;
 }
 
-/* Parse exactly one JSON value spanning the whole line (may be null). */
-static int qmp_parse(const char *line, size_t len, struct json_object **out,
-		     struct qmp_error *err)
+int qmp_parse_line(const char *line, size_t len, struct json_object **out,
+		   struct qmp_error *err)
 {
 	struct json_tokener *tok;
 	enum json_tokener_error jerr;
@@ -558,7 +557,7 @@ char *qmp_session_handle_line(struct qmp_session *s, const char *line,
 		len--;
 	if (len > QMP_MAX_LINE)
 		return qmp_session_too_long(s);
-	if (qmp_parse(line, len, &req.obj, &err) ||
+	if (qmp_parse_line(line, len, &req.obj, &err) ||
 	    qmp_request_check(&req, &err) ||
 	    qmp_dispatch(s, &req, &ret, &bye, &err))
 		reply = qmp_error_reply(&err, &req);

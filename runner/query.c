@@ -25,7 +25,7 @@ static void guest_info_locked(struct run_ctx *ctx, struct driver *d,
 	snprintf(in->name, sizeof(in->name), "%s", d->spec.cfg.name);
 	snprintf(in->uuid, sizeof(in->uuid), "%s", d->spec.uuid);
 	snprintf(in->domain, sizeof(in->domain), "%s",
-		 g->cfg.domain[0] ? g->cfg.domain : g->cfg.name);
+		 guest_config_domain(&g->cfg));
 	in->state = guest_get_state(g, NULL, 0);
 	in->destroying = d->destroying;
 	in->mem_size = d->spec.cfg.mem_size;

@@ -64,6 +64,23 @@ static void put_workers(struct supervisor *sup, struct sup_worker **w, unsigned 
 	pthread_mutex_unlock(&sup->lock);
 }
 
+/* The error a worker answered cmd with, class included (only the two
+ * parts QMP defines), or that it gave no answer. */
+static int worker_error(const struct sup_worker *w, const char *cmd,
+			struct json_object *reply, struct qmp_error *err)
+{
+	struct json_object *error, *cls, *desc;
+
+	if (json_object_object_get_ex(reply, "error", &error) &&
+	    json_object_object_get_ex(error, "class", &cls) &&
+	    json_object_object_get_ex(error, "desc", &desc))
+		return qmp_error_set(err, json_object_get_string(cls), "%s",
+				     json_object_get_string(desc));
+	return qmp_error_set(err, "GenericError",
+			     "the worker of domain %s gave no answer to %s",
+			     w->domain, cmd);
+}
+
 /* What a command returned on w, or NULL (the worker failed or is gone;
  * err says why, as a QMP error). */
 static struct json_object *ask(struct sup_worker *w, const char *cmd,
@@ -71,7 +88,7 @@ static struct json_object *ask(struct sup_worker *w, const char *cmd,
 			       struct json_object **reply, struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct json_object *ret, *error, *desc;
+	struct json_object *ret;
 
 	*reply = sup_worker_execute(w, cmd, args, &e);
 	if (!*reply) {
@@ -81,14 +98,7 @@ static struct json_object *ask(struct sup_worker *w, const char *cmd,
 	if (json_object_object_get_ex(*reply, "return", &ret) &&
 	    json_object_is_type(ret, want))
 		return ret;
-	if (json_object_object_get_ex(*reply, "error", &error) &&
-	    json_object_object_get_ex(error, "desc", &desc) &&
-	    json_object_is_type(desc, json_type_string))
-		qmp_error_set(err, "GenericError", "%s", json_object_get_string(desc));
-	else
-		qmp_error_set(err, "GenericError",
-			      "the worker of domain %s gave no answer to %s",
-			      w->domain, cmd);
+	worker_error(w, cmd, *reply, err);
 	return NULL;
 }
 
@@ -286,25 +296,6 @@ static struct sup_worker *spawn_worker(struct supervisor *sup, const char *domai
 	return req.w;
 }
 
-/* Pass the worker's answer on as it is, error class included (only the
- * two parts QMP defines). */
-static int relay(struct json_object *reply, struct json_object **ret,
-		 struct qmp_error *err)
-{
-	struct json_object *r, *error, *cls, *desc;
-
-	if (json_object_object_get_ex(reply, "return", &r)) {
-		*ret = json_object_is_type(r, json_type_object) ? json_object_get(r) : NULL;
-		return 0;
-	}
-	if (json_object_object_get_ex(reply, "error", &error) &&
-	    json_object_object_get_ex(error, "class", &cls) &&
-	    json_object_object_get_ex(error, "desc", &desc))
-		return qmp_error_set(err, json_object_get_string(cls), "%s",
-				     json_object_get_string(desc));
-	return qmp_error_set(err, "GenericError", "no answer from the worker");
-}
-
 /* Pass the command on to w, held (busy), and its answer back; a worker
  * gone meanwhile is an error of class gone_class. */
 static int forward(struct sup_worker *w, const char *cmd, struct json_object *args,
@@ -312,9 +303,15 @@ static int forward(struct sup_worker *w, const char *cmd, struct json_object *ar
 		   struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct json_object *reply = sup_worker_execute(w, cmd, args, &e);
-	int r = reply ? relay(reply, ret, err) :
-			qmp_error_set(err, gone_class, "%s", e.msg);
+	struct json_object *reply = sup_worker_execute(w, cmd, args, &e), *rv;
+	int r = 0;
+
+	if (!reply)
+		r = qmp_error_set(err, gone_class, "%s", e.msg);
+	else if (!json_object_object_get_ex(reply, "return", &rv))
+		r = worker_error(w, cmd, reply, err);
+	else if (json_object_is_type(rv, json_type_object))
+		*ret = json_object_get(rv);
 
 	json_object_put(reply);
 	pthread_mutex_lock(&w->sup->lock);
@@ -334,7 +331,7 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 	/* Checked here too: the answer must not depend on which worker. */
 	if (vm_create_spec(args, &vm, err))
 		return -1;
-	domain = vm.cfg.domain[0] ? vm.cfg.domain : vm.cfg.name;
+	domain = guest_config_domain(&vm.cfg);
 	pthread_mutex_lock(&sup->lock);
 	if (find_guest_locked(sup, vm.cfg.name)) {
 		pthread_mutex_unlock(&sup->lock);

@@ -49,7 +49,6 @@ struct sup_worker {
 	int result_fd;                  /* its memfd, until handed over */
 	/* lock: */
 	bool ready;                     /* its initial guests were created */
-	bool started;                   /* worker-start sent */
 	bool link_dead;                 /* EOF or junk on the link */
 	bool exited;                    /* reaped: wstatus, clean, error; its
 					   results are in sup->res and its
@@ -67,7 +66,6 @@ struct sup_worker {
 	pthread_mutex_t req_lock;
 	/* pump only */
 	struct qmp_linebuf lb;
-	bool greeted;
 };
 
 /* A worker wanted by a handler (vm-create of a new domain), forked by the

@@ -18,11 +18,6 @@
 
 #define TICK_MS 100
 
-static const char *spec_domain(const struct vm_spec *vm)
-{
-	return vm->cfg.domain[0] ? vm->cfg.domain : vm->cfg.name;
-}
-
 /* Tell w to start its guests (go) or to give up its start. */
 static int worker_start(struct sup_worker *w, bool go, struct fv_error *err)
 {
@@ -37,9 +32,6 @@ static int worker_start(struct sup_worker *w, bool go, struct fv_error *err)
 	if (!ok)
 		return r ? fv_err(err, FV_E_STATE, "worker of domain %s refused to start",
 				  w->domain) : -1;
-	pthread_mutex_lock(&w->sup->lock);
-	w->started = true;
-	pthread_mutex_unlock(&w->sup->lock);
 	return 0;
 }
 
@@ -109,13 +101,13 @@ static int start_cli_workers(struct supervisor *sup, struct fv_error *err)
 	int ret = 0;
 
 	for (unsigned i = 0; i < opt->nr_vms && !ret; i++) {
-		const char *dom = spec_domain(&opt->vms[i]);
+		const char *dom = guest_config_domain(&opt->vms[i].cfg);
 		unsigned n = 0;
 
 		if (done[i])
 			continue;
 		for (unsigned k = i; k < opt->nr_vms; k++)
-			if (!done[k] && !strcmp(spec_domain(&opt->vms[k]), dom)) {
+			if (!done[k] && !strcmp(guest_config_domain(&opt->vms[k].cfg), dom)) {
 				idx[n++] = k;
 				done[k] = true;
 			}

@@ -33,6 +33,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "control/commands.h"
+#include "control/qmp_client.h"
 #include "supervisor/sup_int.h"
 
 #define LINK_READ_CHUNK 16384
@@ -255,56 +256,20 @@ static void pump_wake(struct supervisor *sup)
 	}
 }
 
-static int link_write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-				return -1;
-			continue;
-		}
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 struct json_object *sup_worker_execute(struct sup_worker *w, const char *cmd,
 				       struct json_object *args,
 				       struct fv_error *err)
 {
 	struct supervisor *sup = w->sup;
-	struct json_object *req, *reply = NULL;
-	const char *text;
-	char *line = NULL;
+	struct json_object *reply = NULL;
 	bool dead;
 
-	req = json_object_new_object();
-	json_object_object_add(req, "execute", json_object_new_string(cmd));
-	if (args)
-		json_object_object_add(req, "arguments", json_object_get(args));
-	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	if (text && asprintf(&line, "%s\r\n", text) < 0)
-		line = NULL;
-	json_object_put(req);
-	if (!line) {
-		fv_err(err, FV_E_NOMEM, "request to worker");
-		return NULL;
-	}
 	pthread_mutex_lock(&w->req_lock);
 	pthread_mutex_lock(&sup->lock);
 	dead = w->link_dead;
 	w->awaiting = !dead;
 	pthread_mutex_unlock(&sup->lock);
-	if (!dead && link_write_all(w->link_fd, line, strlen(line)) == 0) {
+	if (!dead && qmpc_send_request(w->link_fd, cmd, args, err) == 0) {
 		pthread_mutex_lock(&sup->lock);
 		while (!w->reply && !w->link_dead)
 			pthread_cond_wait(&sup->cond, &sup->lock);
@@ -316,7 +281,6 @@ struct json_object *sup_worker_execute(struct sup_worker *w, const char *cmd,
 	w->awaiting = false;
 	pthread_mutex_unlock(&sup->lock);
 	pthread_mutex_unlock(&w->req_lock);
-	free(line);
 	if (!reply)
 		fv_err(err, FV_E_STATE, "the worker of domain '%s' (pid %d) is gone",
 		       w->domain, (int)w->pid);
@@ -341,25 +305,18 @@ static void link_broken(struct sup_worker *w, const char *why)
 static void link_line(struct sup_worker *w, const char *line, size_t len)
 {
 	struct supervisor *sup = w->sup;
-	struct json_tokener *tok = json_tokener_new_ex(QMP_MAX_DEPTH);
 	struct json_object *o = NULL, *v, *data;
+	struct qmp_error perr;
 
-	if (tok) {
-		o = json_tokener_parse_ex(tok, line, (int)len);
-		if (json_tokener_get_error(tok) != json_tokener_success) {
-			json_object_put(o);
-			o = NULL;
-		}
-		json_tokener_free(tok);
-	}
-	if (!o || !json_object_is_type(o, json_type_object)) {
+	/* Parsed as the sockets parse a client's requests. */
+	if (qmp_parse_line(line, len, &o, &perr) ||
+	    !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		link_broken(w, "not a JSON object on its link");
 		return;
 	}
-	if (json_object_object_get_ex(o, "QMP", NULL)) {
-		w->greeted = true;
-	} else if (json_object_object_get_ex(o, "event", &v) &&
+	/* The greeting ({"QMP": ...}) and anything else are let be. */
+	if (json_object_object_get_ex(o, "event", &v) &&
 		   json_object_is_type(v, json_type_string)) {
 		if (!json_object_object_get_ex(o, "data", &data))
 			data = NULL;
@@ -426,24 +383,22 @@ static bool worker_ended_cleanly(const struct sup_worker *w, int wstatus)
 	return WIFEXITED(wstatus) && st >= 0 && st <= 2 && WEXITSTATUS(wstatus) == st;
 }
 
-/* Pump, once w has exited: its results into sup->res, checked (a worker
- * is trusted no more than a client), its guests failed if it died; then
- * its mapping goes, so ended workers cost next to nothing. */
-static void worker_collect(struct sup_worker *w, int wstatus)
+/* Pump, once w has exited (w->wstatus, w->clean set; end says how, for a
+ * worker that did not end cleanly): its results into sup->res, checked
+ * (a worker is trusted no more than a client), its guests failed if it
+ * died; then its mapping goes. */
+static void worker_collect(struct sup_worker *w, const char *end)
 {
 	struct run_result *r = &w->result->res;
 
-	w->clean = worker_ended_cleanly(w, wstatus);
 	if (w->clean) {
 		w->result->error[sizeof(w->result->error) - 1] = '\0';
 		snprintf(w->error, sizeof(w->error), "%s", w->result->error);
 	}
 	run_result_check(r);
 	if (!w->clean) {
-		char end[96], why[256];
+		char why[256];
 
-		w->wstatus = wstatus;
-		sup_worker_end_text(w, end, sizeof(end));
 		snprintf(why, sizeof(why), "its worker (domain %s, pid %d) %s",
 			 w->domain, (int)w->pid, end);
 		run_result_lost(r, why);
@@ -451,6 +406,20 @@ static void worker_collect(struct sup_worker *w, int wstatus)
 	w->sup->dropped += run_result_merge(w->sup->res, r);
 	munmap(w->result, sizeof(*w->result));
 	w->result = NULL;
+}
+
+/* Pump, once w has exited and the others know (link_dead, exited): its
+ * link, pidfd and line buffer go, so an ended worker keeps no descriptor.
+ * A request in flight holds req_lock and leaves as soon as it sees
+ * link_dead, so taking the lock waits for it to be done with link_fd. */
+static void worker_release_io(struct sup_worker *w)
+{
+	pthread_mutex_lock(&w->req_lock);
+	close(w->link_fd);
+	close(w->pidfd);
+	w->link_fd = w->pidfd = -1;
+	qmp_linebuf_destroy(&w->lb);
+	pthread_mutex_unlock(&w->req_lock);
 }
 
 static void worker_reap(struct sup_worker *w)
@@ -463,10 +432,13 @@ static void worker_reap(struct sup_worker *w)
 
 	if (waitpid(w->pid, &st, WNOHANG) != w->pid)
 		return;
-	worker_collect(w, st);
+	/* Pump only, and read by others only once exited is set below. */
+	w->wstatus = st;
+	w->clean = worker_ended_cleanly(w, st);
+	sup_worker_end_text(w, end, sizeof(end));
+	worker_collect(w, end);
 	pthread_mutex_lock(&sup->lock);
 	w->exited = true;
-	w->wstatus = st;
 	w->link_dead = true;
 	sup->nr_workers--;
 	n = w->nr_names;
@@ -474,9 +446,9 @@ static void worker_reap(struct sup_worker *w)
 	w->nr_names = 0;
 	pthread_cond_broadcast(&sup->cond);
 	pthread_mutex_unlock(&sup->lock);
+	worker_release_io(w);
 	if (w->clean || !n)
 		return;
-	sup_worker_end_text(w, end, sizeof(end));
 	snprintf(why, sizeof(why), "the worker of domain %s (pid %d) %s",
 		 w->domain, (int)w->pid, end);
 	fprintf(stderr, "foldvm: %s; its guests are gone\n", why);

@@ -20,6 +20,11 @@
 #include "vmm/x86_cpl3.h"
 #include "vmm/x86_linux.h"
 
+const char *guest_config_domain(const struct guest_config *cfg)
+{
+	return cfg->domain[0] ? cfg->domain : cfg->name;
+}
+
 const char *guest_state_name(enum guest_state state)
 {
 	switch (state) {

@@ -114,6 +114,10 @@ struct guest {
 };
 
 const char *guest_state_name(enum guest_state state);
+
+/* The trust domain of a guest so configured: its domain, or its own name
+ * without one. */
+const char *guest_config_domain(const struct guest_config *cfg);
 bool guest_state_is_live(enum guest_state state);
 
 /* Build everything (VM, memory, devices, payload, vCPUs) without running a
