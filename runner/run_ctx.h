@@ -35,9 +35,10 @@ struct driver {
 	volatile sig_atomic_t *stop;
 	struct run_ctx *ctx;
 	void *observer_data;        /* the observer's, from guest_added */
-	/* A libvirt domain guest (spec.domain_xml set): */
-	int lock_fd;                /* its domain lock, -1 = none */
-	bool prepared;              /* 'prepare begin' ran: 'release end' is due */
+	int vm_index;               /* in opt->vms, -1 for vm-create's */
+	/* A libvirt domain guest (spec.uuid set; opt->domain_host): */
+	bool prepared;              /* its lock is held: 'release end' and the
+				       unlock are due */
 };
 
 /* May a holder of the lock use d->guest?  Not once the slot is being
@@ -68,11 +69,11 @@ struct run_state {
 /* The slot of a guest by name (lock held), or NULL. */
 struct driver *runner_find_locked(struct run_ctx *ctx, const char *name);
 
-/* steps.c: a guest's driver thread, and the libvirt hooks of its slot. */
+/* steps.c: a guest's driver thread, and the libvirt points of its slot. */
 void *driver_thread(void *arg);
-int driver_hook(const struct driver *d, const char *op, const char *subop,
-		struct fv_error *err);
-void driver_hook_cleanup(const struct driver *d, const char *op);
+int driver_point(const struct driver *d, enum domain_point p,
+		 struct fv_error *err);
+void driver_point_cleanup(const struct driver *d, enum domain_point p);
 double run_elapsed(const struct run_ctx *ctx);
 
 #endif

@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <time.h>
 #include "runner/run_ctx.h"
-#include "runner/domlock.h"
 #include "vmm/vcpu.h"
 
 /* File content kept for guests created at runtime (--persist --files). */
@@ -147,32 +146,24 @@ static void driver_release(struct driver *d)
 					    d->observer_data);
 	d->observer_data = NULL;
 	if (d->prepared && !d->started)
-		driver_hook_cleanup(d, "stopped");
+		driver_point_cleanup(d, DOMAIN_STOPPED);
 	guest_destroy(d->guest);
 	d->guest = NULL;
-	if (d->prepared)
-		driver_hook_cleanup(d, "release");
+	if (d->prepared) {
+		driver_point_cleanup(d, DOMAIN_RELEASE);
+		driver_point_cleanup(d, DOMAIN_UNLOCK);
+	}
 	d->prepared = false;
-	domlock_release(d->ctx->opt->lock_dir, d->spec.uuid, d->lock_fd);
-	d->lock_fd = -1;
 }
 
 /* A domain guest, before anything is built: its lock (one domain runs
  * once), then the 'prepare begin' hooks, which may refuse it. */
 static int driver_prepare_domain(struct driver *d, struct fv_error *err)
 {
-	const struct cli_options *opt = d->ctx->opt;
-
-	if (!d->spec.uuid[0])
-		return 0;
-	/* A worker holds its domains' locks (the kernel drops them if it
-	 * dies); the note names the supervisor, the foldvm operators know. */
-	if (domlock_acquire(opt->lock_dir, d->spec.uuid, d->spec.cfg.name,
-			    opt->worker ? (int)getppid() : (int)getpid(),
-			    &d->lock_fd, err))
+	if (driver_point(d, DOMAIN_LOCK, err))
 		return -1;
-	d->prepared = true;
-	if (driver_hook(d, "prepare", "begin", err)) {
+	d->prepared = d->spec.uuid[0] && d->vm_index >= 0;
+	if (driver_point(d, DOMAIN_PREPARE, err)) {
 		driver_release(d);
 		return -1;
 	}
@@ -208,13 +199,13 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 	d->ctx = ctx;
 	d->stop = ctx->st->stop;
 	d->initial = initial;
-	d->lock_fd = -1;
+	d->vm_index = initial ? (int)(spec - ctx->opt->vms) : -1;
 	report_init(d->rep, spec);
 	if (driver_prepare_domain(d, err))
 		return NULL;
 	if (guest_create(&d->guest, ctx->st->kvm, &spec->cfg, ctx->st->blob, ctx->st->dedup,
 			 ctx->opt->log_dir, err) ||
-	    driver_hook(d, "start", "begin", err)) {
+	    driver_point(d, DOMAIN_START, err)) {
 		driver_release(d);
 		return NULL;
 	}
@@ -242,7 +233,7 @@ static void runner_start_locked(struct driver *d)
 	if (guest_start(d->guest, &err))
 		guest_stop(d->guest, "start failed");
 	/* libvirt: a failing 'started begin' hook stops the guest again. */
-	else if (driver_hook(d, "started", "begin", &err))
+	else if (driver_point(d, DOMAIN_STARTED, &err))
 		guest_stop(d->guest, err.msg);
 	if (pthread_create(&d->thread, NULL, driver_thread, d)) {
 		guest_stop(d->guest, "no driver thread");

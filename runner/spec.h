@@ -82,6 +82,35 @@ struct vm_spec {
 	char notes[SPEC_NOTES_MAX]; /* what foldvm cannot honour ("" = none) */
 };
 
+/*
+ * The host side of a libvirt domain guest (one with a uuid): its lock (one
+ * domain runs once) and its libvirt hooks, done outside the process that
+ * runs the guest (the supervisor does them for its workers, which may run
+ * no program and open no lock).  The runner reports each point of the
+ * guest's life, in libvirt's order: LOCK, PREPARE ('prepare begin'),
+ * START ('start begin'), STARTED ('started begin'), STOPPED ('stopped
+ * end'), RELEASE ('release end'), UNLOCK.  vm is the guest's index in
+ * opt->vms (domain guests all come from the command line).  Only LOCK,
+ * PREPARE, START and STARTED may refuse (-1 with err); the others always
+ * happen, a failing hook being worth a line on stderr.
+ */
+enum domain_point {
+	DOMAIN_LOCK,
+	DOMAIN_PREPARE,
+	DOMAIN_START,
+	DOMAIN_STARTED,
+	DOMAIN_STOPPED,
+	DOMAIN_RELEASE,
+	DOMAIN_UNLOCK,
+	DOMAIN_NR_POINTS
+};
+
+struct domain_host {
+	int (*point)(const struct domain_host *h, unsigned vm,
+		     enum domain_point p, struct fv_error *err);
+	void *data;
+};
+
 struct cli_options {
 	enum cli_command cmd;
 	struct vm_spec vms[CLI_MAX_VMS];
@@ -119,6 +148,8 @@ struct cli_options {
 	const struct blob *blob; /* the file contents, loaded once by the
 				    supervisor and shared by every worker
 				    (NULL: runner_run loads its own) */
+	const struct domain_host *domain_host; /* the locks and hooks of
+						  its domain guests */
 	/* demo */
 	bool demo_no_dedup;     /* --no-dedup */
 	unsigned demo_guests;

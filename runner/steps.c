@@ -2,8 +2,8 @@
  * steps.c - a guest's driver thread: it walks the guest's step list
  * through the test device (fill, verify, churn, race, measure, sleep,
  * settle, fault) and the syncs shared by the command-line guests, then
- * stops the guest and writes its report.  Also the libvirt hooks of a
- * domain guest's slot.
+ * stops the guest and writes its report.  Also the points of a domain
+ * guest's life it reports to its domain host (runner/spec.h).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 #include "runner/run_ctx.h"
-#include "runner/hooks.h"
 #include "lib/timeutil.h"
 
 /* No single guest command should take longer on any sane host. */
@@ -462,25 +461,28 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	return fv_err(err, FV_E_INVAL, "unknown step");
 }
 
-/* Run the host's libvirt qemu hooks of one lifecycle point for a guest
- * defined by domain XML (docs/libvirt.md); other guests have none. */
-int driver_hook(const struct driver *d, const char *op,
-		const char *subop, struct fv_error *err)
+/* Tell whoever holds a domain guest's lock and runs its libvirt hooks
+ * (opt->domain_host) that it reached point p; other guests have none. */
+int driver_point(const struct driver *d, enum domain_point p,
+		 struct fv_error *err)
 {
-	const struct hooks_config *h = &d->ctx->opt->hooks;
+	const struct domain_host *h = d->ctx->opt->domain_host;
 
-	if (!d->spec.domain_xml || !h->dir[0])
+	if (!d->spec.uuid[0] || d->vm_index < 0)
 		return 0;
-	return hooks_run(h, d->spec.cfg.name, op, subop, d->spec.domain_xml, err);
+	if (!h)
+		return fv_err(err, FV_E_STATE,
+			      "a domain guest needs a supervisor for its lock and hooks");
+	return h->point(h, (unsigned)d->vm_index, p, err);
 }
 
-/* The hooks whose result libvirt ignores (stopped, release): a failure
- * is worth a line on stderr, nothing more. */
-void driver_hook_cleanup(const struct driver *d, const char *op)
+/* The points that cannot refuse (STOPPED, RELEASE, UNLOCK): a failure to
+ * report one is worth a line on stderr, nothing more. */
+void driver_point_cleanup(const struct driver *d, enum domain_point p)
 {
 	struct fv_error err = { 0 };
 
-	if (driver_hook(d, op, "end", &err))
+	if (driver_point(d, p, &err))
 		fprintf(stderr, "foldvm: guest %s: %s (ignored)\n",
 			d->spec.cfg.name, err.msg);
 }
@@ -539,7 +541,7 @@ void *driver_thread(void *arg)
 	__atomic_store_n(&d->cur_step, -1, __ATOMIC_RELAXED);
 	driver_final_stats(d);
 	driver_shutdown_guest(d);
-	driver_hook_cleanup(d, "stopped");
+	driver_point_cleanup(d, DOMAIN_STOPPED);
 	d->rep->state = guest_get_state(d->guest, d->rep->reason,
 					sizeof(d->rep->reason));
 	/* A test guest must exit when told; a kernel must not have failed. */

@@ -37,11 +37,19 @@ struct worker_result {
 	struct run_result res;
 };
 
+/* The host side of one of a worker's domain guests (domains.c). */
+struct sup_domain_slot {
+	int lock_fd;                    /* its lock, -1: not held */
+	bool stopped, released;         /* those hooks ran */
+};
+
 struct sup_worker {
 	struct sup_worker *next;
 	struct supervisor *sup;
 	char domain[DEDUP_DOMAIN_MAX + 1];
 	bool from_cli;                  /* holds command-line guests */
+	unsigned idx[CLI_MAX_VMS];      /* which: opt->vms[idx[0..nr_idx)] */
+	unsigned nr_idx;
 	pid_t pid;
 	int pidfd;                      /* pump: exit */
 	int link_fd;                    /* the QMP link */
@@ -66,6 +74,11 @@ struct sup_worker {
 	pthread_mutex_t req_lock;
 	/* pump only */
 	struct qmp_linebuf lb;
+	/* the domain host thread only (domains.c), but: */
+	int domain_fd;
+	pthread_t domain_thread;
+	bool domain_thread_running;     /* lock */
+	struct sup_domain_slot dom[CLI_MAX_VMS];
 };
 
 /* A worker wanted by a handler (vm-create of a new domain), forked by the
@@ -135,6 +148,15 @@ void sup_worker_terminate_locked(struct sup_worker *w);
  * (Killed)"); lock held, w->exited. */
 void sup_worker_end_text(const struct sup_worker *w, char *buf, size_t len);
 void sup_worker_free(struct sup_worker *w);
+
+/* domains.c */
+/* The worker's side: h reports its domain guests' points over fd. */
+void sup_domain_host_init(struct domain_host *h, int fd);
+/* The supervisor's: a thread serving w's domain guests, if it has any
+ * (w->domain_fd, w->idx set). */
+int sup_domain_host_start(struct sup_worker *w, struct fv_error *err);
+/* Once w ended: the thread finished what its guests held. */
+void sup_domain_host_stop(struct sup_worker *w);
 
 /* host.c */
 int sup_host_start(struct supervisor *sup, struct fv_error *err);

@@ -40,17 +40,31 @@
 
 /* ---- the worker process ---- */
 
-/* Everything but the link and stdio goes: the supervisor's sockets and its
- * other workers' links are none of this domain's business. */
-static void worker_close_fds(int keep)
+/* Everything but stdio and the descriptors in keep[] goes: the
+ * supervisor's sockets and its other workers' links are none of this
+ * domain's business. */
+static void worker_close_fds(const int *keep, unsigned n)
 {
-	if (keep > 3)
-		close_range(3, (unsigned)keep - 1, 0);
-	close_range((unsigned)keep + 1, ~0u, 0);
+	unsigned from = 3;
+
+	for (;;) {
+		unsigned next = ~0u;
+
+		for (unsigned i = 0; i < n; i++)
+			if (keep[i] >= (int)from && (unsigned)keep[i] < next)
+				next = (unsigned)keep[i];
+		if (next > from)
+			close_range(from, next == ~0u ? ~0u : next - 1, 0);
+		if (next == ~0u)
+			return;
+		from = next + 1;
+	}
 }
 
-/* What the supervisor asks the spawner for (with the link's end and the
- * result memfd as SCM_RIGHTS). */
+/* What the supervisor asks the spawner for (with SPAWN_FDS descriptors
+ * as SCM_RIGHTS: the link's end, the result memfd, the domain channel's
+ * end). */
+#define SPAWN_FDS 3
 struct spawn_msg {
 	char domain[DEDUP_DOMAIN_MAX + 1];
 	bool from_cli;
@@ -59,10 +73,12 @@ struct spawn_msg {
 };
 
 static __attribute__((noreturn)) void
-worker_main(const struct supervisor *sup, const struct spawn_msg *m, int link,
-	    int result_fd)
+worker_main(const struct supervisor *sup, const struct spawn_msg *m,
+	    const int fds[SPAWN_FDS])
 {
 	static struct cli_options wopt;  /* the child's own copy */
+	static struct domain_host domain_host;
+	int link = fds[0], result_fd = fds[1], keep[2] = { fds[0], fds[2] };
 	struct worker_result *out;
 	struct fv_error err = { 0 };
 	char comm[16];
@@ -89,7 +105,7 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m, int link,
 	if (out == MAP_FAILED)
 		_exit(126);
 	close(result_fd);
-	worker_close_fds(link);
+	worker_close_fds(keep, 2);
 	/* "fvw-" and as much of the domain as the 15 bytes take */
 	memcpy(comm, "fvw-", 4);
 	snprintf(comm + 4, sizeof(comm) - 4, "%.11s", m->domain);
@@ -105,6 +121,8 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m, int link,
 	/* The spawner's copy of the supervisor's: the same physical pages
 	 * in every worker until one writes them, which none does. */
 	wopt.blob = &sup->blob;
+	sup_domain_host_init(&domain_host, fds[2]);
+	wopt.domain_host = &domain_host;
 	/* A worker started for vm-create has no guest yet: it waits for
 	 * them until the supervisor tells it to finish. */
 	wopt.persist = sup->opt->persist || !m->from_cli;
@@ -119,11 +137,11 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m, int link,
 
 /* ---- the spawner ---- */
 
-/* Receive one request and its two descriptors; 0 at EOF (the supervisor
- * is gone), -1 on a malformed one. */
-static int spawner_recv(int fd, struct spawn_msg *m, int fds[2])
+/* Receive one request and its descriptors; 0 at EOF (the supervisor is
+ * gone), -1 on a malformed one. */
+static int spawner_recv(int fd, struct spawn_msg *m, int fds[SPAWN_FDS])
 {
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	char cbuf[CMSG_SPACE(SPAWN_FDS * sizeof(int))];
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
@@ -139,9 +157,9 @@ static int spawner_recv(int fd, struct spawn_msg *m, int fds[2])
 		return 0;
 	c = CMSG_FIRSTHDR(&msg);
 	if (n != sizeof(*m) || !c || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+	    c->cmsg_len != CMSG_LEN(SPAWN_FDS * sizeof(int)))
 		return -1;
-	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	memcpy(fds, CMSG_DATA(c), SPAWN_FDS * sizeof(int));
 	m->domain[sizeof(m->domain) - 1] = '\0';
 	return m->nr <= CLI_MAX_VMS ? 1 : -1;
 }
@@ -151,7 +169,7 @@ static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
 {
 	struct spawn_msg m;
 	sigset_t all;
-	int fds[2], r;
+	int fds[SPAWN_FDS], r;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != sup->pid)
@@ -159,7 +177,7 @@ static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
 	/* ^C and kill go to the supervisor, which decides. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	worker_close_fds(fd);
+	worker_close_fds(&fd, 1);
 	prctl(PR_SET_NAME, "fv-spawner");
 	while ((r = spawner_recv(fd, &m, fds)) != 0) {
 		long pid = -1;
@@ -175,10 +193,10 @@ static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
 			e = errno;
 			if (pid == 0) {
 				close(fd);
-				worker_main(sup, &m, fds[0], fds[1]);
+				worker_main(sup, &m, fds);
 			}
-			close(fds[0]);
-			close(fds[1]);
+			for (unsigned i = 0; i < SPAWN_FDS; i++)
+				close(fds[i]);
 		}
 		struct { long pid; int err; } rep = { pid, pid < 0 ? e : 0 };
 		if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL) != sizeof(rep))
@@ -221,9 +239,9 @@ void sup_spawner_stop(struct supervisor *sup)
 
 /* Ask the spawner for a worker: its pid, or -1 with err. */
 static pid_t spawner_clone(struct supervisor *sup, const struct spawn_msg *m,
-			   int link, int result_fd, struct fv_error *err)
+			   const int fds[SPAWN_FDS], struct fv_error *err)
 {
-	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(SPAWN_FDS * sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
@@ -231,12 +249,11 @@ static pid_t spawner_clone(struct supervisor *sup, const struct spawn_msg *m,
 	};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	struct { long pid; int err; } rep;
-	int fds[2] = { link, result_fd };
 
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	c->cmsg_len = CMSG_LEN(SPAWN_FDS * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, SPAWN_FDS * sizeof(int));
 	if (sendmsg(sup->spawner_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(*m) ||
 	    recv(sup->spawner_fd, &rep, sizeof(rep), 0) != (ssize_t)sizeof(rep))
 		return fv_err_errno(err, FV_E_SYS, errno, "the spawner process is gone");
@@ -550,6 +567,7 @@ void sup_worker_free(struct sup_worker *w)
 		close(w->pidfd);
 	if (w->result_fd >= 0)
 		close(w->result_fd);
+	sup_domain_host_stop(w);
 	qmp_linebuf_destroy(&w->lb);
 	json_object_put(w->reply);
 	pthread_mutex_destroy(&w->req_lock);
@@ -568,7 +586,7 @@ static struct sup_worker *worker_alloc(struct supervisor *sup,
 	}
 	w->sup = sup;
 	w->from_cli = from_cli;
-	w->link_fd = w->pidfd = w->result_fd = -1;
+	w->link_fd = w->pidfd = w->result_fd = w->domain_fd = -1;
 	snprintf(w->domain, sizeof(w->domain), "%s", domain);
 	pthread_mutex_init(&w->req_lock, NULL);
 	w->result_fd = memfd_create("foldvm-worker-result", MFD_CLOEXEC);
@@ -620,7 +638,7 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 {
 	struct spawn_msg m = { .from_cli = from_cli, .nr = n };
 	struct sup_worker *w;
-	int sv[2];
+	int sv[2], dv[2], fds[SPAWN_FDS];
 	pid_t pid;
 
 	pthread_mutex_lock(&sup->lock);
@@ -643,15 +661,30 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 		sup_worker_free(w);
 		return NULL;
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, dv) < 0) {
+		fv_err_errno(err, FV_E_SYS, errno, "socketpair");
+		close(sv[0]);
+		close(sv[1]);
+		sup_worker_free(w);
+		return NULL;
+	}
 	snprintf(m.domain, sizeof(m.domain), "%s", domain);
-	if (n)
+	if (n) {
 		memcpy(m.idx, idx, n * sizeof(idx[0]));
+		memcpy(w->idx, idx, n * sizeof(idx[0]));
+	}
+	w->nr_idx = n;
 	fflush(NULL);
-	pid = spawner_clone(sup, &m, sv[1], w->result_fd, err);
+	fds[0] = sv[1];
+	fds[1] = w->result_fd;
+	fds[2] = dv[1];
+	pid = spawner_clone(sup, &m, fds, err);
 	close(sv[1]);
+	close(dv[1]);
 	close(w->result_fd);
 	w->result_fd = -1;
 	w->link_fd = sv[0];
+	w->domain_fd = dv[0];
 	if (pid < 0) {
 		sup_worker_free(w);
 		return NULL;
@@ -660,6 +693,12 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	w->pidfd = (int)pidfd_open(pid, 0);
 	if (w->pidfd < 0) {
 		fv_err_errno(err, FV_E_SYS, errno, "pidfd_open");
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		sup_worker_free(w);
+		return NULL;
+	}
+	if (sup_domain_host_start(w, err)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		sup_worker_free(w);
