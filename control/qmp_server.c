@@ -467,8 +467,10 @@ int qmp_server_create(struct qmp_server **out, struct fv_error *err)
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->reaped, NULL);
 	/* Signals are for the main and vCPU threads; the server thread
-	 * inherits a full mask. */
+	 * inherits a full mask, but for a sandbox filter's SIGSYS (the
+	 * kernel would kill the process without its report if blocked). */
 	sigfillset(&all);
+	sigdelset(&all, SIGSYS);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&srv->thread, NULL, qmp_server_main, srv);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <string.h>
@@ -123,6 +125,43 @@ static int testdev_read_text(struct testdev *td, unsigned vcpu, char *buf,
 	return 0;
 }
 
+#ifdef FOLDVM_TEST_PROBES
+/*
+ * FV_REQ_SANDBOX_PROBE, compiled into the test build only: the call a
+ * device model taken over by its guest would make, made for real, so a
+ * test sees the worker's sandbox stop it (docs/sandbox.md).  execve never
+ * returns under the sandbox (the filter ends the worker); open returns
+ * EACCES (Landlock).  What came of it goes to the guest's arg[1].
+ */
+static int testdev_sandbox_probe(struct testdev *td, unsigned vcpu,
+				 struct fv_error *err)
+{
+	uint64_t gpa = FV_MAILBOX_GPA(vcpu);
+	uint64_t probe;
+	int64_t answer = -EINVAL;
+
+	if (gmem_read(td->mem, gpa + offsetof(struct fv_mailbox, result),
+		      &probe, sizeof(probe), err))
+		return IOPORT_FAIL;
+	if (probe == FV_PROBE_EXECVE) {
+		char *const argv[] = { "sh", "-c", "true", NULL };
+
+		execve("/bin/sh", argv, NULL);
+		answer = -errno;
+	} else if (probe == FV_PROBE_OPEN) {
+		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+
+		answer = fd < 0 ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (gmem_write(td->mem, gpa + offsetof(struct fv_mailbox, arg) + sizeof(uint64_t),
+		       &answer, sizeof(answer), err))
+		return IOPORT_FAIL;
+	return IOPORT_OK;
+}
+#endif
+
 int testdev_io(void *opaque, unsigned vcpu, uint16_t port, bool is_write,
 	       uint8_t *data, unsigned size, struct fv_error *err)
 {
@@ -167,6 +206,10 @@ int testdev_io(void *opaque, unsigned vcpu, uint16_t port, bool is_write,
 			return IOPORT_FAIL;
 		return fv_err(err, FV_E_GUEST, "guest assertion failed on vCPU %u: %s",
 			      vcpu, text);
+#ifdef FOLDVM_TEST_PROBES
+	case FV_REQ_SANDBOX_PROBE:
+		return testdev_sandbox_probe(td, vcpu, err);
+#endif
 	default:
 		return fv_err(err, FV_E_GUEST,
 			      "testdev: unknown request %u from vCPU %u", value,

@@ -53,7 +53,10 @@ const char cli_usage[] =
 "                   measure-merging (after measure: wait until every probe\n"
 "                   page of this guest is merged, by the engine or KSM, and\n"
 "                   time first writes to them at once, while other memory\n"
-"                   may still be merging)\n"
+"                   may still be merging),\n"
+"                   sandbox-probe:N (the test build foldvm-san only: the\n"
+"                   guest's worker tries 1 execve, 2 opening /etc/passwd,\n"
+"                   which its sandbox must stop)\n"
 "  console=on|off   echo the guest's serial output as \"[name] ...\" (on)\n"
 "  dedup=on|off     merge this guest's memory (default off, or on with --dedup)\n"
 "  domain=NAME      trust domain: full pages merge only within one domain,\n"
@@ -96,6 +99,14 @@ const char cli_usage[] =
 "                   cheaper first writes to never-written pages)\n"
 "  --max-map-count N  raise the host-wide sysctl vm.max_map_count to N first\n"
 "                   (root; logged; never done without this option)\n"
+"  --image-dir DIR  run: a sandboxed worker may also read guest images\n"
+"                   (kernel=, initrd=, payload= of vm-create) in DIR; it\n"
+"                   reads those in the command line's images' directories\n"
+"                   (repeatable)\n"
+"  --sandbox on|off|log  each trust domain's worker process runs under a\n"
+"                   system call filter with no capability and sees only its\n"
+"                   own files (default on; log: calls off the list are\n"
+"                   logged by the kernel, not stopped; docs/sandbox.md)\n"
 "  demo only:\n"
 "  --guests N       guests to start (default 4)\n"
 "  --mem SIZE       RAM per guest (default 128M)\n"
@@ -381,6 +392,19 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		snprintf(opt->run_dir, sizeof(opt->run_dir), "%s", val);
 		return 0;
 	}
+	if (cli_is_option(arg, "--sandbox")) {
+		if (cli_option_value(argc, argv, i, "--sandbox", &val, err))
+			return -1;
+		if (!strcmp(val, "on"))
+			opt->sandbox = SANDBOX_ON;
+		else if (!strcmp(val, "off"))
+			opt->sandbox = SANDBOX_OFF;
+		else if (!strcmp(val, "log"))
+			opt->sandbox = SANDBOX_LOG;
+		else
+			return fv_err(err, FV_E_INVAL, "--sandbox: '%s' is none of on, off, log", val);
+		return 0;
+	}
 	if (!strcmp(arg, "--no-dedup") && opt->cmd == CLI_DEMO) {
 		opt->demo_no_dedup = true;
 		return 0;
@@ -411,6 +435,16 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		if (access(val, R_OK) < 0)
 			return fv_err_errno(err, FV_E_INVAL, errno, "--files %s", val);
 		opt->files[opt->nr_files++] = val;
+		return 0;
+	}
+	if (cli_is_option(arg, "--image-dir")) {
+		if (cli_option_value(argc, argv, i, "--image-dir", &val, err))
+			return -1;
+		if (opt->nr_image_dirs == CLI_MAX_FILES)
+			return fv_err(err, FV_E_INVAL, "at most %d --image-dir", CLI_MAX_FILES);
+		if (*val != '/' || strlen(val) >= PATH_MAX)
+			return fv_err(err, FV_E_INVAL, "--image-dir needs an absolute path");
+		opt->image_dirs[opt->nr_image_dirs++] = val;
 		return 0;
 	}
 	if (cli_is_option(arg, "--log-dir")) {

@@ -131,6 +131,16 @@ enum fv_request {
 	FV_REQ_NEXT = 1,   /* report result of the last command, wait for the next */
 	FV_REQ_LOG = 2,    /* text[] holds a NUL-terminated message */
 	FV_REQ_ABORT = 3,  /* guest assert failed: text[] = "file:line: message" */
+	/* Test builds only (foldvm-san): the worker makes the forbidden
+	 * call result[0] names (enum fv_sandbox_probe), as a device model a
+	 * guest has taken over would, and writes what came of it (0, or a
+	 * negative errno) to arg[1] (sandbox tests; docs/sandbox.md). */
+	FV_REQ_SANDBOX_PROBE = 4,
+};
+
+enum fv_sandbox_probe {
+	FV_PROBE_EXECVE = 1,    /* execve("/bin/sh"): the seccomp filter */
+	FV_PROBE_OPEN = 2,      /* open("/etc/passwd"): Landlock */
 };
 
 /* Commands: host -> guest, in reply to FV_REQ_NEXT. */
@@ -173,6 +183,9 @@ enum fv_command {
 	 * arg[0] = iterations each vCPU ran, arg[1] = how many vCPUs ran them.
 	 * vCPU 0 adds this to the per-word totals VERIFY checks. Only vCPU 0. */
 	FV_CMD_RACE_SETTLE = 8,
+	/* Ask the host for sandbox probe arg[0] (FV_REQ_SANDBOX_PROBE).
+	 * result[0] = the probe, result[1] = what the host answered. */
+	FV_CMD_SANDBOX_PROBE = 9,
 };
 
 #define FV_EXIT_PORT (FV_DOORBELL_PORT + 4u)

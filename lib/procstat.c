@@ -514,8 +514,28 @@ void procstat_pagemap_decode(uint64_t entry, struct procstat_page *out)
 	out->pfn = out->present ? entry & PAGEMAP_PFN_MASK : 0;
 }
 
+/* See procstat_pagemap_preopen: -1 until then. */
+static int pagemap_preopened = -1;
+
+int procstat_pagemap_preopen(struct fv_error *err)
+{
+	if (pagemap_preopened >= 0)
+		return 0;
+	pagemap_preopened = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pagemap_preopened < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "open /proc/self/pagemap");
+	return 0;
+}
+
 int procstat_pagemap_open(struct procstat_pagemap *pm, struct fv_error *err)
 {
+	/* Readers use pread, so one open file serves them all. */
+	if (pagemap_preopened >= 0) {
+		pm->fd = fcntl(pagemap_preopened, F_DUPFD_CLOEXEC, 0);
+		if (pm->fd < 0)
+			return fv_err_errno(err, FV_E_IO, errno, "dup /proc/self/pagemap");
+		return 0;
+	}
 	pm->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pm->fd < 0)
 		return fv_err_errno(err, FV_E_IO, errno, "open /proc/self/pagemap");

@@ -90,6 +90,12 @@ struct procstat_pagemap {
 };
 
 int procstat_pagemap_open(struct procstat_pagemap *pm, struct fv_error *err);
+/* Open /proc/self/pagemap once for every later procstat_pagemap_open,
+ * which then only duplicates it: the kernel shows page frame numbers to
+ * an opener with CAP_SYS_ADMIN, judged when the file is opened, so a
+ * process about to drop its capabilities (a sandboxed worker) opens it
+ * first.  Once per process; it stays open. */
+int procstat_pagemap_preopen(struct fv_error *err);
 void procstat_pagemap_close(struct procstat_pagemap *pm);
 
 /* The entry for the page holding addr.  On failure *out says "not

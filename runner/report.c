@@ -3,6 +3,7 @@
  * the dedup rows and the host summary.
  */
 #include <stdio.h>
+#include <string.h>
 #include "runner/runner.h"
 
 static double cycles_to_us(uint64_t cycles, uint64_t tsc_khz)
@@ -161,11 +162,13 @@ bool runner_print_table(const struct run_result *res, FILE *out)
 			continue;
 		print_guest_row(r, out);
 		if (!r->ok) {
+			/* A guest whose worker died has one story, told once. */
+			const char *reason = strcmp(r->reason, r->error) ? r->reason : "";
+
 			all_ok = false;
 			fprintf(out, "  %s: FAILED: %s%s%s\n", r->name,
 				r->error[0] ? r->error : "",
-				r->error[0] && r->reason[0] ? "; guest " : "",
-				r->reason[0] ? r->reason : "");
+				r->error[0] && reason[0] ? "; guest " : "", reason);
 		}
 	}
 	fprintf(out, "(ZERO..UNIQUE: data pages by content; 1ST-WRITE: guest-measured "

@@ -66,30 +66,6 @@ static void runner_sample(struct run_ctx *ctx)
 }
 
 /* --max-map-count: raise the host-wide sysctl, loudly, only when asked. */
-static int runner_raise_max_map_count(uint64_t want, struct fv_error *err)
-{
-	uint64_t now;
-	FILE *f;
-
-	if (!want)
-		return 0;
-	if (procstat_max_map_count(&now, err))
-		return -1;
-	if (now >= want)
-		return 0;
-	f = fopen("/proc/sys/vm/max_map_count", "w");
-	if (!f || fprintf(f, "%llu\n", (unsigned long long)want) < 0 || fclose(f)) {
-		int e = errno;
-
-		return fv_err_errno(err, FV_E_SYS, e,
-				    "cannot raise vm.max_map_count to %llu (root needed)",
-				    (unsigned long long)want);
-	}
-	fprintf(stderr, "foldvm: raised vm.max_map_count (host-wide) from %llu to %llu, as asked by --max-map-count\n",
-		(unsigned long long)now, (unsigned long long)want);
-	return 0;
-}
-
 static bool runner_wants_dedup(const struct cli_options *opt, bool *has_sync)
 {
 	/* guests may come later, unless KSM does the merging */
@@ -115,8 +91,7 @@ static int runner_start_dedup(const struct cli_options *opt,
 	cfg.cpu_pct = opt->dedup_cpu;
 	cfg.vma_budget = opt->dedup_vma_budget;
 	cfg.in_place = !opt->dedup_no_in_place;
-	if (runner_raise_max_map_count(opt->max_map_count, err) ||
-	    dedup_create(engine, &cfg, err))
+	if (dedup_create(engine, &cfg, err))
 		return -1;
 	/* With sync steps the first one measures the no-dedup baseline, so
 	 * the engine waits for it. */

@@ -102,6 +102,7 @@ const char *step_name(enum step_kind kind)
 		[STEP_SYNC] = "sync", [STEP_MEASURE_MERGED] = "measure-merged",
 		[STEP_SETTLE] = "settle",
 		[STEP_MEASURE_MERGING] = "measure-merging",
+		[STEP_SANDBOX_PROBE] = "sandbox-probe",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
@@ -125,6 +126,7 @@ static const struct {
 	{ STEP_MEASURE_MERGED, false, 0, 0 },
 	{ STEP_SETTLE, true, 1, 1000 },
 	{ STEP_MEASURE_MERGING, false, 0, 0 },
+	{ STEP_SANDBOX_PROBE, true, FV_PROBE_EXECVE, FV_PROBE_OPEN },
 };
 
 static int parse_step(char *tok, struct step *st, struct fv_error *err)

@@ -58,6 +58,8 @@ enum step_kind {
 	STEP_MEASURE_MERGING, /* wait until this guest's probe pages are merged,
 				 then time first writes to them at once (while
 				 the engine may still merge other memory) */
+	STEP_SANDBOX_PROBE, /* the guest asks its worker for a forbidden call
+			       (enum fv_sandbox_probe; the test build only) */
 };
 
 struct step {
@@ -116,6 +118,9 @@ struct cli_options {
 	struct vm_spec vms[CLI_MAX_VMS];
 	unsigned nr_vms;
 	const char *files[CLI_MAX_FILES];  /* sources of page-cache content */
+	const char *image_dirs[CLI_MAX_FILES]; /* --image-dir: where a sandboxed
+						  worker may read images */
+	unsigned nr_image_dirs;
 	unsigned nr_files;
 	char log_dir[PATH_MAX];
 	bool quiet;             /* no guest console on stdout */
@@ -140,6 +145,11 @@ struct cli_options {
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
 	bool dedup_no_in_place; /* --dedup-in-place off */
 	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */
+	enum sandbox_mode {     /* --sandbox: the workers' (supervisor/sandbox.c) */
+		SANDBOX_ON = 0, /* a system call off the list kills the worker */
+		SANDBOX_OFF,    /* no filter, no capability dropped */
+		SANDBOX_LOG,    /* the filter logs such calls and lets them be */
+	} sandbox;
 	/* Set by the supervisor for one trust domain's worker process, never
 	 * from the command line (supervisor/): */
 	bool worker;            /* this run is a worker's */

@@ -442,6 +442,31 @@ static int step_fault(struct driver *d, struct fv_error *err)
 	return fv_err(err, FV_E_GUEST, "guest survived a fault it should not have");
 }
 
+/* The guest asks its worker for a call the sandbox must stop (the test
+ * build's device only; docs/sandbox.md).  An execve the filter stops
+ * ends the whole worker, so only a refused open comes back here. */
+static int step_sandbox_probe(struct driver *d, uint64_t probe,
+			      struct fv_error *err)
+{
+	uint64_t arg[8] = { probe };
+	struct testdev_result r;
+	int64_t answer;
+
+	if (run_cmd(d, 0, FV_CMD_SANDBOX_PROBE, arg, &r, err))
+		return -1;
+	answer = (int64_t)r.result[1];
+	if (answer == -EACCES || answer == -EPERM) {
+		fprintf(stderr, "foldvm: guest %s: sandbox probe %llu refused (%s), as it should be\n",
+			d->spec.cfg.name, (unsigned long long)probe, strerror((int)-answer));
+		return 0;
+	}
+	if (answer < 0)
+		return fv_err(err, FV_E_STATE, "sandbox probe %llu failed otherwise: %s",
+			      (unsigned long long)probe, strerror((int)-answer));
+	return fv_err(err, FV_E_STATE, "sandbox probe %llu was allowed: the worker is not sandboxed",
+		      (unsigned long long)probe);
+}
+
 static int run_step(struct driver *d, const struct step *st, struct fv_error *err)
 {
 	switch (st->kind) {
@@ -454,6 +479,7 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	case STEP_SLEEP: return step_sleep(d, st->arg, false, err);
 	case STEP_WAIT: return step_sleep(d, 0, true, err);
 	case STEP_FAULT: return step_fault(d, err);
+	case STEP_SANDBOX_PROBE: return step_sandbox_probe(d, st->arg, err);
 	case STEP_SYNC: return step_sync(d);
 	case STEP_SETTLE: return step_settle(d, st->arg, err);
 	case STEP_MEASURE_MERGING: return step_measure_merging(d, err);

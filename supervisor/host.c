@@ -326,11 +326,14 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 	struct supervisor *sup = opaque;
 	const char *domain;
 	struct sup_worker *w;
+	struct fv_error ferr = { 0 };
 	struct vm_spec vm;
 
 	/* Checked here too: the answer must not depend on which worker. */
 	if (vm_create_spec(args, &vm, err))
 		return -1;
+	if (sandbox_check_images(sup->opt, &vm.cfg, &ferr))
+		return qmp_error_set(err, "GenericError", "%s", ferr.msg);
 	domain = guest_config_domain(&vm.cfg);
 	pthread_mutex_lock(&sup->lock);
 	if (find_guest_locked(sup, vm.cfg.name)) {

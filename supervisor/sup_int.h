@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 #include "control/qmp.h"
 #include "runner/runner.h"
+#include "supervisor/sandbox.h"
 
 #define SUP_MAX_WORKERS CLI_MAX_VMS   /* a guest at least each */
 #define SUP_LINK_MAX_LINE (1u << 20)  /* longest line read from a worker */
@@ -34,6 +35,7 @@
 struct worker_result {
 	int status;                     /* its exit status; -1: not written */
 	char error[512];                /* why its run could not start */
+	struct sandbox_report sandbox;  /* the call its filter stopped */
 	struct run_result res;
 };
 
@@ -62,6 +64,7 @@ struct sup_worker {
 					   results are in sup->res and its
 					   mapping is gone */
 	int wstatus;
+	struct sandbox_report sandbox;  /* its filter stopped this call (nr >= 0) */
 	bool clean;                     /* it wrote its status and exited with it */
 	char error[512];                /* why its run could not start ("") */
 	bool terminating;               /* SIGTERM sent: nothing new for it */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include "lib/procstat.h"
 #include "supervisor/sup_int.h"
 #include "supervisor/supervisor.h"
 
@@ -258,6 +259,32 @@ static void sort_like_cli(const struct cli_options *opt, struct run_result *res)
 		}
 }
 
+/* --max-map-count: host-wide, so the supervisor's to change, before any
+ * worker (which could not: it has no capability). */
+static int raise_max_map_count(uint64_t want, struct fv_error *err)
+{
+	uint64_t now;
+	FILE *f;
+
+	if (!want)
+		return 0;
+	if (procstat_max_map_count(&now, err))
+		return -1;
+	if (now >= want)
+		return 0;
+	f = fopen("/proc/sys/vm/max_map_count", "w");
+	if (!f || fprintf(f, "%llu\n", (unsigned long long)want) < 0 || fclose(f)) {
+		int e = errno;
+
+		return fv_err_errno(err, FV_E_SYS, e,
+				    "cannot raise vm.max_map_count to %llu (root needed)",
+				    (unsigned long long)want);
+	}
+	fprintf(stderr, "foldvm: raised vm.max_map_count (host-wide) from %llu to %llu, as asked by --max-map-count\n",
+		(unsigned long long)now, (unsigned long long)want);
+	return 0;
+}
+
 /* Every worker's results were added up as each ended (workers.c). */
 static void collect(struct supervisor *sup, struct run_result *res)
 {
@@ -299,7 +326,8 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	/* The file contents once, before the spawner, which every worker is
 	 * forked from, so they all share them; then the spawner, before any
 	 * thread exists. */
-	if (runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
+	if (raise_max_map_count(opt->max_map_count, err) ||
+	    runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
 		goto out;
 	if (sup_pump_start(&sup, err))
 		goto out;

@@ -78,6 +78,7 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 {
 	static struct cli_options wopt;  /* the child's own copy */
 	static struct domain_host domain_host;
+	struct sandbox_state sandbox;
 	int link = fds[0], result_fd = fds[1], keep[2] = { fds[0], fds[2] };
 	struct worker_result *out;
 	struct fv_error err = { 0 };
@@ -127,7 +128,11 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 	 * them until the supervisor tells it to finish. */
 	wopt.persist = sup->opt->persist || !m->from_cli;
 
-	r = runner_run(&wopt, &control_observer, &out->res, &err);
+	/* Before the first thread and the first guest: everything after runs
+	 * sandboxed, guests created later by vm-create too. */
+	r = sandbox_enter(&wopt, sup->opt, &out->sandbox, &sandbox, &err);
+	if (r == 0)
+		r = runner_run(&wopt, &control_observer, &out->res, &err);
 	if (r)
 		snprintf(out->error, sizeof(out->error), "%s", err.msg);
 	out->status = r ? 2 : run_result_all_ok(&out->res) ? 0 : 1;
@@ -385,7 +390,14 @@ static void link_read(struct sup_worker *w)
 
 void sup_worker_end_text(const struct sup_worker *w, char *buf, size_t len)
 {
-	if (WIFSIGNALED(w->wstatus))
+	char call[64];
+
+	if (WIFSIGNALED(w->wstatus) && WTERMSIG(w->wstatus) == SIGSYS &&
+	    w->sandbox.nr >= 0) {
+		sandbox_syscall_name(&w->sandbox, call, sizeof(call));
+		snprintf(buf, len, "was stopped by its sandbox: %s is not on its list of system calls",
+			 call);
+	} else if (WIFSIGNALED(w->wstatus))
 		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(w->wstatus),
 			 strsignal(WTERMSIG(w->wstatus)));
 	else
@@ -451,6 +463,8 @@ static void worker_reap(struct sup_worker *w)
 		return;
 	/* Pump only, and read by others only once exited is set below. */
 	w->wstatus = st;
+	w->sandbox.nr = __atomic_load_n(&w->result->sandbox.nr, __ATOMIC_ACQUIRE);
+	w->sandbox.arch = w->result->sandbox.arch;
 	w->clean = worker_ended_cleanly(w, st);
 	sup_worker_end_text(w, end, sizeof(end));
 	worker_collect(w, end);
@@ -602,6 +616,8 @@ static struct sup_worker *worker_alloc(struct supervisor *sup,
 		return NULL;
 	}
 	w->result->status = -1;
+	w->result->sandbox.nr = -1;
+	w->sandbox.nr = -1;
 	return w;
 }
 

@@ -206,9 +206,12 @@ int vcpu_start(struct vcpu *v, struct fv_error *err)
 	int r;
 
 	/* vCPU threads take only the kick signal; SIGINT/SIGTERM stay with
-	 * the main thread. */
+	 * the main thread.  SIGSYS stays open: a sandbox's filter reports a
+	 * forbidden call with it, and the kernel would kill the process
+	 * without the report if it were blocked. */
 	sigfillset(&block);
 	sigdelset(&block, VCPU_KICK_SIGNAL);
+	sigdelset(&block, SIGSYS);
 	pthread_sigmask(SIG_SETMASK, &block, &old);
 	pthread_mutex_lock(&g->lock);
 	g->vcpus_alive++;

@@ -130,6 +130,17 @@ static void next_command(struct vcpu *v)
 		v->result[i] = 0;
 }
 
+/* The host makes a call its sandbox should stop and says how it went. */
+static void cmd_sandbox_probe(struct vcpu *v)
+{
+	volatile struct fv_mailbox *mb = v->mb;
+
+	mb->result[0] = v->arg[0];
+	outl(FV_DOORBELL_PORT, FV_REQ_SANDBOX_PROBE);
+	v->result[0] = v->arg[0];
+	v->result[1] = mb->arg[1];
+}
+
 void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 {
 	struct vcpu v;
@@ -172,6 +183,9 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 			break;
 		case FV_CMD_MEASURE_WRITE:
 			cmd_measure_write(&v);
+			break;
+		case FV_CMD_SANDBOX_PROBE:
+			cmd_sandbox_probe(&v);
 			break;
 		case FV_CMD_FAULT:
 			cmd_fault();

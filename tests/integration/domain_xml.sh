@@ -1,7 +1,8 @@
 #!/bin/sh
 # Guests defined by libvirt domain XML (--domain-xml): the host's libvirt
 # qemu hooks run around them as libvirtd runs them (order, arguments, the
-# XML on stdin, abort at prepare/start, timeout), the per-domain lock, the
+# XML on stdin, abort at prepare/start, timeout, a dead worker's guest
+# finished), the per-domain lock, the
 # control socket by uuid, --strict, bad documents, and foldvm-libvirt-hook.
 . "$(dirname "$0")/lib.sh"
 require_kvm
@@ -138,6 +139,33 @@ for v in $VARIANTS; do
 	[ ! -e "$TMP/r1/by-uuid/$uuid.qmp" ] || fail "$v: the uuid link outlived the guest"
 	[ ! -e "$TMP/locks/$uuid.lock" ] || fail "$v: the lock file outlived the guest"
 	echo "PASS: $v: one domain runs once (lock by uuid); its socket by uuid answers query-uuid"
+
+	# 4b. its worker killed: the supervisor finishes the guest as libvirt
+	#     finishes a QEMU that died ('stopped end', 'release end' hooks),
+	#     and drops its lock
+	rm -f "$TMP/hook.log"
+	"$BUILDDIR/$v" run --quiet --lock-dir "$TMP/locks" --log-dir "$TMP/log" \
+		--domain-xml "$TMP/$name-wait.xml" --hooks-dir "$TMP/hooks" --run-dir "$TMP/r3" \
+		>"$TMP/out3" 2>"$TMP/err3" &
+	pid=$!
+	trap 'kill $pid 2>/dev/null; rm -rf "$TMP"' EXIT
+	wait_for 60 grep -q "^20-second $name started begin" "$TMP/hook.log" ||
+		{ cat "$TMP/err3"; fail "$v: the waiting domain never started"; }
+	wpid=$(pgrep -P $pid -x fvw-tenant-a)
+	[ -n "$wpid" ] || fail "$v: no worker for domain tenant-a"
+	kill -9 "$wpid"
+	rc=0; wait $pid || rc=$?
+	trap 'rm -rf "$TMP"' EXIT
+	[ "$rc" = 1 ] || { cat "$TMP/err3"; fail "$v: a killed worker's run exited $rc, not 1"; }
+	for op in "stopped end" "release end"; do
+		for s in qemu 10-first 20-second; do
+			echo "$s $name $op -"
+		done
+	done >"$TMP/hook.want"
+	tail -n 6 "$TMP/hook.log" | cmp -s "$TMP/hook.want" - ||
+		{ cat "$TMP/hook.log"; fail "$v: a dead worker's guest did not get its cleanup hooks"; }
+	[ ! -e "$TMP/locks/$uuid.lock" ] || fail "$v: the lock outlived the dead worker's guest"
+	echo "PASS: $v: a dead worker's domain guest gets 'stopped end', 'release end'; its lock goes"
 
 	# 5. what foldvm cannot honour: listed, or refused with --strict
 	write_domain "$TMP/$name-disk.xml" "$name" "$uuid" "fill+verify" \

@@ -7,6 +7,10 @@
 #    domain's guest runs on and verifies all its memory, the dead domain's
 #    guests can be created again, and the run's table reports the lost
 #    guests as failed (exit status 1);
+#  - every worker is sandboxed (Seccomp: 2, NoNewPrivs, no capability);
+#    in the test build, a guest that asks its worker to open a file
+#    outside its own is refused and runs on, and one that asks it to
+#    execve ends that worker only, reported with the call's name;
 #  - a worker whose last guest is destroyed ends (20 domains come and go);
 #  - kill -9 of the supervisor takes every worker with it (no orphans).
 . "$(dirname "$0")/lib.sh"
@@ -62,6 +66,14 @@ for bin in $VARIANTS; do
 		grep -q '^Name:.*fvw-' "/proc/$p/status" || fail "worker $p is not named fvw-*"
 	done
 	ls -l "/proc/$FVPID/fd" | grep -q /dev/kvm && fail "the supervisor holds /dev/kvm"
+	for p in "$pa1" "$pb1"; do
+		st="/proc/$p/status"
+		grep -Eq '^Seccomp:[[:space:]]+2$' "$st" || { cat "$st"; fail "worker $p has no seccomp filter"; }
+		grep -Eq '^NoNewPrivs:[[:space:]]+1$' "$st" || fail "worker $p may gain privileges"
+		for c in CapEff CapPrm CapBnd CapAmb; do
+			grep -Eq "^$c:[[:space:]]+0+\$" "$st" || { grep ^Cap "$st"; fail "worker $p keeps capabilities ($c)"; }
+		done
+	done
 	ls -l "/proc/$pb1/fd" | grep -q /dev/kvm || fail "blue's worker holds no /dev/kvm"
 	# red's guests share content and merge in their worker
 	wait_for 120 merges_at_least red 100 || { $CTL --json stats; fail "red never merged"; }
@@ -109,6 +121,24 @@ for bin in $VARIANTS; do
 	create x1 green fill+wait
 	create y1 yellow fill+wait
 	px=$(guest_pid x1); py=$(guest_pid y1)
+	if [ "$bin" = foldvm-san ]; then
+		# the device's probes (test build only): open is refused by
+		# Landlock and the guest goes on; execve is stopped by the
+		# filter, which ends that worker alone, named with the call
+		create p1 probe1 fill+sandbox-probe:2+verify+wait
+		wait_for 120 grep -q 'guest p1: sandbox probe 2 refused (Permission denied)' "$TMP/fv.out" ||
+			{ cat "$TMP/fv.out"; fail "p1: no refused open"; }
+		$CTL raw p1 '{"execute":"query-status"}' | grep -Eq '"status": *"running"' ||
+			fail "p1 stopped after its refused open"
+		# (its worker may be gone before query-vms could name its pid)
+		create p2 probe2 sandbox-probe:1+wait
+		wait_for 60 grep -q "the worker of domain probe2 (pid [0-9]*) was stopped by its sandbox: execve (59) is not on its list of system calls" "$TMP/fv.out" ||
+			{ cat "$TMP/fv.out"; fail "no report of p2's forbidden execve"; }
+		wait_for 60 unlisted p2 || fail "p2 still listed after its worker was stopped"
+		for p in "$px" "$py" "$(guest_pid p1)"; do
+			kill -0 "$p" || fail "worker $p died with p2's"
+		done
+	fi
 	kill -9 "$FVPID"
 	wait "$FVPID" 2>/dev/null
 	wait_for 60 gone "$px" || fail "worker $px outlived its supervisor"

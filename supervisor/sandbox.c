@@ -1,0 +1,476 @@
+/*
+ * sandbox.c - a worker's sandbox (sandbox.h; the list and how it was
+ * derived: docs/sandbox.md).
+ *
+ * Order matters, and each step argues why it comes where it does:
+ *  1. what must be opened with privileges is opened first: the pagemap
+ *     (page frame numbers are shown to an opener with CAP_SYS_ADMIN);
+ *  2. the directories the worker writes are made while it may;
+ *  3. Landlock: the worker's files from here on are its guests' images
+ *     (read), its serial logs and control sockets (write), /dev/kvm and
+ *     /dev/userfaultfd, its own /proc entries, nothing else; no TCP, no
+ *     signal or abstract socket outside its own domain;
+ *  4. no_new_privs, then every capability goes (bounding, ambient,
+ *     effective, permitted, inheritable): uid 0 stays, but without
+ *     capabilities it is only the owner of root's files, which Landlock
+ *     already hides;
+ *  5. the seccomp filter, last, as it forbids the calls steps 1-4 make.
+ * The worker then runs only its own threads, all of which inherit the
+ * filter (it is loaded before the first is started).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <linux/capability.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "lib/procstat.h"
+#include "supervisor/sandbox.h"
+
+/* ---- Landlock (its constants beyond the ABI of Debian 12's headers) ---- */
+
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)        /* ABI 3 */
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)       /* ABI 5 */
+#endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)        /* ABI 4 */
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#endif
+#ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+#define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
+#define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#endif
+
+/* The kernel's struct landlock_ruleset_attr as of ABI 6; older kernels
+ * are given the prefix they know. */
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+
+#define LL_FS_ABI1 ((1ULL << 13) - 1)   /* EXECUTE .. MAKE_SYM */
+#define LL_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_DEVICE (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+		   LANDLOCK_ACCESS_FS_IOCTL_DEV)
+/* Serial logs: created, truncated, written. */
+#define LL_LOGS (LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG | \
+		 LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_REMOVE_FILE)
+/* Control sockets: NAME.qmp, by-uuid/UUID.qmp links, a stale one removed. */
+#define LL_SOCKETS (LL_READ | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_SYM | \
+		    LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE)
+
+static int landlock_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0,
+			 LANDLOCK_CREATE_RULESET_VERSION);
+
+	return v < 0 ? 0 : (int)v;
+}
+
+static uint64_t landlock_fs_rights(int abi)
+{
+	uint64_t r = LL_FS_ABI1;
+
+	if (abi >= 2)
+		r |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		r |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return r;
+}
+
+/* Allow `rights` (as far as the ruleset handles them) beneath path.  A
+ * path that does not exist is no error: there is nothing there to allow
+ * (a /dev/userfaultfd of an older kernel). */
+static int landlock_allow(int ruleset, uint64_t handled, const char *path,
+			  uint64_t rights, struct fv_error *err)
+{
+	struct landlock_path_beneath_attr pb = { 0 };
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : fv_err_errno(err, FV_E_SYS, errno,
+							  "sandbox: %s", path);
+	/* Directory rights on a file are refused by the kernel. */
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		rights &= LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+			  LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
+			  LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	pb.parent_fd = fd;
+	pb.allowed_access = rights & handled;
+	if (pb.allowed_access &&
+	    syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0)) {
+		int e = errno;
+
+		close(fd);
+		return fv_err_errno(err, FV_E_SYS, e, "sandbox: Landlock rule for %s", path);
+	}
+	close(fd);
+	return 0;
+}
+
+/* The directory holding path, into dir. */
+static void parent_dir(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == path)
+		snprintf(dir, len, "/");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Where a worker may read guest images: where the command line named
+ * any (a guest vm-create adds later may name others there), and the
+ * --image-dir directories.  The count. */
+static unsigned image_dirs(const struct cli_options *cli,
+			   char dirs[][PATH_MAX], unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cli->nr_vms; i++) {
+		const struct guest_config *c = &cli->vms[i].cfg;
+		const char *paths[] = { c->kernel, c->initrd, c->payload };
+
+		for (unsigned k = 0; k < 3 && n < max; k++)
+			if (paths[k][0])
+				parent_dir(paths[k], dirs[n++], PATH_MAX);
+	}
+	for (unsigned i = 0; i < cli->nr_image_dirs && n < max; i++)
+		snprintf(dirs[n++], PATH_MAX, "%s", cli->image_dirs[i]);
+	return n;
+}
+
+#define MAX_IMAGE_DIRS (3 * CLI_MAX_VMS + CLI_MAX_FILES)
+
+static int landlock_allow_images(int rs, uint64_t handled,
+				 const struct cli_options *cli, struct fv_error *err)
+{
+	static char dirs[MAX_IMAGE_DIRS][PATH_MAX];
+	unsigned n = image_dirs(cli, dirs, MAX_IMAGE_DIRS);
+
+	for (unsigned i = 0; i < n; i++)
+		if (landlock_allow(rs, handled, dirs[i], LL_READ, err))
+			return -1;
+	return 0;
+}
+
+/* Is path (resolved) dir or beneath it (resolved)? */
+static bool path_beneath(const char *path, const char *dir)
+{
+	char rp[PATH_MAX], rd[PATH_MAX];
+	size_t n;
+
+	if (!realpath(path, rp) || !realpath(dir, rd))
+		return false;
+	n = strlen(rd);
+	if (n == 1)
+		return true;            /* "/" */
+	return !strncmp(rp, rd, n) && (rp[n] == '/' || rp[n] == '\0');
+}
+
+int sandbox_check_images(const struct cli_options *cli,
+			 const struct guest_config *c, struct fv_error *err)
+{
+	static char dirs[MAX_IMAGE_DIRS][PATH_MAX];
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	const char *paths[] = { c->kernel, c->initrd, c->payload };
+	const char *what[] = { "kernel", "initrd", "payload" };
+	unsigned n;
+	int r = 0;
+
+	if (cli->sandbox == SANDBOX_OFF)
+		return 0;
+	pthread_mutex_lock(&lock);
+	n = image_dirs(cli, dirs, MAX_IMAGE_DIRS);
+	for (unsigned k = 0; k < 3 && !r; k++) {
+		bool ok = !paths[k][0];
+
+		for (unsigned i = 0; i < n && !ok; i++)
+			ok = path_beneath(paths[k], dirs[i]);
+		if (!ok)
+			r = fv_err(err, FV_E_INVAL,
+				   "%s '%s' is outside the directories a sandboxed worker may read (the command line's images' and --image-dir's; docs/sandbox.md)",
+				   what[k], paths[k]);
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+static int landlock_enter(const struct cli_options *opt,
+			  const struct cli_options *cli, int abi, struct fv_error *err)
+{
+	struct ll_ruleset_attr attr = { 0 };
+	size_t size = sizeof(attr.handled_access_fs);
+	char self[64];
+	int rs, r;
+
+	attr.handled_access_fs = landlock_fs_rights(abi);
+	if (abi >= 4) {
+		/* No rule: no TCP port bound or connected to. */
+		attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP |
+					  LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		size = offsetof(struct ll_ruleset_attr, scoped);
+	}
+	if (abi >= 6) {
+		/* Signals and abstract sockets reach this worker's own
+		 * domain only: not the supervisor, not another worker. */
+		attr.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
+		size = sizeof(attr);
+	}
+	rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+	if (rs < 0)
+		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: Landlock ruleset");
+	/* /proc/self is resolved now, to this process's own directory. */
+	snprintf(self, sizeof(self), "/proc/%d", (int)getpid());
+	r = landlock_allow(rs, attr.handled_access_fs, "/dev/kvm", LL_DEVICE, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, "/dev/userfaultfd", LL_DEVICE, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, self, LL_READ, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, "/proc/kpageflags", LL_READ, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, "/proc/sys/vm/max_map_count", LL_READ, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, "/sys/devices/system/cpu", LL_READ, err) ||
+	    landlock_allow(rs, attr.handled_access_fs, opt->log_dir, LL_LOGS, err) ||
+	    (opt->control &&
+	     landlock_allow(rs, attr.handled_access_fs, opt->run_dir, LL_SOCKETS, err)) ||
+	    landlock_allow_images(rs, attr.handled_access_fs, cli, err);
+	if (!r && syscall(SYS_landlock_restrict_self, rs, 0))
+		r = fv_err_errno(err, FV_E_SYS, errno, "sandbox: landlock_restrict_self");
+	close(rs);
+	return r ? -1 : 0;
+}
+
+/* ---- capabilities ---- */
+
+static int drop_capabilities(struct fv_error *err)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+
+	/* The bounding set first: dropping from it needs CAP_SETPCAP. */
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap) && errno != EINVAL)
+			return fv_err_errno(err, FV_E_SYS, errno,
+					    "sandbox: dropping capability %d", cap);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: ambient capabilities");
+	if (syscall(SYS_capset, &h, d))
+		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: capset");
+	return 0;
+}
+
+/* ---- seccomp ---- */
+
+/* Allowed with any arguments.  Why each is needed: docs/sandbox.md. */
+static const char *const allowed_calls[] = {
+	/* memory */
+	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore",
+	"memfd_create", "fallocate", "ftruncate",
+	/* files and descriptors (which files: Landlock) */
+	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek",
+	"openat", "close", "close_range", "dup", "dup2", "dup3", "fcntl",
+	"fstat", "newfstatat", "statx", "unlink", "unlinkat", "mkdir", "mkdirat",
+	"symlink", "symlinkat", "readlink", "readlinkat", "getdents64",
+	"access", "faccessat", "faccessat2", "fchmod", "eventfd2", "pipe2",
+	/* sockets (AF_UNIX only, below) */
+	"chmod", "fchmodat", "bind", "listen", "accept4", "connect", "sendmsg", "recvmsg", "sendto",
+	"recvfrom", "shutdown", "getsockopt", "setsockopt", "getsockname",
+	"socketpair",
+	/* waiting */
+	"poll", "ppoll", "futex", "nanosleep", "clock_nanosleep", "sched_yield",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
+	/* signals (to itself only: kill and tgkill below) */
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait",
+	"sigaltstack", "restart_syscall",
+	/* threads and the process */
+	"set_robust_list", "get_robust_list", "rseq", "set_tid_address", "gettid",
+	"getpid", "getppid", "getuid", "geteuid", "getgid", "getegid", "exit",
+	"exit_group", "sched_getaffinity", "sched_setaffinity", "getrlimit",
+	"prlimit64", "getrusage", "getrandom", "clock_gettime", "clock_getres",
+	"gettimeofday", "uname", "sysinfo",
+	/* KVM's and userfaultfd's requests (ioctl, below) */
+};
+
+static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
+		    unsigned n, const struct scmp_arg_cmp *cmp, struct fv_error *err)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+	int r;
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0;               /* not on this architecture */
+	r = seccomp_rule_add_array(ctx, action, nr, n, cmp);
+	if (r)
+		return fv_err_errno(err, FV_E_SYS, -r, "sandbox: seccomp rule for %s", name);
+	return 0;
+}
+
+/* Argument `arg` equals v; (argument & mask) equals v. */
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t v)
+{
+	return (struct scmp_arg_cmp){ .arg = arg, .op = SCMP_CMP_EQ, .datum_a = v };
+}
+
+static struct scmp_arg_cmp arg_masked(unsigned arg, scmp_datum_t mask, scmp_datum_t v)
+{
+	return (struct scmp_arg_cmp){ .arg = arg, .op = SCMP_CMP_MASKED_EQ,
+				      .datum_a = mask, .datum_b = v };
+}
+
+static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
+{
+	const scmp_datum_t self = (scmp_datum_t)getpid();
+	const struct scmp_arg_cmp thread = arg_masked(0, CLONE_THREAD, CLONE_THREAD);
+	const struct scmp_arg_cmp unix_only = arg_eq(0, AF_UNIX);
+	const struct scmp_arg_cmp to_self = arg_eq(0, self);
+	/* ioctl: KVM's requests (type 0xAE), userfaultfd's (0xAA), and
+	 * isatty's TCGETS on stdio. */
+	const struct scmp_arg_cmp kvm = arg_masked(1, 0xff00, 0xAE00);
+	const struct scmp_arg_cmp uffd = arg_masked(1, 0xff00, 0xAA00);
+	const struct scmp_arg_cmp tcgets = arg_eq(1, TCGETS);
+	const struct scmp_arg_cmp set_name = arg_eq(0, PR_SET_NAME);
+	const struct scmp_arg_cmp get_name = arg_eq(0, PR_GET_NAME);
+
+	for (size_t i = 0; i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++)
+		if (add_rule(ctx, SCMP_ACT_ALLOW, allowed_calls[i], 0, NULL, err))
+			return -1;
+	/* Threads, never processes; clone3 hides its flags in memory the
+	 * filter cannot read, so glibc is told it does not exist and falls
+	 * back to clone. */
+	return add_rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread, err) ||
+	       add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &unix_only, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &to_self, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &to_self, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &kvm, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &uffd, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tcgets, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &get_name, err) ? -1 : 0;
+}
+
+static int seccomp_enter(enum sandbox_mode mode, struct fv_error *err)
+{
+	scmp_filter_ctx ctx = seccomp_init(mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+	int r;
+
+	if (!ctx)
+		return fv_err(err, FV_E_SYS, "sandbox: seccomp_init");
+	/* A call of another ABI (int 0x80, x32) ends the process. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (r)
+		fv_err_errno(err, FV_E_SYS, -r, "sandbox: seccomp attribute");
+	else if (seccomp_add_rules(ctx, err) == 0) {
+		r = seccomp_load(ctx);
+		if (r)
+			fv_err_errno(err, FV_E_SYS, -r, "sandbox: loading the seccomp filter");
+	} else
+		r = -1;
+	seccomp_release(ctx);
+	return r ? -1 : 0;
+}
+
+/* ---- the SIGSYS handler ---- */
+
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1                   /* si_code of a filter's SIGSYS */
+#endif
+
+static struct sandbox_report *sigsys_report;
+
+/* A call off the list: say which (for the supervisor, and on stderr), and
+ * end the process with the signal, as SECCOMP_RET_KILL_PROCESS would.
+ * Async-signal-safe: stores, write, sigaction, raise's tgkill. */
+static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
+{
+	static const char msg[] = "foldvm worker: a system call off its sandbox's list; ending\n";
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t set;
+
+	(void)uctx;
+	if (sigsys_report && si->si_code == SYS_SECCOMP) {
+		sigsys_report->arch = si->si_arch;
+		__atomic_store_n(&sigsys_report->nr, si->si_syscall, __ATOMIC_RELEASE);
+	}
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nowhere to say it */
+	}
+	sigaction(sig, &dfl, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+	_exit(128 + sig);               /* not reached */
+}
+
+/* ---- the whole ---- */
+
+static int make_dir(const char *dir, struct fv_error *err)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fv_err_errno(err, FV_E_IO, errno, "cannot create %s", dir);
+	return 0;
+}
+
+int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
+		  struct sandbox_report *report, struct sandbox_state *state,
+		  struct fv_error *err)
+{
+	struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
+
+	state->mode = opt->sandbox;
+	state->landlock_abi = 0;
+	report->nr = -1;
+	report->arch = 0;
+	if (opt->sandbox == SANDBOX_OFF)
+		return 0;
+	if (procstat_pagemap_preopen(err) || make_dir(opt->log_dir, err) ||
+	    (opt->control && make_dir(opt->run_dir, err)))
+		return -1;
+	state->landlock_abi = landlock_abi();
+	if (state->landlock_abi && landlock_enter(opt, cli, state->landlock_abi, err))
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: no_new_privs");
+	if (drop_capabilities(err))
+		return -1;
+	sigsys_report = report;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL))
+		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: SIGSYS handler");
+	return seccomp_enter(opt->sandbox, err);
+}
+
+void sandbox_syscall_name(const struct sandbox_report *r, char *buf, size_t len)
+{
+	char *name = seccomp_syscall_resolve_num_arch(r->arch, r->nr);
+
+	if (name)
+		snprintf(buf, len, "%s (%d)", name, (int)r->nr);
+	else
+		snprintf(buf, len, "system call %d", (int)r->nr);
+	free(name);
+}

@@ -1,0 +1,50 @@
+/*
+ * sandbox.h - what a worker process gives up before its first guest is
+ * built (docs/sandbox.md): new privileges (no_new_privs), every
+ * capability, every file but its own (Landlock), every system call off
+ * its list (seccomp-BPF, libseccomp).  Private to supervisor/.
+ */
+#ifndef FOLDVM_SUPERVISOR_SANDBOX_H
+#define FOLDVM_SUPERVISOR_SANDBOX_H
+
+#include <stdint.h>
+#include "lib/error.h"
+#include "runner/spec.h"
+
+/* Where a worker that broke its filter says which call it was (in its
+ * shared result page, read by the supervisor once it has died). */
+struct sandbox_report {
+	int32_t nr;                     /* the system call, -1: none */
+	uint32_t arch;                  /* its AUDIT_ARCH_* */
+};
+
+/* What the sandbox of the worker about to run opt's guests came to:
+ * Landlock's ABI (0: the kernel has none; the worker then sees every file
+ * its user may), for query-worker and the worker's first line. */
+struct sandbox_state {
+	enum sandbox_mode mode;
+	int landlock_abi;
+};
+
+/*
+ * Enter the sandbox for a worker that is to run opt's guests (with
+ * opt->sandbox; SANDBOX_OFF enters none).  cli is the command line's
+ * options: the worker may read guest images where any of its guests'
+ * images are, and in its --image-dir directories.  The worker may have only its
+ * own threads, none yet started.  report is written by the SIGSYS
+ * handler; state says what was applied.  -1 with err when it could not
+ * be entered (the worker must not go on).
+ */
+int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
+		  struct sandbox_report *report, struct sandbox_state *state,
+		  struct fv_error *err);
+
+/* May a sandboxed worker of cli read the images c names?  -1 with err
+ * saying which one and what to do, before a worker is asked. */
+int sandbox_check_images(const struct cli_options *cli,
+			 const struct guest_config *c, struct fv_error *err);
+
+/* "execve" for a report's call ("syscall 999" for one unknown). */
+void sandbox_syscall_name(const struct sandbox_report *r, char *buf, size_t len);
+
+#endif
