@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <linux/userfaultfd.h>
 #include "dedup/engine_internal.h"
+#include "lib/uffd.h"
 
 /* Linux 6.4 UAPI; Debian 12's headers (6.1) predate it, the kernels foldvm
  * runs on have it, and UFFDIO_API refuses it cleanly where they do not. */
@@ -37,10 +38,9 @@ int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
 	if (e->fault_stop_fd < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "eventfd");
 
-	e->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	e->uffd = fv_userfaultfd(O_CLOEXEC | O_NONBLOCK, err);
 	if (e->uffd < 0)
-		return fv_err_errno(err, FV_E_SYS, errno,
-				    "userfaultfd (dedup needs root or vm.unprivileged_userfaultfd=1)");
+		return -1;
 	/* WP_UNPOPULATED: protecting a never-touched page must hold too.
 	 * WP_HUGETLBFS_SHMEM: pages in store mappings and home-backed RAM (shmem)
 	 * can be protected.  MISSING_SHMEM: home-backed RAM's empty entries

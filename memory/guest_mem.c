@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include "memory/guest_mem.h"
 #include "memory/home.h"
+#include "lib/uffd.h"
 
 int gmem_check_size(uint64_t size, struct fv_error *err)
 {
@@ -86,12 +87,11 @@ static int gmem_map_zero_pages(struct guest_mem *gm, struct fv_error *err)
 	};
 	struct uffdio_zeropage z = { 0 };
 	uint64_t done = 0;
-	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	int uffd = fv_userfaultfd(O_CLOEXEC, err);
 	int r = 0;
 
 	if (uffd < 0)
-		return fv_err_errno(err, FV_E_SYS, errno,
-				    "userfaultfd (dedup needs root or vm.unprivileged_userfaultfd=1)");
+		return -1;
 	if (ioctl(uffd, UFFDIO_API, &api) < 0 || ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
 		r = fv_err_errno(err, FV_E_SYS, errno,
 				 "userfaultfd MISSING registration of a home mapping");
