@@ -99,6 +99,11 @@ const char cli_usage[] =
 "                   cheaper first writes to never-written pages)\n"
 "  --max-map-count N  raise the host-wide sysctl vm.max_map_count to N first\n"
 "                   (root; logged; never done without this option)\n"
+"  --cgroup DIR     each trust domain's worker in its own cgroup v2,\n"
+"                   DIR/DOMAIN (made, and removed when the worker ends)\n"
+"  --domain-mem-max DOMAIN=SIZE  memory.max of DOMAIN's cgroup (with\n"
+"                   --cgroup; repeatable): past it the kernel reclaims, then\n"
+"                   kills that worker alone\n"
 "  --image-dir DIR  run: a sandboxed worker may also read guest images\n"
 "                   (kernel=, initrd=, payload= of vm-create) in DIR; it\n"
 "                   reads those in the command line's images' directories\n"
@@ -437,6 +442,39 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->files[opt->nr_files++] = val;
 		return 0;
 	}
+	if (cli_is_option(arg, "--cgroup")) {
+		if (cli_option_value(argc, argv, i, "--cgroup", &val, err))
+			return -1;
+		if (*val != '/' || strlen(val) >= sizeof(opt->cgroup) - GUEST_NAME_MAX - 2)
+			return fv_err(err, FV_E_INVAL, "--cgroup needs an absolute path of reasonable length");
+		snprintf(opt->cgroup, sizeof(opt->cgroup), "%s", val);
+		return 0;
+	}
+	if (cli_is_option(arg, "--domain-mem-max")) {
+		struct domain_mem *dm;
+		const char *eq;
+
+		if (cli_option_value(argc, argv, i, "--domain-mem-max", &val, err))
+			return -1;
+		eq = strchr(val, '=');
+		if (opt->nr_domain_mem == CLI_MAX_VMS)
+			return fv_err(err, FV_E_INVAL, "at most %d --domain-mem-max", CLI_MAX_VMS);
+		dm = &opt->domain_mem[opt->nr_domain_mem];
+		if (!eq || (size_t)(eq - val) >= sizeof(dm->domain))
+			return fv_err(err, FV_E_INVAL, "--domain-mem-max wants DOMAIN=SIZE, not '%s'", val);
+		snprintf(dm->domain, sizeof(dm->domain), "%.*s", (int)(eq - val), val);
+		if (!spec_name_ok(dm->domain))
+			return fv_err(err, FV_E_INVAL, "--domain-mem-max: '%s' is not a domain name", dm->domain);
+		if (spec_parse_size(eq + 1, &dm->bytes, err)) {
+			fv_err_prefix(err, "--domain-mem-max %s: ", dm->domain);
+			return -1;
+		}
+		if (dm->bytes < (16ull << 20))
+			return fv_err(err, FV_E_INVAL, "--domain-mem-max %s: less than 16 MiB leaves a worker no room",
+				      dm->domain);
+		opt->nr_domain_mem++;
+		return 0;
+	}
 	if (cli_is_option(arg, "--image-dir")) {
 		if (cli_option_value(argc, argv, i, "--image-dir", &val, err))
 			return -1;
@@ -563,6 +601,8 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return fv_err(err, FV_E_INVAL, "--ksm replaces foldvm's engine: not with --dedup or --no-dedup");
 	if (opt->persist && !opt->control)
 		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");
+	if (opt->nr_domain_mem && !opt->cgroup[0])
+		return fv_err(err, FV_E_INVAL, "--domain-mem-max needs --cgroup DIR (the domains' cgroups go there)");
 	if (cli_check_syncs(opt, err))
 		return -1;
 	cli_apply_files(opt);

@@ -145,6 +145,12 @@ struct cli_options {
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
 	bool dedup_no_in_place; /* --dedup-in-place off */
 	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */
+	char cgroup[PATH_MAX];  /* --cgroup: one cgroup v2 per domain in it */
+	struct domain_mem {     /* --domain-mem-max DOMAIN=SIZE */
+		char domain[GUEST_NAME_MAX + 1];
+		uint64_t bytes;
+	} domain_mem[CLI_MAX_VMS];
+	unsigned nr_domain_mem;
 	enum sandbox_mode {     /* --sandbox: the workers' (supervisor/sandbox.c) */
 		SANDBOX_ON = 0, /* a system call off the list kills the worker */
 		SANDBOX_OFF,    /* no filter, no capability dropped */

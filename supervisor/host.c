@@ -181,7 +181,7 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 	json_object_object_add(*ret, "process-pss-bytes", json_object_new_int64((int64_t)self.pss));
 	json_object_object_add(*ret, "enabled", json_object_new_boolean(false));
 	for (unsigned i = 0; i < n; i++) {
-		struct json_object *reply, *h, *dom;
+		struct json_object *reply, *h, *dom, *cg;
 		struct qmp_error e;
 
 		h = ask(w[i], "query-dedup-host", NULL, json_type_object, &reply, &e);
@@ -192,6 +192,9 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 			json_object_object_add(dom, "pid", json_object_new_int(w[i]->pid));
 			json_object_object_foreach(h, key, v)
 				json_object_object_add(dom, key, json_object_get(v));
+			cg = sup_cgroup_stats(w[i]);
+			if (cg)
+				json_object_object_add(dom, "cgroup", cg);
 			json_object_array_add(domains, dom);
 		}
 		json_object_put(reply);

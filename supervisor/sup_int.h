@@ -65,6 +65,7 @@ struct sup_worker {
 					   mapping is gone */
 	int wstatus;
 	struct sandbox_report sandbox;  /* its filter stopped this call (nr >= 0) */
+	bool oom_killed;                /* SIGKILL from its cgroup's OOM killer */
 	bool clean;                     /* it wrote its status and exited with it */
 	char error[512];                /* why its run could not start ("") */
 	bool terminating;               /* SIGTERM sent: nothing new for it */
@@ -77,6 +78,9 @@ struct sup_worker {
 	pthread_mutex_t req_lock;
 	/* pump only */
 	struct qmp_linebuf lb;
+	/* its cgroup (cgroups.c; "" without --cgroup) */
+	char cgroup[PATH_MAX + DEDUP_DOMAIN_MAX + 2];
+	int cgroup_fd;                  /* until the spawner cloned into it */
 	/* the domain host thread only (domains.c), but: */
 	int domain_fd;
 	pthread_t domain_thread;
@@ -160,6 +164,20 @@ void sup_domain_host_init(struct domain_host *h, int fd);
 int sup_domain_host_start(struct sup_worker *w, struct fv_error *err);
 /* Once w ended: the thread finished what its guests held. */
 void sup_domain_host_stop(struct sup_worker *w);
+
+/* cgroups.c */
+/* --cgroup DIR: make DIR, give its children the memory controller if a
+ * domain has a limit; nothing without --cgroup. */
+int sup_cgroups_start(struct supervisor *sup, struct fv_error *err);
+/* DIR/DOMAIN for w, with its memory.max; w->cgroup_fd to clone into. */
+int sup_cgroup_create(struct sup_worker *w, struct fv_error *err);
+/* Once w ended (its cgroup is empty). */
+void sup_cgroup_remove(struct sup_worker *w);
+/* Did the OOM killer end a process of w's cgroup? */
+bool sup_cgroup_oom_killed(const struct sup_worker *w);
+/* path, cpu-usec, memory-current-bytes, memory-max-bytes, oom-kills (as
+ * far as the cgroup has them); NULL without a cgroup. */
+struct json_object *sup_cgroup_stats(const struct sup_worker *w);
 
 /* host.c */
 int sup_host_start(struct supervisor *sup, struct fv_error *err);

@@ -326,7 +326,7 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	/* The file contents once, before the spawner, which every worker is
 	 * forked from, so they all share them; then the spawner, before any
 	 * thread exists. */
-	if (raise_max_map_count(opt->max_map_count, err) ||
+	if (raise_max_map_count(opt->max_map_count, err) || sup_cgroups_start(&sup, err) ||
 	    runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
 		goto out;
 	if (sup_pump_start(&sup, err))

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
@@ -65,9 +66,12 @@ static void worker_close_fds(const int *keep, unsigned n)
  * as SCM_RIGHTS: the link's end, the result memfd, the domain channel's
  * end). */
 #define SPAWN_FDS 3
+/* and a fourth, the cgroup to clone it into, when it has one (--cgroup) */
+#define SPAWN_MAX_FDS 4
 struct spawn_msg {
 	char domain[DEDUP_DOMAIN_MAX + 1];
 	bool from_cli;
+	bool cgroup;                    /* a fourth descriptor: its cgroup */
 	unsigned nr;                    /* guests of the command line it holds */
 	unsigned idx[CLI_MAX_VMS];      /* their indexes in opt->vms */
 };
@@ -142,11 +146,31 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 
 /* ---- the spawner ---- */
 
+static unsigned spawn_nr_fds(const struct spawn_msg *m)
+{
+	return m->cgroup ? SPAWN_MAX_FDS : SPAWN_FDS;
+}
+
+/* Like fork, but the supervisor is the parent; into the cgroup whose
+ * directory is cgroup_fd (>= 0) from its first instruction. */
+static long spawner_fork(int cgroup_fd)
+{
+	/* With CLONE_PARENT, clone3 wants no exit signal: the child's is
+	 * its parent's own, SIGCHLD (the spawner was forked). */
+	struct clone_args ca = { .flags = CLONE_PARENT };
+
+	if (cgroup_fd < 0)
+		return syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, NULL);
+	ca.flags |= CLONE_INTO_CGROUP;
+	ca.cgroup = (uint64_t)cgroup_fd;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
 /* Receive one request and its descriptors; 0 at EOF (the supervisor is
  * gone), -1 on a malformed one. */
-static int spawner_recv(int fd, struct spawn_msg *m, int fds[SPAWN_FDS])
+static int spawner_recv(int fd, struct spawn_msg *m, int fds[SPAWN_MAX_FDS])
 {
-	char cbuf[CMSG_SPACE(SPAWN_FDS * sizeof(int))];
+	char cbuf[CMSG_SPACE(SPAWN_MAX_FDS * sizeof(int))];
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
@@ -162,9 +186,9 @@ static int spawner_recv(int fd, struct spawn_msg *m, int fds[SPAWN_FDS])
 		return 0;
 	c = CMSG_FIRSTHDR(&msg);
 	if (n != sizeof(*m) || !c || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(SPAWN_FDS * sizeof(int)))
+	    c->cmsg_len != CMSG_LEN(spawn_nr_fds(m) * sizeof(int)))
 		return -1;
-	memcpy(fds, CMSG_DATA(c), SPAWN_FDS * sizeof(int));
+	memcpy(fds, CMSG_DATA(c), spawn_nr_fds(m) * sizeof(int));
 	m->domain[sizeof(m->domain) - 1] = '\0';
 	return m->nr <= CLI_MAX_VMS ? 1 : -1;
 }
@@ -174,7 +198,7 @@ static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
 {
 	struct spawn_msg m;
 	sigset_t all;
-	int fds[SPAWN_FDS], r;
+	int fds[SPAWN_MAX_FDS], r;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != sup->pid)
@@ -192,15 +216,15 @@ static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
 			if (m.idx[i] >= sup->opt->nr_vms)
 				r = -1;
 		if (r > 0) {
-			/* Like fork, but the supervisor is the parent. */
-			pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL,
-				      NULL, NULL, NULL);
+			pid = spawner_fork(m.cgroup ? fds[SPAWN_FDS] : -1);
 			e = errno;
 			if (pid == 0) {
 				close(fd);
+				if (m.cgroup)
+					close(fds[SPAWN_FDS]);
 				worker_main(sup, &m, fds);
 			}
-			for (unsigned i = 0; i < SPAWN_FDS; i++)
+			for (unsigned i = 0; i < spawn_nr_fds(&m); i++)
 				close(fds[i]);
 		}
 		struct { long pid; int err; } rep = { pid, pid < 0 ? e : 0 };
@@ -244,21 +268,22 @@ void sup_spawner_stop(struct supervisor *sup)
 
 /* Ask the spawner for a worker: its pid, or -1 with err. */
 static pid_t spawner_clone(struct supervisor *sup, const struct spawn_msg *m,
-			   const int fds[SPAWN_FDS], struct fv_error *err)
+			   const int fds[SPAWN_MAX_FDS], struct fv_error *err)
 {
-	char cbuf[CMSG_SPACE(SPAWN_FDS * sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(SPAWN_MAX_FDS * sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		.msg_control = cbuf,
+		.msg_controllen = CMSG_SPACE(spawn_nr_fds(m) * sizeof(int)),
 	};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	struct { long pid; int err; } rep;
 
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(SPAWN_FDS * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, SPAWN_FDS * sizeof(int));
+	c->cmsg_len = CMSG_LEN(spawn_nr_fds(m) * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, spawn_nr_fds(m) * sizeof(int));
 	if (sendmsg(sup->spawner_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(*m) ||
 	    recv(sup->spawner_fd, &rep, sizeof(rep), 0) != (ssize_t)sizeof(rep))
 		return fv_err_errno(err, FV_E_SYS, errno, "the spawner process is gone");
@@ -398,8 +423,9 @@ void sup_worker_end_text(const struct sup_worker *w, char *buf, size_t len)
 		snprintf(buf, len, "was stopped by its sandbox: %s is not on its list of system calls",
 			 call);
 	} else if (WIFSIGNALED(w->wstatus))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(w->wstatus),
-			 strsignal(WTERMSIG(w->wstatus)));
+		snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(w->wstatus),
+			 strsignal(WTERMSIG(w->wstatus)),
+			 w->oom_killed ? " by the OOM killer, at its cgroup's memory.max" : "");
 	else
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(w->wstatus));
 }
@@ -464,6 +490,8 @@ static void worker_reap(struct sup_worker *w)
 	/* Pump only, and read by others only once exited is set below. */
 	w->wstatus = st;
 	w->sandbox.nr = __atomic_load_n(&w->result->sandbox.nr, __ATOMIC_ACQUIRE);
+	w->oom_killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+			sup_cgroup_oom_killed(w);
 	w->sandbox.arch = w->result->sandbox.arch;
 	w->clean = worker_ended_cleanly(w, st);
 	sup_worker_end_text(w, end, sizeof(end));
@@ -478,6 +506,7 @@ static void worker_reap(struct sup_worker *w)
 	pthread_cond_broadcast(&sup->cond);
 	pthread_mutex_unlock(&sup->lock);
 	worker_release_io(w);
+	sup_cgroup_remove(w);
 	if (w->clean || !n)
 		return;
 	snprintf(why, sizeof(why), "the worker of domain %s (pid %d) %s",
@@ -582,6 +611,7 @@ void sup_worker_free(struct sup_worker *w)
 	if (w->result_fd >= 0)
 		close(w->result_fd);
 	sup_domain_host_stop(w);
+	sup_cgroup_remove(w);
 	qmp_linebuf_destroy(&w->lb);
 	json_object_put(w->reply);
 	pthread_mutex_destroy(&w->req_lock);
@@ -600,7 +630,7 @@ static struct sup_worker *worker_alloc(struct supervisor *sup,
 	}
 	w->sup = sup;
 	w->from_cli = from_cli;
-	w->link_fd = w->pidfd = w->result_fd = w->domain_fd = -1;
+	w->link_fd = w->pidfd = w->result_fd = w->domain_fd = w->cgroup_fd = -1;
 	snprintf(w->domain, sizeof(w->domain), "%s", domain);
 	pthread_mutex_init(&w->req_lock, NULL);
 	w->result_fd = memfd_create("foldvm-worker-result", MFD_CLOEXEC);
@@ -654,7 +684,7 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 {
 	struct spawn_msg m = { .from_cli = from_cli, .nr = n };
 	struct sup_worker *w;
-	int sv[2], dv[2], fds[SPAWN_FDS];
+	int sv[2], dv[2], fds[SPAWN_MAX_FDS];
 	pid_t pid;
 
 	pthread_mutex_lock(&sup->lock);
@@ -672,6 +702,10 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	w = worker_alloc(sup, domain, from_cli, err);
 	if (!w)
 		return NULL;
+	if (sup_cgroup_create(w, err)) {
+		sup_worker_free(w);
+		return NULL;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		fv_err_errno(err, FV_E_SYS, errno, "socketpair");
 		sup_worker_free(w);
@@ -694,7 +728,12 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	fds[0] = sv[1];
 	fds[1] = w->result_fd;
 	fds[2] = dv[1];
+	fds[3] = w->cgroup_fd;
+	m.cgroup = w->cgroup_fd >= 0;
 	pid = spawner_clone(sup, &m, fds, err);
+	if (w->cgroup_fd >= 0)
+		close(w->cgroup_fd);
+	w->cgroup_fd = -1;
 	close(sv[1]);
 	close(dv[1]);
 	close(w->result_fd);

@@ -12,7 +12,11 @@
 #    outside its own is refused and runs on, and one that asks it to
 #    execve ends that worker only, reported with the call's name;
 #  - a worker whose last guest is destroyed ends (20 domains come and go);
-#  - kill -9 of the supervisor takes every worker with it (no orphans).
+#  - kill -9 of the supervisor takes every worker with it (no orphans);
+#  - --cgroup DIR: each domain's worker runs in DIR/DOMAIN from its start,
+#    its figures are in the stats, the cgroup goes with the worker; a
+#    memory limit is set where cgroup v2 has the memory controller and
+#    refused with the reason where it has not.
 . "$(dirname "$0")/lib.sh"
 require_kvm
 command -v socat >/dev/null || fail "socat missing (scripts/setup installs it)"
@@ -145,3 +149,47 @@ for bin in $VARIANTS; do
 	wait_for 60 gone "$py" || fail "worker $py outlived its supervisor"
 	echo "$bin: isolation OK (red $pa1 -> $pa1b, blue $pb1)"
 done
+
+# cgroups (the plain build; the code is the same in both)
+CG_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+if [ -z "$CG_ROOT" ]; then
+	echo "SKIP: cgroups: no cgroup v2 mounted"
+	exit 0
+fi
+CG="$CG_ROOT/foldvm-test-$$"
+RUN="$TMP/run-cg"
+CTL="$BUILDDIR/foldctl --run-dir $RUN"
+persist_start foldvm "$RUN" --cgroup "$CG"
+trap 'kill -9 $FVPID 2>/dev/null; rmdir "$CG"/* "$CG" 2>/dev/null; rm -rf "$TMP"' EXIT
+create c1 cyan fill+wait
+pc=$(guest_pid c1)
+grep -q "^0::.*/foldvm-test-$$/cyan\$" "/proc/$pc/cgroup" ||
+	{ cat "/proc/$pc/cgroup"; fail "cyan's worker is not in $CG/cyan"; }
+$CTL --json stats | python3 -c '
+import json, sys
+d = next(d for d in json.load(sys.stdin)["domains"] if d["domain"] == "cyan")
+cg = d["cgroup"]
+assert cg["path"] == sys.argv[1], cg
+assert cg["cpu-usec"] > 0, cg' "$CG/cyan" || fail "no cgroup figures for cyan"
+$CTL destroy c1 >/dev/null || fail "destroy c1"
+wait_for 60 gone "$pc" || fail "cyan's worker outlived its guest"
+wait_for 60 test ! -d "$CG/cyan" || fail "cyan's cgroup outlived its worker"
+kill -INT "$FVPID"
+wait "$FVPID" || fail "the cgroup run did not end cleanly"
+if grep -qw memory "$CG_ROOT/cgroup.subtree_control"; then
+	persist_start foldvm "$RUN" --cgroup "$CG" --domain-mem-max cyan=256M
+	create c1 cyan fill+wait
+	[ "$(cat "$CG/cyan/memory.max")" = 268435456 ] || fail "cyan's memory.max is not 256M"
+	$CTL --json stats | grep -q '"memory-max-bytes": *268435456' || fail "no memory-max-bytes in the stats"
+	kill -INT "$FVPID"
+	wait "$FVPID" || fail "the limited run did not end cleanly"
+	echo "cgroups: memory.max set"
+else
+	rc=0
+	"$BUILDDIR/foldvm" run --quiet --cgroup "$CG" --domain-mem-max cyan=256M \
+		--vm name=c1,domain=cyan,mem=64M >"$TMP/cg.out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || { cat "$TMP/cg.out"; fail "a memory limit without the controller: exit $rc"; }
+	expect_in "$TMP/cg.out" "--domain-mem-max needs the memory controller in cgroup v2"
+	echo "cgroups: no memory controller in cgroup v2 here; a limit is refused with the reason"
+fi
+echo "cgroups OK ($CG)"

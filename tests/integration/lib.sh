@@ -89,13 +89,15 @@ qmp_talk() {
 	cat "$qd/out"
 }
 
-# persist_start BIN RUNDIR: a `BIN run --persist --dedup --quiet` serving
-# RUNDIR, its pid in FVPID, killed when the test ends; returns once its
-# host socket is up.
+# persist_start BIN RUNDIR [OPTION...]: a `BIN run --persist --dedup
+# --quiet` serving RUNDIR, its pid in FVPID, killed when the test ends;
+# returns once its host socket is up.
 persist_start() {
-	"$BUILDDIR/$1" run --persist --dedup --quiet --run-dir "$2" \
-		--log-dir "$TMP/logs" >"$TMP/fv.out" 2>&1 &
+	pbin=$1 prun=$2
+	shift 2
+	"$BUILDDIR/$pbin" run --persist --dedup --quiet --run-dir "$prun" \
+		--log-dir "$TMP/logs" "$@" >"$TMP/fv.out" 2>&1 &
 	FVPID=$!
 	trap 'kill -9 $FVPID 2>/dev/null; rm -rf "$TMP"' EXIT
-	wait_for 60 test -S "$2/host.qmp" || { cat "$TMP/fv.out"; fail "no host socket"; }
+	wait_for 60 test -S "$prun/host.qmp" || { cat "$TMP/fv.out"; fail "no host socket"; }
 }
