@@ -361,6 +361,22 @@ static int cli_dedup_option(struct cli_options *opt, const char *name,
 			       "--max-map-count", err);
 }
 
+/* An absolute directory with room for "/NAME.qmp" after it, into dst. */
+static int cli_dir_option(int argc, char *const argv[], int *i,
+			  const char *name, char *dst, size_t size,
+			  struct fv_error *err)
+{
+	const char *val;
+
+	if (cli_option_value(argc, argv, i, name, &val, err))
+		return -1;
+	if (*val != '/' || strlen(val) >= size - GUEST_NAME_MAX - 8)
+		return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
+			      name);
+	snprintf(dst, size, "%s", val);
+	return 0;
+}
+
 static int cli_parse_option(int argc, char *const argv[], int *i,
 			    struct cli_options *opt, struct fv_error *err)
 {
@@ -389,14 +405,13 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->control = false;
 		return 0;
 	}
-	if (cli_is_option(arg, "--run-dir")) {
-		if (cli_option_value(argc, argv, i, "--run-dir", &val, err))
-			return -1;
-		if (*val != '/' || strlen(val) >= sizeof(opt->run_dir) - GUEST_NAME_MAX - 8)
-			return fv_err(err, FV_E_INVAL, "--run-dir needs an absolute path of reasonable length");
-		snprintf(opt->run_dir, sizeof(opt->run_dir), "%s", val);
-		return 0;
-	}
+	/* Directories that get a guest's or a domain's name appended. */
+	if (cli_is_option(arg, "--run-dir"))
+		return cli_dir_option(argc, argv, i, "--run-dir", opt->run_dir,
+				      sizeof(opt->run_dir), err);
+	if (cli_is_option(arg, "--cgroup"))
+		return cli_dir_option(argc, argv, i, "--cgroup", opt->cgroup,
+				      sizeof(opt->cgroup), err);
 	if (cli_is_option(arg, "--sandbox")) {
 		if (cli_option_value(argc, argv, i, "--sandbox", &val, err))
 			return -1;
@@ -440,14 +455,6 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		if (access(val, R_OK) < 0)
 			return fv_err_errno(err, FV_E_INVAL, errno, "--files %s", val);
 		opt->files[opt->nr_files++] = val;
-		return 0;
-	}
-	if (cli_is_option(arg, "--cgroup")) {
-		if (cli_option_value(argc, argv, i, "--cgroup", &val, err))
-			return -1;
-		if (*val != '/' || strlen(val) >= sizeof(opt->cgroup) - GUEST_NAME_MAX - 2)
-			return fv_err(err, FV_E_INVAL, "--cgroup needs an absolute path of reasonable length");
-		snprintf(opt->cgroup, sizeof(opt->cgroup), "%s", val);
 		return 0;
 	}
 	if (cli_is_option(arg, "--domain-mem-max")) {
