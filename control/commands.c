@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
+#include "lib/fileutil.h"
 #include "config.h"
 #include "control/commands_int.h"
 #include "control/commands.h"
@@ -367,10 +368,9 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 
 	if (!ctx->opt->control && !ctx->opt->worker)
 		return 0;
-	if (ctx->opt->control && mkdir(ctx->opt->run_dir, 0700) < 0 &&
-	    errno != EEXIST)
-		return fv_err_errno(err, FV_E_IO, errno, "cannot create run directory %s",
-				    ctx->opt->run_dir);
+	if (ctx->opt->control &&
+	    fv_private_dir(ctx->opt->run_dir, "run directory", err))
+		return -1;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return fv_err(err, FV_E_NOMEM, "control");
@@ -430,8 +430,8 @@ static int control_link_uuid(struct control_guest *cg, const char *run_dir,
 	char dir[PATH_MAX + 16], target[GUEST_NAME_MAX + 16];
 
 	snprintf(dir, sizeof(dir), "%s/by-uuid", run_dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fv_err_errno(err, FV_E_IO, errno, "%s", dir);
+	if (fv_private_dir(dir, "run directory", err))
+		return -1;
 	snprintf(cg->uuid_path, sizeof(cg->uuid_path), "%s/%s.qmp", dir, cg->uuid);
 	snprintf(target, sizeof(target), "../%s.qmp", cg->name);
 	/* A link left by a foldvm that was killed: the domain lock says

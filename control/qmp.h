@@ -150,40 +150,56 @@ char *qmp_session_too_long(const struct qmp_session *s);
  * memory. */
 char *qmp_event_line(const char *name, struct json_object *data);
 
-/* --- 2. line framing --- */
+/* --- 2. framing --- */
 
+/*
+ * Requests are framed by the nesting of braces and brackets outside
+ * strings, as QEMU's JSON streamer frames them, so
+ * `{"execute":"a"}{"execute":"b"}` on one line is two requests, and one
+ * request may come in several reads.  Unlike QEMU's streamer, a newline
+ * ends whatever text is open: a request must fit on one line, so one that
+ * is cut short is answered with a parse error at its newline and cannot
+ * swallow the requests on the lines after it.  Whitespace between texts
+ * is skipped; anything else outside an object or array (a bare word, a
+ * number) runs to the end of its line and is one text, answered with a
+ * parse error.  The "line" in the names below is such a text.
+ */
 enum qmp_line {
 	QMP_LINE_NONE,          /* need more bytes */
-	QMP_LINE_OK,            /* *line, *line_len: one line, "\n" stripped */
-	QMP_LINE_TOO_LONG,      /* a line passed the limit; the rest of it is
-				 * being dropped.  Reported once per line, as
+	QMP_LINE_OK,            /* *line, *line_len: one text, as above */
+	QMP_LINE_TOO_LONG,      /* a text passed the limit; the rest of it is
+				 * being dropped.  Reported once per text, as
 				 * soon as the limit is passed. */
 };
 
 struct qmp_linebuf {
 	char *buf;              /* max + 1 bytes */
-	size_t len;             /* bytes of the line being collected */
+	size_t len;             /* bytes of the text being collected */
 	size_t max;
-	bool discarding;        /* inside a too-long line, until its "\n" */
-	bool handed_out;        /* buf holds the line returned last time */
+	unsigned depth;         /* open braces and brackets */
+	bool in_string, escaped;/* inside a string; after its backslash */
+	bool junk;              /* a text that is no object or array: it
+				 * ends at its newline */
+	bool discarding;        /* inside a too-long text, until its end */
+	bool handed_out;        /* buf holds the text returned last time */
 };
 
-/* max is the longest line accepted (0: QMP_MAX_LINE; larger values are
+/* max is the longest text accepted (0: QMP_MAX_LINE; larger values are
  * clamped to it).  Returns -1 if out of memory. */
 int qmp_linebuf_init(struct qmp_linebuf *lb, size_t max);
 void qmp_linebuf_destroy(struct qmp_linebuf *lb);
 
 /*
- * Consume bytes from data[0..len) up to the end of the first line or the
+ * Consume bytes from data[0..len) up to the end of the first text or the
  * point where it became too long; returns how many were consumed (at least
- * one when len > 0).  Call again with the rest.  A line returned stays
+ * one when len > 0).  Call again with the rest.  A text returned stays
  * valid (NUL-terminated) until the next call.
  */
 size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
 			enum qmp_line *kind, const char **line,
 			size_t *line_len);
 
-/* At end of input: the unterminated last line, if any (QMP_LINE_OK), or
+/* At end of input: the unfinished last text, if any (QMP_LINE_OK), or
  * QMP_LINE_NONE.  The buffer is empty afterwards. */
 enum qmp_line qmp_linebuf_flush(struct qmp_linebuf *lb, const char **line,
 				size_t *line_len);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include "control/qmp_client.h"
 
@@ -70,17 +71,26 @@ struct json_object *qmpc_read(struct qmp_client *c, struct fv_error *err)
 	}
 }
 
-/* line and CRLF, whole, on fd. */
+/* line and CRLF, whole, on fd, in one send where the socket takes it:
+ * foldvm runs a request as soon as its closing brace arrives, as QEMU
+ * does, and after "quit" hangs up, so a CRLF sent on its own could find
+ * the connection gone. */
 static int qmpc_send_fd(int fd, const char *line, struct fv_error *err)
 {
 	static const char crlf[] = "\r\n";
 	size_t len = strlen(line), off = 0;
+	struct iovec iov[2];
+	struct msghdr msg = { .msg_iov = iov };
 
 	while (off < len + 2) {
-		const char *p = off < len ? line + off : &crlf[off - len];
-		size_t n = off < len ? len - off : len + 2 - off;
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w;
 
+		msg.msg_iovlen = 0;
+		if (off < len)
+			iov[msg.msg_iovlen++] = (struct iovec){ (void *)(line + off), len - off };
+		iov[msg.msg_iovlen++] = (struct iovec){
+			(void *)&crlf[off > len ? off - len : 0], off > len ? len + 2 - off : 2 };
+		w = sendmsg(fd, &msg, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)

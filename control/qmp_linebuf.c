@@ -1,6 +1,7 @@
 /*
- * qmp_linebuf.c - QMP line framing: bytes in, complete lines out, with a
- * hard limit on the length of a line.
+ * qmp_linebuf.c - QMP framing (qmp.h, "framing"): bytes in, complete JSON
+ * texts out, as QEMU's JSON streamer frames them, with a hard limit on the
+ * length of a text.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,48 +23,112 @@ void qmp_linebuf_destroy(struct qmp_linebuf *lb)
 	lb->len = 0;
 }
 
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The scanner's state for a new text. */
+static void text_reset(struct qmp_linebuf *lb)
+{
+	lb->depth = 0;
+	lb->in_string = lb->escaped = lb->junk = false;
+}
+
+/* Take one byte into the text being scanned; true when it ended it.  A
+ * newline ends any text: a request is on one line (an object still open
+ * there is answered with a parse error, and takes none of the lines after
+ * it along), and a line may hold several. */
+static bool text_step(struct qmp_linebuf *lb, char c)
+{
+	if (c == '\n')
+		return true;
+	if (lb->junk)
+		return false;
+	if (lb->in_string) {
+		if (lb->escaped)
+			lb->escaped = false;
+		else if (c == '\\')
+			lb->escaped = true;
+		else if (c == '"')
+			lb->in_string = false;
+		return false;
+	}
+	if (c == '"') {
+		lb->in_string = true;
+	} else if (c == '{' || c == '[') {
+		lb->depth++;
+	} else if (c == '}' || c == ']') {
+		/* A closer at depth 0 is junk; it ended a text otherwise. */
+		if (lb->depth == 0) {
+			lb->junk = true;
+			return false;
+		}
+		return --lb->depth == 0;
+	} else if (lb->depth == 0) {
+		lb->junk = true;        /* no object or array */
+	}
+	return false;
+}
+
 size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
 			enum qmp_line *kind, const char **line,
 			size_t *line_len)
 {
-	const char *nl;
-	size_t take;
+	size_t i = 0;
 
 	*kind = QMP_LINE_NONE;
 	if (lb->handed_out) {
 		lb->len = 0;
 		lb->handed_out = false;
+		text_reset(lb);
 	}
 	if (len == 0)
 		return 0;
-	nl = memchr(data, '\n', len);
-	take = nl ? (size_t)(nl - data) : len;
-	if (lb->discarding) {
-		if (!nl)
+	/* Between texts: whitespace is nobody's. */
+	if (lb->len == 0 && !lb->discarding) {
+		while (i < len && is_space(data[i]))
+			i++;
+		if (i == len)
 			return len;
-		lb->discarding = false;
-		return take + 1;
 	}
-	if (take > lb->max - lb->len) {
-		/* Report at once, not at the newline, which may never come;
-		 * nothing of the line is kept. */
-		lb->len = 0;
-		*kind = QMP_LINE_TOO_LONG;
-		if (nl)
-			return take + 1;
-		lb->discarding = true;
-		return len;
+	for (; i < len; i++) {
+		bool end = text_step(lb, data[i]);
+
+		if (lb->discarding) {
+			if (end) {
+				lb->discarding = false;
+				text_reset(lb);
+				return i + 1;
+			}
+			continue;
+		}
+		/* The newline that ends a text is not part of it. */
+		if (data[i] != '\n') {
+			if (lb->len == lb->max) {
+				/* Report at once, not at its end, which may
+				 * never come; nothing of the text is kept. */
+				lb->len = 0;
+				*kind = QMP_LINE_TOO_LONG;
+				if (end) {
+					text_reset(lb);
+				} else {
+					lb->discarding = true;
+				}
+				return i + 1;
+			}
+			lb->buf[lb->len++] = data[i];
+		}
+		if (end) {
+			lb->buf[lb->len] = '\0';
+			lb->handed_out = true;
+			*line = lb->buf;
+			*line_len = lb->len;
+			*kind = QMP_LINE_OK;
+			return i + 1;
+		}
 	}
-	memcpy(lb->buf + lb->len, data, take);
-	lb->len += take;
-	if (!nl)
-		return len;
-	lb->buf[lb->len] = '\0';
-	lb->handed_out = true;
-	*line = lb->buf;
-	*line_len = lb->len;
-	*kind = QMP_LINE_OK;
-	return take + 1;
+	return len;
 }
 
 enum qmp_line qmp_linebuf_flush(struct qmp_linebuf *lb, const char **line,
@@ -73,6 +138,7 @@ enum qmp_line qmp_linebuf_flush(struct qmp_linebuf *lb, const char **line,
 
 	lb->discarding = false;
 	lb->handed_out = false;
+	text_reset(lb);
 	if (!have) {
 		lb->len = 0;
 		return QMP_LINE_NONE;
@@ -80,7 +146,7 @@ enum qmp_line qmp_linebuf_flush(struct qmp_linebuf *lb, const char **line,
 	lb->buf[lb->len] = '\0';
 	*line = lb->buf;
 	*line_len = lb->len;
-	/* The line stays readable until the next feed or flush. */
+	/* The text stays readable until the next feed or flush. */
 	lb->handed_out = true;
 	return QMP_LINE_OK;
 }

@@ -71,3 +71,28 @@ int fv_read_file(const char *path, uint64_t max, const char *what,
 	*len = got;
 	return 0;
 }
+
+int fv_private_dir(const char *dir, const char *what, struct fv_error *err)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fv_err_errno(err, FV_E_IO, errno, "cannot create %s %s", what, dir);
+	if (lstat(dir, &st) < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "%s %s", what, dir);
+	if (S_ISLNK(st.st_mode))
+		return fv_err(err, FV_E_INVAL,
+			      "%s %s is a symbolic link; foldvm follows none it did not make",
+			      what, dir);
+	if (!S_ISDIR(st.st_mode))
+		return fv_err(err, FV_E_INVAL, "%s %s is not a directory", what, dir);
+	if (st.st_uid != geteuid())
+		return fv_err(err, FV_E_INVAL,
+			      "%s %s belongs to uid %u, not to foldvm's user (uid %u)",
+			      what, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return fv_err(err, FV_E_INVAL,
+			      "%s %s may be written by others (mode %04o); chmod go-w it",
+			      what, dir, (unsigned)(st.st_mode & 07777));
+	return 0;
+}

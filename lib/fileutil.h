@@ -19,4 +19,14 @@ int fv_check_file(const char *path, uint64_t max, const char *what,
 int fv_read_file(const char *path, uint64_t max, const char *what,
 		 uint8_t **buf, size_t *len, struct fv_error *err);
 
+/*
+ * A directory foldvm writes into (control sockets, locks, serial logs):
+ * made (0700) if missing, then refused unless it is foldvm's own, since
+ * another user who owns it, or may write into it, could plant a symlink
+ * where foldvm will create a file: it must be a directory itself (not a
+ * symlink to one), owned by this process's user, and writable by nobody
+ * else.  `what` names it ("run directory").
+ */
+int fv_private_dir(const char *dir, const char *what, struct fv_error *err);
+
 #endif

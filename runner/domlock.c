@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lib/fileutil.h"
 #include "runner/domlock.h"
 
 /* mkdir -p for the lock directory (0700: only foldvm's user reads it). */
@@ -30,8 +31,9 @@ static int make_dirs(const char *dir, struct fv_error *err)
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
 			return fv_err_errno(err, FV_E_IO, errno, "lock directory %s", path);
 		*p = c;
+		/* The parents may be anyone's (/run); the locks' own is ours. */
 		if (!c)
-			return 0;
+			return fv_private_dir(path, "lock directory", err);
 	}
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include "lib/fileutil.h"
 #include "config.h"
 #include "control/vm_create.h"
 #include "lib/procstat.h"
@@ -476,9 +477,8 @@ int sup_host_start(struct supervisor *sup, struct fv_error *err)
 
 	if (!sup->opt->control)
 		return 0;
-	if (mkdir(sup->opt->run_dir, 0700) < 0 && errno != EEXIST)
-		return fv_err_errno(err, FV_E_IO, errno, "cannot create run directory %s",
-				    sup->opt->run_dir);
+	if (fv_private_dir(sup->opt->run_dir, "run directory", err))
+		return -1;
 	sscanf(PACKAGE_VERSION, "%d.%d.%d", &major, &minor, &micro);
 	snprintf(sup->host_path, sizeof(sup->host_path), "%s/host.qmp", sup->opt->run_dir);
 	sup->host_cfg = (struct qmp_endpoint_config){

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <linux/kvm.h>
+#include "lib/fileutil.h"
 #include "guest-tools/content.h"
 #include "vmm/guest.h"
 #include "vmm/layout.h"
@@ -83,14 +84,14 @@ static int guest_open_log(struct guest *g, const char *log_dir,
 	g->log_fd = -1;
 	if (!log_dir)
 		return 0;
-	if (mkdir(log_dir, 0700) < 0 && errno != EEXIST)
-		return fv_err_errno(err, FV_E_IO, errno, "cannot create log directory %s",
-				    log_dir);
+	if (fv_private_dir(log_dir, "log directory", err))
+		return -1;
 	if (snprintf(g->log_path, sizeof(g->log_path), "%s/%s.log", log_dir,
 		     g->cfg.name) >= (int)sizeof(g->log_path))
 		return fv_err(err, FV_E_INVAL, "log path too long");
-	g->log_fd = open(g->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			 0600);
+	/* A symlink at the log's name was not made by foldvm: not followed. */
+	g->log_fd = open(g->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			 O_NOFOLLOW, 0600);
 	if (g->log_fd < 0)
 		return fv_err_errno(err, FV_E_IO, errno, "cannot open %s",
 				    g->log_path);

@@ -83,6 +83,12 @@ for bin in $VARIANTS; do
 		"Parameter 'bogus' is unexpected" "Parameter 'name' expects" \
 		"Parameter 'name' is missing" '"desc": ?"Request too long' \
 		'"id": ?\[1\]' '"name": ?"vm-create"' '"id": ?2\}'
+	# several requests on one line, as QEMU's JSON streamer takes them,
+	# answered in order; a bad one among them is answered in its place
+	qmp "$RUN/host.qmp" '{"execute":"query-vms","id":"m1"}{"execute":"fly","id":"m2"} {"execute":"query-vms","id":"m3"}' >"$TMP/o2b"
+	[ "$(grep -Eo '"id": ?"m[0-9]"' "$TMP/o2b" | tr -d ' "' | paste -sd,)" = "id:m1,id:m2,id:m3" ] ||
+		{ cat "$TMP/o2b"; fail "three requests on one line not answered in order"; }
+	expect_in "$TMP/o2b" '"CommandNotFound".*"id": ?"m2"'
 
 	# runtime guests, without dedup first: the kernel's baseline
 	$CTL create name=a,mem=64M,domain=t,dedup=off,layout=scattered,steps=fill+wait || fail "create a"

@@ -522,9 +522,10 @@ static void test_linebuf(void)
 	CU_ASSERT_EQUAL(f.too_long, 2);
 	CU_ASSERT_EQUAL(f.ok, 5);
 	CU_ASSERT_STRING_EQUAL(f.last, "next");
-	feed(&lb, "\n\n", 2, 1, &f);
-	CU_ASSERT_EQUAL(f.ok, 7);
-	CU_ASSERT_STRING_EQUAL(f.last, "");
+	/* whitespace between texts is nobody's */
+	feed(&lb, "\n \r\n\t", 5, 1, &f);
+	CU_ASSERT_EQUAL(f.ok, 5);
+	CU_ASSERT_STRING_EQUAL(f.last, "next");
 	/* at EOF: an unterminated line is still a line, once */
 	feed(&lb, "tail", 4, 4, &f);
 	CU_ASSERT_EQUAL(qmp_linebuf_flush(&lb, &line, &len), QMP_LINE_OK);
@@ -537,6 +538,53 @@ static void test_linebuf(void)
 	feed(&lb, "x\n", 2, 2, &f);
 	CU_ASSERT_STRING_EQUAL(f.last, "x");
 	qmp_linebuf_destroy(&lb);
+}
+
+/* Framed as QEMU's streamer frames, by braces, whatever the reads; a
+ * newline ends whatever is open. */
+static void test_framing_json(void)
+{
+	static const char in[] =
+		"{\"execute\":\"a\"}{\"execute\":\"b\"}\n"   /* two on a line */
+		"  {\"execute\": \"c\", \"arguments\":{\"x\":[1,{}]}}\r\n"
+		"{\"s\":\"}{\\\"\"}"                       /* braces, a quote in a string */
+		"{\"execute\":\n"                           /* cut short by its line */
+		"{\"bad\":\"no end\n"                       /* a string into a newline */
+		"{\"execute\":\"d\"} junk\n"                /* junk after a request */
+		"]{\"execute\":\"e\"}\n";                   /* a closer first: junk line */
+	static const char *const want[] = {
+		"{\"execute\":\"a\"}", "{\"execute\":\"b\"}",
+		"{\"execute\": \"c\", \"arguments\":{\"x\":[1,{}]}}",
+		"{\"s\":\"}{\\\"\"}", "{\"execute\":", "{\"bad\":\"no end",
+		"{\"execute\":\"d\"}", "junk", "]{\"execute\":\"e\"}",
+	};
+	const size_t nw = sizeof(want) / sizeof(want[0]);
+
+	for (size_t chunk = 1; chunk <= sizeof(in); chunk++) {
+		struct qmp_linebuf lb;
+		size_t off = 0, got = 0;
+
+		CU_ASSERT_EQUAL_FATAL(qmp_linebuf_init(&lb, 0), 0);
+		while (off < sizeof(in) - 1) {
+			size_t end = off + chunk < sizeof(in) - 1 ? off + chunk : sizeof(in) - 1;
+
+			while (off < end) {
+				enum qmp_line kind;
+				const char *line;
+				size_t llen;
+
+				off += qmp_linebuf_feed(&lb, in + off, end - off, &kind,
+							&line, &llen);
+				if (kind != QMP_LINE_OK)
+					continue;
+				CU_ASSERT_FATAL(got < nw);
+				CU_ASSERT_STRING_EQUAL(line, want[got]);
+				got++;
+			}
+		}
+		CU_ASSERT_EQUAL(got, nw);
+		qmp_linebuf_destroy(&lb);
+	}
 }
 
 /* A huge line through the default limit: one error, bounded memory, and
@@ -1256,6 +1304,7 @@ void unit_add_qmp_suite(void)
 	CU_add_test(s, "handler errors", test_handler_errors);
 	CU_add_test(s, "close after reply", test_close_after);
 	CU_add_test(s, "line framing", test_linebuf);
+	CU_add_test(s, "JSON framing (several per line, over lines and reads)", test_framing_json);
 	CU_add_test(s, "too-long line", test_too_long_session);
 	CU_add_test(s, "socket: greeting, negotiate, execute", test_srv_basic);
 	CU_add_test(s, "socket: two clients", test_srv_two_clients);
