@@ -16,18 +16,30 @@
  * race page of both guests (about 780 attempts a round here), so a loaded
  * host only makes it slower; MAX_ROUNDS is 20 times what it needs.
  *
+ * All the while a third thread forces memory compaction over and over
+ * (/proc/sys/vm/compact_memory), so the kernel migrates what pages it can
+ * under the merges, the write-protection and the racing writers; the
+ * rounds go on until at least MIN_COMPACTIONS compactions ran beside
+ * them (bounded by MAX_ROUNDS too), and the pages the kernel migrated
+ * meanwhile are reported.  Where compaction cannot be forced (not root, a
+ * kernel without it) that part is skipped, loudly.
+ *
  * Then pacing (idle_write_is_seen): an engine at its defaults, left alone
  * until its passes find nothing and its pause has grown, must still see
  * guest writes made during that pause and merge their results, nobody
  * waking it, with every counter exact.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <time.h>
 #include "tests/integration/kvmtest.h"
 
 #define ROUND_ITERS 1024        /* increments per vCPU per round: each word twice */
 #define MIN_ATTEMPTS 100000ull
 #define MAX_ROUNDS 2560         /* about 130 suffice */
+#define MIN_COMPACTIONS 50
 #define DEVICE_PAGES 64
 
 struct device_writer {
@@ -173,8 +185,59 @@ static void idle_write_is_seen(struct kvm_sys *kvm)
 	dedup_destroy(e);
 }
 
+/* Forces compaction until told to stop, counting the ones that ran. */
+struct compactor {
+	volatile bool stop;
+	bool unavailable;               /* could not force one: why in msg */
+	char msg[128];
+	uint64_t done;                  /* atomic */
+};
+
+static void *compactor_thread(void *arg)
+{
+	struct compactor *c = arg;
+
+	while (!c->stop) {
+		int fd = open("/proc/sys/vm/compact_memory", O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 || write(fd, "1", 1) != 1) {
+			snprintf(c->msg, sizeof(c->msg), "/proc/sys/vm/compact_memory: %s",
+				 strerror(errno));
+			c->unavailable = true;
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		close(fd);
+		__atomic_add_fetch(&c->done, 1, __ATOMIC_RELAXED);
+		/* A breather: a compaction costs a CPU for tens of ms, and
+		 * the suite's other tests run beside this one. */
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
+	}
+	return NULL;
+}
+
+/* A /proc/vmstat counter, 0 if absent. */
+static uint64_t vmstat(const char *key)
+{
+	char line[128];
+	uint64_t v = 0;
+	size_t n = strlen(key);
+	FILE *f = fopen("/proc/vmstat", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ')
+			v = strtoull(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 int main(void)
 {
+	struct compactor comp = { 0 };
+	pthread_t comp_thread;
+	uint64_t migrated;
 	struct kvm_sys kvm;
 	struct dedup_engine *e;
 	struct dedup_config cfg;
@@ -198,6 +261,8 @@ int main(void)
 	kt_fill(g[1]);
 	dev.g = g[0];
 	KT_ASSERT(pthread_create(&dev_thread, NULL, device_thread, &dev) == 0, "thread");
+	migrated = vmstat("pgmigrate_success");
+	KT_ASSERT(pthread_create(&comp_thread, NULL, compactor_thread, &comp) == 0, "thread");
 
 	do {
 		race_round(g);
@@ -207,10 +272,21 @@ int main(void)
 		kt_passes(e, 1);
 		rounds++;
 		attempts = total(g, offsetof(struct dedup_guest_stats, merge_attempts));
-	} while ((attempts < MIN_ATTEMPTS || rounds < 20) && rounds < MAX_ROUNDS);
+	} while ((attempts < MIN_ATTEMPTS || rounds < 20 ||
+		  (!comp.unavailable &&
+		   __atomic_load_n(&comp.done, __ATOMIC_RELAXED) < MIN_COMPACTIONS)) &&
+		 rounds < MAX_ROUNDS);
 
 	dev.stop = true;
+	comp.stop = true;
 	pthread_join(dev_thread, NULL);
+	pthread_join(comp_thread, NULL);
+	migrated = vmstat("pgmigrate_success") - migrated;
+	if (comp.unavailable)
+		fprintf(stderr, "dedup_race: SKIPPED forced compaction: %s\n", comp.msg);
+	else
+		KT_ASSERT(comp.done >= MIN_COMPACTIONS, "only %llu compactions in %llu rounds",
+			  (unsigned long long)comp.done, (unsigned long long)rounds);
 	fprintf(stderr, "dedup_race: %llu rounds, %llu attempts in %ld s\n",
 		(unsigned long long)rounds, (unsigned long long)attempts,
 		(long)(time(NULL) - start));
@@ -227,10 +303,12 @@ int main(void)
 		  rounds * g[0]->layout.race_pages / 2, "only %llu merges in place",
 		  (unsigned long long)total(g, offsetof(struct dedup_guest_stats,
 							merges_in_place)));
-	printf("dedup_race: %llu rounds x %u increments x 4 vCPUs, %llu device write rounds; "
+	printf("dedup_race: %llu rounds x %u increments x 4 vCPUs, %llu device write rounds, "
+	       "%llu forced compactions (%llu pages migrated on the host meanwhile); "
 	       "%llu merge attempts, %llu merges (%llu in place), %llu changed under "
 	       "protection, %llu unmerges; 0 lost writes\n",
 	       (unsigned long long)rounds, ROUND_ITERS, (unsigned long long)dev.rounds,
+	       (unsigned long long)comp.done, (unsigned long long)migrated,
 	       (unsigned long long)attempts,
 	       (unsigned long long)total(g, offsetof(struct dedup_guest_stats, merges)),
 	       (unsigned long long)total(g, offsetof(struct dedup_guest_stats, merges_in_place)),
