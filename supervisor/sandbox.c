@@ -287,7 +287,7 @@ static int drop_capabilities(struct fv_error *err)
 /* Allowed with any arguments.  Why each is needed: docs/sandbox.md. */
 static const char *const allowed_calls[] = {
 	/* memory */
-	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore",
+	"brk", "munmap", "mremap", "madvise", "mincore",
 	"memfd_create", "fallocate", "ftruncate",
 	/* files and descriptors (which files: Landlock) */
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek",
@@ -353,6 +353,9 @@ static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
 	const struct scmp_arg_cmp tcgets = arg_eq(1, TCGETS);
 	const struct scmp_arg_cmp set_name = arg_eq(0, PR_SET_NAME);
 	const struct scmp_arg_cmp get_name = arg_eq(0, PR_GET_NAME);
+	/* No new executable memory: code a guest smuggles into a device
+	 * model's buffers can never be made runnable. */
+	const struct scmp_arg_cmp no_exec = arg_masked(2, PROT_EXEC, 0);
 
 	for (size_t i = 0; i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++)
 		if (add_rule(ctx, SCMP_ACT_ALLOW, allowed_calls[i], 0, NULL, err))
@@ -369,7 +372,9 @@ static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
 	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &uffd, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tcgets, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &get_name, err) ? -1 : 0;
+	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &get_name, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &no_exec, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &no_exec, err) ? -1 : 0;
 }
 
 static int seccomp_enter(enum sandbox_mode mode, struct fv_error *err)
