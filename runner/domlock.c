@@ -54,7 +54,7 @@ static bool lock_is_current(int fd, const char *path)
 }
 
 int domlock_acquire(const char *dir, const char *uuid, const char *name,
-		    int foldvm_pid, int *fd, struct fv_error *err)
+		    int *fd, struct fv_error *err)
 {
 	char path[PATH_MAX], holder[128] = "";
 	ssize_t n;
@@ -76,11 +76,8 @@ int domlock_acquire(const char *dir, const char *uuid, const char *name,
 	if (got) {
 		/* Ours now: say who holds it, for the next one to read. */
 		char line[128];
-		int len = foldvm_pid == (int)getpid() ?
-			snprintf(line, sizeof(line), "pid %d, domain %s\n",
-				 foldvm_pid, name) :
-			snprintf(line, sizeof(line), "pid %d, domain %s, worker pid %d\n",
-				 foldvm_pid, name, (int)getpid());
+		int len = snprintf(line, sizeof(line), "pid %d, domain %s\n",
+				   (int)getpid(), name);
 
 		if (ftruncate(*fd, 0) == 0 && pwrite(*fd, line, (size_t)len, 0) < 0)
 			(void)0; /* the lock holds; only the note is missing */

@@ -12,11 +12,10 @@
 #include "lib/error.h"
 
 /* Take the lock (creating the directory); *fd holds it.  Held elsewhere:
- * -1 with FV_E_STATE and who holds it.  foldvm_pid is the foldvm the
- * operator started (a worker's supervisor), named in the note beside this
- * process's own pid. */
+ * -1 with FV_E_STATE and who holds it.  The supervisor takes them (the
+ * foldvm the operator started, named in the note). */
 int domlock_acquire(const char *dir, const char *uuid, const char *name,
-		    int foldvm_pid, int *fd, struct fv_error *err);
+		    int *fd, struct fv_error *err);
 
 /* Drop it (fd < 0: nothing held). */
 void domlock_release(const char *dir, const char *uuid, int fd);

@@ -142,8 +142,7 @@ static int slot_point(struct sup_worker *w, unsigned vm, enum domain_point p,
 	case DOMAIN_LOCK:
 		s->stopped = s->released = false;
 		return domlock_acquire(w->sup->opt->lock_dir, spec->uuid,
-				       spec->cfg.name, (int)getpid(),
-				       &s->lock_fd, err);
+				       spec->cfg.name, &s->lock_fd, err);
 	case DOMAIN_PREPARE:
 	case DOMAIN_START:
 	case DOMAIN_STARTED:
