@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include "lib/fileutil.h"
@@ -95,4 +97,16 @@ int fv_private_dir(const char *dir, const char *what, struct fv_error *err)
 			      "%s %s may be written by others (mode %04o); chmod go-w it",
 			      what, dir, (unsigned)(st.st_mode & 07777));
 	return 0;
+}
+
+void fv_parent_dir(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == path)
+		snprintf(dir, len, "/");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }

@@ -29,4 +29,7 @@ int fv_read_file(const char *path, uint64_t max, const char *what,
  */
 int fv_private_dir(const char *dir, const char *what, struct fv_error *err);
 
+/* The directory holding path ("/" for "/x", "." for "x"), into dir. */
+void fv_parent_dir(const char *path, char *dir, size_t len);
+
 #endif

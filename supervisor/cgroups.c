@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
+#include "lib/fileutil.h"
 #include "supervisor/sup_int.h"
 
 /* Write a short value into DIR/FILE. */
@@ -100,14 +101,10 @@ int sup_cgroups_start(struct supervisor *sup, struct fv_error *err)
 	const struct cli_options *opt = sup->opt;
 	char parent[PATH_MAX];
 	struct statfs fs;
-	char *slash;
 
 	if (!opt->cgroup[0])
 		return 0;
-	snprintf(parent, sizeof(parent), "%s", opt->cgroup);
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent)
-		*slash = '\0';
+	fv_parent_dir(opt->cgroup, parent, sizeof(parent));
 	if (statfs(parent, &fs) || fs.f_type != CGROUP2_SUPER_MAGIC)
 		return fv_err(err, FV_E_INVAL,
 			      "--cgroup %s: %s is not in a cgroup v2 hierarchy (mount -t cgroup2)",

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "lib/fileutil.h"
 #include "lib/procstat.h"
 #include "supervisor/sandbox.h"
 
@@ -131,19 +132,6 @@ static int landlock_allow(int ruleset, uint64_t handled, const char *path,
 	return 0;
 }
 
-/* The directory holding path, into dir. */
-static void parent_dir(const char *path, char *dir, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(dir, len, ".");
-	else if (slash == path)
-		snprintf(dir, len, "/");
-	else
-		snprintf(dir, len, "%.*s", (int)(slash - path), path);
-}
-
 /* Where a worker may read guest images: where the command line named
  * any (a guest vm-create adds later may name others there), and the
  * --image-dir directories.  The count. */
@@ -158,7 +146,7 @@ static unsigned image_dirs(const struct cli_options *cli,
 
 		for (unsigned k = 0; k < 3 && n < max; k++)
 			if (paths[k][0])
-				parent_dir(paths[k], dirs[n++], PATH_MAX);
+				fv_parent_dir(paths[k], dirs[n++], PATH_MAX);
 	}
 	for (unsigned i = 0; i < cli->nr_image_dirs && n < max; i++)
 		snprintf(dirs[n++], PATH_MAX, "%s", cli->image_dirs[i]);
@@ -438,30 +426,26 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 
 /* ---- the whole ---- */
 
-static int make_dir(const char *dir, struct fv_error *err)
-{
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fv_err_errno(err, FV_E_IO, errno, "cannot create %s", dir);
-	return 0;
-}
-
 int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
-		  struct sandbox_report *report, struct sandbox_state *state,
-		  struct fv_error *err)
+		  struct sandbox_report *report, struct fv_error *err)
 {
 	struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
+	int abi;
 
-	state->mode = opt->sandbox;
-	state->landlock_abi = 0;
 	report->nr = -1;
 	report->arch = 0;
 	if (opt->sandbox == SANDBOX_OFF)
 		return 0;
-	if (procstat_pagemap_preopen(err) || make_dir(opt->log_dir, err) ||
-	    (opt->control && make_dir(opt->run_dir, err)))
+	/* Checked before Landlock resolves them: a planted symlink would
+	 * hand the worker its target. */
+	if (procstat_pagemap_preopen(err) ||
+	    fv_private_dir(opt->log_dir, "log directory", err) ||
+	    (opt->control && fv_private_dir(opt->run_dir, "run directory", err)))
 		return -1;
-	state->landlock_abi = landlock_abi();
-	if (state->landlock_abi && landlock_enter(opt, cli, state->landlock_abi, err))
+	abi = landlock_abi();
+	if (!abi)
+		fprintf(stderr, "foldvm: this kernel has no Landlock: a worker's files are not limited (docs/sandbox.md)\n");
+	else if (landlock_enter(opt, cli, abi, err))
 		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return fv_err_errno(err, FV_E_SYS, errno, "sandbox: no_new_privs");

@@ -18,26 +18,18 @@ struct sandbox_report {
 	uint32_t arch;                  /* its AUDIT_ARCH_* */
 };
 
-/* What the sandbox of the worker about to run opt's guests came to:
- * Landlock's ABI (0: the kernel has none; the worker then sees every file
- * its user may), for query-worker and the worker's first line. */
-struct sandbox_state {
-	enum sandbox_mode mode;
-	int landlock_abi;
-};
-
 /*
  * Enter the sandbox for a worker that is to run opt's guests (with
  * opt->sandbox; SANDBOX_OFF enters none).  cli is the command line's
  * options: the worker may read guest images where any of its guests'
- * images are, and in its --image-dir directories.  The worker may have only its
- * own threads, none yet started.  report is written by the SIGSYS
- * handler; state says what was applied.  -1 with err when it could not
- * be entered (the worker must not go on).
+ * images are, and in its --image-dir directories.  The worker may have
+ * only its own threads, none yet started.  report is written by the
+ * SIGSYS handler.  Without Landlock in the kernel, says so on stderr and
+ * goes on without the file limits.  -1 with err when it could not be
+ * entered (the worker must not go on).
  */
 int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
-		  struct sandbox_report *report, struct sandbox_state *state,
-		  struct fv_error *err);
+		  struct sandbox_report *report, struct fv_error *err);
 
 /* May a sandboxed worker of cli read the images c names?  -1 with err
  * saying which one and what to do, before a worker is asked. */

@@ -82,7 +82,6 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 {
 	static struct cli_options wopt;  /* the child's own copy */
 	static struct domain_host domain_host;
-	struct sandbox_state sandbox;
 	int link = fds[0], result_fd = fds[1], keep[2] = { fds[0], fds[2] };
 	struct worker_result *out;
 	struct fv_error err = { 0 };
@@ -134,7 +133,7 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 
 	/* Before the first thread and the first guest: everything after runs
 	 * sandboxed, guests created later by vm-create too. */
-	r = sandbox_enter(&wopt, sup->opt, &out->sandbox, &sandbox, &err);
+	r = sandbox_enter(&wopt, sup->opt, &out->sandbox, &err);
 	if (r == 0)
 		r = runner_run(&wopt, &control_observer, &out->res, &err);
 	if (r)
