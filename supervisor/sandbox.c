@@ -409,9 +409,10 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 	sigset_t set;
 
 	(void)uctx;
+	/* Read by the supervisor once this process is gone. */
 	if (sigsys_report && si->si_code == SYS_SECCOMP) {
 		sigsys_report->arch = si->si_arch;
-		__atomic_store_n(&sigsys_report->nr, si->si_syscall, __ATOMIC_RELEASE);
+		sigsys_report->nr = si->si_syscall;
 	}
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* nowhere to say it */

@@ -158,10 +158,10 @@ static long spawner_fork(int cgroup_fd)
 	 * its parent's own, SIGCHLD (the spawner was forked). */
 	struct clone_args ca = { .flags = CLONE_PARENT };
 
-	if (cgroup_fd < 0)
-		return syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, NULL);
-	ca.flags |= CLONE_INTO_CGROUP;
-	ca.cgroup = (uint64_t)cgroup_fd;
+	if (cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgroup_fd;
+	}
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
@@ -488,10 +488,9 @@ static void worker_reap(struct sup_worker *w)
 		return;
 	/* Pump only, and read by others only once exited is set below. */
 	w->wstatus = st;
-	w->sandbox.nr = __atomic_load_n(&w->result->sandbox.nr, __ATOMIC_ACQUIRE);
+	w->sandbox = w->result->sandbox;  /* kept: the mapping goes below */
 	w->oom_killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
 			sup_cgroup_oom_killed(w);
-	w->sandbox.arch = w->result->sandbox.arch;
 	w->clean = worker_ended_cleanly(w, st);
 	sup_worker_end_text(w, end, sizeof(end));
 	worker_collect(w, end);
@@ -646,7 +645,6 @@ static struct sup_worker *worker_alloc(struct supervisor *sup,
 	}
 	w->result->status = -1;
 	w->result->sandbox.nr = -1;
-	w->sandbox.nr = -1;
 	return w;
 }
 
