@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
-#include "lib/fileutil.h"
 #include "config.h"
 #include "control/commands_int.h"
 #include "control/commands.h"
+#include "lib/fileutil.h"
 #include "control/vm_create.h"
 #include "lib/timeutil.h"
 

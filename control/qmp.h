@@ -164,6 +164,12 @@ char *qmp_event_line(const char *name, struct json_object *data);
  * number) runs to the end of its line and is one text, answered with a
  * parse error.  The "line" in the names below is such a text.
  */
+/* JSON's whitespace (RFC 8259): between texts and around values. */
+static inline bool qmp_json_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 enum qmp_line {
 	QMP_LINE_NONE,          /* need more bytes */
 	QMP_LINE_OK,            /* *line, *line_len: one text, as above */

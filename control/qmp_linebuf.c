@@ -23,11 +23,6 @@ void qmp_linebuf_destroy(struct qmp_linebuf *lb)
 	lb->len = 0;
 }
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* The scanner's state for a new text. */
 static void text_reset(struct qmp_linebuf *lb)
 {
@@ -87,7 +82,7 @@ size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
 		return 0;
 	/* Between texts: whitespace is nobody's. */
 	if (lb->len == 0 && !lb->discarding) {
-		while (i < len && is_space(data[i]))
+		while (i < len && qmp_json_ws(data[i]))
 			i++;
 		if (i == len)
 			return len;

@@ -179,11 +179,6 @@ char *qmp_session_too_long(const struct qmp_session *s)
 	return qmp_error_reply(&err, &none);
 }
 
-static bool qmp_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /*
  * json-c accepts NaN, Infinity and 1e999, which cannot be echoed back as
  * JSON, and "\u0000" inside strings, which handlers would silently cut.
@@ -258,7 +253,7 @@ int qmp_parse_line(const char *line, size_t len, struct json_object **out,
 		return qmp_error_set(err, QMP_GENERIC, "JSON parse error, %s",
 				     json_tokener_error_desc(jerr));
 	}
-	while (end < len && qmp_ws(line[end]))
+	while (end < len && qmp_json_ws(line[end]))
 		end++;
 	if (end < len)
 		why = "one JSON object per line";
@@ -549,7 +544,7 @@ char *qmp_session_handle_line(struct qmp_session *s, const char *line,
 
 	if (close_after)
 		*close_after = false;
-	for (i = 0; i < len && qmp_ws(line[i]); i++)
+	for (i = 0; i < len && qmp_json_ws(line[i]); i++)
 		;
 	if (i == len)
 		return NULL;

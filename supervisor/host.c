@@ -13,14 +13,12 @@
  * answer is from another process and trusted no more than a client's:
  * only objects and arrays of the expected shape are passed on.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
-#include "lib/fileutil.h"
 #include "config.h"
 #include "control/vm_create.h"
+#include "lib/fileutil.h"
 #include "lib/procstat.h"
 #include "supervisor/sup_int.h"
 
