@@ -3,8 +3,8 @@
  *
  * Per guest (RUNDIR/NAME.qmp, and RUNDIR/by-uuid/UUID.qmp for a libvirt
  * domain): query-status, stop, cont, quit, query-name, query-uuid,
- * query-dedup, dedup-set.  Host (RUNDIR/host.qmp): query-vms,
- * query-dedup-host, vm-create, vm-destroy.  Both: qmp_capabilities and
+ * query-dedup, dedup-set, dedup-unmerge.  Host (RUNDIR/host.qmp): query-vms,
+ * query-dedup-host, vm-create, vm-destroy, dedup-unmerge.  Both: qmp_capabilities and
  * query-commands (built into control/qmp.c).  Events: STOP, RESUME and
  * SHUTDOWN on a guest's socket; DEDUP_PASS_COMPLETE (at most one a second)
  * and DEDUP_BUDGET_EXHAUSTED on every socket.  docs/qmp.md lists it all.
@@ -29,6 +29,7 @@
 #include "control/commands.h"
 #include "lib/fileutil.h"
 #include "control/vm_create.h"
+#include "control/unmerge.h"
 #include "lib/timeutil.h"
 
 #define PASS_EVENT_INTERVAL_NS 1000000000ull
@@ -189,6 +190,14 @@ static int cmd_vm_destroy(void *opaque, struct json_object *args,
 	return 0;
 }
 
+static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
+			     struct json_object **ret, struct qmp_error *err)
+{
+	struct control *c = opaque;
+
+	return unmerge_command(c->ctx, NULL, args, ret, err);
+}
+
 /* ---- a worker's link to its supervisor (supervisor/) ---- */
 
 /* Has every guest of the worker's command line been created?  Asked once
@@ -283,7 +292,9 @@ static void worker_guest_event(struct control *c, const char *event,
 	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0, \
 	  "census: the most full-page dedup could save now" }, \
 	{ "vm-create", cmd_vm_create, vm_create_args, 0, "start a guest (--vm keys)" }, \
-	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" }
+	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" }, \
+	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_host_args, 0, \
+	  "give a guest (vm) or trust domain (domain) private copies of its shared pages" }
 
 static const struct qmp_command host_commands[] = {
 	HOST_COMMAND_ROWS,

@@ -35,6 +35,9 @@ static const char usage[] =
 "  watch [--interval S] [--count N]   savings over time (Ctrl-C to stop)\n"
 "  create KEY=VALUE,...       start a guest (the keys of foldvm --vm)\n"
 "  destroy GUEST              stop a guest and free its memory\n"
+"  unmerge GUEST | --domain D [--rate PAGES]\n"
+"                             merging off, and a private copy of every shared\n"
+"                             page (default 25600 pages/s; 0: no limit)\n"
 "  stop | cont | quit GUEST   pause, resume, or stop and remove a guest\n"
 "  raw GUEST|host JSON        send one QMP request, print the reply\n"
 "\n"
@@ -338,6 +341,53 @@ static int cmd_raw(const struct ctl *c, const char *who, const char *line)
 	return r;
 }
 
+/* unmerge GUEST | --domain D [--rate PAGES] */
+static int cmd_unmerge(const struct ctl *c, int argc, char **argv)
+{
+	struct json_object *args = json_object_new_object(), *reply, *ret = NULL;
+	bool target = false;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		char *end;
+
+		if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+			long long rate = strtoll(argv[++i], &end, 10);
+
+			if (*end || end == argv[i] || rate < 0) {
+				json_object_put(args);
+				return die_usage("unmerge: --rate '%s' (pages/s, 0: no limit)", argv[i]);
+			}
+			json_object_object_add(args, "rate", json_object_new_int64(rate));
+		} else if (!target && !strcmp(argv[i], "--domain") && i + 1 < argc) {
+			json_object_object_add(args, "domain", json_object_new_string(argv[++i]));
+			target = true;
+		} else if (!target && argv[i][0] != '-') {
+			json_object_object_add(args, "vm", json_object_new_string(argv[i]));
+			target = true;
+		} else {
+			json_object_put(args);
+			return die_usage("unmerge: '%s' (unmerge GUEST | --domain D [--rate PAGES])",
+					 argv[i]);
+		}
+	}
+	if (!target) {
+		json_object_put(args);
+		return die_usage("%s", "unmerge: which guest, or --domain D?");
+	}
+	r = run_command(c, "host", "dedup-unmerge", args, &reply, &ret);
+	json_object_put(args);
+	if (r)
+		return r;
+	if (c->json)
+		print_json(ret ? ret : reply);
+	else if (ret)
+		printf("unmerging %lld shared pages (progress: foldctl stats GUEST)\n",
+		       (long long)json_object_get_int64(json_object_object_get(ret, "pages")));
+	json_object_put(reply);
+	return 0;
+}
+
 static int dispatch(struct ctl *c, int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -361,6 +411,8 @@ static int dispatch(struct ctl *c, int argc, char **argv)
 		json_object_object_add(args, "name", json_object_new_string(argv[1]));
 		return cmd_simple(c, "host", "vm-destroy", args);
 	}
+	if (!strcmp(cmd, "unmerge"))
+		return cmd_unmerge(c, argc, argv);
 	if ((!strcmp(cmd, "stop") || !strcmp(cmd, "cont") || !strcmp(cmd, "quit")) &&
 	    argc == 2)
 		return cmd_simple(c, argv[1], cmd, NULL);

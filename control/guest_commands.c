@@ -1,7 +1,7 @@
 /*
  * guest_commands.c - the commands of a guest's control socket
  * (RUNDIR/NAME.qmp): query-status, stop, cont, quit, query-name,
- * query-uuid, query-dedup, dedup-set; and the STOP, RESUME and SHUTDOWN
+ * query-uuid, query-dedup, dedup-set, dedup-unmerge; and the STOP, RESUME and SHUTDOWN
  * events it sends.  docs/qmp.md lists them.
  *
  * A handler finds its guest by name every time (a slot may be reaped
@@ -11,6 +11,7 @@
  */
 #include <string.h>
 #include "control/commands_int.h"
+#include "control/unmerge.h"
 
 /* The guest's record now; DeviceNotFound once it is being destroyed. */
 static int guest_info(struct control_guest *cg, struct runner_guest_info *in,
@@ -190,6 +191,9 @@ struct json_object *dedup_json(const struct runner_guest_info *in)
 	jadd_int(o, "full-passes", s->full_passes);
 	jadd_int(o, "scanner-cpu-ns", s->cpu_ns);
 	jadd_int(o, "scan-rate", s->rate);
+	jadd_bool(o, "unmerging", s->unmerging);
+	jadd_int(o, "unmerge-pages-left", s->unmerge_left);
+	jadd_int(o, "unmerge-pages-done", s->unmerge_done);
 	return o;
 }
 
@@ -251,6 +255,15 @@ static int cmd_dedup_set(void *opaque, struct json_object *args,
 	return r;
 }
 
+/* dedup-unmerge: this guest's shared pages made private (control/unmerge.h). */
+static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
+			     struct json_object **ret, struct qmp_error *err)
+{
+	struct control_guest *cg = opaque;
+
+	return unmerge_command(cg->c->ctx, cg->name, args, ret, err);
+}
+
 static const struct qmp_arg dedup_set_args[] = {
 	{ "enabled", QMP_T_BOOL, true },
 	{ "rate", QMP_T_INT, true },
@@ -269,6 +282,8 @@ const struct qmp_command guest_commands[] = {
 	{ "query-dedup", cmd_query_dedup, NULL, 0, "dedup statistics of the guest" },
 	{ "dedup-set", cmd_dedup_set, dedup_set_args, 0,
 	  "merging on/off; scan rate and CPU cap (host-wide)" },
+	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_guest_args, 0,
+	  "merging off, and a private copy of every shared page (rate: pages/s)" },
 	{ NULL, NULL, NULL, 0, NULL },
 };
 

@@ -72,6 +72,10 @@ struct dedup_guest_stats {
 	uint64_t full_passes;
 	uint64_t cpu_ns;            /* scanner CPU time spent on this guest */
 	uint64_t rate;              /* its own scan-rate cap, pages/s (0 = none) */
+	uint64_t unmerge_left;      /* shared pages a dedup_guest_unmerge() has
+				       still to copy (0: none under way) */
+	uint64_t unmerge_done;      /* pages unmerges on request copied, all time */
+	bool unmerging;             /* an unmerge on request is under way */
 };
 
 struct dedup_host_stats {
@@ -121,6 +125,19 @@ void dedup_remove_guest(struct dedup_engine *e, struct dedup_guest *g);
 void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
 			     bool on);
 bool dedup_guest_merging(struct dedup_engine *e, struct dedup_guest *g);
+
+/*
+ * Give a live guest a copy of its own of every page it shares (merged,
+ * merged in place, or discarded as zeros), as KSM's run=2 does: merging is
+ * switched off for it (dedup_guest_set_merging), then the scanner copies
+ * the pages in runs, at most `rate` pages a second (0: no limit), before
+ * it scans anything else; progress is in the guest's statistics
+ * (unmerging, unmerge_left).  It needs up to (pages_merged + pages_zero)
+ * x 4 KiB more memory: the caller checks that there is that much first.
+ * Returns the pages to copy.
+ */
+uint64_t dedup_guest_unmerge(struct dedup_engine *e, struct dedup_guest *g,
+			     uint64_t rate);
 
 void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,
 			   struct dedup_guest_stats *out);

@@ -364,6 +364,30 @@ void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
 	pthread_mutex_unlock(&e->lock);
 }
 
+uint64_t dedup_guest_unmerge(struct dedup_engine *e, struct dedup_guest *g,
+			     uint64_t rate)
+{
+	uint64_t n = 0;
+
+	dedup_guest_set_merging(e, g, false);
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t gfn = 0; gfn < g->npages; gfn++)
+		n += !!(g->pages[gfn].flags & (PG_MERGED | PG_HOME | PG_ZERO));
+	/* A second request restarts the walk at the first page with the
+	 * new rate (the pages behind it are private by now, or written
+	 * since, which the dirty log tracks as ever). */
+	g->unmerging = n > 0;
+	g->unmerge_next = 0;
+	g->unmerge_rate = rate;
+	g->st.unmerge_left = n;
+	if (n) {
+		e->kick = true;
+		pthread_cond_broadcast(&e->cond);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
 bool dedup_guest_merging(struct dedup_engine *e, struct dedup_guest *g)
 {
 	bool on;
@@ -512,6 +536,7 @@ void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,
 	pthread_mutex_lock(&e->lock);
 	*out = g->st;
 	out->pages = g->npages;
+	out->unmerging = g->unmerging;
 	guest_derived_stats(e, g, out);
 	pthread_mutex_unlock(&e->lock);
 }

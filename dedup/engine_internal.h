@@ -4,7 +4,8 @@
  *
  *   engine.c  lifecycle, guests, events, statistics (DOC: Overview)
  *   merge.c   frames, candidates, the merge protocol
- *   scan.c    the scanner thread, its pacing, unmerge accounting
+ *   scan.c    the scanner thread, its pacing, unmerge accounting,
+ *             unmerging on request
  *   budget.c  the VMA budget and its recount from /proc/self/maps
  *   fault.c   the userfaultfd and its fault thread
  *
@@ -68,6 +69,9 @@ struct dedup_guest {
 				      todo when a recount finds room */
 	bool paused_merging;       /* dedup switched off: only unmerges tracked */
 	uint64_t rate;             /* its own scan-rate cap, pages/s (0 = none) */
+	bool unmerging;            /* dedup_guest_unmerge(): copying its */
+	uint64_t unmerge_next;     /* shared pages from this gfn on, */
+	uint64_t unmerge_rate;     /* at most this many a second (0: no cap) */
 	bool error_reported;       /* merge errors: one was reported, */
 	uint64_t error_reported_ns;/* at this time; */
 	uint64_t errors_hidden;    /* how many were not since */

@@ -1,7 +1,8 @@
 /*
  * scan.c - the scanner thread: passes over every guest's RAM, unmerge
- * accounting from the dirty log, the volatility back-off, and pacing (the
- * scan rate and the CPU-share cap).
+ * accounting from the dirty log, unmerging on request (a guest's turn in a
+ * pass copies its shared pages first), the volatility back-off, and pacing
+ * (the scan rate and the CPU-share cap).
  *
  * A pass fetches each guest's dirty log (KVM's, ORed with the host-write
  * bits of the guest-memory API), then visits the pages it names and those
@@ -260,6 +261,114 @@ static bool next_work(struct dedup_guest *g, uint64_t *w, uint64_t *bits)
 	return false;
 }
 
+/* ---- unmerging on request ---- */
+
+#define PG_SHARED (PG_MERGED | PG_HOME | PG_ZERO)
+
+/*
+ * Copy one run of shared pages, [gfn, gfn+n).  e->lock is held through
+ * the copy, as through a merge: the copy needs no fault answered under
+ * the lock.  No page of this guest is write-protected now (merging is off
+ * for it, and the only merger, this thread, ends every merge with its
+ * protection gone before it lets go of the lock), so no write fault
+ * reaches the fault thread; a dropped zero page of home-backed RAM
+ * faults as missing, which the fault thread answers without the lock.
+ * The guest's own writes race harmlessly: the kernel copies a page once,
+ * under its page-table lock, whoever writes first.  Returns the pages
+ * that are private now, proven page by page in pagemap as any unmerge
+ * is (scan_written_page), or -1 with err.
+ */
+static int64_t unmerge_run(struct dedup_engine *e, struct dedup_guest *g,
+			   uint64_t gfn, uint64_t n, struct fv_error *err)
+{
+	int64_t copied = 0;
+
+	if (gmem_populate_write(g->gm, gfn, n, err))
+		return -1;
+	for (uint64_t i = gfn; i < gfn + n; i++) {
+		scan_written_page(e, g, i);
+		copied += !(g->pages[i].flags & PG_SHARED);
+	}
+	return copied;
+}
+
+/* The next run of shared pages at or after *gfn, at most `max` long;
+ * false at the end of the guest.  Visits at most `budget` pages. */
+static bool next_shared_run(struct dedup_guest *g, uint64_t *gfn, uint64_t *n,
+			    uint64_t max, uint64_t budget)
+{
+	uint64_t end = *gfn + budget < g->npages ? *gfn + budget : g->npages;
+
+	while (*gfn < end && !(g->pages[*gfn].flags & PG_SHARED))
+		(*gfn)++;
+	for (*n = 0; *gfn + *n < g->npages && *n < max &&
+		     g->pages[*gfn + *n].flags & PG_SHARED; (*n)++)
+		;
+	return *n > 0;
+}
+
+/*
+ * One lock hold of an unmerge on request: up to CHUNK_PAGES shared pages
+ * copied (and 64 times as many looked at).  Returns the pages copied; at
+ * the guest's end, or on an error (reported as a merge error is, and the
+ * rest left shared), the unmerge is over.
+ */
+static uint64_t unmerge_chunk(struct dedup_engine *e, struct dedup_guest *g)
+{
+	uint64_t copied = 0, n, left = CHUNK_PAGES;
+	struct fv_error err = { 0 };
+
+	while (left && next_shared_run(g, &g->unmerge_next, &n, left,
+				       CHUNK_PAGES * 64)) {
+		int64_t c = unmerge_run(e, g, g->unmerge_next, n, &err);
+
+		if (c < 0) {
+			merge_report_error(g, &err);
+			g->unmerging = false;
+			return copied;
+		}
+		copied += (uint64_t)c;
+		g->st.unmerge_done += (uint64_t)c;
+		g->st.unmerge_left -= (uint64_t)c < g->st.unmerge_left ? (uint64_t)c
+								      : g->st.unmerge_left;
+		g->unmerge_next += n;
+		left -= n;
+	}
+	if (g->unmerge_next >= g->npages) {
+		g->unmerging = false;
+		/* Pages it could not prove private (none expected) are no
+		 * longer waited for: their writes show in the dirty log. */
+		g->st.unmerge_left = 0;
+	}
+	return copied;
+}
+
+/* A guest's whole unmerge, in chunks with e->lock dropped between them,
+ * paced by its rate and the engine's CPU cap.  Other guests are scanned
+ * only when it is done: memory is what an unmerge is for.  false if the
+ * guest went away meanwhile. */
+static bool unmerge_guest(struct dedup_engine *e, struct dedup_guest *g)
+{
+	uint32_t id = g->id;
+
+	while (g->unmerging) {
+		uint64_t t0 = procstat_thread_cpu_ns(), spent, copied;
+
+		copied = unmerge_chunk(e, g);
+		spent = procstat_thread_cpu_ns() - t0;
+		g->st.cpu_ns += spent;
+		e->scanner_cpu_ns += spent;
+		pthread_mutex_unlock(&e->lock);
+		scan_throttle(g->unmerge_rate, e->cfg.cpu_pct, copied, spent);
+		pthread_mutex_lock(&e->lock);
+		while (e->paused && e->running)
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (!e->running || !guest_by_id(e, id))
+			return false;
+	}
+	return true;
+}
+
 /* One pass over one guest, in chunks of visits; e->lock is dropped between
  * chunks so that guests can be added and removed (the guest is re-checked
  * by id: a guest added meanwhile may have the removed one's address).
@@ -271,6 +380,8 @@ static uint64_t scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 	uint64_t w = 0, bits, visited = 0, rate;
 	unsigned cpu_pct;
 
+	if (g->unmerging && !unmerge_guest(e, g))
+		return 0;
 	if (gmem_fetch_dirty(g->gm, g->dirty, &err)) {
 		merge_report_error(g, &err);
 		return 0;

@@ -464,6 +464,23 @@ static int gmem_dontneed(struct guest_mem *gm, uint64_t gfn, struct fv_error *er
 	return 0;
 }
 
+int gmem_populate_write(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
+			struct fv_error *err)
+{
+	if (gfn > gmem_pages(gm) || npages > gmem_pages(gm) - gfn)
+		return fv_err(err, FV_E_RANGE, "pages %llu+%llu are not guest RAM",
+			      (unsigned long long)gfn, (unsigned long long)npages);
+	/* A fault of the kernel's making, page by page, under mmap_lock for
+	 * reading: a guest writing the same pages meanwhile either made its
+	 * copy first (then this leaves it alone) or writes into this one. */
+	if (madvise(gm->host + gfn * GMEM_PAGE_SIZE, npages * GMEM_PAGE_SIZE,
+		    MADV_POPULATE_WRITE) < 0)
+		return fv_err_errno(err, errno == ENOMEM ? FV_E_NOMEM : FV_E_SYS, errno,
+				    "MADV_POPULATE_WRITE of gfn %llu+%llu",
+				    (unsigned long long)gfn, (unsigned long long)npages);
+	return 0;
+}
+
 /* Map the kernel's zero page at an empty entry (and wake whoever waits on
  * it); EEXIST: a fault got there first, which mapped the same. */
 static int gmem_zero_entry(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)

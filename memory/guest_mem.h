@@ -116,6 +116,12 @@ int gmem_wake(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
 int gmem_map_frame(struct guest_mem *gm, uint64_t gfn, int fd, uint64_t offset,
 		   struct fv_error *err);
 
+/* Give [gfn, gfn+npages) pages of their own, as a write would, without
+ * changing a byte (MADV_POPULATE_WRITE): a page on a frame, a home slot or
+ * the zero page is copied.  ENOMEM: the kernel found no memory for it. */
+int gmem_populate_write(struct guest_mem *gm, uint64_t gfn, uint64_t npages,
+			struct fv_error *err);
+
 /* Drop a write-protected page of zeros: reads see the kernel's zero page,
  * no frame is used, and (for home-backed RAM) the protection is released.
  * In home-backed RAM refused (FV_E_STATE) while the page's home slot holds

@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "lib/memroom.h"
 #include "runner/run_ctx.h"
 
 /* Lock held, driver_has_guest(d). */
@@ -142,6 +143,41 @@ int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
+			  uint64_t *pages, struct fv_error *err)
+{
+	uint64_t need = 0, room;
+	struct mem_room mr;
+
+	*pages = 0;
+	/* What the copies take at most: a page for every page shared (less
+	 * in truth: frames only these guests held go back to the host). */
+	for (unsigned i = 0; i < n; i++) {
+		struct dedup_guest_stats s;
+
+		if (!ds[i]->guest->dedup_guest)
+			continue;
+		dedup_get_guest_stats(ds[i]->ctx->st->dedup, ds[i]->guest->dedup_guest, &s);
+		need += (s.pages_merged + s.pages_zero) * 4096;
+	}
+	if (!need)
+		return 0;
+	if (memroom_read(&mr, err))
+		return -1;
+	room = memroom_bytes(&mr);
+	if (need > room)
+		return fv_err(err, FV_E_NOMEM,
+			      "unmerging needs up to %llu MiB and only %llu MiB %s; nothing was unmerged",
+			      (unsigned long long)(need >> 20), (unsigned long long)(room >> 20),
+			      mr.cgroup_room < mr.available ? "is left under the cgroup limit"
+							    : "are available (MemAvailable)");
+	for (unsigned i = 0; i < n; i++)
+		if (ds[i]->guest->dedup_guest)
+			*pages += dedup_guest_unmerge(ds[i]->ctx->st->dedup,
+						      ds[i]->guest->dedup_guest, rate);
+	return 0;
 }
 
 struct dedup_engine *runner_dedup(struct run_ctx *ctx)

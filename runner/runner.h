@@ -170,6 +170,13 @@ unsigned runner_guest_get_all(struct run_ctx *ctx, struct driver **out,
  * joins it. */
 int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err);
 
+/* Unmerge held guests (dedup_guest_unmerge, at most rate pages/s each)
+ * if the memory their copies take at most is there (lib/memroom.h), else
+ * FV_E_NOMEM saying what is needed and what is left, and nothing starts.
+ * *pages: the pages to copy. */
+int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
+			  uint64_t *pages, struct fv_error *err);
+
 /* The run's dedup engine, or NULL; it lives as long as the run. */
 struct dedup_engine *runner_dedup(struct run_ctx *ctx);
 

@@ -6,7 +6,7 @@
  * query-dedup-ideal add the workers' figures up (and the former lists
  * each domain's too); vm-create goes to the worker of the guest's trust
  * domain, started first when the domain has none; vm-destroy goes to the
- * worker holding the guest.  Workers' dedup events are passed on with
+ * worker holding the guest, dedup-unmerge to the guest's or the domain's.  Workers' dedup events are passed on with
  * their domain; a worker that dies ends its guests with SHUTDOWN here.
  *
  * Handlers run on the QMP server thread, one at a time.  A worker's
@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "config.h"
 #include "control/vm_create.h"
+#include "control/unmerge.h"
 #include "lib/fileutil.h"
 #include "lib/procstat.h"
 #include "supervisor/sup_int.h"
@@ -375,6 +376,29 @@ static int cmd_vm_destroy(void *opaque, struct json_object *args,
 	return forward(w, "vm-destroy", args, "DeviceNotFound", ret, err);
 }
 
+/* To the worker holding the guest, or the domain's worker. */
+static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
+			     struct json_object **ret, struct qmp_error *err)
+{
+	struct supervisor *sup = opaque;
+	const char *vm, *domain;
+	struct sup_worker *w;
+	uint64_t rate;
+
+	if (unmerge_parse(args, true, &vm, &domain, &rate, err))
+		return -1;
+	pthread_mutex_lock(&sup->lock);
+	w = vm ? find_guest_locked(sup, vm) : find_domain_locked(sup, domain);
+	if (w)
+		w->busy++;
+	pthread_mutex_unlock(&sup->lock);
+	if (!w)
+		return vm ? qmp_error_set(err, "DeviceNotFound", "no guest named '%s'", vm)
+			  : qmp_error_set(err, "DeviceNotFound", "no guest of trust domain '%s'",
+					  domain);
+	return forward(w, "dedup-unmerge", args, "DeviceNotFound", ret, err);
+}
+
 static const struct qmp_command host_commands[] = {
 	{ "query-vms", cmd_query_vms, NULL, 0, "every guest: state, memory, dedup" },
 	{ "query-dedup-host", cmd_query_dedup_host, NULL, 0,
@@ -384,6 +408,8 @@ static const struct qmp_command host_commands[] = {
 	{ "vm-create", cmd_vm_create, vm_create_args, 0,
 	  "start a guest (--vm keys) in its trust domain's worker" },
 	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" },
+	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_host_args, 0,
+	  "give a guest (vm) or trust domain (domain) private copies of its shared pages" },
 	{ NULL, NULL, NULL, 0, NULL },
 };
 

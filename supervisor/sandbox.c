@@ -41,6 +41,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "lib/fileutil.h"
+#include "lib/memroom.h"
 #include "lib/procstat.h"
 #include "supervisor/sandbox.h"
 
@@ -439,7 +440,7 @@ int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
 		return 0;
 	/* Checked before Landlock resolves them: a planted symlink would
 	 * hand the worker its target. */
-	if (procstat_pagemap_preopen(err) ||
+	if (procstat_pagemap_preopen(err) || memroom_preopen(err) ||
 	    fv_private_dir(opt->log_dir, "log directory", err) ||
 	    (opt->control && fv_private_dir(opt->run_dir, "run directory", err)))
 		return -1;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <CUnit/CUnit.h>
 #include "tests/unit/unit.h"
+#include "lib/memroom.h"
 #include "lib/procstat.h"
 
 #define PAGE 4096u
@@ -498,6 +499,69 @@ static void test_thread_cpu(void)
 	CU_ASSERT(t1 - t0 >= 1000000);
 }
 
+/* ---- memroom: MemAvailable and the cgroup's room ---- */
+
+static void test_memroom_meminfo(void)
+{
+	uint64_t b = 1;
+
+	CU_ASSERT(memroom_parse_meminfo("MemTotal:  100 kB\nMemFree: 5 kB\n"
+					"MemAvailable:    2048 kB\nBuffers: 1 kB\n", &b) == 0);
+	CU_ASSERT(b == 2048 * 1024);
+	CU_ASSERT(memroom_parse_meminfo("MemAvailable: 7 kB", &b) == 0 && b == 7 * 1024);
+	/* absent, not at a line's start, not a number, overflowing */
+	CU_ASSERT(memroom_parse_meminfo("MemTotal: 100 kB\n", &b) == -1);
+	CU_ASSERT(memroom_parse_meminfo("XMemAvailable: 1 kB\n", &b) == -1);
+	CU_ASSERT(memroom_parse_meminfo("MemAvailable: lots\n", &b) == -1);
+	CU_ASSERT(memroom_parse_meminfo("MemAvailable: 99999999999999999999 kB\n", &b) == -1);
+	CU_ASSERT(memroom_parse_meminfo("", &b) == -1);
+}
+
+static void test_memroom_cgroup(void)
+{
+	const char *hybrid = "12:pids:/a\n5:cpu,memory,blkio:/user/x.scope\n0::/init.scope\n";
+	char p[64];
+
+	CU_ASSERT(memroom_parse_cgroup(hybrid, true, p, sizeof(p)) && !strcmp(p, "/user/x.scope"));
+	CU_ASSERT(memroom_parse_cgroup(hybrid, false, p, sizeof(p)) && !strcmp(p, "/init.scope"));
+	CU_ASSERT(memroom_parse_cgroup("0::/\n", false, p, sizeof(p)) && !strcmp(p, "/"));
+	/* a controller named like memory is not memory; no v2 line */
+	CU_ASSERT(!memroom_parse_cgroup("3:memoryx:/a\n4:xmemory:/b\n", true, p, sizeof(p)));
+	CU_ASSERT(!memroom_parse_cgroup("3:memory:/a\n", false, p, sizeof(p)));
+	/* malformed lines and paths too long are no answer */
+	CU_ASSERT(!memroom_parse_cgroup("garbage\n:\n", true, p, sizeof(p)));
+	CU_ASSERT(!memroom_parse_cgroup("0::relative\n", false, p, sizeof(p)));
+	CU_ASSERT(!memroom_parse_cgroup("0::/a-very-long-path\n", false, p, 8));
+	CU_ASSERT(!memroom_parse_cgroup("", false, p, sizeof(p)));
+}
+
+static void test_memroom_value(void)
+{
+	uint64_t v = 0;
+
+	CU_ASSERT(memroom_parse_value("max\n", &v) == 0 && v == MEMROOM_NO_LIMIT);
+	CU_ASSERT(memroom_parse_value("1073741824\n", &v) == 0 && v == 1073741824ull);
+	CU_ASSERT(memroom_parse_value("9223372036854771712", &v) == 0);
+	CU_ASSERT(memroom_parse_value("", &v) == -1);
+	CU_ASSERT(memroom_parse_value("12x\n", &v) == -1);
+	CU_ASSERT(memroom_parse_value("maximum\n", &v) == -1);
+	CU_ASSERT(memroom_parse_value("99999999999999999999999\n", &v) == -1);
+}
+
+/* This process's figures: MemAvailable is there and below MemTotal's
+ * order; whatever cgroup it is in, the smaller room is reported. */
+static void test_memroom_self(void)
+{
+	struct mem_room r;
+	struct fv_error err;
+
+	CU_ASSERT_FATAL(memroom_read(&r, &err) == 0);
+	CU_ASSERT(r.available > 0);
+	CU_ASSERT(memroom_bytes(&r) <= r.available);
+	CU_ASSERT(memroom_bytes(&r) <= r.cgroup_room);
+	CU_ASSERT((r.cgroup_room == MEMROOM_NO_LIMIT) == (r.cgroup_file[0] == '\0'));
+}
+
 void unit_add_procstat_suite(void)
 {
 	CU_pSuite s = CU_add_suite("procstat", NULL, NULL);
@@ -519,4 +583,8 @@ void unit_add_procstat_suite(void)
 	CU_add_test(s, "maps walk of self", test_maps_self);
 	CU_add_test(s, "pagemap entry decode", test_pagemap_decode);
 	CU_add_test(s, "pagemap reader", test_pagemap_reader);
+	CU_add_test(s, "memroom: meminfo", test_memroom_meminfo);
+	CU_add_test(s, "memroom: /proc/self/cgroup", test_memroom_cgroup);
+	CU_add_test(s, "memroom: limit values", test_memroom_value);
+	CU_add_test(s, "memroom: this process", test_memroom_self);
 }
