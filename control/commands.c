@@ -79,6 +79,18 @@ static int cmd_query_vms(void *opaque, struct json_object *args,
 	return 0;
 }
 
+/* The engine's memory-pressure figures (PSI, hundredths of a percent). */
+static void pressure_json(struct json_object *o, const struct dedup_host_stats *h)
+{
+	jadd_bool(o, "memory-pressure-paused", h->pressure_paused);
+	jadd_bool(o, "memory-pressure-known", h->pressure_known);
+	jadd_bool(o, "memory-pressure-cgroup", h->pressure_cgroup);
+	jadd_int(o, "memory-pressure-some-avg10", h->pressure_some_avg10);
+	jadd_int(o, "memory-pressure-full-avg10", h->pressure_full_avg10);
+	jadd_int(o, "memory-pressure-threshold", h->pressure_pct * 100);
+	jadd_int(o, "memory-pressure-pauses", h->pressure_pauses);
+}
+
 static struct json_object *host_json(struct run_ctx *ctx)
 {
 	struct json_object *o = json_object_new_object();
@@ -108,6 +120,7 @@ static struct json_object *host_json(struct run_ctx *ctx)
 	jadd_int(o, "scanner-cpu-ns", h.cpu_ns);
 	jadd_int(o, "pass-cpu-max-ns", h.pass_cpu_max_ns);
 	jadd_int(o, "pass-cpu-last-ns", h.pass_cpu_last_ns);
+	pressure_json(o, &h);
 	return o;
 }
 
@@ -326,14 +339,19 @@ static void broadcast(struct control *c, const char *name, struct json_object *d
 }
 
 static void dedup_event(void *opaque, const struct dedup_host_stats *st,
-			bool budget_exhausted)
+			unsigned events)
 {
 	struct control *c = opaque;
 	uint64_t now = fv_mono_ns();
 	bool pass_due;
 	struct json_object *data;
 
-	if (budget_exhausted) {
+	if (events & DEDUP_EVENT_PRESSURE) {
+		data = json_object_new_object();
+		pressure_json(data, st);
+		broadcast(c, "MEMORY_PRESSURE", data);
+	}
+	if (events & DEDUP_EVENT_BUDGET) {
 		data = json_object_new_object();
 		jadd_int(data, "vma-budget", st->vma_budget);
 		jadd_int(data, "vmas-used", st->vmas_used);

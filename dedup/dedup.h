@@ -35,6 +35,10 @@ struct dedup_config {
 	unsigned idle_interval_max_ms; /* longest pause (1000; at most
 				     pass_interval_ms means no growth) */
 	unsigned volatile_after;  /* dirty passes in a row before backing off */
+	unsigned pressure_pct;    /* pause new merges while memory pressure
+				     (PSI "some" avg10, lib/memroom.h) is at
+				     least this percent; go on below half of
+				     it; 0 = never pause */
 	bool in_place;            /* guests of a named domain map its home
 				     file, so that what they hold at the same
 				     address merges in place (docs/dedup.md) */
@@ -42,7 +46,8 @@ struct dedup_config {
 
 /* Defaults: no rate limit, no CPU cap, automatic VMA budget, 256 GiB
  * sparse store, 100 ms between passes (up to 1 s while passes find
- * nothing), back off after 2 dirty passes, merging in place on. */
+ * nothing), back off after 2 dirty passes, merging in place on, merges
+ * paused at 10% memory pressure. */
 void dedup_config_defaults(struct dedup_config *cfg);
 
 struct dedup_guest_stats {
@@ -93,6 +98,14 @@ struct dedup_host_stats {
 	uint64_t merges, unmerges;
 	uint64_t pass_cpu_max_ns;   /* the dearest full pass (the first over new memory) */
 	uint64_t pass_cpu_last_ns;  /* the latest full pass */
+	/* Memory pressure, as last read (at most once a second, while the
+	 * scanner works); hundredths of a percent. */
+	bool pressure_known;        /* PSI could be read */
+	bool pressure_paused;       /* new merges wait for it to fall */
+	bool pressure_cgroup;       /* the cgroup's figures, not the host's */
+	uint32_t pressure_some_avg10, pressure_full_avg10;
+	unsigned pressure_pct;      /* the threshold (0: never pauses) */
+	uint64_t pressure_pauses;   /* times merging paused for it */
 };
 
 /* Does the engine merge in place (its config's in_place)?  Fixed for the
@@ -157,13 +170,21 @@ enum dedup_page_state {
 enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 				       struct dedup_guest *g, uint64_t gfn);
 
+/* What an event callback is told, besides that a pass ended. */
+enum dedup_event_flags {
+	DEDUP_EVENT_BUDGET = 1 << 0,   /* the VMA budget binds (first time) */
+	DEDUP_EVENT_PRESSURE = 1 << 1, /* merging paused or resumed for memory
+					  pressure (st->pressure_paused) */
+};
+
 /* Called on the scanner thread (engine lock not held) after every full
- * pass, and when the VMA budget first binds (budget_exhausted true).
+ * pass, and when the VMA budget first binds or memory pressure pauses or
+ * resumes merging (events: enum dedup_event_flags).
  * dedup_set_event_callback() returns only once no call of the previous
  * callback is running, so its opaque may be freed then; it must not be
  * called from inside the callback. */
 typedef void (*dedup_event_fn)(void *opaque, const struct dedup_host_stats *st,
-			       bool budget_exhausted);
+			       unsigned events);
 void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
 			      void *opaque);
 
@@ -206,6 +227,9 @@ unsigned dedup_backoff_passes(unsigned heat, unsigned volatile_after);
 /* The sleep after a pass: `base` ms after one that visited a page, then
  * doubling with each idle pass in a row, at most `max` ms. */
 unsigned dedup_idle_interval_ms(unsigned base, unsigned idle_passes, unsigned max);
+/* Memory pressure hysteresis: paused now, given the last state and the
+ * "some" avg10 in hundredths of a percent; pct 0 never pauses. */
+bool dedup_pressure_pauses(bool paused, uint32_t some_avg10, unsigned pct);
 /* Is a recount of the VMAs worth its cost?  Only when guests came or
  * went, or when merges that cost VMAs were made since the last one and the
  * books are within an eighth of the budget (or 1,000 VMAs) of binding. */

@@ -61,6 +61,16 @@ void dedup_config_defaults(struct dedup_config *cfg)
 	cfg->idle_interval_max_ms = 1000;
 	cfg->volatile_after = 2;
 	cfg->in_place = true;
+	cfg->pressure_pct = 10;
+}
+
+/* Pause at pct, go on below half of it: avg10 moves smoothly, and a
+ * threshold with one edge would flap around it. */
+bool dedup_pressure_pauses(bool paused, uint32_t some_avg10, unsigned pct)
+{
+	if (!pct)
+		return false;
+	return paused ? some_avg10 * 2 >= pct * 100 : some_avg10 >= pct * 100;
 }
 
 bool dedup_in_place(const struct dedup_engine *e)
@@ -95,20 +105,25 @@ void engine_notify(struct dedup_engine *e)
 	struct dedup_host_stats st;
 	dedup_event_fn fn;
 	void *opaque;
-	bool budget_now;
+	unsigned events = 0;
 
 	pthread_mutex_lock(&e->lock);
 	fn = e->event_fn;
 	opaque = e->event_opaque;
-	budget_now = e->budget_exhausted && !e->budget_reported;
-	if (budget_now)
+	if (e->budget_exhausted && !e->budget_reported) {
 		e->budget_reported = true;
+		events |= DEDUP_EVENT_BUDGET;
+	}
+	if (e->pressure_changed) {
+		e->pressure_changed = false;
+		events |= DEDUP_EVENT_PRESSURE;
+	}
 	e->event_running = fn != NULL;
 	pthread_mutex_unlock(&e->lock);
 	if (!fn)
 		return;
 	dedup_get_host_stats(e, &st);
-	fn(opaque, &st, budget_now);
+	fn(opaque, &st, events);
 	pthread_mutex_lock(&e->lock);
 	e->event_running = false;
 	pthread_cond_broadcast(&e->cond);
@@ -563,6 +578,13 @@ void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out)
 	out->unmerges = e->unmerges;
 	out->pass_cpu_max_ns = e->pass_cpu_max_ns;
 	out->pass_cpu_last_ns = e->pass_cpu_last_ns;
+	out->pressure_known = e->pressure_known;
+	out->pressure_paused = e->pressure_paused;
+	out->pressure_cgroup = e->pressure.cgroup;
+	out->pressure_some_avg10 = e->pressure.some_avg10;
+	out->pressure_full_avg10 = e->pressure.full_avg10;
+	out->pressure_pct = e->cfg.pressure_pct;
+	out->pressure_pauses = e->pressure_pauses;
 	out->cpu_ns = e->scanner_cpu_ns +
 		      __atomic_load_n(&e->fault_cpu_ns, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->lock);

@@ -22,6 +22,7 @@
 #include "dedup/dedup.h"
 #include "dedup/index.h"
 #include "dedup/store.h"
+#include "lib/memroom.h"
 #include "lib/procstat.h"
 
 #define PAGE 4096ull
@@ -34,6 +35,7 @@
 #define ZERO_DOMAIN 0              /* zero content merges across domains */
 #define MAX_DOMAINS 256
 #define ERROR_REPORT_NS 10000000000ull /* merge errors: one report per 10 s */
+#define PRESSURE_READ_NS 1000000000ull /* PSI read at most once a second */
 
 enum page_flags {
 	PG_HASHED = 1 << 0,    /* hash is the content's, as of the last clean visit */
@@ -126,6 +128,11 @@ struct dedup_engine {
 	void *event_opaque;
 	bool event_running;        /* event_fn is being called (no lock held) */
 	bool budget_reported;      /* the budget event went out */
+	struct mem_pressure pressure; /* as last read */
+	bool pressure_known, pressure_paused, pressure_changed;
+	bool pressure_error_reported;
+	uint64_t pressure_read_ns; /* when it was last read */
+	uint64_t pressure_pauses;
 	uint8_t zero_page[PAGE] __attribute__((aligned(64)));
 };
 
@@ -170,6 +177,9 @@ void merge_try(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn,
 /* ---- scan.c ---- */
 
 void *scanner_thread(void *arg);     /* takes e->lock itself */
+/* Are new merges held back for memory pressure (read at most once a
+ * second)?  Between chunks. */
+bool pressure_holds(struct dedup_engine *e);
 
 /* ---- budget.c ---- */
 

@@ -24,6 +24,7 @@
  * that find nothing to do are spaced out up to idle_interval_max_ms.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include <xxhash.h>
 #include "dedup/engine_internal.h"
@@ -195,7 +196,8 @@ static void scan_page_once(struct dedup_engine *e, struct dedup_guest *g, uint64
 	} else if (p->heat) {
 		p->heat--; /* a clean pass cools it down */
 	}
-	if (p->flags & (PG_MERGED | PG_HOME | PG_ZERO) || g->paused_merging)
+	if (p->flags & (PG_MERGED | PG_HOME | PG_ZERO) || g->paused_merging ||
+	    e->pressure_paused)
 		return;
 	page = gmem_page_view(g->gm, gfn);
 	/* Unchanged since its last hash: no need to hash again.  Pages never
@@ -259,6 +261,52 @@ static bool next_work(struct dedup_guest *g, uint64_t *w, uint64_t *bits)
 		}
 	}
 	return false;
+}
+
+/* ---- memory pressure ---- */
+
+/*
+ * Under memory pressure a merge is the wrong work: it makes copies-on-write
+ * likelier later, and its hashing and compares take CPU and cache from
+ * reclaim.  New merges wait while PSI says tasks stall on memory; the
+ * dirty log is still fetched and unmerges still counted (frames freed by
+ * writers go back at once), and an unmerge on request goes on.  When it
+ * ends, every page is looked at again: those skipped meanwhile are not
+ * in the dirty log.
+ */
+bool pressure_holds(struct dedup_engine *e)
+{
+	uint64_t now = fv_mono_ns();
+	struct fv_error err = { 0 };
+	bool paused;
+
+	if (!e->cfg.pressure_pct || now - e->pressure_read_ns < PRESSURE_READ_NS)
+		return e->pressure_paused;
+	e->pressure_read_ns = now;
+	if (memroom_pressure(&e->pressure, &err)) {
+		if (!e->pressure_error_reported)
+			fprintf(stderr, "foldvm: dedup: %s: merging does not pause for memory pressure\n",
+				err.msg);
+		e->pressure_error_reported = true;
+		e->pressure_known = false;
+		paused = false;
+	} else {
+		e->pressure_known = true;
+		paused = dedup_pressure_pauses(e->pressure_paused, e->pressure.some_avg10,
+					       e->cfg.pressure_pct);
+	}
+	if (paused == e->pressure_paused)
+		return paused;
+	e->pressure_paused = paused;
+	e->pressure_changed = true;
+	if (paused) {
+		e->pressure_pauses++;
+	} else {
+		for (struct dedup_guest *g = e->guests; g; g = g->next)
+			guest_requeue_all(g);
+		e->idle_passes = 0;
+	}
+	return paused;
 }
 
 /* ---- unmerging on request ---- */
@@ -382,6 +430,7 @@ static uint64_t scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 
 	if (g->unmerging && !unmerge_guest(e, g))
 		return 0;
+	pressure_holds(e);
 	if (gmem_fetch_dirty(g->gm, g->dirty, &err)) {
 		merge_report_error(g, &err);
 		return 0;
@@ -409,6 +458,7 @@ static uint64_t scan_guest(struct dedup_engine *e, struct dedup_guest *g)
 		if (!e->running || !guest_by_id(e, id))
 			return visited;
 		budget_maybe_recount(e);
+		pressure_holds(e);
 	}
 	g->st.full_passes++;
 	return visited;

@@ -91,6 +91,9 @@ const char cli_usage[] =
 "                   benchmark baseline; KSM itself is set in /sys/kernel/mm/ksm)\n"
 "  --dedup-rate N   pages scanned per second (default: no limit)\n"
 "  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
+"  --dedup-pressure PCT  pause new merges while memory pressure (PSI, some\n"
+"                   avg10) is at least PCT%, until it is below half of it;\n"
+"                   0..100, 0: never (default 10)\n"
 "  --dedup-vma-budget N  VMAs merges may add (default: vm.max_map_count\n"
 "                   less what the process needs)\n"
 "  --dedup-in-place on|off  guests of a named domain (domain=) map its home\n"
@@ -327,7 +330,7 @@ static int cli_demo_option(struct cli_options *opt, const char *name,
 
 static const char *const dedup_opts[] = {
 	"--dedup-rate", "--dedup-cpu", "--dedup-vma-budget", "--dedup-in-place",
-	"--max-map-count",
+	"--dedup-pressure", "--max-map-count",
 };
 
 static int cli_dedup_option(struct cli_options *opt, const char *name,
@@ -342,6 +345,13 @@ static int cli_dedup_option(struct cli_options *opt, const char *name,
 		if (spec_parse_uint(val, 1, 100, &x, "--dedup-cpu", err))
 			return -1;
 		opt->dedup_cpu = (unsigned)x;
+		return 0;
+	}
+	if (!strcmp(name, "--dedup-pressure")) {
+		if (spec_parse_uint(val, 0, 100, &x, "--dedup-pressure", err))
+			return -1;
+		opt->dedup_pressure = (unsigned)x;
+		opt->dedup_pressure_set = true;
 		return 0;
 	}
 	if (!strcmp(name, "--dedup-vma-budget"))

@@ -25,6 +25,8 @@ struct level {
 };
 
 static int meminfo_fd = -1;
+static int pressure_fd = -1;
+static bool pressure_cgroup;
 static struct level levels[MAX_LEVELS];
 static unsigned nr_levels;
 static bool preopened;
@@ -75,6 +77,48 @@ bool memroom_parse_cgroup(const char *text, bool v1, char *path, size_t len)
 		return true;
 	}
 	return false;
+}
+
+/* "avg10=12.34" in a PSI line, as hundredths. */
+static int psi_avg10(const char *line, uint32_t *out)
+{
+	const char *p = strstr(line, "avg10=");
+	unsigned whole, frac;
+	char *end;
+
+	if (!p)
+		return -1;
+	p += strlen("avg10=");
+	errno = 0;
+	whole = (unsigned)strtoul(p, &end, 10);
+	if (errno || end == p || *end != '.' || whole > 100)
+		return -1;
+	p = end + 1;
+	frac = (unsigned)strtoul(p, &end, 10);
+	if (end - p != 2 || frac > 99 || (whole == 100 && frac))
+		return -1;
+	*out = whole * 100 + frac;
+	return 0;
+}
+
+int memroom_parse_pressure(const char *text, struct mem_pressure *out)
+{
+	const char *some = strstr(text, "some "), *full = strstr(text, "full ");
+	const char *total;
+	unsigned long long t;
+
+	memset(out, 0, sizeof(*out));
+	if (!some || some != text || psi_avg10(some, &out->some_avg10))
+		return -1;
+	total = strstr(some, "total=");
+	if (!total || (strchr(some, '\n') && total > strchr(some, '\n')) ||
+	    sscanf(total, "total=%llu", &t) != 1)
+		return -1;
+	out->some_total_us = t;
+	/* "full" is absent for the CPU only; for memory it is there. */
+	if (full && (full[-1] != '\n' || psi_avg10(full, &out->full_avg10)))
+		return -1;
+	return 0;
 }
 
 int memroom_parse_value(const char *text, uint64_t *v)
@@ -140,15 +184,37 @@ static void open_levels(const char *root, const char *cg, const char *limit,
 	}
 }
 
+/* The cgroup's memory.pressure (v2, not the root's), else the host's. */
+static void open_pressure(const char *cg)
+{
+	char path[192];
+
+	pressure_cgroup = false;
+	if (cg && strcmp(cg, "/")) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.pressure", cg);
+		pressure_fd = open_ro(path);
+		if (pressure_fd < 0) {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup/unified%s/memory.pressure", cg);
+			pressure_fd = open_ro(path);
+		}
+		pressure_cgroup = pressure_fd >= 0;
+	}
+	if (pressure_fd < 0)
+		pressure_fd = open_ro("/proc/pressure/memory");
+}
+
 static void open_cgroup_files(void)
 {
 	char text[4096], cg[128];
 	int fd = open_ro("/proc/self/cgroup");
 
-	if (fd < 0)
+	if (fd < 0) {
+		open_pressure(NULL);
 		return;
+	}
 	read_all(fd, text, sizeof(text));
 	close(fd);
+	open_pressure(memroom_parse_cgroup(text, false, cg, sizeof(cg)) ? cg : NULL);
 	if (memroom_parse_cgroup(text, false, cg, sizeof(cg))) {
 		open_levels("/sys/fs/cgroup", cg, "memory.max", "memory.current");
 		if (!nr_levels)
@@ -173,6 +239,9 @@ int memroom_preopen(struct fv_error *err)
 
 static void close_levels(void)
 {
+	if (pressure_fd >= 0)
+		close(pressure_fd);
+	pressure_fd = -1;
 	for (unsigned i = 0; i < nr_levels; i++) {
 		close(levels[i].limit_fd);
 		close(levels[i].usage_fd);
@@ -222,6 +291,25 @@ int memroom_read(struct mem_room *out, struct fv_error *err)
 		meminfo_fd = -1;
 		close_levels();
 	}
+	return r;
+}
+
+int memroom_pressure(struct mem_pressure *out, struct fv_error *err)
+{
+	char text[512];
+	int r = 0;
+
+	if (!preopened)
+		open_cgroup_files();
+	if (pressure_fd < 0)
+		r = fv_err(err, FV_E_IO, "no memory pressure figures (a kernel without PSI?)");
+	else if (read_all(pressure_fd, text, sizeof(text)) <= 0 ||
+		 memroom_parse_pressure(text, out))
+		r = fv_err(err, FV_E_IO, "memory pressure figures unreadable (psi=0?)");
+	else
+		out->cgroup = pressure_cgroup;
+	if (!preopened)
+		close_levels();
 	return r;
 }
 

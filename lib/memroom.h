@@ -33,7 +33,23 @@ int memroom_read(struct mem_room *out, struct fv_error *err);
 /* The smaller of the two rooms. */
 uint64_t memroom_bytes(const struct mem_room *r);
 
-/* Pure parsers, for unit tests.  MemAvailable from /proc/meminfo text. */
+/* Memory pressure (PSI): the share of time some (or all) tasks stalled on
+ * memory, averaged over 10 s, in hundredths of a percent.  From the
+ * process's own cgroup (v2 memory.pressure) where it has one, else the
+ * host's (/proc/pressure/memory). */
+struct mem_pressure {
+	uint32_t some_avg10, full_avg10;
+	uint64_t some_total_us;  /* stalled time, all time */
+	bool cgroup;             /* the cgroup's figures, not the host's */
+};
+
+/* -1 with err when the kernel has no PSI (built without it, or psi=0). */
+int memroom_pressure(struct mem_pressure *out, struct fv_error *err);
+
+/* Pure parsers, for unit tests.  PSI's "some avg10=1.23 ... total=N" and
+ * "full ..." lines. */
+int memroom_parse_pressure(const char *text, struct mem_pressure *out);
+/* MemAvailable from /proc/meminfo text. */
 int memroom_parse_meminfo(const char *text, uint64_t *bytes);
 /* The memory cgroup's path from /proc/self/cgroup text: the v1 line whose
  * controllers include "memory" when v1 is true, else the v2 line "0::".

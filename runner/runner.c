@@ -91,6 +91,8 @@ static int runner_start_dedup(const struct cli_options *opt,
 	cfg.cpu_pct = opt->dedup_cpu;
 	cfg.vma_budget = opt->dedup_vma_budget;
 	cfg.in_place = !opt->dedup_no_in_place;
+	if (opt->dedup_pressure_set)
+		cfg.pressure_pct = opt->dedup_pressure;
 	if (dedup_create(engine, &cfg, err))
 		return -1;
 	/* With sync steps the first one measures the no-dedup baseline, so

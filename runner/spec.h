@@ -142,6 +142,8 @@ struct cli_options {
 	bool ksm;               /* --ksm: Linux KSM merges instead */
 	uint64_t dedup_rate;    /* --dedup-rate pages/s (0 = unlimited) */
 	unsigned dedup_cpu;     /* --dedup-cpu percent (0 = no cap) */
+	bool dedup_pressure_set;   /* --dedup-pressure given: */
+	unsigned dedup_pressure;   /* PSI percent that pauses merges (0: never) */
 	uint64_t dedup_vma_budget; /* --dedup-vma-budget (0 = automatic) */
 	bool dedup_no_in_place; /* --dedup-in-place off */
 	uint64_t max_map_count; /* --max-map-count: raise vm.max_map_count */

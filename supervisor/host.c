@@ -6,7 +6,8 @@
  * query-dedup-ideal add the workers' figures up (and the former lists
  * each domain's too); vm-create goes to the worker of the guest's trust
  * domain, started first when the domain has none; vm-destroy goes to the
- * worker holding the guest, dedup-unmerge to the guest's or the domain's.  Workers' dedup events are passed on with
+ * worker holding the guest, dedup-unmerge to the guest's or the domain's.
+ * Workers' dedup events are passed on with
  * their domain; a worker that dies ends its guests with SHUTDOWN here.
  *
  * Handlers run on the QMP server thread, one at a time.  A worker's
@@ -141,7 +142,9 @@ static void add_figures(struct json_object *dst, struct json_object *src)
 	json_object_object_foreach(src, key, v) {
 		struct json_object *d;
 		bool is_max = !strcmp(key, "max-map-count") ||
-			      !strncmp(key, "pass-cpu-", 9);
+			      !strncmp(key, "pass-cpu-", 9) ||
+			      (!strncmp(key, "memory-pressure-", 16) &&
+			       strcmp(key, "memory-pressure-pauses"));
 
 		if (!json_object_object_get_ex(dst, key, &d)) {
 			if (json_object_is_type(v, json_type_int) ||
@@ -459,7 +462,8 @@ void sup_host_worker_event(struct sup_worker *w, const char *name,
 		put_worker_locked(w);
 		pthread_mutex_unlock(&sup->lock);
 	} else if (!strcmp(name, "DEDUP_PASS_COMPLETE") ||
-		   !strcmp(name, "DEDUP_BUDGET_EXHAUSTED")) {
+		   !strcmp(name, "DEDUP_BUDGET_EXHAUSTED") ||
+		   !strcmp(name, "MEMORY_PRESSURE")) {
 		if (!sup->host_ep || (data && !json_object_is_type(data, json_type_object)))
 			return;
 		copy = json_object_new_object();

@@ -132,6 +132,23 @@ static void test_idle_interval(void)
 	CU_ASSERT_EQUAL(dedup_idle_interval_ms(0, 20, 1000), 1000);
 }
 
+static void test_pressure_hysteresis(void)
+{
+	/* 10%: pause at 10.00, not at 9.99 */
+	CU_ASSERT_FALSE(dedup_pressure_pauses(false, 999, 10));
+	CU_ASSERT_TRUE(dedup_pressure_pauses(false, 1000, 10));
+	/* paused: stays paused down to 5.00, goes on below it */
+	CU_ASSERT_TRUE(dedup_pressure_pauses(true, 700, 10));
+	CU_ASSERT_TRUE(dedup_pressure_pauses(true, 500, 10));
+	CU_ASSERT_FALSE(dedup_pressure_pauses(true, 499, 10));
+	/* 0: never, however high */
+	CU_ASSERT_FALSE(dedup_pressure_pauses(false, 10000, 0));
+	CU_ASSERT_FALSE(dedup_pressure_pauses(true, 10000, 0));
+	/* 100: only a full stall pauses */
+	CU_ASSERT_FALSE(dedup_pressure_pauses(false, 9999, 100));
+	CU_ASSERT_TRUE(dedup_pressure_pauses(false, 10000, 100));
+}
+
 static void test_recount_wanted(void)
 {
 	/* guests came or went: always */
@@ -520,6 +537,7 @@ void unit_add_dedup_suite(void)
 	CU_add_test(s, "volatility back-off", test_backoff);
 	CU_add_test(s, "config defaults", test_config_defaults);
 	CU_add_test(s, "idle pass interval", test_idle_interval);
+	CU_add_test(s, "memory pressure hysteresis", test_pressure_hysteresis);
 	CU_add_test(s, "when to recount VMAs", test_recount_wanted);
 	CU_add_test(s, "idle passes visit nothing", test_idle_passes_visit_nothing);
 	CU_add_test(s, "budget-bound engine idles", test_budget_bound_engine_idles);

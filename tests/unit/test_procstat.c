@@ -548,6 +548,25 @@ static void test_memroom_value(void)
 	CU_ASSERT(memroom_parse_value("99999999999999999999999\n", &v) == -1);
 }
 
+static void test_memroom_pressure_parse(void)
+{
+	struct mem_pressure m;
+
+	CU_ASSERT(memroom_parse_pressure(
+		"some avg10=12.34 avg60=1.00 avg300=0.50 total=123456\n"
+		"full avg10=0.07 avg60=0.00 avg300=0.00 total=99\n", &m) == 0);
+	CU_ASSERT(m.some_avg10 == 1234 && m.full_avg10 == 7 && m.some_total_us == 123456);
+	CU_ASSERT(memroom_parse_pressure("some avg10=100.00 avg60=0 avg300=0 total=0\n", &m) == 0);
+	CU_ASSERT(m.some_avg10 == 10000 && m.full_avg10 == 0);
+	/* over 100%, one decimal, no total, not first, a garbled full line */
+	CU_ASSERT(memroom_parse_pressure("some avg10=100.01 total=1\n", &m) == -1);
+	CU_ASSERT(memroom_parse_pressure("some avg10=1.5 total=1\n", &m) == -1);
+	CU_ASSERT(memroom_parse_pressure("some avg10=1.50 avg60=1.00\n", &m) == -1);
+	CU_ASSERT(memroom_parse_pressure("xsome avg10=1.50 total=1\n", &m) == -1);
+	CU_ASSERT(memroom_parse_pressure("some avg10=1.50 total=1\nfull avg10=x\n", &m) == -1);
+	CU_ASSERT(memroom_parse_pressure("", &m) == -1);
+}
+
 /* This process's figures: MemAvailable is there and below MemTotal's
  * order; whatever cgroup it is in, the smaller room is reported. */
 static void test_memroom_self(void)
@@ -587,4 +606,5 @@ void unit_add_procstat_suite(void)
 	CU_add_test(s, "memroom: /proc/self/cgroup", test_memroom_cgroup);
 	CU_add_test(s, "memroom: limit values", test_memroom_value);
 	CU_add_test(s, "memroom: this process", test_memroom_self);
+	CU_add_test(s, "memroom: PSI lines", test_memroom_pressure_parse);
 }
