@@ -15,6 +15,8 @@
  * It is bounded by rounds, not seconds: each round's pass retries every
  * race page of both guests (about 780 attempts a round here), so a loaded
  * host only makes it slower; MAX_ROUNDS is 20 times what it needs.
+ * `make stress` sets FOLDVM_STRESS_EVENTS to go on until that many merges
+ * and unmerges were made (tests/stress/stress.sh).
  *
  * All the while a third thread forces memory compaction over and over
  * (/proc/sys/vm/compact_memory), so the kernel migrates what pages it can
@@ -44,6 +46,23 @@
 #define ROUND_ITERS 1024        /* increments per vCPU per round: each word twice */
 #define MIN_ATTEMPTS 100000ull
 #define MAX_ROUNDS 2560         /* about 130 suffice */
+/* `make stress` asks for more: FOLDVM_STRESS_EVENTS merges + unmerges
+ * (about 2 per attempt), with rounds bounded in proportion. */
+#define STRESS_EVENTS_MAX 100000000ull
+
+static uint64_t stress_events(void)
+{
+	const char *s = getenv("FOLDVM_STRESS_EVENTS");
+	char *end;
+	unsigned long long n;
+
+	if (!s || !*s)
+		return 0;
+	n = strtoull(s, &end, 10);
+	KT_ASSERT(!*end && n <= STRESS_EVENTS_MAX,
+		  "FOLDVM_STRESS_EVENTS '%s': a count up to %llu", s, STRESS_EVENTS_MAX);
+	return n;
+}
 #define MIN_COMPACTIONS 50
 #define DEVICE_PAGES 64
 
@@ -325,7 +344,10 @@ int main(void)
 	struct device_writer dev = { 0 };
 	pthread_t dev_thread;
 	time_t start = time(NULL);
-	uint64_t rounds = 0, attempts;
+	uint64_t rounds = 0, attempts, events = 0;
+	const uint64_t want_events = stress_events();
+	/* rounds: 20 times what the events need at ~1,500 a round */
+	const uint64_t max_rounds = want_events ? 20 * (want_events / 1500 + 1) : MAX_ROUNDS;
 
 	kt_require_kvm("dedup_race");
 	kt_open(&kvm);
@@ -351,10 +373,13 @@ int main(void)
 		kt_passes(e, 1);
 		rounds++;
 		attempts = total(g, offsetof(struct dedup_guest_stats, merge_attempts));
-	} while ((attempts < MIN_ATTEMPTS || rounds < 20 ||
+		if (want_events)
+			events = total(g, offsetof(struct dedup_guest_stats, merges)) +
+				 total(g, offsetof(struct dedup_guest_stats, unmerges));
+	} while ((attempts < MIN_ATTEMPTS || rounds < 20 || events < want_events ||
 		  (!comp.unavailable &&
 		   __atomic_load_n(&comp.done, __ATOMIC_RELAXED) < MIN_COMPACTIONS)) &&
-		 rounds < MAX_ROUNDS);
+		 rounds < max_rounds);
 
 	dev.stop = true;
 	comp.stop = true;
@@ -373,6 +398,9 @@ int main(void)
 	kt_verify(g[1]);
 	KT_ASSERT(dev.mismatches == 0, "device path: %llu writes lost (first version %llu)",
 		  (unsigned long long)dev.mismatches, (unsigned long long)dev.first_bad);
+	KT_ASSERT(events >= want_events, "only %llu merge and unmerge events of %llu in %llu rounds",
+		  (unsigned long long)events, (unsigned long long)want_events,
+		  (unsigned long long)rounds);
 	KT_ASSERT(attempts >= MIN_ATTEMPTS, "only %llu merge attempts in %llu rounds",
 		  (unsigned long long)attempts, (unsigned long long)rounds);
 	/* Both kinds of merge raced the writers: every round merges the odd
