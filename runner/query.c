@@ -148,10 +148,18 @@ int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err)
 int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
 			  uint64_t *pages, struct fv_error *err)
 {
+	struct run_state *st;
 	uint64_t need = 0, room;
 	struct mem_room mr;
+	int r = 0;
 
 	*pages = 0;
+	if (!n)
+		return 0;
+	st = ds[0]->ctx->st;
+	/* Under the run's lock, as dedup-set: a guest may be joining the
+	 * engine meanwhile (its dedup_guest changes under it). */
+	pthread_mutex_lock(&st->lock);
 	/* What the copies take at most: a page for every page shared (less
 	 * in truth: frames only these guests held go back to the host). */
 	for (unsigned i = 0; i < n; i++) {
@@ -159,25 +167,25 @@ int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
 
 		if (!ds[i]->guest->dedup_guest)
 			continue;
-		dedup_get_guest_stats(ds[i]->ctx->st->dedup, ds[i]->guest->dedup_guest, &s);
+		dedup_get_guest_stats(st->dedup, ds[i]->guest->dedup_guest, &s);
 		need += (s.pages_merged + s.pages_zero) * 4096;
 	}
-	if (!need)
-		return 0;
-	if (memroom_read(&mr, err))
-		return -1;
-	room = memroom_bytes(&mr);
-	if (need > room)
-		return fv_err(err, FV_E_NOMEM,
-			      "unmerging needs up to %llu MiB and only %llu MiB %s; nothing was unmerged",
-			      (unsigned long long)(need >> 20), (unsigned long long)(room >> 20),
-			      mr.cgroup_room < mr.available ? "is left under the cgroup limit"
-							    : "are available (MemAvailable)");
-	for (unsigned i = 0; i < n; i++)
-		if (ds[i]->guest->dedup_guest)
-			*pages += dedup_guest_unmerge(ds[i]->ctx->st->dedup,
-						      ds[i]->guest->dedup_guest, rate);
-	return 0;
+	if (need && memroom_read(&mr, err)) {
+		r = -1;
+	} else if (need && need > (room = memroom_bytes(&mr))) {
+		r = fv_err(err, FV_E_NOMEM,
+			   "unmerging needs up to %llu MiB and only %llu MiB %s; nothing was unmerged",
+			   (unsigned long long)(need >> 20), (unsigned long long)(room >> 20),
+			   mr.cgroup_room < mr.available ? "is left under the cgroup limit"
+							 : "is available (MemAvailable)");
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			if (ds[i]->guest->dedup_guest)
+				*pages += dedup_guest_unmerge(st->dedup, ds[i]->guest->dedup_guest,
+							      rate);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
 }
 
 struct dedup_engine *runner_dedup(struct run_ctx *ctx)

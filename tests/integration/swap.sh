@@ -22,7 +22,8 @@ command -v mkswap >/dev/null && command -v swapon >/dev/null &&
 	command -v fincore >/dev/null || skip "mkswap, swapon or fincore missing (util-linux)"
 
 SWAP="$TMP/swapfile"
-CG= FVPID=
+SQUEEZE_MIB=${FOLDVM_SWAP_SQUEEZE_MIB:-64}
+CG= FVPID= LIMIT= USAGE=
 cleanup() {
 	[ -n "$FVPID" ] && kill -9 "$FVPID" 2>/dev/null
 	if [ -n "$CG" ]; then
@@ -40,17 +41,13 @@ dd if=/dev/zero of="$SWAP" bs=1M count=384 status=none 2>/dev/null &&
 	skip "cannot make a swap file in $TMP"
 swapon "$SWAP" 2>"$TMP/swapon.err" || skip "swapon refused: $(cat "$TMP/swapon.err")"
 
-# A memory cgroup at 160 MiB: the two guests need about 200 MiB after
-# merging (2 x 128 MiB, 40% shared) besides foldvm's own.
-LIMIT_BYTES=$((160 << 20))
+# A memory cgroup of our own; its limit is set once the guests idle.
 if [ -d /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/fv-swap.$$" 2>/dev/null; then
-	CG=/sys/fs/cgroup/memory/fv-swap.$$
-	echo $LIMIT_BYTES > "$CG/memory.limit_in_bytes" || skip "cannot limit $CG"
+	CG=/sys/fs/cgroup/memory/fv-swap.$$ LIMIT=memory.limit_in_bytes USAGE=memory.usage_in_bytes
 	echo 100 > "$CG/memory.swappiness" 2>/dev/null
 elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null &&
      mkdir "/sys/fs/cgroup/fv-swap.$$" 2>/dev/null; then
-	CG=/sys/fs/cgroup/fv-swap.$$
-	echo $LIMIT_BYTES > "$CG/memory.max" || skip "cannot limit $CG"
+	CG=/sys/fs/cgroup/fv-swap.$$ LIMIT=memory.max USAGE=memory.current
 else
 	skip "no memory cgroup can be made here (not root, or no memory controller)"
 fi
@@ -58,16 +55,31 @@ fi
 vmstat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
 swapin0=$(vmstat_of pswpin) swapout0=$(vmstat_of pswpout)
 
-# Fill and merge, churn (writes to merged pages: unmerges, new merges),
-# idle (the kernel swaps what is cold), churn again and verify (every
-# page read back: swapped ones come in).
-STEPS=fill+settle:3+churn:4096+settle:3+sleep:30+churn:4096+settle:2+verify
+# Fill and merge, churn (writes to merged pages: unmerges, new merges)
+# and idle; meanwhile the limit comes down SQUEEZE_MIB below what the
+# cgroup uses, so the kernel swaps out what is cold; then churn again and
+# verify under it (every page read back: swapped ones come in).  The
+# limit comes while the guests idle because this kernel (nested KVM)
+# OOM-kills guests that fill their RAM against a limit, dedup or not.
+RUN="$TMP/run"
+CTL="$BUILDDIR/foldctl --run-dir $RUN"
+STEPS=fill+settle:3+churn:4096+settle:3+sleep:60+churn:2048+settle:2+verify
 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$CG" \
-	"$BUILDDIR/foldvm" run --dedup --quiet --log-dir "$TMP/logs" --no-control \
+	"$BUILDDIR/foldvm" run --dedup --quiet --log-dir "$TMP/logs" --run-dir "$RUN" \
 	--vm "name=s1,mem=128M,domain=s,zero=10,shared=40,steps=$STEPS" \
 	--vm "name=s2,mem=128M,domain=s,zero=10,shared=40,steps=$STEPS" \
 	>"$TMP/fv.out" 2>&1 &
 FVPID=$!
+sleeping() {
+	$CTL raw "$1" '{"execute":"query-status"}' | grep -q '"foldvm-step":"sleep"'
+}
+wait_for 300 sleeping s1 && wait_for 300 sleeping s2 ||
+	{ cat "$TMP/fv.out"; fail "the guests never reached their idle step"; }
+usage=$(cat "$CG/$USAGE")
+limit=$((usage - (SQUEEZE_MIB << 20)))
+echo $limit > "$CG/$LIMIT" 2>/dev/null ||
+	{ cat "$TMP/fv.out"; fail "the kernel could not bring $CG from $((usage >> 20)) to $((limit >> 20)) MiB"; }
+echo "swap: $CG limited to $((limit >> 20)) MiB (it used $((usage >> 20)) MiB)"
 
 # While it runs: the most swap it holds, private (VmSwap) and store.
 max_priv=0 max_store=0 store_seen=0
@@ -104,5 +116,6 @@ expect_in "$TMP/fv.out" 'host \(engine\): saved [1-9][0-9.]* MiB' \
 	'[1-9][0-9]* merges, [1-9][0-9]* unmerges'
 [ "$store_seen" = 1 ] || fail "no store memfd found in the worker"
 [ "$max_priv" -gt 0 ] || fail "the kernel swapped none of the guests' private pages"
+[ "$max_store" -gt 0 ] || fail "the kernel swapped none of the store"
 [ "$swapin" -gt 0 ] || fail "nothing was swapped back in"
 echo "swap: up to $((max_priv >> 20)) MiB of private pages and $((max_store >> 20)) MiB of the store in swap; $((swapout * 4 >> 10)) MiB out, $((swapin * 4 >> 10)) MiB back in; both guests verified"

@@ -57,6 +57,7 @@ stat_of() { # GUEST KEY
 }
 host_of() { $CTL --json stats | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" | head -n 1; }
 listed() { $CTL --json list | grep -q "\"name\": *\"$1\""; }
+one_guest() { [ "$(host_of guests)" = 1 ]; }
 merged_over() { [ "$(stat_of "$1" pages-merged)" -gt "$2" ] 2>/dev/null; }
 $CTL create "name=anchor,mem=64M,domain=c,shared=50,steps=fill+wait" >/dev/null || fail "create anchor"
 pid=$($CTL --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
@@ -76,7 +77,7 @@ while [ "$i" -lt "$CYCLES" ]; do
 	wait_until 60 sh -c "! $CTL --json list | grep -q '\"name\": *\"cyc\"'" ||
 		fail "cycle $i: not reaped"
 	# what the anchor's engine holds once the guest is gone
-	wait_until 30 test "$(host_of guests)" = 1 || fail "cycle $i: guest still counted"
+	wait_until 30 one_guest || fail "cycle $i: guest still counted"
 	i=$((i + 1))
 	if [ "$i" = 1 ]; then
 		measure; fds1=$fds vmas1=$vmas rss1=$rss store1=$store
