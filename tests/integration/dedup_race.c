@@ -156,6 +156,7 @@ static void idle_write_is_seen(struct kvm_sys *kvm)
 	bool merged = false;
 
 	dedup_config_defaults(&cfg);
+	cfg.pressure_pct = 0;   /* host pressure must not pause what is counted */
 	KT_ASSERT(dedup_create(&e, &cfg, &err) == 0, "%s", err.msg);
 	g[0] = kt_guest(kvm, e, "name=p1,mem=16M,vcpus=2,zero=50,shared=50,race-pages=64,dedup=on,domain=p");
 	g[1] = kt_guest(kvm, e, "name=p2,mem=16M,vcpus=2,zero=50,shared=50,race-pages=64,dedup=on,domain=p");
@@ -223,6 +224,7 @@ static void unmerge_races_writers(struct kvm_sys *kvm)
 	uint64_t shared[2], rounds = 0, zero_pfn = procstat_zero_pfn();
 
 	dedup_config_defaults(&cfg);
+	cfg.pressure_pct = 0;   /* host pressure must not pause what is counted */
 	KT_ASSERT(dedup_create(&e, &cfg, &err) == 0, "%s", err.msg);
 	g[0] = kt_guest(kvm, e, "name=u1,mem=32M,vcpus=2,zero=40,shared=40,race-pages=256,dedup=on,domain=u");
 	g[1] = kt_guest(kvm, e, "name=u2,mem=32M,vcpus=2,zero=40,shared=40,race-pages=256,dedup=on,domain=u");
@@ -352,6 +354,7 @@ int main(void)
 	kt_require_kvm("dedup_race");
 	kt_open(&kvm);
 	dedup_config_defaults(&cfg);
+	cfg.pressure_pct = 0;   /* host pressure must not pause what is counted */
 	cfg.pass_interval_ms = 0;     /* merge again as soon as possible, */
 	cfg.idle_interval_max_ms = 0; /* also after a pass that found nothing */
 	cfg.volatile_after = 100000;  /* never back off from the racing pages */
