@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@ struct level {
 	char limit_path[160];
 };
 
+/* The descriptors below are shared: an unmerge's check (a QMP thread)
+ * and the scanner's pressure reads may come at once. */
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static int meminfo_fd = -1;
 static int pressure_fd = -1;
 static bool pressure_cgroup;
@@ -227,14 +231,20 @@ static void open_cgroup_files(void)
 
 int memroom_preopen(struct fv_error *err)
 {
-	if (preopened)
-		return 0;
-	meminfo_fd = open_ro("/proc/meminfo");
-	if (meminfo_fd < 0)
-		return fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
-	open_cgroup_files();
-	preopened = true;
-	return 0;
+	int r = 0;
+
+	pthread_mutex_lock(&files_lock);
+	if (!preopened) {
+		meminfo_fd = open_ro("/proc/meminfo");
+		if (meminfo_fd < 0) {
+			r = fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
+		} else {
+			open_cgroup_files();
+			preopened = true;
+		}
+	}
+	pthread_mutex_unlock(&files_lock);
+	return r;
 }
 
 static void close_levels(void)
@@ -254,12 +264,16 @@ int memroom_read(struct mem_room *out, struct fv_error *err)
 	char text[8192];
 	int r = 0;
 
+	pthread_mutex_lock(&files_lock);
 	/* Without a sandbox the files are opened afresh each time: the
 	 * process may have been moved to another cgroup meanwhile. */
 	if (!preopened) {
 		meminfo_fd = open_ro("/proc/meminfo");
-		if (meminfo_fd < 0)
-			return fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
+		if (meminfo_fd < 0) {
+			r = fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
+			pthread_mutex_unlock(&files_lock);
+			return r;
+		}
 		open_cgroup_files();
 	}
 	memset(out, 0, sizeof(*out));
@@ -291,6 +305,7 @@ int memroom_read(struct mem_room *out, struct fv_error *err)
 		meminfo_fd = -1;
 		close_levels();
 	}
+	pthread_mutex_unlock(&files_lock);
 	return r;
 }
 
@@ -299,6 +314,7 @@ int memroom_pressure(struct mem_pressure *out, struct fv_error *err)
 	char text[512];
 	int r = 0;
 
+	pthread_mutex_lock(&files_lock);
 	if (!preopened)
 		open_cgroup_files();
 	if (pressure_fd < 0)
@@ -310,6 +326,7 @@ int memroom_pressure(struct mem_pressure *out, struct fv_error *err)
 		out->cgroup = pressure_cgroup;
 	if (!preopened)
 		close_levels();
+	pthread_mutex_unlock(&files_lock);
 	return r;
 }
 
