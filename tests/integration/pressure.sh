@@ -1,10 +1,10 @@
 #!/bin/sh
-# Memory pressure pauses merging (docs/dedup.md, "Memory pressure"), with
-# real pressure: a writer in a 32 MiB memory cgroup of its own walks 96 MiB
-# of its memory over and over, with a swap file this test makes, so it
-# swaps all the time and the kernel's PSI counts it stalled on memory
-# (host-wide, /proc/pressure/memory; about 20% "some" on this project's
-# machines):
+# Memory pressure pauses merging (docs/dedup.md, "Unmerging on request ...,
+# and memory under pressure"), with real pressure: a writer in a 32 MiB
+# memory cgroup of its own walks 96 MiB of its memory over and over, with a
+# swap file this test makes, so it swaps all the time and the kernel's PSI
+# counts it stalled on memory (host-wide, /proc/pressure/memory; about 20%
+# "some" on this project's machines):
 #  - foldvm (--dedup-pressure 2) pauses new merges once PSI's "some avg10"
 #    reaches 2%: MEMORY_PRESSURE with paused true on host.qmp, the figures
 #    in query-dedup-host;

@@ -1,14 +1,15 @@
 #!/bin/sh
-# Merged memory under swap (docs/dedup.md, "Memory under pressure"): two
-# guests of one domain merge, churn and idle inside a memory cgroup whose
-# limit is well below their footprint, with a swap file this test makes
-# (and removes).  The kernel swaps out private pages and store frames and
-# brings them back; merging, unmerging and churn go on; both guests verify
-# every page; the engine's books agree with themselves.  Reported: the
-# most private memory and store the kernel held in swap (VmSwap; the store
-# memfd's blocks less what fincore finds resident) and the pages swapped
-# in meanwhile.  Where no swap file can be enabled (no root, a file system
-# that cannot hold one) or no memory cgroup made, it SKIPs, loudly.
+# Merged memory under swap (docs/dedup.md, "Unmerging on request ..., and
+# memory under pressure"): two guests of one domain merge, churn and idle
+# in a memory cgroup whose limit comes SQUEEZE_MIB (64) below its use while
+# they idle, with a swap file this test makes (and removes).  The kernel
+# swaps out private pages and store frames and brings them back; merging,
+# unmerging and churn go on; both guests verify every page; the engine's
+# books agree with themselves.  Reported: the most private memory and store
+# the kernel held in swap (VmSwap; the store memfd's blocks less what
+# fincore finds resident) and the pages swapped in meanwhile.  Where no
+# swap file can be enabled (no root, a file system that cannot hold one) or
+# no memory cgroup made, it SKIPs, loudly.
 . "$(dirname "$0")/lib.sh"
 require_kvm
 

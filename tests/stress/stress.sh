@@ -1,6 +1,7 @@
 #!/bin/sh
 # make stress: the long forms of the reliability tests (docs/dedup.md,
-# "Memory under pressure"), outside `make check`.  As root, with /dev/kvm.
+# "Unmerging on request ..., and memory under pressure"), outside
+# `make check`.  As root, with /dev/kvm.
 #  1. racing merges and unmerges: dedup_race until at least
 #     STRESS_EVENTS (default 1,000,000) merges + unmerges, with forced
 #     compaction and a device writer beside it; every guest verifies, no
