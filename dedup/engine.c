@@ -379,15 +379,20 @@ void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
 	pthread_mutex_unlock(&e->lock);
 }
 
+static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
+				struct dedup_guest_stats *st);
+
 uint64_t dedup_guest_unmerge(struct dedup_engine *e, struct dedup_guest *g,
 			     uint64_t rate)
 {
-	uint64_t n = 0;
+	struct dedup_guest_stats st;
+	uint64_t n;
 
 	dedup_guest_set_merging(e, g, false);
 	pthread_mutex_lock(&e->lock);
-	for (uint64_t gfn = 0; gfn < g->npages; gfn++)
-		n += !!(g->pages[gfn].flags & (PG_MERGED | PG_HOME | PG_ZERO));
+	/* The pages it shares: merged (onto a frame or in place) and zero. */
+	guest_derived_stats(e, g, &st);
+	n = st.pages_merged + st.pages_zero;
 	/* A second request restarts the walk at the first page with the
 	 * new rate (the pages behind it are private by now, or written
 	 * since, which the dirty log tracks as ever). */

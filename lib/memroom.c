@@ -211,6 +211,7 @@ static void open_cgroup_files(void)
 {
 	char text[4096], cg[128];
 	int fd = open_ro("/proc/self/cgroup");
+	bool v2;
 
 	if (fd < 0) {
 		open_pressure(NULL);
@@ -218,8 +219,9 @@ static void open_cgroup_files(void)
 	}
 	read_all(fd, text, sizeof(text));
 	close(fd);
-	open_pressure(memroom_parse_cgroup(text, false, cg, sizeof(cg)) ? cg : NULL);
-	if (memroom_parse_cgroup(text, false, cg, sizeof(cg))) {
+	v2 = memroom_parse_cgroup(text, false, cg, sizeof(cg));
+	open_pressure(v2 ? cg : NULL);
+	if (v2) {
 		open_levels("/sys/fs/cgroup", cg, "memory.max", "memory.current");
 		if (!nr_levels)
 			open_levels("/sys/fs/cgroup/unified", cg, "memory.max", "memory.current");
@@ -229,25 +231,8 @@ static void open_cgroup_files(void)
 			    "memory.usage_in_bytes");
 }
 
-int memroom_preopen(struct fv_error *err)
-{
-	int r = 0;
-
-	pthread_mutex_lock(&files_lock);
-	if (!preopened) {
-		meminfo_fd = open_ro("/proc/meminfo");
-		if (meminfo_fd < 0) {
-			r = fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
-		} else {
-			open_cgroup_files();
-			preopened = true;
-		}
-	}
-	pthread_mutex_unlock(&files_lock);
-	return r;
-}
-
-static void close_levels(void)
+/* The cgroup files' descriptors (pressure and limits). */
+static void close_cgroup_files(void)
 {
 	if (pressure_fd >= 0)
 		close(pressure_fd);
@@ -259,6 +244,34 @@ static void close_levels(void)
 	nr_levels = 0;
 }
 
+/* Every file memroom_read() reads (files_lock held). */
+static int open_files(struct fv_error *err)
+{
+	meminfo_fd = open_ro("/proc/meminfo");
+	if (meminfo_fd < 0)
+		return fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
+	open_cgroup_files();
+	return 0;
+}
+
+static void close_files(void)
+{
+	close(meminfo_fd);
+	meminfo_fd = -1;
+	close_cgroup_files();
+}
+
+int memroom_preopen(struct fv_error *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&files_lock);
+	if (!preopened && !(r = open_files(err)))
+		preopened = true;
+	pthread_mutex_unlock(&files_lock);
+	return r;
+}
+
 int memroom_read(struct mem_room *out, struct fv_error *err)
 {
 	char text[8192];
@@ -267,14 +280,9 @@ int memroom_read(struct mem_room *out, struct fv_error *err)
 	pthread_mutex_lock(&files_lock);
 	/* Without a sandbox the files are opened afresh each time: the
 	 * process may have been moved to another cgroup meanwhile. */
-	if (!preopened) {
-		meminfo_fd = open_ro("/proc/meminfo");
-		if (meminfo_fd < 0) {
-			r = fv_err_errno(err, FV_E_IO, errno, "open /proc/meminfo");
-			pthread_mutex_unlock(&files_lock);
-			return r;
-		}
-		open_cgroup_files();
+	if (!preopened && open_files(err)) {
+		pthread_mutex_unlock(&files_lock);
+		return -1;
 	}
 	memset(out, 0, sizeof(*out));
 	out->cgroup_room = out->cgroup_limit = MEMROOM_NO_LIMIT;
@@ -300,11 +308,8 @@ int memroom_read(struct mem_room *out, struct fv_error *err)
 				 levels[i].limit_path);
 		}
 	}
-	if (!preopened) {
-		close(meminfo_fd);
-		meminfo_fd = -1;
-		close_levels();
-	}
+	if (!preopened)
+		close_files();
 	pthread_mutex_unlock(&files_lock);
 	return r;
 }
@@ -325,7 +330,7 @@ int memroom_pressure(struct mem_pressure *out, struct fv_error *err)
 	else
 		out->cgroup = pressure_cgroup;
 	if (!preopened)
-		close_levels();
+		close_cgroup_files();
 	pthread_mutex_unlock(&files_lock);
 	return r;
 }
