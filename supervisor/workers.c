@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include "control/commands.h"
 #include "control/qmp_client.h"
+#include "lib/timeutil.h"
 #include "supervisor/sup_int.h"
 
 #define LINK_READ_CHUNK 16384
@@ -675,6 +676,35 @@ static int worker_link_up(struct sup_worker *w, struct fv_error *err)
 	return 0;
 }
 
+/* How long a worker whose link failed gets to exit by itself. */
+#define WORKER_END_GRACE_MS 10000
+
+/*
+ * The link failed before it was up: the worker is ending (its guests
+ * could not be created, and its own words in the result page say why:
+ * worker_ended_cleanly) or it talks no QMP.  It is killed only if it has
+ * not exited after a grace period: killing it at once raced with its own
+ * exit, and a worker killed between closing its link and _exit lost the
+ * reason it had already written ("killed by signal 9" instead of, say,
+ * the lock directory it refused).  The pump sets exited when it reaps it.
+ */
+static void worker_link_failed(struct sup_worker *w)
+{
+	struct supervisor *sup = w->sup;
+	struct timespec deadline;
+	int rc = 0;
+
+	fv_deadline_after(&deadline, CLOCK_REALTIME, WORKER_END_GRACE_MS);
+	pthread_mutex_lock(&sup->lock);
+	while (!w->link_dead && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&sup->cond, &sup->lock, &deadline);
+	if (!w->link_dead)
+		kill(w->pid, SIGKILL);
+	w->link_dead = true;
+	pthread_cond_broadcast(&sup->cond);
+	pthread_mutex_unlock(&sup->lock);
+}
+
 struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 				    const unsigned *idx, unsigned n,
 				    bool from_cli, struct fv_error *err)
@@ -762,16 +792,7 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	sup->nr_workers++;
 	pthread_mutex_unlock(&sup->lock);
 	pump_wake(sup);
-	/* A link that fails here is a worker that is ending (its guests
-	 * could not be created: its own words say why, see
-	 * sup_worker_ended_cleanly) or one that talks no QMP (stopped). */
-	if (worker_link_up(w, err)) {
-		pthread_mutex_lock(&sup->lock);
-		if (!w->link_dead)
-			kill(pid, SIGKILL);
-		w->link_dead = true;
-		pthread_cond_broadcast(&sup->cond);
-		pthread_mutex_unlock(&sup->lock);
-	}
+	if (worker_link_up(w, err))
+		worker_link_failed(w);
 	return w;
 }
