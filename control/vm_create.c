@@ -32,6 +32,8 @@ const struct qmp_arg vm_create_args[] = {
 	{ "kernel", QMP_T_STR, true },
 	{ "initrd", QMP_T_STR, true },
 	{ "cmdline", QMP_T_STR, true },
+	{ "disk", QMP_T_STR, true },
+	{ "disk-ro", QMP_T_BOOL_OR_STR, true },
 	{ NULL, QMP_T_ANY, false },
 };
 

@@ -39,6 +39,10 @@ static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 	if (def->cmdline_set &&
 	    mapped(spec_set_cmdline(vm, def->cmdline, err), "<os><cmdline>", err))
 		return -1;
+	if (def->disk[0] &&
+	    (mapped(spec_set_disk(vm, def->disk, err), "<disk><source file>", err) ||
+	     mapped(spec_set_disk_ro(vm, def->disk_ro, err), "<disk><readonly>", err)))
+		return -1;
 	return mapped(spec_set_console(vm, def->console, err), "<serial>", err);
 }
 
@@ -74,7 +78,7 @@ static const char *xml_field(const char *key, char *buf, size_t len)
 	static const struct { const char *key, *element; } tab[] = {
 		{ "mem", "<memory>" }, { "vcpus", "<vcpu>" },
 		{ "kernel", "<os><kernel>" }, { "initrd", "<os><initrd>" },
-		{ "cmdline", "<os><cmdline>" },
+		{ "cmdline", "<os><cmdline>" }, { "disk", "<disk><source file>" },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)

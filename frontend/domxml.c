@@ -235,7 +235,7 @@ static int walk_os(xmlNode *os, struct domxml_def *def, struct fv_error *err)
 static const char *device_reason(const char *name)
 {
 	static const struct { const char *name, *why; } tab[] = {
-		{ "disk", "no block devices" },
+		{ "disk", "one virtio disk backed by a file, at most" },
 		{ "filesystem", "no shared file systems" },
 		{ "interface", "no network devices" },
 		{ "graphics", "no display" },
@@ -295,12 +295,51 @@ static void device_serial(xmlNode *n, struct domxml_def *def, unsigned *ports)
 			 port[0] ? port : "2");
 }
 
+/* <disk type='file' device='disk'>: a raw image on virtio-blk.  Other
+ * kinds (block devices, CD-ROMs, network sources), a second disk or a
+ * bus other than virtio are noted as unsupported. */
+static int device_disk(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	char type[16], device[16], bus[16] = "", format[16] = "";
+	bool ro = false, present;
+
+	node_attr_or_empty(n, "type", type, sizeof(type));
+	node_attr_or_empty(n, "device", device, sizeof(device));
+	if (strcmp(type, "file") || (device[0] && strcmp(device, "disk")) ||
+	    def->disk[0]) {
+		note_element(def, n, "one virtio disk backed by a file, at most");
+		return 0;
+	}
+	for (xmlNode *c = n->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (node_is(c, "source")) {
+			if (node_attr(c, "file", def->disk, sizeof(def->disk), &present, err) < 0)
+				return -1;
+		} else if (node_is(c, "readonly")) {
+			ro = true;
+		} else if (node_is(c, "target")) {
+			node_attr_or_empty(c, "bus", bus, sizeof(bus));
+		} else if (node_is(c, "driver")) {
+			node_attr_or_empty(c, "type", format, sizeof(format));
+		}
+	}
+	if (!def->disk[0])
+		return fv_err(err, FV_E_INVAL, "<disk type='file'> has no <source file>");
+	if (format[0] && strcmp(format, "raw"))
+		return fv_err(err, FV_E_INVAL,
+			      "<disk> image format '%s': foldvm reads raw images only", format);
+	if (bus[0] && strcmp(bus, "virtio"))
+		note_add(def, "<disk><target bus='%s'> (foldvm's disk is virtio-blk)", bus);
+	def->disk_ro = ro;
+	return 0;
+}
+
 static int walk_devices(xmlNode *devs, struct domxml_def *def,
 			struct fv_error *err)
 {
 	unsigned serial_ports = 0;
 
-	(void)err;
 	for (xmlNode *n = devs->children; n; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
@@ -308,7 +347,10 @@ static int walk_devices(xmlNode *devs, struct domxml_def *def,
 			continue;   /* the emulator foldvm replaces */
 		if (node_is(n, "serial") || node_is(n, "console"))
 			device_serial(n, def, &serial_ports);
-		else if (!device_is_absent(n))
+		else if (node_is(n, "disk")) {
+			if (device_disk(n, def, err))
+				return -1;
+		} else if (!device_is_absent(n))
 			note_element(def, n, device_reason((const char *)n->name));
 	}
 	return 0;

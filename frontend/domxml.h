@@ -56,6 +56,8 @@ struct domxml_def {
 	char cmdline[LINUX_CMDLINE_MAX + 1];
 	bool cmdline_set;
 	bool console;                    /* a <serial> or <console> is there */
+	char disk[PATH_MAX];             /* <disk type='file'> source, "" = none */
+	bool disk_ro;                    /* its <readonly/> */
 	bool os_seen;
 	/* <metadata><foldvm:vm> */
 	bool foldvm;                     /* the element is there */

@@ -23,16 +23,18 @@
  *   0x00100000  payload image (at most FV_PAYLOAD_MAX bytes)
  *   0x00200000  stacks, FV_STACK_SIZE per vCPU, vCPU i's top at
  *               FV_STACK_TOP(i)
- *   0x00400000  meta region, then data, race, probe, blob-starts (mix
- *               layout only) and blob regions, as described by struct
- *               fv_guest_config.
+ *   0x00400000  meta region, then data, race, probe, virtio scratch,
+ *               blob-starts (mix layout only) and blob regions, as
+ *               described by struct fv_guest_config.
+ *   0xd0000000  virtio-mmio device windows, 4 KiB each (guests with
+ *               devices only; RAM must end below), mapped uncached.
  */
 #ifndef FOLDVM_TESTDEV_ABI_H
 #define FOLDVM_TESTDEV_ABI_H
 
 #include <stdint.h>
 
-#define FV_ABI_VERSION 2u
+#define FV_ABI_VERSION 3u
 #define FV_CONFIG_MAGIC 0x676663766466ull /* "fdvcfg" */
 
 #define FV_PAGE_SIZE 4096ull
@@ -50,6 +52,17 @@
 #define FV_STACK_SIZE 0x8000ull
 #define FV_STACK_TOP(i) (FV_STACK_BASE + ((uint64_t)(i) + 1) * FV_STACK_SIZE)
 #define FV_META_GPA 0x400000ull
+
+/* virtio-mmio windows: device i at FV_VIRTIO_MMIO_GPA + i * 4 KiB, in the
+ * order disk, net, balloon (those configured).  Below the 32-bit PCI hole
+ * and the LAPIC/IOAPIC, as on a PC; a Linux guest's command line names
+ * them (virtio_mmio.device=4K@ADDR:IRQ) with IRQ FV_VIRTIO_IRQ_BASE + i. */
+#define FV_VIRTIO_MMIO_GPA 0xd0000000ull
+#define FV_VIRTIO_MMIO_SIZE 0x1000ull
+#define FV_VIRTIO_MAX_DEVICES 8u
+#define FV_VIRTIO_IRQ_BASE 5u
+/* Pages the payload's virtio drivers get for their queues and buffers. */
+#define FV_VIRTIO_SCRATCH_PAGES 64u
 
 /* Port the payload writes request codes to (32-bit `outl`). */
 #define FV_DOORBELL_PORT 0x0510u
@@ -124,6 +137,12 @@ struct fv_guest_config {
 	uint64_t blob_starts_gpa;
 	struct fv_content_spec content;
 	char name[64];          /* guest name, NUL-terminated */
+	/* virtio-mmio devices (0 windows: none), and the drivers' scratch
+	 * pages (queues, headers, buffers), 0 when there is no device */
+	uint64_t virtio_mmio_gpa;
+	uint64_t virtio_mmio_nr;
+	uint64_t virtio_gpa;
+	uint64_t virtio_pages;
 };
 
 /* Requests: guest -> host, the value written to FV_DOORBELL_PORT. */
@@ -186,7 +205,48 @@ enum fv_command {
 	/* Ask the host for sandbox probe arg[0] (FV_REQ_SANDBOX_PROBE).
 	 * result[0] = the probe, result[1] = what the host answered. */
 	FV_CMD_SANDBOX_PROBE = 9,
+	/* Bring up the virtio device in window arg[0] (guest-tools/payload/
+	 * cmd_virtio.c): reset, negotiate every feature offered that the
+	 * driver knows, queue 0, DRIVER_OK.  result[0] = device ID,
+	 * [1] = features offered, [2] = features taken, [3] = Status,
+	 * [4] = the first 8 config bytes (virtio-blk: capacity).  Status
+	 * BAD_ARGS: no such window, or the device refused the driver
+	 * (result[3] says how far it got).  vCPU 0 only, as every virtio
+	 * command. */
+	FV_CMD_VIRTIO_INIT = 10,
+	/* One virtio-blk request on window arg[0]: arg[1] = type
+	 * (VIRTIO_BLK_T_*), arg[2] = sector, arg[3] = bytes (a multiple of
+	 * 512, at most FV_VIRTIO_BLK_MAX_BYTES), arg[4] = buffer gpa (0: the
+	 * scratch buffer), arg[5] = pattern seed (fv_blk_pattern), arg[6] =
+	 * flags FV_BLK_*.  result[0] = status byte, [1] = bytes the device
+	 * says it wrote, [2] = words unlike the pattern (FV_BLK_CHECK),
+	 * [3] = device Status, [4] = GET_ID's first 8 bytes. */
+	FV_CMD_BLK = 11,
+	/* A malformed chain on purpose, on window arg[0]: arg[1] = enum
+	 * fv_bad_chain.  result[0] = device Status after the notify,
+	 * [1] = InterruptStatus. */
+	FV_CMD_BLK_BAD = 12,
 };
+
+/* FV_CMD_BLK flags */
+#define FV_BLK_FILL 1u      /* OUT: fill the buffer with the pattern first */
+#define FV_BLK_CHECK 2u     /* IN: count words unlike the pattern */
+#define FV_BLK_ADOPT 4u     /* IN into data pages: take the content as theirs
+			     * (the checksums VERIFY uses are updated) */
+#define FV_BLK_UNMAP 8u     /* WRITE_ZEROES: may unmap */
+#define FV_BLK_SPLIT 16u    /* the data in 4 descriptors, not 1 */
+#define FV_VIRTIO_BLK_MAX_BYTES (128u * 1024u)
+
+enum fv_bad_chain {
+	FV_BAD_LOOP = 1,        /* two descriptors pointing at each other */
+	FV_BAD_OUTSIDE_RAM = 2, /* a buffer beyond guest RAM */
+	FV_BAD_NO_STATUS = 3,   /* no device-writable byte for the status */
+};
+
+/* The disk pattern: the 64-bit word at byte offset `off` (a multiple of 8)
+ * of a disk written with `seed`.  Host tests write and check images with
+ * it too. */
+#define fv_blk_pattern(seed, off) fv_mix64((seed) + (off) / 8u)
 
 #define FV_EXIT_PORT (FV_DOORBELL_PORT + 4u)
 #define FV_EXIT_MAGIC 0x0e1du

@@ -307,6 +307,22 @@ int spec_set_initrd(struct vm_spec *vm, const char *path, struct fv_error *err)
 	return set_boot_file(vm->cfg.initrd, path, LINUX_INITRD_MAX, "initrd", err);
 }
 
+/* A raw disk image: a regular file of at least one sector, checked now
+ * for a clear message (the device opens it when the guest is made). */
+int spec_set_disk(struct vm_spec *vm, const char *path, struct fv_error *err)
+{
+	if (!path[0])
+		return fv_err(err, FV_E_INVAL, "disk needs a path");
+	return set_boot_file(vm->cfg.disk, path, UINT64_MAX, "disk image", err);
+}
+
+int spec_set_disk_ro(struct vm_spec *vm, bool on, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.disk_ro = on;
+	return 0;
+}
+
 int spec_set_cmdline(struct vm_spec *vm, const char *cmdline,
 		     struct fv_error *err)
 {
@@ -468,6 +484,8 @@ const struct spec_key spec_keys[] = {
 	KEY_STR("domain", spec_set_domain),
 	KEY_UINT("race-pages", spec_set_race_pages),
 	KEY_UINT("probe-pages", spec_set_probe_pages),
+	KEY_STR("disk", spec_set_disk),
+	KEY_BOOL("disk-ro", spec_set_disk_ro),
 	{ .name = NULL },
 };
 

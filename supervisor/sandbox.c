@@ -156,6 +156,8 @@ static unsigned image_dirs(const struct cli_options *cli,
 
 #define MAX_IMAGE_DIRS (3 * CLI_MAX_VMS + CLI_MAX_FILES)
 
+static bool path_beneath(const char *path, const char *dir);
+
 static int landlock_allow_images(int rs, uint64_t handled,
 				 const struct cli_options *cli, struct fv_error *err)
 {
@@ -166,6 +168,46 @@ static int landlock_allow_images(int rs, uint64_t handled,
 		if (landlock_allow(rs, handled, dirs[i], LL_READ, err))
 			return -1;
 	return 0;
+}
+
+/* Disk images: the files the command line names, each with the access
+ * its guest was given (a read-only disk is opened read-only; a writable
+ * one is written, never created or truncated).  A guest vm-create adds
+ * later may use one of these (sandbox_check_images). */
+static int landlock_allow_disks(int rs, uint64_t handled,
+				const struct cli_options *cli, struct fv_error *err)
+{
+	for (unsigned i = 0; i < cli->nr_vms; i++) {
+		const struct guest_config *c = &cli->vms[i].cfg;
+		uint64_t rights = LANDLOCK_ACCESS_FS_READ_FILE;
+
+		if (!c->disk[0])
+			continue;
+		if (!c->disk_ro)
+			rights |= LANDLOCK_ACCESS_FS_WRITE_FILE;
+		if (landlock_allow(rs, handled, c->disk, rights, err))
+			return -1;
+	}
+	return 0;
+}
+
+/* May a guest vm-create adds use disk `path` (read-only or not)?  Only as
+ * the command line gave it to some guest, or read-only beneath an image
+ * directory. */
+static bool disk_allowed(const struct cli_options *cli, const char *path,
+			 bool read_only, char dirs[][PATH_MAX], unsigned n)
+{
+	for (unsigned i = 0; i < cli->nr_vms; i++) {
+		const struct guest_config *c = &cli->vms[i].cfg;
+
+		if (c->disk[0] && (read_only || !c->disk_ro) &&
+		    path_beneath(path, c->disk))
+			return true;
+	}
+	for (unsigned i = 0; read_only && i < n; i++)
+		if (path_beneath(path, dirs[i]))
+			return true;
+	return false;
 }
 
 /* Is path (resolved) dir or beneath it (resolved)? */
@@ -206,6 +248,10 @@ int sandbox_check_images(const struct cli_options *cli,
 				   "%s '%s' is outside the directories a sandboxed worker may read (the command line's images' and --image-dir's; docs/sandbox.md)",
 				   what[k], paths[k]);
 	}
+	if (!r && c->disk[0] && !disk_allowed(cli, c->disk, c->disk_ro, dirs, n))
+		r = fv_err(err, FV_E_INVAL,
+			   "disk '%s' was not given to a guest on the command line%s, so a sandboxed worker may not open it (docs/sandbox.md)",
+			   c->disk, c->disk_ro ? " nor is it beneath an --image-dir" : " with write access");
 	pthread_mutex_unlock(&lock);
 	return r;
 }
@@ -245,7 +291,8 @@ static int landlock_enter(const struct cli_options *opt,
 	    landlock_allow(rs, attr.handled_access_fs, opt->log_dir, LL_LOGS, err) ||
 	    (opt->control &&
 	     landlock_allow(rs, attr.handled_access_fs, opt->run_dir, LL_SOCKETS, err)) ||
-	    landlock_allow_images(rs, attr.handled_access_fs, cli, err);
+	    landlock_allow_images(rs, attr.handled_access_fs, cli, err) ||
+	    landlock_allow_disks(rs, attr.handled_access_fs, cli, err);
 	if (!r && syscall(SYS_landlock_restrict_self, rs, 0))
 		r = fv_err_errno(err, FV_E_SYS, errno, "sandbox: landlock_restrict_self");
 	close(rs);
@@ -280,6 +327,7 @@ static const char *const allowed_calls[] = {
 	"memfd_create", "fallocate", "ftruncate",
 	/* files and descriptors (which files: Landlock) */
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek",
+	"fdatasync",
 	"openat", "close", "close_range", "dup", "dup2", "dup3", "fcntl",
 	"fstat", "newfstatat", "statx", "unlink", "unlinkat", "mkdir", "mkdirat",
 	"symlink", "symlinkat", "readlink", "readlinkat", "getdents64",

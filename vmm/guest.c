@@ -14,6 +14,7 @@
 #include "lib/fileutil.h"
 #include "guest-tools/content.h"
 #include "vmm/guest.h"
+#include "vmm/guest_virtio.h"
 #include "vmm/layout.h"
 #include "vmm/payload.h"
 #include "lib/timeutil.h"
@@ -45,7 +46,7 @@ bool guest_state_is_live(enum guest_state state)
 	       state == GUEST_PAUSED;
 }
 
-static void guest_log_message(void *opaque, unsigned vcpu, const char *msg)
+void guest_log_message(void *opaque, unsigned vcpu, const char *msg)
 {
 	struct guest *g = opaque;
 	char line[700];
@@ -165,9 +166,19 @@ static int guest_setup_layout(struct guest *g, const struct blob *blob,
 	struct fv_guest_config *l = &g->layout;
 	uint64_t blob_avail = blob ? blob->pages : 0;
 
+	struct layout_fixed fixed = {
+		.race_pages = g->cfg.race_pages,
+		.probe_pages = g->cfg.probe_pages,
+		.virtio_pages = g->nr_virtio ? FV_VIRTIO_SCRATCH_PAGES : 0,
+	};
+
 	if (layout_compute(g->cfg.mem_size, &g->cfg.content, blob_avail,
-			   g->cfg.race_pages, g->cfg.probe_pages, l, err))
+			   &fixed, l, err))
 		return -1;
+	if (g->nr_virtio) {
+		l->virtio_mmio_gpa = FV_VIRTIO_MMIO_GPA;
+		l->virtio_mmio_nr = g->nr_virtio;
+	}
 	l->nr_vcpus = g->cfg.nr_vcpus;
 	l->tsc_khz = guest_tsc_khz(g);
 	snprintf(l->name, sizeof(l->name), "%s", g->cfg.name);
@@ -212,7 +223,9 @@ static int guest_create_vcpus(struct guest *g, struct fv_error *err)
 }
 
 /* Record in the guest's log what it boots (the console output follows). */
-static void guest_log_boot(struct guest *g)
+/* What was loaded, and the command line the kernel got (the operator's
+ * and the device entries foldvm added). */
+static void guest_log_boot(struct guest *g, const char *cmdline)
 {
 	char desc[300], line[PATH_MAX + 700];
 	int n;
@@ -221,7 +234,7 @@ static void guest_log_boot(struct guest *g)
 	n = snprintf(line, sizeof(line),
 		     "foldvm: booting %s: %s; initrd %llu bytes at 0x%llx; command line \"%s\"\n",
 		     g->cfg.kernel, desc, (unsigned long long)g->boot.initrd_size,
-		     (unsigned long long)g->boot.initrd_gpa, g->cfg.cmdline);
+		     (unsigned long long)g->boot.initrd_gpa, cmdline);
 	if (n > 0 && g->log_fd >= 0 &&
 	    write(g->log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
 		/* best effort, as every log line */
@@ -269,18 +282,23 @@ static int guest_create_mem(struct guest *g, bool in_home, struct fv_error *err)
  * checked before a vCPU exists. */
 static int guest_build_linux(struct guest *g, bool in_home, struct fv_error *err)
 {
+	static __thread char cmdline[LINUX_CMDLINE_MAX + 1];
 	struct linux_boot_config bc = {
 		.kernel = g->cfg.kernel,
 		.initrd = g->cfg.initrd,
-		.cmdline = g->cfg.cmdline,
+		.cmdline = cmdline,
 	};
 
+	/* The devices' windows join the operator's command line. */
+	snprintf(cmdline, sizeof(cmdline), "%s", g->cfg.cmdline);
 	if (x86_linux_setup_vm(g->vm_fd, err) ||
 	    guest_create_mem(g, in_home, err) ||
 	    guest_setup_devices(g, err) ||
+	    guest_virtio_setup(g, err) ||
+	    guest_virtio_cmdline(g, cmdline, sizeof(cmdline), err) ||
 	    linux_boot_load(&g->mem, &bc, &g->boot, err))
 		return -1;
-	guest_log_boot(g);
+	guest_log_boot(g, cmdline);
 	return guest_create_linux_vcpus(g, err);
 }
 
@@ -302,8 +320,10 @@ static int guest_build(struct guest *g, const struct blob *blob,
 		return guest_build_linux(g, in_home, err);
 	if (guest_create_mem(g, in_home, err) ||
 	    guest_setup_devices(g, err) ||
+	    guest_virtio_setup(g, err) ||
 	    payload_load(&g->mem, g->cfg.payload, err) ||
-	    x86_cpl3_setup_memory(&g->mem, err) ||
+	    x86_cpl3_setup_memory(&g->mem, g->nr_virtio ? FV_VIRTIO_MMIO_GPA : 0,
+				  err) ||
 	    guest_create_vcpus(g, err) ||
 	    guest_setup_layout(g, blob, err))
 		return -1;
@@ -562,6 +582,7 @@ void guest_destroy(struct guest *g)
 	/* The engine lets go of the RAM before it is unmapped. */
 	if (g->dedup_guest)
 		dedup_remove_guest(g->dedup, g->dedup_guest);
+	guest_virtio_destroy(g);
 	testdev_destroy(&g->testdev);
 	if (g->serial_ready)
 		serial_destroy(&g->serial);

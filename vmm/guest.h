@@ -26,6 +26,7 @@
 #include "lib/error.h"
 #include "memory/guest_mem.h"
 #include "devices/ioport.h"
+#include "devices/mmio.h"
 #include "vmm/kvm.h"
 #include "vmm/linux_boot.h"
 
@@ -60,6 +61,9 @@ struct guest_config {
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
 	char cmdline[LINUX_CMDLINE_MAX + 1];
+	/* virtio devices (vmm/guest_virtio.c) */
+	char disk[PATH_MAX];         /* raw image for virtio-blk ("" = none) */
+	bool disk_ro;                /* the guest may not write it */
 };
 
 /* Does this guest boot a Linux kernel (rather than foldvm's test payload)? */
@@ -69,6 +73,7 @@ static inline bool guest_config_is_linux(const struct guest_config *cfg)
 }
 
 struct guest;
+struct virtio_blk;
 
 /* Told of every state change, after it happened (any thread, no lock held). */
 typedef void (*guest_state_fn)(void *opaque, struct guest *g,
@@ -92,6 +97,13 @@ struct guest {
 	int vm_fd;
 	struct guest_mem mem;
 	struct ioport_bus io;
+	struct mmio_bus mmio;           /* virtio-mmio windows */
+	struct virtio_blk *blk;         /* disk=, or NULL */
+	struct guest_irq_line {         /* a device's line (Linux guests) */
+		struct guest *g;
+		unsigned irq;
+	} virtio_irq[FV_VIRTIO_MAX_DEVICES];
+	unsigned nr_virtio;             /* windows registered */
 	struct serial16550 serial;
 	bool serial_ready;
 	struct testdev testdev;
@@ -114,6 +126,10 @@ struct guest {
 };
 
 const char *guest_state_name(enum guest_state state);
+
+/* A line in the guest's log (and on stdout with console=on), from vCPU
+ * `vcpu` or a device (opaque: the guest). */
+void guest_log_message(void *opaque, unsigned vcpu, const char *msg);
 
 /* The trust domain of a guest so configured: its domain, or its own name
  * without one. */

@@ -29,9 +29,8 @@ static uint64_t layout_need(const struct fv_content_spec *spec, uint64_t data,
 }
 
 int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
-		   uint64_t blob_avail_pages, uint32_t race_pages,
-		   uint32_t probe_pages, struct fv_guest_config *out,
-		   struct fv_error *err)
+		   uint64_t blob_avail_pages, const struct layout_fixed *f,
+		   struct fv_guest_config *out, struct fv_error *err)
 {
 	uint64_t avail, fixed, data, blob, meta;
 
@@ -45,10 +44,10 @@ int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 		return fv_err(err, FV_E_INVAL, "no room for data in %llu bytes",
 			      (unsigned long long)mem_size);
 	avail = (mem_size - FV_META_GPA) / FV_PAGE_SIZE;
-	fixed = (uint64_t)race_pages + probe_pages;
+	fixed = (uint64_t)f->race_pages + f->probe_pages + f->virtio_pages;
 	if (fixed + 2 >= avail)
 		return fv_err(err, FV_E_INVAL,
-			      "race and probe pages (%llu) leave no data pages",
+			      "race, probe and virtio pages (%llu) leave no data pages",
 			      (unsigned long long)fixed);
 	/*
 	 * The meta table and the blob both grow with the data region: find
@@ -81,9 +80,14 @@ int layout_compute(uint64_t mem_size, const struct fv_content_spec *spec,
 	out->data_gpa = out->meta_gpa + out->meta_size;
 	out->data_pages = data;
 	out->race_gpa = out->data_gpa + data * FV_PAGE_SIZE;
-	out->race_pages = race_pages;
-	out->probe_gpa = out->race_gpa + (uint64_t)race_pages * FV_PAGE_SIZE;
-	out->probe_pages = probe_pages;
+	out->race_pages = f->race_pages;
+	out->probe_gpa = out->race_gpa + (uint64_t)f->race_pages * FV_PAGE_SIZE;
+	out->probe_pages = f->probe_pages;
+	if (f->virtio_pages) {
+		out->virtio_gpa = out->probe_gpa +
+				  (uint64_t)f->probe_pages * FV_PAGE_SIZE;
+		out->virtio_pages = f->virtio_pages;
+	}
 	out->blob_pages = blob;
 	/* The blob sits at the top of RAM, like an initramfs. */
 	out->blob_gpa = mem_size - blob * FV_PAGE_SIZE;

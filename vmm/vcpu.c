@@ -127,10 +127,12 @@ static int vcpu_handle_exit(struct vcpu *v)
 		vcpu_fail_regs(v, what);
 		return 1;
 	case KVM_EXIT_MMIO:
-		/* No MMIO devices: reads see all ones, writes vanish, as on
-		 * an empty bus. */
-		if (!run->mmio.is_write)
-			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+		/* The device windows; elsewhere reads see all ones and writes
+		 * vanish, as on an empty bus.  KVM gives at most 8 bytes. */
+		mmio_dispatch(&v->guest->mmio, run->mmio.phys_addr,
+			      run->mmio.is_write, run->mmio.data,
+			      run->mmio.len <= sizeof(run->mmio.data) ?
+			      run->mmio.len : sizeof(run->mmio.data));
 		return 0;
 	case KVM_EXIT_SYSTEM_EVENT:
 		guest_fail(v->guest, "system event %u on vCPU %u",

@@ -26,6 +26,8 @@
 #define PTE_P (1ull << 0)
 #define PTE_RW (1ull << 1)
 #define PTE_US (1ull << 2)
+#define PTE_PWT (1ull << 3)
+#define PTE_PCD (1ull << 4)
 #define PTE_PS (1ull << 7)
 #define PAGE_2M (2ull << 20)
 #define PAGE_1G (1ull << 30)
@@ -80,13 +82,18 @@ static int x86_write_gdt(struct guest_mem *gm, struct fv_error *err)
  * bit: CPL3 code must reach everything, page tables and mailboxes included.
  * Layout: PML4 at FV_PT_GPA, PDPT next, then one PD page per GiB.
  */
-static int x86_write_page_tables(struct guest_mem *gm, struct fv_error *err)
+static int x86_write_page_tables(struct guest_mem *gm, uint64_t mmio_gpa,
+				 struct fv_error *err)
 {
 	const uint64_t flags = PTE_P | PTE_RW | PTE_US;
 	uint64_t pml4 = FV_PT_GPA, pdpt = FV_PT_GPA + FV_PAGE_SIZE;
 	uint64_t pd0 = pdpt + FV_PAGE_SIZE;
 	uint64_t gigs = (gm->size + PAGE_1G - 1) / PAGE_1G;
 	uint64_t entry;
+
+	/* The device windows' GiB needs its PD too. */
+	if (mmio_gpa && mmio_gpa / PAGE_1G + 1 > gigs)
+		gigs = mmio_gpa / PAGE_1G + 1;
 
 	if (pd0 + gigs * FV_PAGE_SIZE > FV_PT_END)
 		return fv_err(err, FV_E_RANGE,
@@ -110,16 +117,29 @@ static int x86_write_page_tables(struct guest_mem *gm, struct fv_error *err)
 			       sizeof(entry), err))
 			return -1;
 	}
+	/* Device registers: uncached (PCD, PWT), as firmware maps MMIO. */
+	if (mmio_gpa) {
+		entry = mmio_gpa | flags | PTE_PS | PTE_PWT | PTE_PCD;
+		if (gmem_write(gm, pd0 + mmio_gpa / PAGE_2M * 8, &entry,
+			       sizeof(entry), err))
+			return -1;
+	}
 	return 0;
 }
 
-int x86_cpl3_setup_memory(struct guest_mem *gm, struct fv_error *err)
+int x86_cpl3_setup_memory(struct guest_mem *gm, uint64_t mmio_gpa,
+			  struct fv_error *err)
 {
 	if (gm->size % PAGE_2M)
 		return fv_err(err, FV_E_INVAL,
 			      "test guests need memory in 2 MiB multiples (%llu KiB given)",
 			      (unsigned long long)(gm->size >> 10));
-	if (x86_write_gdt(gm, err) || x86_write_page_tables(gm, err))
+	if (mmio_gpa && (mmio_gpa % PAGE_2M || mmio_gpa < gm->size))
+		return fv_err(err, FV_E_INVAL,
+			      "device windows at 0x%llx overlap RAM (%llu MiB)",
+			      (unsigned long long)mmio_gpa,
+			      (unsigned long long)(gm->size >> 20));
+	if (x86_write_gdt(gm, err) || x86_write_page_tables(gm, mmio_gpa, err))
 		return -1;
 	return 0;
 }

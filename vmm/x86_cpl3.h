@@ -16,8 +16,11 @@
 
 struct kvm_cpuid2;
 
-/* Write the GDT, TSS and identity-mapping page tables into guest memory. */
-int x86_cpl3_setup_memory(struct guest_mem *gm, struct fv_error *err);
+/* Write the GDT, TSS and identity-mapping page tables into guest memory;
+ * mmio_gpa (0: none) is a 2 MiB area of device windows above RAM, mapped
+ * too, uncached. */
+int x86_cpl3_setup_memory(struct guest_mem *gm, uint64_t mmio_gpa,
+			  struct fv_error *err);
 
 /* Load CPUID, MSRs, segment/control registers and GPRs of one vCPU:
  * RIP = entry, RSP = stack_top, RDI = index, RSI = arg. */

@@ -332,3 +332,19 @@ void cmd_race_settle(struct vcpu *v)
 					      (w < iters % FV_PAGE_WORDS ? 1 : 0));
 	v->result[0] = iters * nvcpus;
 }
+
+int data_adopt(const struct fv_guest_config *cfg, uint64_t gpa, uint64_t bytes)
+{
+	uint64_t first, n;
+
+	if (!data_filled || gpa < cfg->data_gpa || (gpa - cfg->data_gpa) % FV_PAGE_SIZE ||
+	    bytes % FV_PAGE_SIZE)
+		return -1;
+	first = (gpa - cfg->data_gpa) / FV_PAGE_SIZE;
+	n = bytes / FV_PAGE_SIZE;
+	if (first > cfg->data_pages || n > cfg->data_pages - first)
+		return -1;
+	for (uint64_t pos = first; pos < first + n; pos++)
+		csum_table(cfg)[pos] = fv_checksum_page(data_page(cfg, pos));
+	return 0;
+}

@@ -42,7 +42,7 @@ static _Noreturn void config_abort(const char *what, const char *name)
 
 static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
 {
-	struct region r[6] = {
+	struct region r[7] = {
 		{ "meta", cfg->meta_gpa, cfg->meta_size },
 		{ "data", cfg->data_gpa, cfg->data_pages * FV_PAGE_SIZE },
 		{ "race", cfg->race_gpa, cfg->race_pages * FV_PAGE_SIZE },
@@ -50,6 +50,7 @@ static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
 		{ "blob", cfg->blob_gpa, cfg->blob_pages * FV_PAGE_SIZE },
 		{ "blob-starts", cfg->blob_starts_gpa, cfg->blob_starts_gpa ?
 		  fv_blob_starts_pages(cfg->blob_pages) * FV_PAGE_SIZE : 0 },
+		{ "virtio", cfg->virtio_gpa, cfg->virtio_pages * FV_PAGE_SIZE },
 	};
 
 	GUEST_ASSERT(cfg->magic == FV_CONFIG_MAGIC, "bad config magic");
@@ -63,11 +64,13 @@ static void check_config(uint64_t vcpu, const struct fv_guest_config *cfg)
 	GUEST_ASSERT((cfg->race_pages | cfg->probe_pages | cfg->blob_pages) <=
 		     UINT32_MAX, "region too large");
 	GUEST_ASSERT(cfg->content.layout <= FV_LAYOUT_CLONES, "unknown layout");
+	GUEST_ASSERT(cfg->virtio_mmio_nr <= FV_VIRTIO_MAX_DEVICES &&
+		     cfg->virtio_pages <= UINT32_MAX, "bad virtio config");
 	GUEST_ASSERT(cfg->data_pages == 0 ||
 		     cfg->meta_size >= fv_meta_size(cfg->data_pages),
 		     "meta region smaller than fv_meta_size(data_pages)");
 
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		if (r[i].bytes == 0)
 			continue;
 		if (r[i].gpa & (FV_PAGE_SIZE - 1))
@@ -186,6 +189,15 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 			break;
 		case FV_CMD_SANDBOX_PROBE:
 			cmd_sandbox_probe(&v);
+			break;
+		case FV_CMD_VIRTIO_INIT:
+			cmd_virtio_init(&v);
+			break;
+		case FV_CMD_BLK:
+			cmd_blk(&v);
+			break;
+		case FV_CMD_BLK_BAD:
+			cmd_blk_bad(&v);
 			break;
 		case FV_CMD_FAULT:
 			cmd_fault();

@@ -175,5 +175,13 @@ void cmd_churn(struct vcpu *v);
 void cmd_race(struct vcpu *v);
 void cmd_race_settle(struct vcpu *v);
 void cmd_measure_write(struct vcpu *v);
+void cmd_virtio_init(struct vcpu *v);
+void cmd_blk(struct vcpu *v);
+void cmd_blk_bad(struct vcpu *v);
+
+/* Data pages [gpa, gpa + bytes) got new content from outside (a device
+ * read): record their checksums for VERIFY.  -1 before FILL, or a range
+ * outside the data region. */
+int data_adopt(const struct fv_guest_config *cfg, uint64_t gpa, uint64_t bytes);
 
 #endif

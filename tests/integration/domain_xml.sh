@@ -169,13 +169,13 @@ for v in $VARIANTS; do
 
 	# 5. what foldvm cannot honour: listed, or refused with --strict
 	write_domain "$TMP/$name-disk.xml" "$name" "$uuid" "fill+verify" \
-		"<disk type='file' device='disk'><source file='/srv/x.img'/><target dev='vda'/></disk><interface type='network'><source network='default'/></interface>"
+		"<disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vda'/></disk><interface type='network'><source network='default'/></interface>"
 	rc=0; run --strict --domain-xml "$TMP/$name-disk.xml" --no-hooks >"$TMP/out" 2>"$TMP/err" || rc=$?
 	[ "$rc" = 2 ] || fail "$v: --strict ran a domain with a disk"
-	expect_in "$TMP/err" "--strict: foldvm cannot honour 2 settings: <disk type='file'> \\(no block devices\\); <interface type='network'>"
+	expect_in "$TMP/err" "--strict: foldvm cannot honour 2 settings: <disk type='block'> \\(one virtio disk backed by a file, at most\\); <interface type='network'>"
 	run --domain-xml "$TMP/$name-disk.xml" --no-hooks >"$TMP/out" 2>"$TMP/err" ||
 		fail "$v: a domain with a disk did not run without --strict"
-	expect_in "$TMP/err" "domain $name .*not honoured, running without: <disk type='file'>"
+	expect_in "$TMP/err" "domain $name .*not honoured, running without: <disk type='block'>"
 	echo "PASS: $v: unsupported settings listed in one message; --strict refuses"
 
 	# 6. bad documents: one clear sentence, exit 2, nothing runs

@@ -119,7 +119,7 @@ static void test_layout_regions(void)
 	struct fv_error err;
 	uint64_t mem = 128ull << 20;
 
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 1ull << 20, 16, 256,
+	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 1ull << 20, &(struct layout_fixed){ 16, 256, 0 },
 					     &l, &err), 0);
 	CU_ASSERT_EQUAL(l.magic, FV_CONFIG_MAGIC);
 	CU_ASSERT_EQUAL(l.meta_gpa, FV_META_GPA);
@@ -135,7 +135,7 @@ static void test_layout_regions(void)
 		  8 * FV_PAGE_SIZE);
 	/* with no files there is no blob and more data */
 	uint64_t with_blob = l.data_pages;
-	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 0, 16, 256, &l, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(layout_compute(mem, &spec, 0, &(struct layout_fixed){ 16, 256, 0 }, &l, &err), 0);
 	CU_ASSERT_EQUAL(l.blob_pages, 0);
 	CU_ASSERT(l.data_pages > with_blob);
 }
@@ -146,10 +146,10 @@ static void test_layout_rejects(void)
 	struct fv_guest_config l;
 	struct fv_error err;
 
-	CU_ASSERT_EQUAL(layout_compute(64ull << 20, &spec, 0, 16, 256, &l, &err), -1);
+	CU_ASSERT_EQUAL(layout_compute(64ull << 20, &spec, 0, &(struct layout_fixed){ 16, 256, 0 }, &l, &err), -1);
 	spec.pct_shared = 10;
-	CU_ASSERT_EQUAL(layout_compute(4ull << 20, &spec, 0, 16, 256, &l, &err), -1);
-	CU_ASSERT_EQUAL(layout_compute(16ull << 20, &spec, 0, 3000, 65536, &l, &err), -1);
+	CU_ASSERT_EQUAL(layout_compute(4ull << 20, &spec, 0, &(struct layout_fixed){ 16, 256, 0 }, &l, &err), -1);
+	CU_ASSERT_EQUAL(layout_compute(16ull << 20, &spec, 0, &(struct layout_fixed){ 3000, 65536, 0 }, &l, &err), -1);
 }
 
 /* What fv_place_pages decided: kind and selector of every position, and
@@ -363,7 +363,7 @@ static int layout_1g(uint32_t layout, uint64_t blob_bytes,
 					.pct_blob = 25, .layout = layout };
 	struct fv_error err;
 
-	return layout_compute(1ull << 30, &spec, blob_bytes, 16, 256, l, &err);
+	return layout_compute(1ull << 30, &spec, blob_bytes, &(struct layout_fixed){ 16, 256, 0 }, l, &err);
 }
 
 /* the mix layout reserves the file-start bitmap right below the blob */

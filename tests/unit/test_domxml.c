@@ -199,7 +199,7 @@ static void test_unsupported_listed(void)
 	static struct vm_spec vm;
 	struct fv_error err = { 0 };
 	char *xml = edit("<memballoon model='none'/>",
-			 "<disk type='file' device='disk'><source file='/x.img'/></disk>"
+			 "<disk type='block' device='disk'><source dev='/dev/sdz'/></disk>"
 			 "<interface type='network'><source network='default'/></interface>"
 			 "<graphics type='vnc'/><memballoon model='virtio'/>"
 			 "<serial type='pty'><target port='1'/></serial>");
@@ -209,7 +209,7 @@ static void test_unsupported_listed(void)
 	xml = re_edit(xml, "<apic/>", "<acpi/><apic/>");
 	xml = re_edit(xml, "<on_reboot>destroy", "<on_reboot>restart");
 	CU_ASSERT_EQUAL_FATAL(map(xml, false, &vm, &err), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='file'> (no block devices)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='block'> (one virtio disk backed by a file, at most)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='network'> (no network devices)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<graphics type='vnc'> (no display)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<memballoon> (no balloon)"));
@@ -220,7 +220,7 @@ static void test_unsupported_listed(void)
 	/* the same domain, strict: refused, with the whole list in one message */
 	CU_ASSERT_EQUAL(map(xml, true, &vm, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--strict: foldvm cannot honour 8 settings"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<disk type='file'>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<disk type='block'>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<on_reboot>"));
 	free(xml);
 }
@@ -245,6 +245,48 @@ static void test_more_notes(void)
 	free(xml);
 	free(xml2);
 	free(xml3);
+}
+
+/* <disk type='file'>: a raw image on virtio-blk, <readonly/> kept; a
+ * second disk is listed, a non-raw format and a missing source refused. */
+static void test_disk(void)
+{
+	static struct vm_spec vm;
+	struct fv_error err = { 0 };
+	char path[] = "/tmp/foldvm-domxml-disk.XXXXXX", dev[PATH_MAX + 256];
+	char *xml, *xml2, *xml3, *xml4;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	snprintf(dev, sizeof(dev),
+		 "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+		 "<source file='%s'/><target dev='vda' bus='virtio'/><readonly/></disk>"
+		 "<memballoon model='none'/>", path);
+	xml = edit("<memballoon model='none'/>", dev);
+	CU_ASSERT_EQUAL(domain_spec_from_xml(xml, strlen(xml), NULL, "test.xml", 0,
+					     true, &vm, &err), 0);
+	CU_ASSERT_STRING_EQUAL(vm.cfg.disk, path);
+	CU_ASSERT_TRUE(vm.cfg.disk_ro);
+	domain_spec_free(&vm);
+	xml2 = re_edit(strdup(xml), "<memballoon model='none'/>",
+		       "<disk type='file' device='cdrom'><source file='/x.iso'/></disk>");
+	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='file'> (one virtio disk backed by a file, at most)"));
+	xml3 = edit_of(xml, "type='raw'", "type='qcow2'");
+	CU_ASSERT_EQUAL(map(xml3, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "raw images only"));
+	xml4 = edit_of(xml, "<source file=", "<source bogus=");
+	CU_ASSERT_EQUAL(map(xml4, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has no <source file>"));
+	unlink(path);
+	CU_ASSERT_EQUAL(map(xml, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "disk image"));
+	free(xml);
+	free(xml2);
+	free(xml3);
+	free(xml4);
 }
 
 /* A kernel domain: os kernel/initrd/cmdline; payload settings refused. */
@@ -379,6 +421,7 @@ void unit_add_domxml_suite(void)
 	CU_add_test(s, "unsupported settings listed, --strict refuses", test_unsupported_listed);
 	CU_add_test(s, "balloon, pinning, type notes", test_more_notes);
 	CU_add_test(s, "kernel domains", test_kernel_domain);
+	CU_add_test(s, "disks", test_disk);
 	CU_add_test(s, "libvirt units", test_scale);
 	CU_add_test(s, "uuids", test_uuid);
 	CU_add_test(s, "hook look-up and metadata alone", test_find_and_metadata);

@@ -31,7 +31,7 @@ static const char node_xml[] =
 	DOMAIN_HEAD("fv-b", "11111111-2222-3333-4444-666666666666")
 	"<metadata><foldvm:vm xmlns:foldvm='" DOMXML_NS "'>"
 	"<foldvm:payload/></foldvm:vm></metadata>"
-	"<devices><disk type='file' device='disk'><source file='/nonexistent.img'/>"
+	"<devices><disk type='block' device='disk'><source dev='/dev/nonexistent'/>"
 	"<target dev='vda' bus='virtio'/></disk></devices>" SHUTOFF "</domain>\n"
 	DOMAIN_HEAD("plain", "11111111-2222-3333-4444-777777777777")
 	SHUTOFF "</domain>\n"
@@ -111,11 +111,11 @@ static void test_map_from_libvirt(void)
 	domain_spec_free(&vm);
 	/* a disk is listed; --strict refuses the domain for it */
 	CU_ASSERT_EQUAL(domain_spec_from_libvirt(node_uri, "fv-b", 0, false, &vm, &err), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='file'> (no block devices)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='block'> (one virtio disk backed by a file, at most)"));
 	domain_spec_free(&vm);
 	CU_ASSERT_EQUAL(domain_spec_from_libvirt(node_uri, "fv-b", 0, true, &vm, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--strict"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<disk type='file'>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<disk type='block'>"));
 	domain_spec_free(&vm);
 }
 

@@ -120,7 +120,11 @@ static void test_kv(void)
 	CU_ASSERT_EQUAL(vm.cfg.nr_vcpus, typed.cfg.nr_vcpus);
 	CU_ASSERT_EQUAL(vm.cfg.dedup, typed.cfg.dedup);
 	CU_ASSERT_EQUAL(vm.nr_steps, typed.nr_steps);
-	CU_ASSERT_EQUAL(memcmp(vm.steps, typed.steps, 2 * sizeof(vm.steps[0])), 0);
+	/* Field by field: a step's padding is whatever its source held. */
+	for (unsigned i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(vm.steps[i].kind, typed.steps[i].kind);
+		CU_ASSERT_EQUAL(vm.steps[i].arg, typed.steps[i].arg);
+	}
 	CU_ASSERT_EQUAL(vm.cfg.content.shared_seed, typed.cfg.content.shared_seed);
 	said(spec_set_kv(&vm, "vcpus", "two", &err), "'two' is not a number");
 	said(spec_set_kv(&vm, "vcpus", "0", &err), "0 is out of range 1..64");

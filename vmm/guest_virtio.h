@@ -1,0 +1,27 @@
+/*
+ * guest_virtio.h - a guest's virtio-mmio devices: made from its config,
+ * their windows on its MMIO bus, their interrupt lines, and the command
+ * line entries that tell a Linux guest where they are.
+ */
+#ifndef FOLDVM_GUEST_VIRTIO_H
+#define FOLDVM_GUEST_VIRTIO_H
+
+#include <stddef.h>
+#include "lib/error.h"
+#include "vmm/guest.h"
+
+/* How many devices the config asks for (windows from FV_VIRTIO_MMIO_GPA). */
+unsigned guest_virtio_count(const struct guest_config *cfg);
+
+/* Make the devices and register their windows.  Linux guests (irqchip)
+ * get an interrupt line each; test guests poll. */
+int guest_virtio_setup(struct guest *g, struct fv_error *err);
+
+/* Append " virtio_mmio.device=4K@0x...:IRQ" per device to cmdline (of
+ * size len), refused if it would not fit. */
+int guest_virtio_cmdline(const struct guest *g, char *cmdline, size_t len,
+			 struct fv_error *err);
+
+void guest_virtio_destroy(struct guest *g);
+
+#endif
