@@ -61,8 +61,12 @@
 #define FV_VIRTIO_MMIO_SIZE 0x1000ull
 #define FV_VIRTIO_MAX_DEVICES 8u
 #define FV_VIRTIO_IRQ_BASE 5u
-/* Pages the payload's virtio drivers get for their queues and buffers. */
-#define FV_VIRTIO_SCRATCH_PAGES 64u
+/* Pages the payload's virtio drivers get: 16 per window (4 queues of
+ * descriptor table, driver area, device area, header page) and a shared
+ * data buffer of FV_VIRTIO_DATA_BYTES. */
+#define FV_VIRTIO_DATA_BYTES (128u * 1024u)
+#define FV_VIRTIO_SCRATCH_PAGES (16u * FV_VIRTIO_MAX_DEVICES + \
+				 FV_VIRTIO_DATA_BYTES / 4096u)
 
 /* Port the payload writes request codes to (32-bit `outl`). */
 #define FV_DOORBELL_PORT 0x0510u
@@ -207,7 +211,7 @@ enum fv_command {
 	FV_CMD_SANDBOX_PROBE = 9,
 	/* Bring up the virtio device in window arg[0] (guest-tools/payload/
 	 * cmd_virtio.c): reset, negotiate every feature offered that the
-	 * driver knows, queue 0, DRIVER_OK.  result[0] = device ID,
+	 * driver knows, its queues (blk 1, net 2, balloon 4), DRIVER_OK.  result[0] = device ID,
 	 * [1] = features offered, [2] = features taken, [3] = Status,
 	 * [4] = the first 8 config bytes (virtio-blk: capacity).  Status
 	 * BAD_ARGS: no such window, or the device refused the driver
@@ -216,7 +220,7 @@ enum fv_command {
 	FV_CMD_VIRTIO_INIT = 10,
 	/* One virtio-blk request on window arg[0]: arg[1] = type
 	 * (VIRTIO_BLK_T_*), arg[2] = sector, arg[3] = bytes (a multiple of
-	 * 512, at most FV_VIRTIO_BLK_MAX_BYTES), arg[4] = buffer gpa (0: the
+	 * 512, at most FV_VIRTIO_DATA_BYTES), arg[4] = buffer gpa (0: the
 	 * scratch buffer), arg[5] = pattern seed (fv_blk_pattern), arg[6] =
 	 * flags FV_BLK_*.  result[0] = status byte, [1] = bytes the device
 	 * says it wrote, [2] = words unlike the pattern (FV_BLK_CHECK),
@@ -235,7 +239,6 @@ enum fv_command {
 			     * (the checksums VERIFY uses are updated) */
 #define FV_BLK_UNMAP 8u     /* WRITE_ZEROES: may unmap */
 #define FV_BLK_SPLIT 16u    /* the data in 4 descriptors, not 1 */
-#define FV_VIRTIO_BLK_MAX_BYTES (128u * 1024u)
 
 enum fv_bad_chain {
 	FV_BAD_LOOP = 1,        /* two descriptors pointing at each other */
