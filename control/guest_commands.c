@@ -1,7 +1,8 @@
 /*
  * guest_commands.c - the commands of a guest's control socket
  * (RUNDIR/NAME.qmp): query-status, stop, cont, quit, query-name,
- * query-uuid, query-dedup, dedup-set, dedup-unmerge; and the STOP, RESUME and SHUTDOWN
+ * query-uuid, query-dedup, dedup-set, dedup-unmerge, balloon, query-balloon;
+ * and the STOP, RESUME and SHUTDOWN
  * events it sends.  docs/qmp.md lists them.
  *
  * A handler finds its guest by name every time (a slot may be reaped
@@ -12,6 +13,7 @@
 #include <string.h>
 #include "control/commands_int.h"
 #include "control/unmerge.h"
+#include "devices/virtio_balloon.h"
 
 /* The guest's record now; DeviceNotFound once it is being destroyed. */
 static int guest_info(struct control_guest *cg, struct runner_guest_info *in,
@@ -168,6 +170,11 @@ struct json_object *dedup_json(const struct runner_guest_info *in)
 	jadd_int(o, "rss-bytes", m.rss);
 	jadd_int(o, "pss-bytes", m.pss);
 	jadd_int(o, "anon-bytes", m.anon);
+	/* What the guest gave back through its balloon (docs/virtio.md). */
+	if (in->balloon) {
+		jadd_int(o, "reported-free-bytes", in->balloon_c.reported_bytes);
+		jadd_int(o, "balloon-inflated-bytes", in->balloon_c.inflated_pages * 4096);
+	}
 	if (!in->dedup)
 		return o;
 	jadd_int(o, "pages", s->pages);
@@ -264,6 +271,94 @@ static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
 	return unmerge_command(cg->c->ctx, cg->name, args, ret, err);
 }
 
+/* The guest's balloon, held: DeviceNotActive when it has none (QEMU's
+ * answer), DeviceNotFound when the guest is going. */
+static struct driver *balloon_get(struct control_guest *cg,
+				  struct virtio_balloon **b, struct qmp_error *err)
+{
+	struct fv_error e = { 0 };
+	struct driver *d = runner_guest_get(cg->c->ctx, cg->name, NULL, &e);
+
+	if (!d) {
+		qmp_error_set(err, "DeviceNotFound", "%s", e.msg);
+		return NULL;
+	}
+	*b = runner_guest(d)->balloon;
+	if (!*b) {
+		runner_guest_put(d);
+		qmp_error_set(err, "DeviceNotActive",
+			      "No balloon device has been activated (balloon=on)");
+		return NULL;
+	}
+	return d;
+}
+
+/* balloon: the guest should hold `value` bytes of RAM (QEMU's command). */
+static int cmd_balloon(void *opaque, struct json_object *args,
+		       struct json_object **ret, struct qmp_error *err)
+{
+	struct json_object *v = NULL;
+	struct virtio_balloon *b;
+	struct fv_error e = { 0 };
+	struct driver *d;
+	int64_t value;
+	int r;
+
+	(void)ret;
+	json_object_object_get_ex(args, "value", &v);
+	value = json_object_get_int64(v);
+	if (value <= 0)
+		return qmp_error_set(err, "GenericError",
+				     "Parameter 'value' must be a positive number of bytes");
+	d = balloon_get(opaque, &b, err);
+	if (!d)
+		return -1;
+	r = virtio_balloon_set_target(b, (uint64_t)value, &e);
+	runner_guest_put(d);
+	if (r)
+		return qmp_error_set(err, "GenericError", "%s", e.msg);
+	return 0;
+}
+
+/* query-balloon: QEMU's `actual`, and what foldvm counts besides. */
+static int cmd_query_balloon(void *opaque, struct json_object *args,
+			     struct json_object **ret, struct qmp_error *err)
+{
+	struct virtio_balloon_info in;
+	struct virtio_balloon *b;
+	struct json_object *stats;
+	struct driver *d;
+
+	(void)args;
+	d = balloon_get(opaque, &b, err);
+	if (!d)
+		return -1;
+	virtio_balloon_query(b, &in);
+	runner_guest_put(d);
+	*ret = json_object_new_object();
+	jadd_int(*ret, "actual", in.actual_bytes);
+	jadd_int(*ret, "target", in.target_bytes);
+	jadd_int(*ret, "inflated-pages", in.c.inflated_pages);
+	jadd_int(*ret, "deflated-pages", in.c.deflated_pages);
+	jadd_int(*ret, "reported-free-bytes", in.c.reported_bytes);
+	jadd_int(*ret, "reported-ranges", in.c.reports);
+	jadd_int(*ret, "released-written-pages", in.c.released_written);
+	jadd_int(*ret, "bad-pfns", in.c.bad_pfns);
+	jadd_int(*ret, "stats-updates", in.c.stats_updates);
+	/* The guest's last statistics, by QEMU's names; absent ones left out. */
+	stats = json_object_new_object();
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		if (in.stat_seen & (1u << t))
+			jadd_int(stats, virtio_balloon_stat_name(t), in.stat[t]);
+	json_object_object_add(*ret, "stats", stats);
+	return 0;
+}
+
+static const struct qmp_arg balloon_args[] = {
+	{ "value", QMP_T_INT, false },
+	{ NULL, QMP_T_ANY, false },
+};
+
 static const struct qmp_arg dedup_set_args[] = {
 	{ "enabled", QMP_T_BOOL, true },
 	{ "rate", QMP_T_INT, true },
@@ -284,6 +379,10 @@ const struct qmp_command guest_commands[] = {
 	  "merging on/off; scan rate and CPU cap (host-wide)" },
 	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_guest_args, 0,
 	  "merging off, and a private copy of every shared page (rate: pages/s)" },
+	{ "balloon", cmd_balloon, balloon_args, 0,
+	  "the RAM the guest should keep, in bytes (virtio-balloon)" },
+	{ "query-balloon", cmd_query_balloon, NULL, 0,
+	  "the guest's RAM less its balloon, and the balloon's figures" },
 	{ NULL, NULL, NULL, 0, NULL },
 };
 

@@ -66,6 +66,8 @@ const char cli_usage[] =
 "  disk=PATH        a raw image as a virtio-blk disk (virtio-mmio; a Linux\n"
 "                   guest's command line names it: docs/virtio.md)\n"
 "  disk-ro=on|off   the guest may only read the disk (default off)\n"
+"  balloon=on|off   a virtio-balloon with statistics and free page reporting;\n"
+"                   QMP balloon / query-balloon (default off)\n"
 "\n"
 "Options:\n"
 "  --files PATH     file or directory whose files guests hold as page cache\n"

@@ -43,6 +43,13 @@ static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 	    (mapped(spec_set_disk(vm, def->disk, err), "<disk><source file>", err) ||
 	     mapped(spec_set_disk_ro(vm, def->disk_ro, err), "<disk><readonly>", err)))
 		return -1;
+	if (def->balloon) {
+		if (mapped(spec_set_balloon(vm, true, err), "<memballoon>", err))
+			return -1;
+		/* libvirt's <currentMemory> is the balloon's target. */
+		if (def->current_bytes < def->mem_bytes)
+			vm->cfg.balloon_target = def->current_bytes;
+	}
 	return mapped(spec_set_console(vm, def->console, err), "<serial>", err);
 }
 

@@ -244,7 +244,7 @@ static const char *device_reason(const char *name)
 		{ "sound", "no sound devices" },
 		{ "audio", "no sound devices" },
 		{ "controller", "no PCI, USB or storage buses" },
-		{ "memballoon", "no balloon" },
+		{ "memballoon", "foldvm's balloon is virtio" },
 		{ "hostdev", "no device assignment" },
 		{ "watchdog", "no watchdog" },
 		{ "channel", "no virtio-serial channels" },
@@ -293,6 +293,16 @@ static void device_serial(xmlNode *n, struct domxml_def *def, unsigned *ports)
 	if ((port[0] && strcmp(port, "0")) || ++*ports > 1)
 		note_add(def, "<serial> port %s (foldvm has one serial port, COM1)",
 			 port[0] ? port : "2");
+}
+
+/* <memballoon model='virtio'>: virtio-balloon with free page reporting
+ * (its <stats period> and <address> are libvirt's business). */
+static bool device_is_virtio_balloon(xmlNode *n)
+{
+	char model[32];
+
+	node_attr_or_empty(n, "model", model, sizeof(model));
+	return !strcmp(model, "virtio");
 }
 
 /* <disk type='file' device='disk'>: a raw image on virtio-blk.  Other
@@ -347,6 +357,8 @@ static int walk_devices(xmlNode *devs, struct domxml_def *def,
 			continue;   /* the emulator foldvm replaces */
 		if (node_is(n, "serial") || node_is(n, "console"))
 			device_serial(n, def, &serial_ports);
+		else if (node_is(n, "memballoon") && device_is_virtio_balloon(n))
+			def->balloon = true;
 		else if (node_is(n, "disk")) {
 			if (device_disk(n, def, err))
 				return -1;
@@ -448,21 +460,9 @@ static int walk_lifecycle(xmlNode *n, struct domxml_def *def,
 static int walk_currentmemory(xmlNode *n, struct domxml_def *def,
 			      struct fv_error *err)
 {
-	uint64_t cur;
-
-	if (parse_memory_element(n, &cur, err))
-		return -1;
-	/* <memory> comes first in libvirt's schema; checked again at the end. */
-	if (def->mem_bytes && cur > def->mem_bytes)
-		return fv_err(err, FV_E_INVAL,
-			      "<currentMemory> (%llu KiB) is more than <memory> (%llu KiB)",
-			      (unsigned long long)(cur >> 10),
-			      (unsigned long long)(def->mem_bytes >> 10));
-	if (def->mem_bytes && cur < def->mem_bytes)
-		note_add(def, "<currentMemory> %llu KiB below <memory> (no balloon: the guest gets all %llu KiB)",
-			 (unsigned long long)(cur >> 10),
-			 (unsigned long long)(def->mem_bytes >> 10));
-	return 0;
+	/* Checked against <memory> at the end (domxml_parse); below it, it is
+	 * the balloon's target if <devices> has a balloon. */
+	return parse_memory_element(n, &def->current_bytes, err);
 }
 
 static int walk_name(xmlNode *n, struct domxml_def *def, struct fv_error *err)
@@ -562,6 +562,15 @@ static int walk_domain(xmlNode *root, struct domxml_def *def,
 		return fv_err(err, FV_E_INVAL, "domain '%s' has no <memory>", def->name);
 	if (!def->os_seen)
 		return fv_err(err, FV_E_INVAL, "domain '%s' has no <os>", def->name);
+	if (def->current_bytes > def->mem_bytes)
+		return fv_err(err, FV_E_INVAL,
+			      "<currentMemory> (%llu KiB) is more than <memory> (%llu KiB)",
+			      (unsigned long long)(def->current_bytes >> 10),
+			      (unsigned long long)(def->mem_bytes >> 10));
+	if (def->current_bytes && def->current_bytes < def->mem_bytes && !def->balloon)
+		note_add(def, "<currentMemory> %llu KiB below <memory> (no balloon: the guest gets all %llu KiB)",
+			 (unsigned long long)(def->current_bytes >> 10),
+			 (unsigned long long)(def->mem_bytes >> 10));
 	return 0;
 }
 

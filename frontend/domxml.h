@@ -58,6 +58,8 @@ struct domxml_def {
 	bool console;                    /* a <serial> or <console> is there */
 	char disk[PATH_MAX];             /* <disk type='file'> source, "" = none */
 	bool disk_ro;                    /* its <readonly/> */
+	bool balloon;                    /* <memballoon model='virtio'> */
+	uint64_t current_bytes;          /* <currentMemory>, 0 = not given */
 	bool os_seen;
 	/* <metadata><foldvm:vm> */
 	bool foldvm;                     /* the element is there */

@@ -230,6 +230,24 @@ enum fv_command {
 	 * fv_bad_chain.  result[0] = device Status after the notify,
 	 * [1] = InterruptStatus. */
 	FV_CMD_BLK_BAD = 12,
+	/* (13, 14: virtio-net) */
+	/* virtio-balloon on window arg[0] (cmd_balloon.c), brought up with
+	 * VIRTIO_INIT (statistics and page reporting taken).  BALLOON_ADJUST
+	 * moves the balloon to the device's num_pages with probe-region
+	 * pages (inflate from the probe region's first page up, deflate from
+	 * the top down) and writes `actual`.  result[0] = num_pages,
+	 * [1] = actual, [2] = pages moved.  BAD_ARGS: more than the probe
+	 * region's pages wanted. */
+	FV_CMD_BALLOON_ADJUST = 15,
+	/* Report data pages [arg[1], arg[1] + arg[2]) free, arg[3] pages per
+	 * range (one descriptor each, up to 8 per chain), then check they
+	 * read zero and take zero as their content (VERIFY's checksums).
+	 * result[0] = bytes reported, [1] = nonzero words read back. */
+	FV_CMD_BALLOON_REPORT = 16,
+	/* Hand the statistics queue a buffer: MEMFREE = arg[1], MEMTOT =
+	 * arg[2], AVAIL = arg[3] (tags 4, 5, 6), if the device gave the last
+	 * one back.  result[0] = 1 if posted, 0 if the device still holds one. */
+	FV_CMD_BALLOON_STATS = 17,
 };
 
 /* FV_CMD_BLK flags */

@@ -266,6 +266,53 @@ int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
 	return 0;
 }
 
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[GMEM_PAGE_SIZE];
+
+	return !memcmp(p, zero, GMEM_PAGE_SIZE);
+}
+
+int gmem_release(struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		 uint64_t *written, struct fv_error *err)
+{
+	uint64_t n = 0;
+
+	if (written)
+		*written = 0;
+	if (gpa % GMEM_PAGE_SIZE || len % GMEM_PAGE_SIZE)
+		return fv_err(err, FV_E_INVAL, "release of 0x%llx+%llu: not whole pages",
+			      (unsigned long long)gpa, (unsigned long long)len);
+	if (gmem_check_range(gm, gpa, len, err))
+		return -1;
+	/* No engine (anonymous RAM, maybe KSM's): the kernel's zero page from
+	 * here on, and KSM drops its own references. */
+	if (gm->uffd < 0 && !gm->home) {
+		if (len && madvise(gm->host + gpa, len, MADV_DONTNEED) < 0)
+			return fv_err_errno(err, FV_E_SYS, errno, "MADV_DONTNEED");
+		return 0;
+	}
+	/*
+	 * The engine owns which pages are merged, zero or private; a page is
+	 * only ever changed here the way a device write changes it, so its
+	 * merge protocol (write-protection, copy-on-write, the dirty bit) has
+	 * nothing new to handle.  Reading a page first keeps pages that are
+	 * already zero from being allocated just to be zeroed again: the guest
+	 * gave them up, so a write racing with the read is the guest's own
+	 * business (the balloon protocol forbids it).
+	 */
+	for (uint64_t off = 0; off < len; off += GMEM_PAGE_SIZE) {
+		if (page_is_zero(gm->host + gpa + off))
+			continue;
+		gmem_mark_host_dirty(gm, gpa + off, GMEM_PAGE_SIZE);
+		memset(gm->host + gpa + off, 0, GMEM_PAGE_SIZE);
+		n++;
+	}
+	if (written)
+		*written = n;
+	return 0;
+}
+
 static int gmem_check_gfn(const struct guest_mem *gm, uint64_t gfn,
 			  uint64_t npages, struct fv_error *err)
 {

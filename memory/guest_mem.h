@@ -75,6 +75,21 @@ int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
 	      struct fv_error *err);
 
 /*
+ * The guest gave [gpa, gpa + len) (whole pages) back: it reads zeros from
+ * now on and the host may free the memory (a balloon's inflated or
+ * reported pages).  Without dedup the pages go to the kernel at once
+ * (MADV_DONTNEED).  With dedup a page that reads anything but zeros is
+ * zeroed through the host-write path: a merged page gets its private copy
+ * and drops its frame or home reference exactly as on any device write,
+ * and is marked written, so the engine finds a zero page at its next pass
+ * and discards it; a page that already reads zeros (discarded, or never
+ * written) is left alone.  *written (may be NULL): the pages zeroed that
+ * way.
+ */
+int gmem_release(struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		 uint64_t *written, struct fv_error *err);
+
+/*
  * Dedup primitives.  Only the dedup engine calls these; they are here
  * because this module is the one place that remaps guest memory.
  * Page numbers (gfn) are guest-physical; every call checks them.

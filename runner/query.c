@@ -45,6 +45,9 @@ static void guest_info_locked(struct run_ctx *ctx, struct driver *d,
 		in->ram_end = (uintptr_t)hva + g->mem.size;
 	}
 	in->rep = *d->rep;
+	in->balloon = g->balloon != NULL;
+	if (g->balloon)
+		virtio_balloon_counters(g->balloon, &in->balloon_c);
 }
 
 unsigned runner_snapshot_guests(struct run_ctx *ctx,

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
+#include "devices/virtio_balloon.h"
 #include "vmm/blob.h"
 #include "runner/spec.h"
 #include "lib/procstat.h"
@@ -144,6 +145,8 @@ struct runner_guest_info {
 	struct dedup_guest_stats dstats;        /* the engine's (if dedup) */
 	uintptr_t ram_start, ram_end;           /* 0, 0 = no RAM */
 	struct guest_report rep;                /* the driver's report so far */
+	bool balloon;                           /* it has a virtio-balloon */
+	struct virtio_balloon_counters balloon_c;
 };
 
 /* Every live guest (not being released), at most max, into out; returns

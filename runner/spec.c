@@ -323,6 +323,13 @@ int spec_set_disk_ro(struct vm_spec *vm, bool on, struct fv_error *err)
 	return 0;
 }
 
+int spec_set_balloon(struct vm_spec *vm, bool on, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.balloon = on;
+	return 0;
+}
+
 int spec_set_cmdline(struct vm_spec *vm, const char *cmdline,
 		     struct fv_error *err)
 {
@@ -486,6 +493,7 @@ const struct spec_key spec_keys[] = {
 	KEY_UINT("probe-pages", spec_set_probe_pages),
 	KEY_STR("disk", spec_set_disk),
 	KEY_BOOL("disk-ro", spec_set_disk_ro),
+	KEY_BOOL("balloon", spec_set_balloon),
 	{ .name = NULL },
 };
 

@@ -220,6 +220,7 @@ int spec_set_race_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err);
 int spec_set_probe_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err);
 int spec_set_disk(struct vm_spec *vm, const char *path, struct fv_error *err);
 int spec_set_disk_ro(struct vm_spec *vm, bool on, struct fv_error *err);
+int spec_set_balloon(struct vm_spec *vm, bool on, struct fv_error *err);
 
 /* ---- the keys: one row per field, for the interfaces that go by name ---- */
 enum spec_type {

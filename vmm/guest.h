@@ -64,6 +64,8 @@ struct guest_config {
 	/* virtio devices (vmm/guest_virtio.c) */
 	char disk[PATH_MAX];         /* raw image for virtio-blk ("" = none) */
 	bool disk_ro;                /* the guest may not write it */
+	bool balloon;                /* virtio-balloon with page reporting */
+	uint64_t balloon_target;     /* its first target, bytes (0: all RAM) */
 };
 
 /* Does this guest boot a Linux kernel (rather than foldvm's test payload)? */
@@ -74,6 +76,7 @@ static inline bool guest_config_is_linux(const struct guest_config *cfg)
 
 struct guest;
 struct virtio_blk;
+struct virtio_balloon;
 
 /* Told of every state change, after it happened (any thread, no lock held). */
 typedef void (*guest_state_fn)(void *opaque, struct guest *g,
@@ -99,6 +102,7 @@ struct guest {
 	struct ioport_bus io;
 	struct mmio_bus mmio;           /* virtio-mmio windows */
 	struct virtio_blk *blk;         /* disk=, or NULL */
+	struct virtio_balloon *balloon; /* balloon=on, or NULL */
 	struct guest_irq_line {         /* a device's line (Linux guests) */
 		struct guest *g;
 		unsigned irq;

@@ -14,12 +14,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/kvm.h>
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "vmm/guest_virtio.h"
 
 unsigned guest_virtio_count(const struct guest_config *cfg)
 {
-	return cfg->disk[0] != '\0';
+	return (cfg->disk[0] != '\0') + cfg->balloon;
 }
 
 static void guest_virtio_irq(void *opaque, int level)
@@ -84,6 +85,18 @@ static int guest_virtio_disk(struct guest *g, struct fv_error *err)
 	return guest_virtio_attach(g, &g->blk->transport, "virtio-blk", err);
 }
 
+static int guest_virtio_balloon(struct guest *g, struct fv_error *err)
+{
+	g->balloon = calloc(1, sizeof(*g->balloon));
+	if (!g->balloon)
+		return fv_err(err, FV_E_NOMEM, "cannot allocate virtio-balloon");
+	if (virtio_balloon_init(g->balloon, &g->mem, next_window(g), err) ||
+	    (g->cfg.balloon_target &&
+	     virtio_balloon_set_target(g->balloon, g->cfg.balloon_target, err)))
+		return -1;
+	return guest_virtio_attach(g, &g->balloon->transport, "virtio-balloon", err);
+}
+
 int guest_virtio_setup(struct guest *g, struct fv_error *err)
 {
 	if (!guest_virtio_count(&g->cfg))
@@ -93,7 +106,10 @@ int guest_virtio_setup(struct guest *g, struct fv_error *err)
 			      "a guest with virtio devices has at most %llu MiB of RAM (its device windows are at 0x%llx)",
 			      (unsigned long long)(FV_VIRTIO_MMIO_GPA >> 20),
 			      (unsigned long long)FV_VIRTIO_MMIO_GPA);
+	/* The windows' order: disk, network, balloon. */
 	if (g->cfg.disk[0] && guest_virtio_disk(g, err))
+		return -1;
+	if (g->cfg.balloon && guest_virtio_balloon(g, err))
 		return -1;
 	return 0;
 }
@@ -124,6 +140,11 @@ void guest_virtio_destroy(struct guest *g)
 		virtio_blk_destroy(g->blk);
 		free(g->blk);
 		g->blk = NULL;
+	}
+	if (g->balloon) {
+		virtio_balloon_destroy(g->balloon);
+		free(g->balloon);
+		g->balloon = NULL;
 	}
 	g->nr_virtio = 0;
 }

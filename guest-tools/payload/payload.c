@@ -199,6 +199,15 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 		case FV_CMD_BLK_BAD:
 			cmd_blk_bad(&v);
 			break;
+		case FV_CMD_BALLOON_ADJUST:
+			cmd_balloon_adjust(&v);
+			break;
+		case FV_CMD_BALLOON_REPORT:
+			cmd_balloon_report(&v);
+			break;
+		case FV_CMD_BALLOON_STATS:
+			cmd_balloon_stats(&v);
+			break;
 		case FV_CMD_FAULT:
 			cmd_fault();
 		case FV_CMD_EXIT:

@@ -201,7 +201,7 @@ static void test_unsupported_listed(void)
 	char *xml = edit("<memballoon model='none'/>",
 			 "<disk type='block' device='disk'><source dev='/dev/sdz'/></disk>"
 			 "<interface type='network'><source network='default'/></interface>"
-			 "<graphics type='vnc'/><memballoon model='virtio'/>"
+			 "<graphics type='vnc'/><memballoon model='xen'/>"
 			 "<serial type='pty'><target port='1'/></serial>");
 
 	xml = re_edit(xml, "<features>",
@@ -212,7 +212,7 @@ static void test_unsupported_listed(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='block'> (one virtio disk backed by a file, at most)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='network'> (no network devices)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<graphics type='vnc'> (no display)"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<memballoon> (no balloon)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<memballoon> (foldvm's balloon is virtio)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<serial> port 1"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<blkiotune> (not supported)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<features><acpi>"));
@@ -237,6 +237,13 @@ static void test_more_notes(void)
 
 	CU_ASSERT_EQUAL(map(xml, false, &vm, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "no balloon: the guest gets all 98304 KiB"));
+	/* with a virtio balloon, <currentMemory> is its target: nothing lost */
+	xml = re_edit(xml, "<memballoon model='none'/>", "<memballoon model='virtio'/>");
+	CU_ASSERT_EQUAL(domain_spec_from_xml(xml, strlen(xml), NULL, "test.xml", 0,
+					     true, &vm, &err), 0);
+	CU_ASSERT_TRUE(vm.cfg.balloon);
+	CU_ASSERT_EQUAL(vm.cfg.balloon_target, 64ull << 20);
+	domain_spec_free(&vm);
 	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "cpuset='0-1'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "current='1'"));
