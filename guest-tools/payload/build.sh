@@ -23,7 +23,7 @@ $CC $PAYLOAD_CFLAGS $PAYLOAD_LDFLAGS -Wl,-T,guest-tools/payload/payload.ld \
 	guest-tools/payload/libc.c guest-tools/payload/log.c \
 	guest-tools/payload/cmd_data.c guest-tools/payload/cmd_measure.c \
 	guest-tools/payload/cmd_virtio.c guest-tools/payload/cmd_blk.c \
-	guest-tools/content.c
+	guest-tools/payload/cmd_net.c guest-tools/content.c
 objcopy -O binary "$OUT/payload.elf" "$OUT/payload.bin"
 
 fail() { echo "build.sh: $*" >&2; exit 1; }

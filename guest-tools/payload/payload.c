@@ -199,6 +199,12 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 		case FV_CMD_BLK_BAD:
 			cmd_blk_bad(&v);
 			break;
+		case FV_CMD_NET_SEND:
+			cmd_net_send(&v);
+			break;
+		case FV_CMD_NET_RECV:
+			cmd_net_recv(&v);
+			break;
 		case FV_CMD_FAULT:
 			cmd_fault();
 		case FV_CMD_EXIT:

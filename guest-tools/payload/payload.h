@@ -178,6 +178,8 @@ void cmd_measure_write(struct vcpu *v);
 void cmd_virtio_init(struct vcpu *v);
 void cmd_blk(struct vcpu *v);
 void cmd_blk_bad(struct vcpu *v);
+void cmd_net_send(struct vcpu *v);
+void cmd_net_recv(struct vcpu *v);
 
 /* Data pages [gpa, gpa + bytes) got new content from outside (a device
  * read): record their checksums for VERIFY.  -1 before FILL, or a range
