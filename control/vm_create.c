@@ -34,6 +34,8 @@ const struct qmp_arg vm_create_args[] = {
 	{ "cmdline", QMP_T_STR, true },
 	{ "disk", QMP_T_STR, true },
 	{ "disk-ro", QMP_T_BOOL_OR_STR, true },
+	{ "net", QMP_T_STR, true },             /* "tap:NAME", "tap" */
+	{ "mac", QMP_T_STR, true },
 	{ NULL, QMP_T_ANY, false },
 };
 

@@ -23,6 +23,7 @@
 #define FOLDVM_DOMXML_H
 
 #include <limits.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,9 @@ struct domxml_def {
 	bool console;                    /* a <serial> or <console> is there */
 	char disk[PATH_MAX];             /* <disk type='file'> source, "" = none */
 	bool disk_ro;                    /* its <readonly/> */
+	bool net;                        /* <interface type='ethernet'> */
+	char net_tap[IFNAMSIZ];          /* its <target dev>, "" = fv-NAME */
+	char mac[24];                    /* its <mac address>, "" = default */
 	bool os_seen;
 	/* <metadata><foldvm:vm> */
 	bool foldvm;                     /* the element is there */
