@@ -19,5 +19,6 @@ void unit_add_hooks_suite(void);
 void unit_add_spec_suite(void);
 void unit_add_result_suite(void);
 void unit_add_virtio_suite(void);
+void unit_add_virtio_net_suite(void);
 
 #endif
