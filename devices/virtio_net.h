@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include "devices/virtio_mmio.h"
 #include "lib/error.h"
+#include "lib/netname.h"
 
 /* Feature bits (5.1.3) */
 #define VIRTIO_NET_F_CSUM 0
@@ -56,7 +57,7 @@
 #define VIRTIO_NET_MAX_FRAME 65550u
 #define VIRTIO_NET_BUF_LEN (VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
 
-#define VIRTIO_NET_MAC_LEN 6u
+#define VIRTIO_NET_MAC_LEN FV_MAC_LEN
 
 struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes;   /* frames written to the tap */
@@ -106,20 +107,6 @@ int virtio_net_tap_open(const char *name, bool *created, struct fv_error *err);
 int virtio_net_tap_preopen(const char *guest, const char *tap,
 			   struct fv_error *err);
 int virtio_net_tap_take(const char *guest, const char *tap, bool *created);
-
-/* Is `name` a network interface name foldvm accepts (1..IFNAMSIZ-1 of
- * [A-Za-z0-9._-], not "." or "..")? */
-bool virtio_net_ifname_ok(const char *name);
-/* Parse "52:54:00:12:34:56" (6 hex pairs, a unicast address); -1 with
- * err saying why not. */
-int virtio_net_parse_mac(const char *s, uint8_t mac[VIRTIO_NET_MAC_LEN],
-			 struct fv_error *err);
-/* The default MAC of a guest: 52:54:00 (locally administered, unicast)
- * and three bytes of a hash (FNV-1a) of its name. */
-void virtio_net_default_mac(const char *guest, uint8_t mac[VIRTIO_NET_MAC_LEN]);
-/* "52:54:00:12:34:56" (buf: at least 18 bytes). */
-void virtio_net_format_mac(const uint8_t mac[VIRTIO_NET_MAC_LEN], char *buf,
-			   size_t len);
 
 /* A device on descriptor fd (which it owns from here on, even on
  * failure), window at `base`.  No thread yet: virtio_net_start. */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "guest-tools/content.h"
-#include "devices/virtio_net.h"
+#include "lib/netname.h"
 #include "lib/fileutil.h"
 #include "runner/spec.h"
 #include "vmm/payload.h"
@@ -335,7 +335,7 @@ int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err)
 		return fv_err(err, FV_E_INVAL,
 			      "'%s' is not tap or tap:NAME (a tap device; docs/virtio.md)",
 			      value);
-	if (!virtio_net_ifname_ok(value + 4))
+	if (!fv_ifname_ok(value + 4))
 		return fv_err(err, FV_E_INVAL,
 			      "tap name '%s' must be 1-%d of [A-Za-z0-9._-] (an interface name)",
 			      value + 4, IFNAMSIZ - 1);
@@ -346,7 +346,7 @@ int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err)
 
 int spec_set_mac(struct vm_spec *vm, const char *mac, struct fv_error *err)
 {
-	if (virtio_net_parse_mac(mac, vm->cfg.mac, err))
+	if (fv_mac_parse(mac, vm->cfg.mac, err))
 		return -1;
 	vm->cfg.mac_set = true;
 	return 0;
@@ -642,7 +642,7 @@ static int finish_net(struct vm_spec *vm, spec_field_fn *field,
 		snprintf(c->net_tap, sizeof(c->net_tap), "fv-%.*s",
 			 (int)sizeof(c->net_tap) - 4, c->name);
 	if (!c->mac_set)
-		virtio_net_default_mac(c->name, c->mac);
+		fv_mac_default(c->name, c->mac);
 	return 0;
 }
 

@@ -141,7 +141,7 @@ static int guest_virtio_net(struct guest *g, struct fv_error *err)
 	    guest_virtio_attach(g, &g->net->transport, "virtio-net", err) ||
 	    virtio_net_start(g->net, err))
 		return -1;
-	virtio_net_format_mac(g->cfg.mac, mac, sizeof(mac));
+	fv_mac_format(g->cfg.mac, mac, sizeof(mac));
 	snprintf(line, sizeof(line), "virtio-net on tap %s (%s), MAC %s",
 		 g->cfg.net_tap, created ? "created by foldvm, gone when it ends" :
 		 "attached", mac);

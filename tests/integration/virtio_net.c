@@ -382,7 +382,7 @@ static void data_path(struct kvm_sys *kvm)
 	struct guest *g = kt_guest(kvm, NULL, "name=n1,mem=64M,net=tap:" TAP ",mac=" GUEST_MAC);
 	struct fv_error err;
 
-	KT_ASSERT(virtio_net_parse_mac(GUEST_MAC, guest_mac, &err) == 0, "%s", err.msg);
+	KT_ASSERT(fv_mac_parse(GUEST_MAC, guest_mac, &err) == 0, "%s", err.msg);
 	setup(g);
 	waits_for_a_buffer(g);
 	guest_to_host(g);
@@ -413,7 +413,7 @@ static void made_tap(struct kvm_sys *kvm)
 	KT_ASSERT(if_nametoindex("fv-n2") != 0, "net=tap made no tap fv-n2");
 	virtio_init(g, 0, VIRTIO_ID_BLOCK);
 	r = virtio_init(g, 1, VIRTIO_ID_NET);
-	virtio_net_default_mac("n2", mac);
+	fv_mac_default("n2", mac);
 	KT_ASSERT((r.result[4] & 0xffffffffffffull) == mac64(mac) && mac[0] == 0x52 &&
 		  mac[1] == 0x54 && mac[2] == 0,
 		  "the default MAC 0x%llx is not 52:54:00 and the name's hash",

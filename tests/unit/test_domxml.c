@@ -10,7 +10,7 @@
 #include "tests/unit/unit.h"
 #include "frontend/domain.h"
 #include "frontend/domxml.h"
-#include "devices/virtio_net.h"
+#include "lib/netname.h"
 
 #define NS "xmlns:foldvm='" DOMXML_NS "'"
 #define UUID "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
@@ -320,7 +320,7 @@ static void test_interface(void)
 	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), 0);
 	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "fv-web-1");
 	CU_ASSERT_FALSE(vm.cfg.mac_set);
-	virtio_net_default_mac("web-1", mac);
+	fv_mac_default("web-1", mac);
 	CU_ASSERT_EQUAL(memcmp(vm.cfg.mac, mac, 6), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface><model type='e1000'> (foldvm's network device is virtio-net)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface><script>"));

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "control/vm_create.h"
-#include "devices/virtio_net.h"
+#include "lib/netname.h"
 #include "runner/spec.h"
 #include "unit.h"
 
@@ -169,7 +169,7 @@ static void test_net_keys(void)
 				     &err), 0);
 	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "fv-a-rather-lon");
 	CU_ASSERT_FALSE(vm.cfg.mac_set);
-	virtio_net_default_mac("a-rather-long-guest-name", mac);
+	fv_mac_default("a-rather-long-guest-name", mac);
 	CU_ASSERT_EQUAL(memcmp(vm.cfg.mac, mac, 6), 0);
 	CU_ASSERT_EQUAL(spec_from_kv("name=plain", 0, &vm, &err), 0);
 	CU_ASSERT_FALSE(vm.cfg.net);
