@@ -257,12 +257,12 @@ static int net_allowed(const struct cli_options *cli, const struct guest_config 
 			      "net: no guest of the command line has net=, so a sandboxed worker may not open /dev/net/tun (docs/sandbox.md)");
 	flags = sysfs_net_value(c->net_tap, "tun_flags", 16);
 	owner = sysfs_net_value(c->net_tap, "owner", 10);
-	if (flags < 0)
+	if (sysfs_net_value(c->net_tap, "ifindex", 10) < 0)
 		return fv_err(err, FV_E_INVAL,
 			      "net: tap '%s' does not exist, and a sandboxed worker cannot create one: make it first (ip tuntap add dev %s mode tap user %u; docs/sandbox.md)",
 			      c->net_tap, c->net_tap, uid);
-	if (!(flags & IFF_TAP))
-		return fv_err(err, FV_E_INVAL, "net: '%s' is a tun device, not a tap",
+	if (flags < 0 || !(flags & IFF_TAP))
+		return fv_err(err, FV_E_INVAL, "net: '%s' is not a tap device",
 			      c->net_tap);
 	if (owner != (long long)uid)
 		return fv_err(err, FV_E_INVAL,
