@@ -2,8 +2,9 @@
  * guest_virtio.c - a guest's virtio-mmio devices.
  *
  * Windows are laid out from FV_VIRTIO_MMIO_GPA in a fixed order (disk,
- * net, then the others as they come: kinds[] below), so a driver finds device i at window i
- * and the Linux command line names the same addresses.  Interrupts: a
+ * net, then the others as they come: kinds[] below), so a driver finds
+ * device i at window i and the Linux command line names the same
+ * addresses.  Interrupts: a
  * device's line is level-triggered, driven with KVM_IRQ_LINE on the
  * in-kernel PIC/IOAPIC a Linux guest has; test guests have no irqchip and
  * their drivers poll the used ring, so their devices get no line.
