@@ -15,14 +15,14 @@ require_kvm
 command -v ip >/dev/null || fail "ip missing (scripts/setup installs iproute2)"
 
 NS=fvtest-$$
-FVPID=
+FVPID= IPPID=
 if ! ip netns add "$NS" 2>"$TMP/ns.err"; then
 	echo "##########################################################" >&2
 	echo "SKIP: cannot make a network namespace ($(cat "$TMP/ns.err")): net_tap NOT RUN" >&2
 	echo "##########################################################" >&2
 	exit 77
 fi
-trap '[ -n "$FVPID" ] && kill -9 "$FVPID" 2>/dev/null; ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"' EXIT
+trap '[ -n "$FVPID" ] && kill -9 "$FVPID" 2>/dev/null; [ -n "$IPPID" ] && wait "$IPPID" 2>/dev/null; ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"' EXIT
 in_ns() { ip netns exec "$NS" "$@"; }
 
 in_ns ip tuntap add dev fvtap0 mode tap user 0 || fail "cannot make tap fvtap0"
@@ -67,9 +67,15 @@ for bin in $VARIANTS; do
 	# net=, so the workers may open /dev/net/tun)
 	RUN=$TMP/run-$bin
 	CTL="$BUILDDIR/foldctl --run-dir $RUN"
-	in_ns "$FV" run --persist --quiet --run-dir "$RUN" --log-dir "$TMP/logs-$bin" \
+	# `ip netns exec` waits for its command in a child: foldvm's own pid
+	# is what SIGTERM must reach.
+	rm -f "$TMP/fv.pid"
+	in_ns sh -c 'echo $$ >"$0"; exec "$@"' "$TMP/fv.pid" \
+		"$FV" run --persist --quiet --run-dir "$RUN" --log-dir "$TMP/logs-$bin" \
 		--vm name=h1,mem=64M,net=tap:fvtap0,steps=fill+wait >"$TMP/fv.out" 2>&1 &
-	FVPID=$!
+	IPPID=$!
+	wait_for 60 test -s "$TMP/fv.pid" || fail "foldvm did not start"
+	FVPID=$(cat "$TMP/fv.pid")
 	wait_for 60 test -S "$RUN/host.qmp" || { cat "$TMP/fv.out"; fail "no host socket"; }
 	$CTL create name=c1,mem=64M,net=tap:fvtap1,steps=fill+wait >"$TMP/o" 2>&1 ||
 		{ cat "$TMP/o" "$TMP/fv.out"; fail "$bin: vm-create on a tap owned by uid 0"; }
@@ -84,7 +90,7 @@ for bin in $VARIANTS; do
 	$CTL destroy c1 >/dev/null || fail "$bin: destroy c1"
 	$CTL destroy h1 >/dev/null || fail "$bin: destroy h1"
 	kill -TERM "$FVPID"
-	wait "$FVPID" 2>/dev/null
+	wait "$IPPID" 2>/dev/null
 	FVPID=
 	in_ns ip link show fvtap1 >/dev/null 2>&1 || fail "$bin: fvtap1 went with its guest"
 	echo "PASS: $bin: vm-create under the sandbox: attached to fvtap1 (uid 0's); a tap that does not exist and one of no owner refused, saying how"
