@@ -35,6 +35,8 @@ const struct qmp_arg vm_create_args[] = {
 	{ "disk", QMP_T_STR, true },
 	{ "disk-ro", QMP_T_BOOL_OR_STR, true },
 	{ "balloon", QMP_T_BOOL_OR_STR, true },
+	{ "net", QMP_T_STR, true },             /* "tap:NAME", "tap" */
+	{ "mac", QMP_T_STR, true },
 	{ NULL, QMP_T_ANY, false },
 };
 

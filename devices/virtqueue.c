@@ -129,6 +129,23 @@ int virtq_pop(struct virtq *vq, const struct guest_mem *gm,
 	}
 }
 
+bool virtq_avail_pending(const struct virtq *vq, const struct guest_mem *gm)
+{
+	struct fv_error err = { 0 };
+	uint16_t avail_idx;
+
+	if (!vq->ready)
+		return false;
+	if (read_u16(gm, vq->avail_gpa + AVAIL_IDX, &avail_idx, &err))
+		return true;
+	return avail_idx != vq->last_avail;
+}
+
+void virtq_unpop(struct virtq *vq)
+{
+	vq->last_avail--;
+}
+
 int virtq_push(struct virtq *vq, struct guest_mem *gm, uint16_t head,
 	       uint32_t written, struct fv_error *err)
 {

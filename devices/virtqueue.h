@@ -72,6 +72,15 @@ int virtq_check(const struct virtq *vq, const struct guest_mem *gm,
 int virtq_pop(struct virtq *vq, const struct guest_mem *gm,
 	      struct virtq_chain *c, struct fv_error *err);
 
+/* Does the driver have a chain available that virtq_pop has not taken?
+ * (A peek: a broken ring reads as "yes", for virtq_pop to refuse.) */
+bool virtq_avail_pending(const struct virtq *vq, const struct guest_mem *gm);
+
+/* Give back the chain the last virtq_pop took, unused: the next pop takes
+ * it again (a device that could not use it now, virtio-net's receive
+ * queue with a frame too long for it). */
+void virtq_unpop(struct virtq *vq);
+
 /* Hand chain `head` back with `written` bytes written into its buffers. */
 int virtq_push(struct virtq *vq, struct guest_mem *gm, uint16_t head,
 	       uint32_t written, struct fv_error *err);

@@ -22,7 +22,23 @@ static int mapped(int r, const char *element, struct fv_error *err)
 	return r ? -1 : 0;
 }
 
-/* The <domain> part: name, memory, vCPUs, kernel, console. */
+/* <interface type='ethernet'>: net=tap:DEV (net=tap without a <target
+ * dev>), mac= from its <mac address>. */
+static int map_interface(const struct domxml_def *def, struct vm_spec *vm,
+			 struct fv_error *err)
+{
+	char net[IFNAMSIZ + 8];
+
+	snprintf(net, sizeof(net), "tap%s%s", def->net_tap[0] ? ":" : "",
+		 def->net_tap);
+	if (mapped(spec_set_net(vm, net, err), "<interface><target dev>", err))
+		return -1;
+	return def->mac[0] ?
+	       mapped(spec_set_mac(vm, def->mac, err), "<interface><mac address>", err) : 0;
+}
+
+/* The <domain> part: name, memory, vCPUs, kernel, disk, interface,
+ * console. */
 static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 		      struct fv_error *err)
 {
@@ -50,6 +66,8 @@ static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 		if (def->current_bytes < def->mem_bytes)
 			vm->cfg.balloon_target = def->current_bytes;
 	}
+	if (def->net && map_interface(def, vm, err))
+		return -1;
 	return mapped(spec_set_console(vm, def->console, err), "<serial>", err);
 }
 
@@ -86,6 +104,7 @@ static const char *xml_field(const char *key, char *buf, size_t len)
 		{ "mem", "<memory>" }, { "vcpus", "<vcpu>" },
 		{ "kernel", "<os><kernel>" }, { "initrd", "<os><initrd>" },
 		{ "cmdline", "<os><cmdline>" }, { "disk", "<disk><source file>" },
+		{ "net", "<interface>" }, { "mac", "<interface><mac address>" },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)

@@ -237,7 +237,7 @@ static const char *device_reason(const char *name)
 	static const struct { const char *name, *why; } tab[] = {
 		{ "disk", "one virtio disk backed by a file, at most" },
 		{ "filesystem", "no shared file systems" },
-		{ "interface", "no network devices" },
+		{ "interface", "one virtio interface on a tap (type='ethernet'), at most" },
 		{ "graphics", "no display" },
 		{ "video", "no display" },
 		{ "input", "no input devices" },
@@ -345,6 +345,46 @@ static int device_disk(xmlNode *n, struct domxml_def *def, struct fv_error *err)
 	return 0;
 }
 
+/* <interface type='ethernet'>: virtio-net on the tap its <target dev>
+ * names (made if it does not exist; fv-NAME without one), with its <mac
+ * address>.  Other types (a libvirt network, a bridge, user mode,
+ * macvtap), a second interface, a model other than virtio and a script
+ * are noted as unsupported. */
+static int device_interface(xmlNode *n, struct domxml_def *def,
+			    struct fv_error *err)
+{
+	char type[16], model[16] = "";
+	bool present;
+
+	node_attr_or_empty(n, "type", type, sizeof(type));
+	if (strcmp(type, "ethernet") || def->net) {
+		note_element(def, n, "one virtio interface on a tap (type='ethernet'), at most");
+		return 0;
+	}
+	def->net = true;
+	for (xmlNode *c = n->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (node_is(c, "target")) {
+			if (node_attr(c, "dev", def->net_tap, sizeof(def->net_tap),
+				      &present, err) < 0)
+				return -1;
+		} else if (node_is(c, "mac")) {
+			if (node_attr(c, "address", def->mac, sizeof(def->mac),
+				      &present, err) < 0)
+				return -1;
+		} else if (node_is(c, "model")) {
+			node_attr_or_empty(c, "type", model, sizeof(model));
+		} else if (node_is(c, "script")) {
+			note_add(def, "<interface><script> (foldvm runs no scripts: make the tap ready beforehand)");
+		}
+	}
+	if (model[0] && strcmp(model, "virtio"))
+		note_add(def, "<interface><model type='%s'> (foldvm's network device is virtio-net)",
+			 model);
+	return 0;
+}
+
 static int walk_devices(xmlNode *devs, struct domxml_def *def,
 			struct fv_error *err)
 {
@@ -361,6 +401,9 @@ static int walk_devices(xmlNode *devs, struct domxml_def *def,
 			def->balloon = true;
 		else if (node_is(n, "disk")) {
 			if (device_disk(n, def, err))
+				return -1;
+		} else if (node_is(n, "interface")) {
+			if (device_interface(n, def, err))
 				return -1;
 		} else if (!device_is_absent(n))
 			note_element(def, n, device_reason((const char *)n->name));

@@ -23,6 +23,7 @@
 #define FOLDVM_DOMXML_H
 
 #include <limits.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,9 @@ struct domxml_def {
 	bool disk_ro;                    /* its <readonly/> */
 	bool balloon;                    /* <memballoon model='virtio'> */
 	uint64_t current_bytes;          /* <currentMemory>, 0 = not given */
+	bool net;                        /* <interface type='ethernet'> */
+	char net_tap[IFNAMSIZ];          /* its <target dev>, "" = fv-NAME */
+	char mac[24];                    /* its <mac address>, "" = default */
 	bool os_seen;
 	/* <metadata><foldvm:vm> */
 	bool foldvm;                     /* the element is there */

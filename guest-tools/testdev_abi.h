@@ -230,7 +230,6 @@ enum fv_command {
 	 * fv_bad_chain.  result[0] = device Status after the notify,
 	 * [1] = InterruptStatus. */
 	FV_CMD_BLK_BAD = 12,
-	/* (13, 14: virtio-net) */
 	/* virtio-balloon on window arg[0] (cmd_balloon.c), brought up with
 	 * VIRTIO_INIT (statistics and page reporting taken).  BALLOON_ADJUST
 	 * moves the balloon to the device's num_pages with probe-region
@@ -248,7 +247,47 @@ enum fv_command {
 	 * arg[2], AVAIL = arg[3] (tags 4, 5, 6), if the device gave the last
 	 * one back.  result[0] = 1 if posted, 0 if the device still holds one. */
 	FV_CMD_BALLOON_STATS = 17,
+	/* One Ethernet frame on virtio-net window arg[0] (guest-tools/
+	 * payload/cmd_net.c): destination MAC arg[1] (48 bits, byte 0 of
+	 * the address in bits 0-7), ethertype arg[2], arg[3] payload bytes
+	 * (0..1500) of the pattern fv_net_pattern(arg[4], k), source the
+	 * device's MAC (config space); a zero 12-byte header before it, on
+	 * queue 1; waits until the device used the chain.  arg[5] = enum
+	 * fv_net_tx, how the chain is made.  result[0] = the used length
+	 * (0: nothing written back; ~0: never used, status MISMATCH),
+	 * [1] = the frame's length, [2] = device Status.  For the malformed
+	 * kinds (FV_NET_TX_SHORT_HDR, FV_NET_TX_LOOP): result[0] = device
+	 * Status after the notify, [1] = InterruptStatus, and the driver is
+	 * down (VIRTIO_INIT again to carry on). */
+	FV_CMD_NET_SEND = 13,
+	/* Receive one frame of ethertype arg[1] on virtio-net window arg[0].
+	 * The first NET command after VIRTIO_INIT posts every receive buffer
+	 * (VQ_SIZE of 2 KiB, in the scratch pages of the window's unused
+	 * queues 2 and 3); this polls queue 0 for a used one at most arg[3]
+	 * times, checks it, and posts it again.  Frames of another ethertype
+	 * are passed over (counted).  result[0] = the frame's length (without
+	 * the 12-byte header), [1] = its source MAC, [2] = payload bytes
+	 * unlike fv_net_pattern(arg[2], k), [3] = its ethertype, [4] = the
+	 * header's num_buffers, [5] = its destination MAC, [6] = header bytes
+	 * 0-9 not zero (flags, gso_type, ...), [7] = frames passed over.
+	 * Status MISMATCH when no frame of that ethertype came within the
+	 * bound. */
+	FV_CMD_NET_RECV = 14,
 };
+
+/* FV_CMD_NET_SEND arg[5] */
+enum fv_net_tx {
+	FV_NET_TX_SPLIT = 0,      /* header and frame in two descriptors */
+	FV_NET_TX_ONE = 1,        /* header and frame in one descriptor */
+	FV_NET_TX_CSUM = 2,       /* the header asks for NEEDS_CSUM, which
+				   * was not negotiated: the device drops it */
+	FV_NET_TX_SHORT_HDR = 3,  /* malformed: an 8-byte header alone */
+	FV_NET_TX_LOOP = 4,       /* malformed: two descriptors in a loop */
+};
+
+/* Byte k of a virtio-net test frame's payload sent with `seed`. */
+#define fv_net_pattern(seed, k) \
+	((uint8_t)(fv_mix64((seed) + (k) / 8u) >> (8u * ((k) % 8u))))
 
 /* FV_CMD_BLK flags */
 #define FV_BLK_FILL 1u      /* OUT: fill the buffer with the pattern first */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "guest-tools/content.h"
+#include "lib/netname.h"
 #include "lib/fileutil.h"
 #include "runner/spec.h"
 #include "vmm/payload.h"
@@ -330,6 +331,34 @@ int spec_set_balloon(struct vm_spec *vm, bool on, struct fv_error *err)
 	return 0;
 }
 
+int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err)
+{
+	if (!strcmp(value, "tap")) {
+		vm->cfg.net = true;
+		vm->cfg.net_tap[0] = '\0';
+		return 0;
+	}
+	if (strncmp(value, "tap:", 4))
+		return fv_err(err, FV_E_INVAL,
+			      "'%s' is not tap or tap:NAME (a tap device; docs/virtio.md)",
+			      value);
+	if (!fv_ifname_ok(value + 4))
+		return fv_err(err, FV_E_INVAL,
+			      "tap name '%s' must be 1-%d of [A-Za-z0-9._-] (an interface name)",
+			      value + 4, IFNAMSIZ - 1);
+	vm->cfg.net = true;
+	snprintf(vm->cfg.net_tap, sizeof(vm->cfg.net_tap), "%s", value + 4);
+	return 0;
+}
+
+int spec_set_mac(struct vm_spec *vm, const char *mac, struct fv_error *err)
+{
+	if (fv_mac_parse(mac, vm->cfg.mac, err))
+		return -1;
+	vm->cfg.mac_set = true;
+	return 0;
+}
+
 int spec_set_cmdline(struct vm_spec *vm, const char *cmdline,
 		     struct fv_error *err)
 {
@@ -494,6 +523,8 @@ const struct spec_key spec_keys[] = {
 	KEY_STR("disk", spec_set_disk),
 	KEY_BOOL("disk-ro", spec_set_disk_ro),
 	KEY_BOOL("balloon", spec_set_balloon),
+	KEY_STR("net", spec_set_net),
+	KEY_STR("mac", spec_set_mac),
 	{ .name = NULL },
 };
 
@@ -600,6 +631,29 @@ static int check_linux(struct vm_spec *vm, spec_field_fn *field,
 	return 0;
 }
 
+/* virtio-net: net=tap names its tap after the guest (known only now),
+ * and a guest without mac= gets one derived from its name. */
+static int finish_net(struct vm_spec *vm, spec_field_fn *field,
+		      struct fv_error *err)
+{
+	struct guest_config *c = &vm->cfg;
+	char a[64], b[64];
+
+	if (!c->net) {
+		if (c->mac_set)
+			return fv_err(err, FV_E_INVAL, "%s needs %s",
+				      field("mac", a, sizeof(a)),
+				      field("net", b, sizeof(b)));
+		return 0;
+	}
+	if (!c->net_tap[0])
+		snprintf(c->net_tap, sizeof(c->net_tap), "fv-%.*s",
+			 (int)sizeof(c->net_tap) - 4, c->name);
+	if (!c->mac_set)
+		fv_mac_default(c->name, c->mac);
+	return 0;
+}
+
 int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
 {
 	if (!field)
@@ -614,7 +668,7 @@ int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
 	if ((uint64_t)vm->cfg.content.pct_zero + vm->cfg.content.pct_shared +
 	    vm->cfg.content.pct_blob > 100)
 		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");
-	return check_linux(vm, field, err);
+	return finish_net(vm, field, err) || check_linux(vm, field, err) ? -1 : 0;
 }
 
 /* ---- a whole --vm spec ---- */

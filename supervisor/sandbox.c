@@ -8,7 +8,8 @@
  *  2. the directories the worker writes are made while it may;
  *  3. Landlock: the worker's files from here on are its guests' images
  *     (read), its serial logs and control sockets (write), /dev/kvm and
- *     /dev/userfaultfd, its own /proc entries, nothing else; no TCP, no
+ *     /dev/userfaultfd (and /dev/net/tun when a guest of the command
+ *     line has net=), its own /proc entries, nothing else; no TCP, no
  *     signal or abstract socket outside its own domain;
  *  4. no_new_privs, then every capability goes (bounding, ambient,
  *     effective, permitted, inheritable): uid 0 stays, but without
@@ -27,6 +28,7 @@
 #include <linux/seccomp.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
+#include <linux/if_tun.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -210,6 +212,65 @@ static bool disk_allowed(const struct cli_options *cli, const char *path,
 	return false;
 }
 
+/* Does a guest of the command line have a virtio-net device?  Only then
+ * may the workers open /dev/net/tun (the command line's guests have
+ * their taps opened before the sandbox; a guest vm-create adds attaches
+ * to its tap under it). */
+static bool cli_has_net(const struct cli_options *cli)
+{
+	for (unsigned i = 0; i < cli->nr_vms; i++)
+		if (cli->vms[i].cfg.net)
+			return true;
+	return false;
+}
+
+/* The first line of /sys/class/net/IF/FILE as a number; -1 if unread. */
+static long long sysfs_net_value(const char *ifname, const char *file, int base)
+{
+	char path[128], line[64];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/%s", ifname, file);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		v = strtoll(line, NULL, base);
+	fclose(f);
+	return v;
+}
+
+/* May a sandboxed worker attach a guest vm-create adds to its tap?  With
+ * no capability it cannot create one, nor attach to one another uid owns
+ * (the kernel's rule), so the tap must exist, be a tap, and be this
+ * process's uid's; and the command line must have let the workers open
+ * /dev/net/tun at all. */
+static int net_allowed(const struct cli_options *cli, const struct guest_config *c,
+		       struct fv_error *err)
+{
+	unsigned uid = (unsigned)getuid();
+	long long flags, owner;
+
+	if (!cli_has_net(cli))
+		return fv_err(err, FV_E_INVAL,
+			      "net: no guest of the command line has net=, so a sandboxed worker may not open /dev/net/tun (docs/sandbox.md)");
+	flags = sysfs_net_value(c->net_tap, "tun_flags", 16);
+	owner = sysfs_net_value(c->net_tap, "owner", 10);
+	if (sysfs_net_value(c->net_tap, "ifindex", 10) < 0)
+		return fv_err(err, FV_E_INVAL,
+			      "net: tap '%s' does not exist, and a sandboxed worker cannot create one: make it first (ip tuntap add dev %s mode tap user %u; docs/sandbox.md)",
+			      c->net_tap, c->net_tap, uid);
+	if (flags < 0 || !(flags & IFF_TAP))
+		return fv_err(err, FV_E_INVAL, "net: '%s' is not a tap device",
+			      c->net_tap);
+	if (owner != (long long)uid)
+		return fv_err(err, FV_E_INVAL,
+			      "net: tap '%s' is not owned by uid %u, so a sandboxed worker may not attach to it (ip tuntap add dev %s mode tap user %u; docs/sandbox.md)",
+			      c->net_tap, uid, c->net_tap, uid);
+	return 0;
+}
+
 /* Is path (resolved) dir or beneath it (resolved)? */
 static bool path_beneath(const char *path, const char *dir)
 {
@@ -252,6 +313,8 @@ int sandbox_check_images(const struct cli_options *cli,
 		r = fv_err(err, FV_E_INVAL,
 			   "disk '%s' was not given to a guest on the command line%s, so a sandboxed worker may not open it (docs/sandbox.md)",
 			   c->disk, c->disk_ro ? " nor is it beneath an --image-dir" : " with write access");
+	if (!r && c->net)
+		r = net_allowed(cli, c, err);
 	pthread_mutex_unlock(&lock);
 	return r;
 }
@@ -292,7 +355,9 @@ static int landlock_enter(const struct cli_options *opt,
 	    (opt->control &&
 	     landlock_allow(rs, attr.handled_access_fs, opt->run_dir, LL_SOCKETS, err)) ||
 	    landlock_allow_images(rs, attr.handled_access_fs, cli, err) ||
-	    landlock_allow_disks(rs, attr.handled_access_fs, cli, err);
+	    landlock_allow_disks(rs, attr.handled_access_fs, cli, err) ||
+	    (cli_has_net(cli) &&
+	     landlock_allow(rs, attr.handled_access_fs, "/dev/net/tun", LL_DEVICE, err));
 	if (!r && syscall(SYS_landlock_restrict_self, rs, 0))
 		r = fv_err_errno(err, FV_E_SYS, errno, "sandbox: landlock_restrict_self");
 	close(rs);
@@ -388,6 +453,12 @@ static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
 	const struct scmp_arg_cmp kvm = arg_masked(1, 0xff00, 0xAE00);
 	const struct scmp_arg_cmp uffd = arg_masked(1, 0xff00, 0xAA00);
 	const struct scmp_arg_cmp tcgets = arg_eq(1, TCGETS);
+	/* A tap's set-up (devices/virtio_net.c), these three alone: the
+	 * rest of type 'T' (0x54) would let a worker make a tap persistent,
+	 * give it away, or attach a BPF filter. */
+	const struct scmp_arg_cmp tun_setiff = arg_eq(1, TUNSETIFF);
+	const struct scmp_arg_cmp tun_offload = arg_eq(1, TUNSETOFFLOAD);
+	const struct scmp_arg_cmp tun_hdrsz = arg_eq(1, TUNSETVNETHDRSZ);
 	const struct scmp_arg_cmp set_name = arg_eq(0, PR_SET_NAME);
 	const struct scmp_arg_cmp get_name = arg_eq(0, PR_GET_NAME);
 	/* No new executable memory: code a guest smuggles into a device
@@ -408,6 +479,9 @@ static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
 	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &kvm, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &uffd, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tcgets, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_setiff, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_offload, err) ||
+	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_hdrsz, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &get_name, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &no_exec, err) ||

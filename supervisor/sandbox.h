@@ -31,8 +31,10 @@ struct sandbox_report {
 int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
 		  struct sandbox_report *report, struct fv_error *err);
 
-/* May a sandboxed worker of cli read the images c names?  -1 with err
- * saying which one and what to do, before a worker is asked. */
+/* May a sandboxed worker of cli read the images c names, and attach to
+ * its tap (one that exists and is owned by this uid, when the command
+ * line gave some guest net=)?  -1 with err saying which one and what to
+ * do, before a worker is asked. */
 int sandbox_check_images(const struct cli_options *cli,
 			 const struct guest_config *c, struct fv_error *err);
 

@@ -37,6 +37,7 @@
 #include "control/qmp_client.h"
 #include "lib/timeutil.h"
 #include "supervisor/sup_int.h"
+#include "vmm/guest_virtio.h"
 
 #define LINK_READ_CHUNK 16384
 
@@ -132,9 +133,17 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 	 * them until the supervisor tells it to finish. */
 	wopt.persist = sup->opt->persist || !m->from_cli;
 
+	/* What needs privileges the sandbox takes away (a tap: creating
+	 * one, or attaching to one another uid owns, needs CAP_NET_ADMIN),
+	 * opened for the guests of the command line while the worker may;
+	 * each guest's device takes its own when it is made. */
+	r = 0;
+	for (unsigned i = 0; i < wopt.nr_vms && r == 0; i++)
+		r = guest_virtio_preopen(&wopt.vms[i].cfg, &err);
 	/* Before the first thread and the first guest: everything after runs
 	 * sandboxed, guests created later by vm-create too. */
-	r = sandbox_enter(&wopt, sup->opt, &out->sandbox, &err);
+	if (r == 0)
+		r = sandbox_enter(&wopt, sup->opt, &out->sandbox, &err);
 	if (r == 0)
 		r = runner_run(&wopt, &control_observer, &out->res, &err);
 	if (r)

@@ -579,10 +579,12 @@ void guest_destroy(struct guest *g)
 			vcpu_destroy(&g->vcpus[i]);
 		free(g->vcpus);
 	}
+	/* Devices' own threads (virtio-net's receive) write guest RAM: they
+	 * stop before the engine lets go of it. */
+	guest_virtio_destroy(g);
 	/* The engine lets go of the RAM before it is unmapped. */
 	if (g->dedup_guest)
 		dedup_remove_guest(g->dedup, g->dedup_guest);
-	guest_virtio_destroy(g);
 	testdev_destroy(&g->testdev);
 	if (g->serial_ready)
 		serial_destroy(&g->serial);

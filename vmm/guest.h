@@ -14,6 +14,7 @@
 #define FOLDVM_GUEST_H
 
 #include <limits.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -66,6 +67,11 @@ struct guest_config {
 	bool disk_ro;                /* the guest may not write it */
 	bool balloon;                /* virtio-balloon with page reporting */
 	uint64_t balloon_target;     /* its first target, bytes (0: all RAM) */
+	bool net;                    /* virtio-net on a tap (net=) */
+	char net_tap[IFNAMSIZ];      /* its tap ("" until spec_finish names
+				      * it fv-NAME, for net=tap) */
+	bool mac_set;                /* mac= given; else a default from the name */
+	uint8_t mac[6];
 };
 
 /* Does this guest boot a Linux kernel (rather than foldvm's test payload)? */
@@ -77,6 +83,7 @@ static inline bool guest_config_is_linux(const struct guest_config *cfg)
 struct guest;
 struct virtio_blk;
 struct virtio_balloon;
+struct virtio_net;
 
 /* Told of every state change, after it happened (any thread, no lock held). */
 typedef void (*guest_state_fn)(void *opaque, struct guest *g,
@@ -103,6 +110,7 @@ struct guest {
 	struct mmio_bus mmio;           /* virtio-mmio windows */
 	struct virtio_blk *blk;         /* disk=, or NULL */
 	struct virtio_balloon *balloon; /* balloon=on, or NULL */
+	struct virtio_net *net;         /* net=, or NULL */
 	struct guest_irq_line {         /* a device's line (Linux guests) */
 		struct guest *g;
 		unsigned irq;

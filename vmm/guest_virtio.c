@@ -2,8 +2,9 @@
  * guest_virtio.c - a guest's virtio-mmio devices.
  *
  * Windows are laid out from FV_VIRTIO_MMIO_GPA in a fixed order (disk,
- * then the others as they come), so a driver finds device i at window i
- * and the Linux command line names the same addresses.  Interrupts: a
+ * net, then the others as they come: kinds[] below), so a driver finds
+ * device i at window i and the Linux command line names the same
+ * addresses.  Interrupts: a
  * device's line is level-triggered, driven with KVM_IRQ_LINE on the
  * in-kernel PIC/IOAPIC a Linux guest has; test guests have no irqchip and
  * their drivers poll the used ring, so their devices get no line.
@@ -16,11 +17,47 @@
 #include <linux/kvm.h>
 #include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "vmm/guest_virtio.h"
+
+static bool wants_disk(const struct guest_config *cfg)
+{
+	return cfg->disk[0] != '\0';
+}
+
+static bool wants_net(const struct guest_config *cfg)
+{
+	return cfg->net;
+}
+
+static bool wants_balloon(const struct guest_config *cfg)
+{
+	return cfg->balloon;
+}
+
+static int guest_virtio_disk(struct guest *g, struct fv_error *err);
+static int guest_virtio_net(struct guest *g, struct fv_error *err);
+static int guest_virtio_balloon(struct guest *g, struct fv_error *err);
+
+/* The devices in window order: a device a config asks for takes the next
+ * window.  New kinds go at the end, so that the windows of a config that
+ * does not ask for them stay where they were. */
+static const struct {
+	bool (*wanted)(const struct guest_config *cfg);
+	int (*setup)(struct guest *g, struct fv_error *err);
+} kinds[] = {
+	{ wants_disk, guest_virtio_disk },
+	{ wants_net, guest_virtio_net },
+	{ wants_balloon, guest_virtio_balloon },
+};
 
 unsigned guest_virtio_count(const struct guest_config *cfg)
 {
-	return (cfg->disk[0] != '\0') + cfg->balloon;
+	unsigned n = 0;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		n += kinds[k].wanted(cfg);
+	return n;
 }
 
 static void guest_virtio_irq(void *opaque, int level)
@@ -85,6 +122,42 @@ static int guest_virtio_disk(struct guest *g, struct fv_error *err)
 	return guest_virtio_attach(g, &g->blk->transport, "virtio-blk", err);
 }
 
+/* The tap: the one the worker opened for this guest before its sandbox
+ * (guest_virtio_preopen), else opened now. */
+static int guest_virtio_tap(struct guest *g, bool *created, struct fv_error *err)
+{
+	int fd = virtio_net_tap_take(g->cfg.name, g->cfg.net_tap, created);
+
+	if (fd >= 0)
+		return fd;
+	return virtio_net_tap_open(g->cfg.net_tap, created, err);
+}
+
+static int guest_virtio_net(struct guest *g, struct fv_error *err)
+{
+	char mac[32], line[160];
+	bool created;
+	int fd;
+
+	g->net = calloc(1, sizeof(*g->net));
+	if (!g->net)
+		return fv_err(err, FV_E_NOMEM, "cannot allocate virtio-net");
+	g->net->fd = g->net->wake_fd = -1;
+	fd = guest_virtio_tap(g, &created, err);
+	if (fd < 0)
+		return -1;
+	if (virtio_net_init_fd(g->net, fd, g->cfg.mac, &g->mem, next_window(g), err) ||
+	    guest_virtio_attach(g, &g->net->transport, "virtio-net", err) ||
+	    virtio_net_start(g->net, err))
+		return -1;
+	fv_mac_format(g->cfg.mac, mac, sizeof(mac));
+	snprintf(line, sizeof(line), "virtio-net on tap %s (%s), MAC %s",
+		 g->cfg.net_tap, created ? "created by foldvm, gone when it ends" :
+		 "attached", mac);
+	guest_log_message(g, 0, line);
+	return 0;
+}
+
 static int guest_virtio_balloon(struct guest *g, struct fv_error *err)
 {
 	g->balloon = calloc(1, sizeof(*g->balloon));
@@ -106,11 +179,20 @@ int guest_virtio_setup(struct guest *g, struct fv_error *err)
 			      "a guest with virtio devices has at most %llu MiB of RAM (its device windows are at 0x%llx)",
 			      (unsigned long long)(FV_VIRTIO_MMIO_GPA >> 20),
 			      (unsigned long long)FV_VIRTIO_MMIO_GPA);
-	/* The windows' order: disk, network, balloon. */
-	if (g->cfg.disk[0] && guest_virtio_disk(g, err))
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		if (kinds[k].wanted(&g->cfg) && kinds[k].setup(g, err))
+			return -1;
+	return 0;
+}
+
+int guest_virtio_preopen(const struct guest_config *cfg, struct fv_error *err)
+{
+	if (!cfg->net)
+		return 0;
+	if (virtio_net_tap_preopen(cfg->name, cfg->net_tap, err)) {
+		fv_err_prefix(err, "guest %s: ", cfg->name);
 		return -1;
-	if (g->cfg.balloon && guest_virtio_balloon(g, err))
-		return -1;
+	}
 	return 0;
 }
 
@@ -140,6 +222,11 @@ void guest_virtio_destroy(struct guest *g)
 		virtio_blk_destroy(g->blk);
 		free(g->blk);
 		g->blk = NULL;
+	}
+	if (g->net) {
+		virtio_net_destroy(g->net);
+		free(g->net);
+		g->net = NULL;
 	}
 	if (g->balloon) {
 		virtio_balloon_destroy(g->balloon);

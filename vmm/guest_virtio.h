@@ -17,6 +17,11 @@ unsigned guest_virtio_count(const struct guest_config *cfg);
  * get an interrupt line each; test guests poll. */
 int guest_virtio_setup(struct guest *g, struct fv_error *err);
 
+/* Open now what the devices of a guest made later need privileges to
+ * open (its tap), for guest_virtio_setup to take: a worker does this for
+ * its command-line guests before it enters its sandbox. */
+int guest_virtio_preopen(const struct guest_config *cfg, struct fv_error *err);
+
 /* Append " virtio_mmio.device=4K@0x...:IRQ" per device to cmdline (of
  * size len), refused if it would not fit. */
 int guest_virtio_cmdline(const struct guest *g, char *cmdline, size_t len,

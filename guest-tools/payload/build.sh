@@ -25,6 +25,7 @@ $CC $PAYLOAD_CFLAGS $PAYLOAD_LDFLAGS -Wl,-T,guest-tools/payload/payload.ld \
 	guest-tools/payload/cmd_virtio.c guest-tools/payload/cmd_blk.c \
 	guest-tools/payload/cmd_balloon.c \
 	guest-tools/content.c
+	guest-tools/payload/cmd_net.c guest-tools/content.c
 objcopy -O binary "$OUT/payload.elf" "$OUT/payload.bin"
 
 fail() { echo "build.sh: $*" >&2; exit 1; }

@@ -15,6 +15,7 @@
 
 struct drv {
 	int up;
+	uint32_t generation;
 	uint16_t avail_idx[VDRV_MAX_QUEUES];
 	uint16_t used_seen[VDRV_MAX_QUEUES];
 };
@@ -93,6 +94,11 @@ void vdrv_down(uint64_t i)
 		drv[i].up = 0;
 }
 
+uint32_t vdrv_generation(uint64_t i)
+{
+	return i < FV_VIRTIO_MAX_DEVICES ? drv[i].generation : 0;
+}
+
 void cmd_virtio_init(struct vcpu *v)
 {
 	const struct fv_guest_config *cfg = v->cfg;
@@ -150,6 +156,7 @@ void cmd_virtio_init(struct vcpu *v)
 	v->result[4] = vdrv_read(base, MMIO_CONFIG) |
 		       (uint64_t)vdrv_read(base, MMIO_CONFIG + 4) << 32;
 	drv[i].up = 1;
+	drv[i].generation++;
 	return;
 refused:
 	v->result[3] = vdrv_read(base, MMIO_STATUS);

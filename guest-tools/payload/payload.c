@@ -208,6 +208,12 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 		case FV_CMD_BALLOON_STATS:
 			cmd_balloon_stats(&v);
 			break;
+		case FV_CMD_NET_SEND:
+			cmd_net_send(&v);
+			break;
+		case FV_CMD_NET_RECV:
+			cmd_net_recv(&v);
+			break;
 		case FV_CMD_FAULT:
 			cmd_fault();
 		case FV_CMD_EXIT:

@@ -181,6 +181,8 @@ void cmd_blk_bad(struct vcpu *v);
 void cmd_balloon_adjust(struct vcpu *v);
 void cmd_balloon_report(struct vcpu *v);
 void cmd_balloon_stats(struct vcpu *v);
+void cmd_net_send(struct vcpu *v);
+void cmd_net_recv(struct vcpu *v);
 
 /* Data pages [gpa, gpa + bytes) got new content from outside (a device
  * read): record their checksums for VERIFY.  -1 before FILL, or a range

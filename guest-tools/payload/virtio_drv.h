@@ -1,6 +1,6 @@
 /*
  * virtio_drv.h - the payload's virtio-mmio driver core (cmd_virtio.c),
- * shared by its device drivers (cmd_blk.c, ...).  Written from the virtio
+ * shared by its device drivers (cmd_blk.c, cmd_net.c, ...).  Written from the virtio
  * 1.x spec: 4.2.3 for the transport's driver steps, 2.7 for split rings.
  * Test guests take no interrupts: drivers poll the used rings.
  *
@@ -63,6 +63,9 @@ uint64_t vdrv_data(const struct fv_guest_config *cfg);
 int vdrv_window_ok(const struct vcpu *v, uint64_t i);
 int vdrv_up(uint64_t i);
 void vdrv_down(uint64_t i);
+/* How many times window i was brought up (VIRTIO_INIT): a driver keeps
+ * state of its own per bring-up (virtio-net's posted receive buffers). */
+uint32_t vdrv_generation(uint64_t i);
 
 /* Put descriptors at table slots first..first+n-1 (one chain from
  * `first`), make it available on queue q and notify. */

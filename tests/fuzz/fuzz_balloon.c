@@ -46,7 +46,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DESC_GPA(q) RING_GPA(q)
 #define AVAIL_GPA(q) (RING_GPA(q) + 0x1000)
 #define USED_GPA(q) (RING_GPA(q) + 0x2000)
-#define RINGS_END RING_GPA(VIRTIO_MMIO_MAX_QUEUES)
 /* The device's work per input is bounded.  A kick serves up to a ring of
  * chains, and an inflate chain up to VIRTIO_BALLOON_MAX_PFNS page releases
  * (a system call each, ~1 us: two million for one kick of a ring of 128),

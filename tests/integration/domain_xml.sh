@@ -172,7 +172,7 @@ for v in $VARIANTS; do
 		"<disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vda'/></disk><interface type='network'><source network='default'/></interface>"
 	rc=0; run --strict --domain-xml "$TMP/$name-disk.xml" --no-hooks >"$TMP/out" 2>"$TMP/err" || rc=$?
 	[ "$rc" = 2 ] || fail "$v: --strict ran a domain with a disk"
-	expect_in "$TMP/err" "--strict: foldvm cannot honour 2 settings: <disk type='block'> \\(one virtio disk backed by a file, at most\\); <interface type='network'>"
+	expect_in "$TMP/err" "--strict: foldvm cannot honour 2 settings: <disk type='block'> \\(one virtio disk backed by a file, at most\\); <interface type='network'> \\(one virtio interface on a tap \\(type='ethernet'\\), at most\\)"
 	run --domain-xml "$TMP/$name-disk.xml" --no-hooks >"$TMP/out" 2>"$TMP/err" ||
 		fail "$v: a domain with a disk did not run without --strict"
 	expect_in "$TMP/err" "domain $name .*not honoured, running without: <disk type='block'>"

@@ -10,6 +10,7 @@
 #include "tests/unit/unit.h"
 #include "frontend/domain.h"
 #include "frontend/domxml.h"
+#include "lib/netname.h"
 
 #define NS "xmlns:foldvm='" DOMXML_NS "'"
 #define UUID "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
@@ -210,7 +211,7 @@ static void test_unsupported_listed(void)
 	xml = re_edit(xml, "<on_reboot>destroy", "<on_reboot>restart");
 	CU_ASSERT_EQUAL_FATAL(map(xml, false, &vm, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<disk type='block'> (one virtio disk backed by a file, at most)"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='network'> (no network devices)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='network'> (one virtio interface on a tap (type='ethernet'), at most)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<graphics type='vnc'> (no display)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<memballoon> (foldvm's balloon is virtio)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<serial> port 1"));
@@ -294,6 +295,60 @@ static void test_disk(void)
 	free(xml2);
 	free(xml3);
 	free(xml4);
+}
+
+/* <interface type='ethernet'>: virtio-net on its <target dev> with its
+ * <mac address>; without a target, fv-NAME and the name's MAC; a second
+ * interface, another model and a script listed; bad values refused with
+ * the element named. */
+static void test_interface(void)
+{
+	static struct vm_spec vm;
+	struct fv_error err = { 0 };
+	uint8_t mac[6];
+	char *xml = edit("<memballoon model='none'/>",
+			 "<interface type='ethernet'><mac address='52:54:00:ab:cd:ef'/>"
+			 "<target dev='vnet-web1' managed='no'/><model type='virtio'/>"
+			 "</interface><memballoon model='none'/>");
+	char *xml2, *xml3, *xml4, *xml5;
+
+	CU_ASSERT_EQUAL_FATAL(map(xml, true, &vm, &err), 0);
+	CU_ASSERT_TRUE(vm.cfg.net);
+	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "vnet-web1");
+	CU_ASSERT_TRUE(vm.cfg.mac_set);
+	CU_ASSERT_EQUAL(vm.cfg.mac[0], 0x52);
+	CU_ASSERT_EQUAL(vm.cfg.mac[5], 0xef);
+	CU_ASSERT_STRING_EQUAL(vm.notes, "");
+	/* no <target>, no <mac>: foldvm's tap, the default MAC */
+	xml2 = edit("<memballoon model='none'/>",
+		    "<interface type='ethernet'><model type='e1000'/><script path='/x'/></interface>"
+		    "<interface type='bridge'><source bridge='br0'/></interface>"
+		    "<interface type='ethernet'/>");
+	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), 0);
+	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "fv-web-1");
+	CU_ASSERT_FALSE(vm.cfg.mac_set);
+	fv_mac_default("web-1", mac);
+	CU_ASSERT_EQUAL(memcmp(vm.cfg.mac, mac, 6), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface><model type='e1000'> (foldvm's network device is virtio-net)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface><script>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='bridge'> (one virtio interface on a tap (type='ethernet'), at most)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vm.notes, "<interface type='ethernet'> (one virtio interface"));
+	/* bad values: the element is named */
+	xml3 = edit_of(xml, "52:54:00:ab:cd:ef", "01:00:5e:00:00:01");
+	CU_ASSERT_EQUAL(map(xml3, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<interface><mac address>: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "multicast"));
+	xml4 = edit_of(xml, "vnet-web1", "a/b");
+	CU_ASSERT_EQUAL(map(xml4, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<interface><target dev>: "));
+	xml5 = edit_of(xml, "vnet-web1", "a-name-far-too-long");
+	CU_ASSERT_EQUAL(map(xml5, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "longer than 15 bytes"));
+	free(xml);
+	free(xml2);
+	free(xml3);
+	free(xml4);
+	free(xml5);
 }
 
 /* A kernel domain: os kernel/initrd/cmdline; payload settings refused. */
@@ -429,6 +484,7 @@ void unit_add_domxml_suite(void)
 	CU_add_test(s, "balloon, pinning, type notes", test_more_notes);
 	CU_add_test(s, "kernel domains", test_kernel_domain);
 	CU_add_test(s, "disks", test_disk);
+	CU_add_test(s, "network interfaces", test_interface);
 	CU_add_test(s, "libvirt units", test_scale);
 	CU_add_test(s, "uuids", test_uuid);
 	CU_add_test(s, "hook look-up and metadata alone", test_find_and_metadata);

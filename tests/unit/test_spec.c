@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "control/vm_create.h"
+#include "lib/netname.h"
 #include "runner/spec.h"
 #include "unit.h"
 
@@ -152,6 +153,42 @@ static void test_cli_wording(void)
 	     "--vm layout: 'tidy' is not scattered, mix or clones");
 }
 
+/* net= and mac=: a tap by name or fv-NAME, a MAC given or derived. */
+static void test_net_keys(void)
+{
+	uint8_t mac[6];
+
+	CU_ASSERT_EQUAL(spec_from_kv("name=web,net=tap:fvtap0,mac=52:54:00:aa:bb:cc",
+				     0, &vm, &err), 0);
+	CU_ASSERT_TRUE(vm.cfg.net && vm.cfg.mac_set);
+	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "fvtap0");
+	CU_ASSERT_EQUAL(memcmp(vm.cfg.mac, "\x52\x54\x00\xaa\xbb\xcc", 6), 0);
+	/* net=tap: named after the guest (known only at the end), cut to
+	 * an interface name's 15 bytes; the MAC from the name */
+	CU_ASSERT_EQUAL(spec_from_kv("net=tap,name=a-rather-long-guest-name", 0, &vm,
+				     &err), 0);
+	CU_ASSERT_STRING_EQUAL(vm.cfg.net_tap, "fv-a-rather-lon");
+	CU_ASSERT_FALSE(vm.cfg.mac_set);
+	fv_mac_default("a-rather-long-guest-name", mac);
+	CU_ASSERT_EQUAL(memcmp(vm.cfg.mac, mac, 6), 0);
+	CU_ASSERT_EQUAL(spec_from_kv("name=plain", 0, &vm, &err), 0);
+	CU_ASSERT_FALSE(vm.cfg.net);
+	said(spec_from_kv("net=bridge", 0, &vm, &err),
+	     "--vm net: 'bridge' is not tap or tap:NAME (a tap device; docs/virtio.md)");
+	said(spec_from_kv("net=tap:a/b", 0, &vm, &err),
+	     "--vm net: tap name 'a/b' must be 1-15 of [A-Za-z0-9._-] (an interface name)");
+	said(spec_from_kv("net=tap:0123456789abcdef", 0, &vm, &err),
+	     "--vm net: tap name '0123456789abcdef' must be 1-15 of [A-Za-z0-9._-] (an interface name)");
+	said(spec_from_kv("net=tap:", 0, &vm, &err),
+	     "--vm net: tap name '' must be 1-15 of [A-Za-z0-9._-] (an interface name)");
+	said(spec_from_kv("net=tap,mac=01:00:5e:00:00:01", 0, &vm, &err),
+	     "--vm mac: MAC '01:00:5e:00:00:01' is a multicast address (the first byte is odd); a guest's must be unicast");
+	said(spec_from_kv("net=tap,mac=52:54:00", 0, &vm, &err),
+	     "--vm mac: '52:54:00' is not a MAC address (six hex pairs: 52:54:00:12:34:56)");
+	said(spec_from_kv("name=x,mac=52:54:00:12:34:56", 0, &vm, &err),
+	     "--vm x: mac= needs net=");
+}
+
 /* Every key of the spec is an argument of vm-create, with its type. */
 static void test_qmp_table(void)
 {
@@ -261,6 +298,7 @@ void unit_add_spec_suite(void)
 	CU_add_test(s, "typed setters refuse, worded neutrally", test_setters_refuse);
 	CU_add_test(s, "text entry point", test_kv);
 	CU_add_test(s, "--vm wording", test_cli_wording);
+	CU_add_test(s, "net and mac keys", test_net_keys);
 	CU_add_test(s, "vm-create argument table", test_qmp_table);
 	CU_add_test(s, "vm-create types", test_qmp_types);
 	CU_add_test(s, "vm-create wording", test_qmp_wording);

@@ -20,5 +20,6 @@ void unit_add_spec_suite(void);
 void unit_add_result_suite(void);
 void unit_add_virtio_suite(void);
 void unit_add_virtio_balloon_suite(void);
+void unit_add_virtio_net_suite(void);
 
 #endif
