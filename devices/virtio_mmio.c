@@ -149,7 +149,10 @@ static void write_status(struct virtio_mmio *t, uint32_t v)
 		device_reset(t);
 		return;
 	}
-	t->status = status_accepted(t, v & 0xff);
+	/* 2.1.1: the driver never clears a status bit but by a reset; one
+	 * that tries keeps them (else it could renegotiate features under
+	 * queues already set up for the old ones). */
+	t->status = status_accepted(t, (v & 0xff) | t->status);
 	/* Buffers made available before DRIVER_OK are served now. */
 	if (!was_live && virtio_mmio_live(t))
 		for (unsigned q = 0; q < t->ops->nr_queues; q++)
