@@ -35,6 +35,7 @@
 #include <string.h>
 #include "devices/mmio.h"
 #include "devices/virtio_balloon.h"
+#include "tests/fuzz/virtio_rig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,11 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum role { R_INFLATE, R_DEFLATE, R_STATS, R_REPORTING, R_NONE };
 
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
 struct rig {
 	struct guest_mem gm;
 	struct virtio_balloon b;
@@ -76,27 +72,6 @@ struct rig {
 	uint64_t budget;         /* work left (WORK_BUDGET) */
 	struct virtio_balloon_counters prev;
 };
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes && in->left; i++, in->left--)
-		v |= (uint64_t)*in->p++ << (8 * i);
-	return v;
-}
-
-static void set_irq(void *opaque, int level)
-{
-	((struct rig *)opaque)->irq_level = level;
-}
-
-static void log_line(void *opaque, const char *msg)
-{
-	(void)opaque;
-	if (!memchr(msg, '\0', 320) || msg[0] == '\0')
-		abort();
-}
 
 /* Queue q's role under the negotiated features (5.5.2), as the driver
  * numbers them: the harness's own account, not the device's. */
@@ -199,66 +174,20 @@ static void window(void *opaque, uint64_t off, bool is_write, uint8_t *data,
 	virtio_mmio_access(&r->b.transport, off, is_write, data, len);
 }
 
-static void reg_write(struct rig *r, uint64_t reg, uint32_t v)
-{
-	uint8_t d[4];
-
-	memcpy(d, &v, 4);
-	mmio_dispatch(&r->bus, BASE + reg, true, d, 4);
-}
-
-static uint32_t reg_read(struct rig *r, uint64_t reg)
-{
-	uint8_t d[4];
-	uint32_t v;
-
-	mmio_dispatch(&r->bus, BASE + reg, false, d, 4);
-	memcpy(&v, d, 4);
-	return v;
-}
-
-static uint16_t mem_u16(struct rig *r, uint64_t gpa)
-{
-	struct fv_error err;
-	uint16_t v = 0;
-
-	gmem_read(&r->gm, gpa, &v, sizeof(v), &err);
-	return v;
-}
-
 /* Device set-up as a driver does it (3.1.1), with the set-up's features,
  * all four queues on the harness's rings. */
 static void driver_init(struct rig *r)
 {
-	uint32_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	uint64_t f = r->features | (1ull << VIRTIO_F_VERSION_1);
-
 	r->driving = true;
-	reg_write(r, VIRTIO_MMIO_STATUS, 0);
-	reg_write(r, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	reg_write(r, VIRTIO_MMIO_STATUS, s);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	reg_write(r, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK);
-	if (!(reg_read(r, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
-		abort();
+	rig_negotiate(&r->bus, BASE, RIG_ACK_ALONE,
+		      r->features | (1ull << VIRTIO_F_VERSION_1));
 	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++) {
-		reg_write(r, VIRTIO_MMIO_QUEUE_SEL, q);
-		reg_write(r, VIRTIO_MMIO_QUEUE_NUM, r->num);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC_GPA(q));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL_GPA(q));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED_GPA(q));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_READY, 1);
+		rig_queue(&r->bus, BASE, q, r->num, DESC_GPA(q), AVAIL_GPA(q),
+			  USED_GPA(q));
 		if (!r->b.transport.vq[q].ready)
 			abort();
 	}
-	reg_write(r, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK |
-		  VIRTIO_STATUS_DRIVER_OK);
+	rig_driver_ok(&r->bus, BASE);
 	r->driving = false;
 }
 
@@ -276,16 +205,9 @@ static bool counters_down(const struct virtio_balloon_counters *a,
 static void check_state(struct rig *r)
 {
 	const struct virtio_mmio *t = &r->b.transport;
-	uint64_t offered = t->features | (1ull << VIRTIO_F_VERSION_1);
 	const struct virtio_balloon *b = &r->b;
 
-	if ((t->status & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(t->status & VIRTIO_STATUS_FEATURES_OK))
-		abort();
-	if ((t->status & VIRTIO_STATUS_FEATURES_OK) &&
-	    ((t->drv_features & ~offered) ||
-	     !virtio_mmio_has_feature(t, VIRTIO_F_VERSION_1)))
-		abort();
+	rig_check_negotiated(t);
 	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++) {
 		const struct virtq *vq = &t->vq[q];
 		/* every chain taken was answered, unless the device gave up;
@@ -321,7 +243,7 @@ static void check_served(struct rig *r, unsigned q, uint16_t used_before,
 	enum role role = role_of(t, q);
 
 	if (virtio_mmio_live(t) && vq->ready) {
-		bool drained = mem_u16(r, vq->avail_gpa + 2) == vq->last_avail;
+		bool drained = rig_mem_u16(&r->gm, vq->avail_gpa + 2) == vq->last_avail;
 
 		if (role == R_STATS ? !held_before && !r->b.stats_held && !drained :
 		    role != R_NONE && !drained)
@@ -331,35 +253,9 @@ static void check_served(struct rig *r, unsigned q, uint16_t used_before,
 			abort();
 	}
 	if (vq->used_idx != used_before &&
-	    !(mem_u16(r, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
+	    !(rig_mem_u16(&r->gm, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
 	    !(t->isr & VIRTIO_MMIO_INT_VRING))
 		abort();
-}
-
-static void op_mem(struct rig *r, struct input *in)
-{
-	uint64_t gpa = take(in, 2);
-	size_t n = (size_t)take(in, 1);
-	struct fv_error err;
-
-	if (n > in->left)
-		n = in->left;
-	gmem_write(&r->gm, gpa, in->p, n, &err);
-	in->p += n;
-	in->left -= n;
-}
-
-static void op_access(struct rig *r, struct input *in)
-{
-	uint64_t off = take(in, 2) & 0x1fff;
-	unsigned lw = (unsigned)take(in, 1);
-	uint64_t v = take(in, 8);
-	uint8_t d[8];
-
-	memcpy(d, &v, sizeof(d));
-	/* from 2 KiB before the window to 4 KiB after its start: the
-	 * registers, the config space (num_pages, actual) and beyond */
-	mmio_dispatch(&r->bus, BASE - 0x800 + off, lw & 8, d, (lw & 7) + 1);
 }
 
 static void notify(struct rig *r, uint32_t q)
@@ -369,7 +265,7 @@ static void notify(struct rig *r, uint32_t q)
 	bool held = r->b.stats_held;
 	unsigned kicks = r->kicks;
 
-	reg_write(r, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	rig_reg_write(&r->bus, BASE, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 	if (r->kicks != kicks && q < VIRTIO_MMIO_MAX_QUEUES)
 		check_served(r, q, used, held);
 }
@@ -379,7 +275,7 @@ static void op_publish(struct rig *r, struct input *in)
 {
 	unsigned q = (unsigned)take(in, 1) & 3;
 	uint16_t head = (uint16_t)take(in, 2);
-	uint16_t idx = mem_u16(r, AVAIL_GPA(q) + 2);
+	uint16_t idx = rig_mem_u16(&r->gm, AVAIL_GPA(q) + 2);
 	struct fv_error err;
 
 	gmem_write(&r->gm, AVAIL_GPA(q) + 4 + 2ull * (idx % r->num), &head, 2, &err);
@@ -391,19 +287,8 @@ static void op_publish(struct rig *r, struct input *in)
 static void op_desc(struct rig *r, struct input *in)
 {
 	unsigned q = (unsigned)take(in, 1) & 3;
-	uint64_t i = take(in, 1);
-	struct {
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-	} d;
-	struct fv_error err;
 
-	d.addr = take(in, 4);
-	d.len = (uint32_t)take(in, 4);
-	d.flags = (uint16_t)take(in, 2);
-	d.next = (uint16_t)take(in, 2);
-	gmem_write(&r->gm, DESC_GPA(q) + 16 * i, &d, sizeof(d), &err);
+	rig_op_desc(&r->gm, in, DESC_GPA(q));
 }
 
 /* The host asks for the figures: a held statistics buffer goes back. */
@@ -438,7 +323,7 @@ static void op_query(struct rig *r)
 	if (!(t->status & VIRTIO_STATUS_NEEDS_RESET)) {
 		if (vq->used_idx != (uint16_t)(used + 1))
 			abort();
-		if (!(mem_u16(r, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
+		if (!(rig_mem_u16(&r->gm, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
 		    !(t->isr & VIRTIO_MMIO_INT_VRING))
 			abort();
 	}
@@ -474,15 +359,11 @@ static void op_reset(struct rig *r, struct input *in)
 	unsigned how = (unsigned)take(in, 1);
 
 	r->driving = true;
-	reg_write(r, VIRTIO_MMIO_STATUS, 0);
+	rig_reg_write(&r->bus, BASE, VIRTIO_MMIO_STATUS, 0);
 	r->driving = false;
-	if (t->status || t->isr || t->drv_features || r->irq_level ||
-	    r->b.stats_held || r->b.actual)
+	rig_check_reset(t);
+	if (r->irq_level || r->b.stats_held || r->b.actual)
 		abort();
-	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
-		if (t->vq[q].ready || t->vq[q].num || t->vq[q].last_avail ||
-		    t->vq[q].used_idx)
-			abort();
 	if (how & 1) {
 		struct fv_error err;
 
@@ -499,16 +380,18 @@ static void run(struct rig *r, struct input *in)
 
 		switch (op) {
 		case 0:
-			op_mem(r, in);
+			rig_op_mem(&r->gm, in);
 			break;
 		case 1: {
 			uint64_t reg = take(in, 1) * 4;
 
-			reg_write(r, reg, (uint32_t)take(in, 4));
+			rig_reg_write(&r->bus, BASE, reg, (uint32_t)take(in, 4));
 			break;
 		}
 		case 2:
-			op_access(r, in);
+			/* the registers, the config space (num_pages,
+			 * actual) and beyond */
+			rig_op_access(&r->bus, BASE, in);
 			break;
 		case 3:
 			notify(r, (uint32_t)take(in, 1));
@@ -553,9 +436,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    mmio_register(&r.bus, BASE, VIRTIO_MMIO_WINDOW, window, &r,
 			  "virtio-balloon", &err))
 		abort();
-	r.b.transport.set_irq = set_irq;
-	r.b.transport.irq_opaque = &r;
-	r.b.transport.log = log_line;
+	r.b.transport.set_irq = rig_set_irq;
+	r.b.transport.irq_opaque = &r.irq_level;
+	r.b.transport.log = rig_log_line;
 	if (!(setup & 4)) {
 		driver_init(&r);
 		if (!virtio_mmio_live(&r.b.transport))

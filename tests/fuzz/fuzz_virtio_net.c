@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include "devices/mmio.h"
 #include "devices/virtio_net.h"
+#include "tests/fuzz/virtio_rig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,11 +54,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_FRAMES 64u
 #define MAX_FRAME_LEN 4096u
 
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
 struct rig {
 	struct guest_mem gm;
 	struct virtio_net n;
@@ -69,27 +65,6 @@ struct rig {
 	unsigned kicks;
 	unsigned frames_sent;
 };
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes && in->left; i++, in->left--)
-		v |= (uint64_t)*in->p++ << (8 * i);
-	return v;
-}
-
-static void set_irq(void *opaque, int level)
-{
-	((struct rig *)opaque)->irq_level = level;
-}
-
-static void log_line(void *opaque, const char *msg)
-{
-	(void)opaque;
-	if (!memchr(msg, '\0', 320) || msg[0] == '\0')
-		abort();
-}
 
 static void window(void *opaque, uint64_t off, bool is_write, uint8_t *data,
 		   unsigned len)
@@ -105,65 +80,16 @@ static void window(void *opaque, uint64_t off, bool is_write, uint8_t *data,
 	virtio_mmio_access(&r->n.transport, off, is_write, data, len);
 }
 
-static void reg_write(struct rig *r, uint64_t reg, uint32_t v)
-{
-	uint8_t d[4];
-
-	memcpy(d, &v, 4);
-	mmio_dispatch(&r->bus, BASE + reg, true, d, 4);
-}
-
-static uint32_t reg_read(struct rig *r, uint64_t reg)
-{
-	uint8_t d[4];
-	uint32_t v;
-
-	mmio_dispatch(&r->bus, BASE + reg, false, d, 4);
-	memcpy(&v, d, 4);
-	return v;
-}
-
-static uint16_t mem_u16(struct rig *r, uint64_t gpa)
-{
-	struct fv_error err;
-	uint16_t v = 0;
-
-	gmem_read(&r->gm, gpa, &v, sizeof(v), &err);
-	return v;
-}
-
 /* 3.1.1, every feature offered, both queues. */
 static void driver_init(struct rig *r)
 {
-	uint32_t lo, hi, s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-
 	r->driving = true;
-	reg_write(r, VIRTIO_MMIO_STATUS, 0);
-	reg_write(r, VIRTIO_MMIO_STATUS, s);
-	reg_write(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = reg_read(r, VIRTIO_MMIO_DEVICE_FEATURES);
-	reg_write(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	hi = reg_read(r, VIRTIO_MMIO_DEVICE_FEATURES);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES, lo);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	reg_write(r, VIRTIO_MMIO_DRIVER_FEATURES, hi);
-	reg_write(r, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK);
-	if (!(reg_read(r, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK))
-		abort();
-	for (uint32_t q = 0; q < 2; q++) {
-		reg_write(r, VIRTIO_MMIO_QUEUE_SEL, q);
-		reg_write(r, VIRTIO_MMIO_QUEUE_NUM, r->num);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)RING(q));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)(RING(q) + 0x1000));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)(RING(q) + 0x2000));
-		reg_write(r, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-		reg_write(r, VIRTIO_MMIO_QUEUE_READY, 1);
-	}
-	reg_write(r, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK |
-		  VIRTIO_STATUS_DRIVER_OK);
+	/* ACKNOWLEDGE and DRIVER in one write */
+	rig_negotiate(&r->bus, BASE, RIG_TAKE_OFFERED, 0);
+	for (uint32_t q = 0; q < 2; q++)
+		rig_queue(&r->bus, BASE, q, r->num, RING(q), RING(q) + 0x1000,
+			  RING(q) + 0x2000);
+	rig_driver_ok(&r->bus, BASE);
 	r->driving = false;
 }
 
@@ -183,16 +109,9 @@ static void drain_tap(struct rig *r)
 static void check_state(struct rig *r)
 {
 	const struct virtio_mmio *t = &r->n.transport;
-	uint64_t offered = t->features | (1ull << VIRTIO_F_VERSION_1);
 	const struct virtio_net_stats *st = &r->n.stats;
 
-	if ((t->status & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(t->status & VIRTIO_STATUS_FEATURES_OK))
-		abort();
-	if ((t->status & VIRTIO_STATUS_FEATURES_OK) &&
-	    ((t->drv_features & ~offered) ||
-	     !virtio_mmio_has_feature(t, VIRTIO_F_VERSION_1)))
-		abort();
+	rig_check_negotiated(t);
 	/* every chain taken, of either queue, was used (a receive buffer
 	 * too small for a frame is given back, not kept), unless the device
 	 * gave up */
@@ -216,30 +135,6 @@ static void check_state(struct rig *r)
 	drain_tap(r);
 }
 
-static void op_mem(struct rig *r, struct input *in)
-{
-	uint64_t gpa = take(in, 2);
-	size_t n = (size_t)take(in, 1);
-	struct fv_error err;
-
-	if (n > in->left)
-		n = in->left;
-	gmem_write(&r->gm, gpa, in->p, n, &err);
-	in->p += n;
-	in->left -= n;
-}
-
-static void op_access(struct rig *r, struct input *in)
-{
-	uint64_t off = take(in, 2) & 0x1fff;
-	unsigned lw = (unsigned)take(in, 1);
-	uint64_t v = take(in, 8);
-	uint8_t d[8];
-
-	memcpy(d, &v, sizeof(d));
-	mmio_dispatch(&r->bus, BASE - 0x800 + off, lw & 8, d, (lw & 7) + 1);
-}
-
 /* After a notify of the transmit queue, everything available was taken
  * (or the device needs a reset), and what was used announced. */
 static void notify(struct rig *r, uint32_t q)
@@ -249,14 +144,14 @@ static void notify(struct rig *r, uint32_t q)
 	uint16_t used = vq->used_idx;
 	unsigned kicks = r->kicks;
 
-	reg_write(r, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	rig_reg_write(&r->bus, BASE, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 	if (r->kicks == kicks || q != VIRTIO_NET_TXQ)
 		return;
 	if (virtio_mmio_live(t) && vq->ready &&
-	    mem_u16(r, vq->avail_gpa + 2) != vq->last_avail)
+	    rig_mem_u16(&r->gm, vq->avail_gpa + 2) != vq->last_avail)
 		abort();
 	if (vq->used_idx != used &&
-	    !(mem_u16(r, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
+	    !(rig_mem_u16(&r->gm, vq->avail_gpa) & VIRTQ_AVAIL_F_NO_INTERRUPT) &&
 	    !(t->isr & VIRTIO_MMIO_INT_VRING))
 		abort();
 }
@@ -265,7 +160,7 @@ static void op_publish(struct rig *r, struct input *in)
 {
 	unsigned q = (unsigned)take(in, 1) & 1;
 	uint16_t head = (uint16_t)take(in, 2);
-	uint16_t idx = mem_u16(r, RING(q) + 0x1000 + 2);
+	uint16_t idx = rig_mem_u16(&r->gm, RING(q) + 0x1000 + 2);
 	struct fv_error err;
 
 	gmem_write(&r->gm, RING(q) + 0x1000 + 4 + 2ull * (idx % r->num), &head, 2, &err);
@@ -277,19 +172,8 @@ static void op_publish(struct rig *r, struct input *in)
 static void op_desc(struct rig *r, struct input *in)
 {
 	unsigned q = (unsigned)take(in, 1) & 1;
-	uint64_t i = take(in, 1);
-	struct {
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-	} d;
-	struct fv_error err;
 
-	d.addr = take(in, 4);
-	d.len = (uint32_t)take(in, 4);
-	d.flags = (uint16_t)take(in, 2);
-	d.next = (uint16_t)take(in, 2);
-	gmem_write(&r->gm, RING(q) + 16 * i, &d, sizeof(d), &err);
+	rig_op_desc(&r->gm, in, RING(q));
 }
 
 /* The tap hands the device a frame; the device's thread would step. */
@@ -319,14 +203,11 @@ static void op_reset(struct rig *r, struct input *in)
 	unsigned how = (unsigned)take(in, 1);
 
 	r->driving = true;
-	reg_write(r, VIRTIO_MMIO_STATUS, 0);
+	rig_reg_write(&r->bus, BASE, VIRTIO_MMIO_STATUS, 0);
 	r->driving = false;
-	if (t->status || t->isr || t->drv_features || r->irq_level)
+	rig_check_reset(t);
+	if (r->irq_level)
 		abort();
-	for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
-		if (t->vq[q].ready || t->vq[q].num || t->vq[q].last_avail ||
-		    t->vq[q].used_idx)
-			abort();
 	if (how & 1) {
 		struct fv_error err;
 
@@ -342,16 +223,16 @@ static void run(struct rig *r, struct input *in)
 
 		switch (op) {
 		case 0:
-			op_mem(r, in);
+			rig_op_mem(&r->gm, in);
 			break;
 		case 1: {
 			uint64_t reg = take(in, 1) * 4;
 
-			reg_write(r, reg, (uint32_t)take(in, 4));
+			rig_reg_write(&r->bus, BASE, reg, (uint32_t)take(in, 4));
 			break;
 		}
 		case 2:
-			op_access(r, in);
+			rig_op_access(&r->bus, BASE, in);
 			break;
 		case 3:
 			notify(r, (uint32_t)take(in, 1));
@@ -395,9 +276,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    mmio_register(&r.bus, BASE, VIRTIO_MMIO_WINDOW, window, &r, "virtio-net",
 			  &err))
 		abort();
-	r.n.transport.set_irq = set_irq;
-	r.n.transport.irq_opaque = &r;
-	r.n.transport.log = log_line;
+	r.n.transport.set_irq = rig_set_irq;
+	r.n.transport.irq_opaque = &r.irq_level;
+	r.n.transport.log = rig_log_line;
 	if (!(setup & 2)) {
 		driver_init(&r);
 		if (!virtio_mmio_live(&r.n.transport))

@@ -14,8 +14,8 @@
 #include "devices/virtio_mmio.h"
 #include "devices/virtqueue.h"
 #include "tests/unit/unit.h"
+#include "tests/unit/virtio_rig.h"
 
-#define MEM (16ull << 20)
 #define QSIZE 8u
 /* Where the test driver keeps its rings and buffers in guest RAM. */
 #define DESC_GPA 0x10000ull
@@ -28,57 +28,7 @@
 #define IMAGE_SIZE (1u << 20)
 #define IMAGE_SECTORS (IMAGE_SIZE / VIRTIO_BLK_SECTOR)
 
-static struct guest_mem gm;
-
-/* The guest's view of a descriptor (virtio 1.x, 2.7.5). */
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-static int setup(void)
-{
-	struct fv_error err;
-
-	return gmem_create(&gm, -1, MEM, &err) ? -1 : 0;
-}
-
-static int teardown(void)
-{
-	gmem_destroy(&gm);
-	return 0;
-}
-
 /* --- the test driver's side of the rings --- */
-
-static void put(uint64_t gpa, const void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, gpa, buf, len, &err), 0);
-}
-
-static void get(uint64_t gpa, void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_read(&gm, gpa, buf, len, &err), 0);
-}
-
-static void put_u16(uint64_t gpa, uint16_t v)
-{
-	put(gpa, &v, sizeof(v));
-}
-
-static uint16_t get_u16(uint64_t gpa)
-{
-	uint16_t v;
-
-	get(gpa, &v, sizeof(v));
-	return v;
-}
 
 static void put_desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)

@@ -13,8 +13,8 @@
 #include "devices/virtio_mmio.h"
 #include "devices/virtqueue.h"
 #include "tests/unit/unit.h"
+#include "tests/unit/virtio_rig.h"
 
-#define MEM (16ull << 20)
 #define MEM_PAGES (MEM / GMEM_PAGE_SIZE)
 #define QSIZE 8u
 #define BASE 0xd0000000ull
@@ -35,8 +35,6 @@
 /* Queue indices when both STATS_VQ and PAGE_REPORTING are negotiated. */
 enum { Q_INFLATE, Q_DEFLATE, Q_STATS, Q_REPORTING };
 
-static struct guest_mem gm;
-
 static struct {
 	struct virtio_balloon b;
 	struct mmio_bus bus;
@@ -44,61 +42,7 @@ static struct {
 	unsigned irq_calls;
 } bx;
 
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-static int setup(void)
-{
-	struct fv_error err;
-
-	return gmem_create(&gm, -1, MEM, &err) ? -1 : 0;
-}
-
-static int teardown(void)
-{
-	gmem_destroy(&gm);
-	return 0;
-}
-
 /* --- guest memory, as the driver sees it --- */
-
-static void put(uint64_t gpa, const void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, gpa, buf, len, &err), 0);
-}
-
-static void get(uint64_t gpa, void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_read(&gm, gpa, buf, len, &err), 0);
-}
-
-static void fill(uint64_t gpa, int byte, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_fill(&gm, gpa, byte, len, &err), 0);
-}
-
-static void put_u16(uint64_t gpa, uint16_t v)
-{
-	put(gpa, &v, sizeof(v));
-}
-
-static uint16_t get_u16(uint64_t gpa)
-{
-	uint16_t v;
-
-	get(gpa, &v, sizeof(v));
-	return v;
-}
 
 /* Does [gpa, gpa + len) read as `byte` everywhere? */
 static bool reads_as(uint64_t gpa, uint64_t len, uint8_t byte)

@@ -15,8 +15,8 @@
 #include <CUnit/CUnit.h>
 #include "devices/virtio_net.h"
 #include "tests/unit/unit.h"
+#include "tests/unit/virtio_rig.h"
 
-#define MEM (16ull << 20)
 #define QSIZE 8u
 #define RING_GPA(q) (0x100000ull + 0x10000ull * (q))   /* desc, +1 avail, +2 used pages */
 #define BUF_GPA 0x200000ull
@@ -24,40 +24,12 @@
 #define HDR VIRTIO_NET_HDR_LEN
 #define BASE 0xd0000000ull
 
-static struct guest_mem gm;
 static struct virtio_net net;
 static int peer;                /* the tap's other end */
 static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static uint16_t avail_idx[2], used_seen[2];
 
-static int setup(void)
-{
-	struct fv_error err;
-
-	return gmem_create(&gm, -1, MEM, &err) ? -1 : 0;
-}
-
-static int teardown(void)
-{
-	gmem_destroy(&gm);
-	return 0;
-}
-
 /* --- memory, registers, rings --- */
-
-static void put(uint64_t gpa, const void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_write(&gm, gpa, buf, len, &err), 0);
-}
-
-static void get(uint64_t gpa, void *buf, uint64_t len)
-{
-	struct fv_error err;
-
-	CU_ASSERT_EQUAL_FATAL(gmem_read(&gm, gpa, buf, len, &err), 0);
-}
 
 static uint32_t rd(uint64_t off)
 {
