@@ -125,6 +125,14 @@ static void notify(struct virtio_mmio *t, uint32_t q)
 		virtio_mmio_needs_reset(t, err.msg);
 }
 
+void virtio_mmio_kick(struct virtio_mmio *t, unsigned q)
+{
+	pthread_mutex_lock(&t->lock);
+	t->kicks_eventfd++;
+	notify(t, q);
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* FEATURES_OK only for a subset of the offer with VERSION_1 (3.1.1): no
  * legacy interface here. */
 static uint32_t status_accepted(struct virtio_mmio *t, uint32_t v)
@@ -206,6 +214,7 @@ static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
 		return;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		/* The queue's index (no VIRTIO_F_NOTIFICATION_DATA here). */
+		t->kicks_exit++;
 		notify(t, v);
 		return;
 	case VIRTIO_MMIO_INTERRUPT_ACK:

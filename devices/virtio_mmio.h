@@ -114,6 +114,9 @@ struct virtio_mmio {
 	uint32_t config_generation;
 	int irq_level;
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
+	/* Queue notifications by the way they came: a QueueNotify write that
+	 * exited to foldvm, or one KVM signalled on an eventfd (ioeventfd). */
+	uint64_t kicks_exit, kicks_eventfd;
 };
 
 /* `features`: what this device offers besides VIRTIO_F_VERSION_1. */
@@ -127,6 +130,10 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
  * and are dropped, as are writes to read-only registers. */
 void virtio_mmio_access(struct virtio_mmio *t, uint64_t off, bool is_write,
 			uint8_t *data, unsigned len);
+
+/* Queue q was notified through an eventfd (KVM_IOEVENTFD matched the
+ * guest's QueueNotify write): served as that write would have been. */
+void virtio_mmio_kick(struct virtio_mmio *t, unsigned q);
 
 /* For device threads (an RX path): the same lock MMIO accesses take. */
 void virtio_mmio_lock(struct virtio_mmio *t);

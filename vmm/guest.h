@@ -83,6 +83,8 @@ static inline bool guest_config_is_linux(const struct guest_config *cfg)
 struct guest;
 struct virtio_blk;
 struct virtio_balloon;
+struct guest_kicks;
+struct virtio_mmio;
 struct virtio_net;
 
 /* Told of every state change, after it happened (any thread, no lock held). */
@@ -113,9 +115,12 @@ struct guest {
 	struct virtio_net *net;         /* net=, or NULL */
 	struct guest_irq_line {         /* a device's line (Linux guests) */
 		struct guest *g;
+		struct virtio_mmio *t;
 		unsigned irq;
+		int irqfd, resamplefd;  /* KVM_IRQFD, or -1: KVM_IRQ_LINE */
 	} virtio_irq[FV_VIRTIO_MAX_DEVICES];
 	unsigned nr_virtio;             /* windows registered */
+	struct guest_kicks *kicks;      /* ioeventfds and their thread, or NULL */
 	struct serial16550 serial;
 	bool serial_ready;
 	struct testdev testdev;

@@ -17,6 +17,11 @@ static int kvm_require_cap(int fd, int cap, const char *name,
 	return 0;
 }
 
+bool kvm_has_cap(const struct kvm_sys *kvm, int cap)
+{
+	return ioctl(kvm->fd, KVM_CHECK_EXTENSION, cap) > 0;
+}
+
 static int kvm_get_cpuid(struct kvm_sys *kvm, struct fv_error *err)
 {
 	size_t bytes = sizeof(struct kvm_cpuid2) +

@@ -4,6 +4,7 @@
 #ifndef FOLDVM_KVM_H
 #define FOLDVM_KVM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "lib/error.h"
 
@@ -23,6 +24,9 @@ void kvm_sys_close(struct kvm_sys *kvm);
 
 /* New VM fd (KVM_CREATE_VM), close-on-exec. */
 int kvm_vm_create(struct kvm_sys *kvm, struct fv_error *err);
+
+/* Does KVM offer capability `cap` (KVM_CAP_*)? */
+bool kvm_has_cap(const struct kvm_sys *kvm, int cap);
 
 /* Is /dev/kvm there and usable by us? (for tests that must SKIP without it) */
 int kvm_available(const char *path);

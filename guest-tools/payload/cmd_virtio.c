@@ -218,3 +218,14 @@ int64_t vdrv_submit(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
 	}
 	return len;
 }
+
+uint32_t vdrv_wait_status(uint64_t base, uint32_t bits)
+{
+	uint32_t st = vdrv_read(base, MMIO_STATUS);
+
+	for (uint64_t spin = 0; !(st & bits) && spin < 100000000ull; spin++) {
+		cpu_pause();
+		st = vdrv_read(base, MMIO_STATUS);
+	}
+	return st;
+}

@@ -66,7 +66,9 @@ truncate -s 1M "$TMP/disk.img"
 	--vm "name=bz,mem=256M,kernel=$KERNEL,initrd=$INITRD,disk=$TMP/disk.img,steps=sleep:3" \
 	>"$TMP/bz.out" 2>&1 || { cat "$TMP/bz.out"; fail "bzImage guest did not run and stop cleanly"; }
 expect_in "$TMP/logs-bz/bz.log" "foldvm: booting .*bzImage, boot protocol 2\.[0-9]+, loads at 0x1000000" \
-	'command line ".* virtio_mmio\.device=4K@0xd0000000:5"$'
+	'command line ".* virtio_mmio\.device=4K@0xd0000000:5"$' \
+	'virtio-blk: IRQ 5 through (an irqfd|KVM_IRQ_LINE \(no irqfd\))'
+echo "bzImage: its disk's interrupt:$(sed -n 's/.*virtio-blk: IRQ 5 through \(.*\)/ \1/p' "$TMP/logs-bz/bz.log")"
 
 expect_in "$TMP/bz.out" "^bz .*stopped .*its steps are done"
 echo "bzImage: $(sed -n 's/.*\(bzImage, boot protocol [^,]*\).*/\1/p' "$TMP/logs-bz/bz.log"): loaded and started"

@@ -15,6 +15,7 @@
  *     maps them on its zero frame (no private page either way), the home
  *     file lets go of their content, and both guests verify the rest.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include "devices/virtio_balloon.h"
@@ -52,6 +53,23 @@ static uint64_t private_pages(struct guest *g, uint64_t gpa, uint64_t n,
 	for (k = 0; k < n; k++)
 		c += kt_page_private(g, gpa / 4096 + k, zero_pfn);
 	return c;
+}
+
+/* The device has read the guest's n-th statistics buffer.  The guest's
+ * notify may be served by the notification thread (ioeventfd) after its
+ * command returned: polled, bounded by a count, not a clock. */
+static void stats_arrived(struct guest *g, uint64_t n)
+{
+	struct virtio_balloon_counters c;
+
+	for (unsigned long i = 0; i < 100000000ul; i++) {
+		virtio_balloon_counters(g->balloon, &c);
+		if (c.stats_updates >= n)
+			return;
+		sched_yield();
+	}
+	KT_ASSERT(0, "statistics buffer %llu never read (%llu read)",
+		  (unsigned long long)n, (unsigned long long)c.stats_updates);
 }
 
 static void without_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
@@ -113,6 +131,7 @@ static void without_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 	/* statistics: the guest's figures, fresh ones after each query */
 	r = cmd(g, FV_CMD_BALLOON_STATS, 0, 111, 222, 333);
 	KT_ASSERT(r.result[0] == 1, "no statistics buffer posted");
+	stats_arrived(g, 1);
 	virtio_balloon_query(g->balloon, &in);
 	KT_ASSERT(in.stat[4] == 111 && in.stat[5] == 222 && in.stat[6] == 333 &&
 		  in.stat_seen == ((1u << 4) | (1u << 5) | (1u << 6)),
@@ -121,6 +140,7 @@ static void without_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 		  in.stat_seen);
 	r = cmd(g, FV_CMD_BALLOON_STATS, 0, 444, 555, 666);
 	KT_ASSERT(r.result[0] == 1, "the device did not hand the statistics buffer back");
+	stats_arrived(g, 2);
 	virtio_balloon_query(g->balloon, &in);
 	KT_ASSERT(in.stat[4] == 444 && in.c.stats_updates == 2, "fresh stats %llu (%llu updates)",
 		  (unsigned long long)in.stat[4], (unsigned long long)in.c.stats_updates);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/kvm.h>
 #include "devices/virtio_blk.h"
 #include "guest-tools/content.h"
 #include "tests/integration/kvmtest.h"
@@ -208,6 +209,17 @@ static void writable_disk(struct kvm_sys *kvm)
 		  (unsigned long long)g->blk->stats.discards,
 		  (unsigned long long)g->blk->stats.write_zeroes,
 		  (unsigned long long)g->blk->stats.errors);
+	/* Where KVM has ioeventfds every notify came through one, none as an
+	 * exit (docs/virtio.md). */
+	if (kvm_has_cap(kvm, KVM_CAP_IOEVENTFD))
+		KT_ASSERT(g->blk->transport.kicks_eventfd > 0 &&
+			  g->blk->transport.kicks_exit == 0,
+			  "notifications: %llu by eventfd, %llu by exit",
+			  (unsigned long long)g->blk->transport.kicks_eventfd,
+			  (unsigned long long)g->blk->transport.kicks_exit);
+	printf("virtio_blk: %llu notifications by ioeventfd, %llu by MMIO exit\n",
+	       (unsigned long long)g->blk->transport.kicks_eventfd,
+	       (unsigned long long)g->blk->transport.kicks_exit);
 	kt_destroy(g);
 	close(fd);
 	unlink(path);
