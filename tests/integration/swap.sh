@@ -46,9 +46,17 @@ swapon "$SWAP" 2>"$TMP/swapon.err" || skip "swapon refused: $(cat "$TMP/swapon.e
 if [ -d /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/fv-swap.$$" 2>/dev/null; then
 	CG=/sys/fs/cgroup/memory/fv-swap.$$ LIMIT=memory.limit_in_bytes USAGE=memory.usage_in_bytes
 	echo 100 > "$CG/memory.swappiness" 2>/dev/null
+	# The test wants the kernel to swap, not to kill: with the cgroup's
+	# OOM killer off, a task at the limit waits for reclaim (which swap
+	# makes possible) instead of being killed when reclaim is slow - as
+	# on a loaded host, where it once killed the worker here.
+	echo 1 > "$CG/memory.oom_control" ||
+		skip "cannot turn off the OOM killer of $CG"
 elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null &&
      mkdir "/sys/fs/cgroup/fv-swap.$$" 2>/dev/null; then
-	CG=/sys/fs/cgroup/fv-swap.$$ LIMIT=memory.max USAGE=memory.current
+	# memory.high, not memory.max: reclaim and throttling, never the OOM
+	# killer (the same reason as oom_control above).
+	CG=/sys/fs/cgroup/fv-swap.$$ LIMIT=memory.high USAGE=memory.current
 else
 	skip "no memory cgroup can be made here (not root, or no memory controller)"
 fi
