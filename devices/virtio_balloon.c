@@ -33,19 +33,19 @@ static enum balloon_queue queue_role(const struct virtio_mmio *t, unsigned q)
 	return BQ_NONE;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
+/* The config space as the driver sees it: num_pages, actual. */
+static void balloon_config(const struct virtio_balloon *b,
+			   uint8_t c[VIRTIO_BALLOON_CONFIG_LEN])
 {
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	virtio_put_le(c, b->num_pages, 4);
+	virtio_put_le(c + 4, b->actual, 4);
 }
 
 static void balloon_config_read(void *dev, uint32_t off, uint8_t *buf, unsigned len)
 {
-	struct virtio_balloon *b = dev;
 	uint8_t c[VIRTIO_BALLOON_CONFIG_LEN];
 
-	put_le32(c, b->num_pages);
-	put_le32(c + 4, b->actual);
+	balloon_config(dev, c);
 	memcpy(buf, c + off, len);
 }
 
@@ -56,11 +56,9 @@ static void balloon_config_write(void *dev, uint32_t off, const uint8_t *buf,
 	struct virtio_balloon *b = dev;
 	uint8_t c[VIRTIO_BALLOON_CONFIG_LEN];
 
-	put_le32(c, b->num_pages);
-	put_le32(c + 4, b->actual);
+	balloon_config(b, c);
 	memcpy(c + off, buf, len);
-	b->actual = (uint32_t)c[4] | (uint32_t)c[5] << 8 | (uint32_t)c[6] << 16 |
-		    (uint32_t)c[7] << 24;
+	b->actual = (uint32_t)virtio_get_le(c + 4, 4);
 }
 
 static void balloon_reset(void *dev)
@@ -141,14 +139,12 @@ static int balloon_stats(struct virtio_balloon *b, const struct virtq_chain *c,
 		return fv_err(err, FV_E_INVAL, "a statistics buffer of %llu bytes",
 			      (unsigned long long)c->out_len);
 	for (uint64_t off = 0; off < c->out_len; off += sizeof(e)) {
-		uint16_t tag;
-		uint64_t v = 0;
+		uint64_t tag, v;
 
 		if (virtq_chain_read(b->transport.mem, c, off, e, sizeof(e), err))
 			return -1;
-		tag = (uint16_t)(e[0] | e[1] << 8);
-		for (unsigned i = 0; i < 8; i++)
-			v |= (uint64_t)e[2 + i] << (8 * i);
+		tag = virtio_get_le(e, 2);
+		v = virtio_get_le(e + 2, 8);
 		if (tag < VIRTIO_BALLOON_S_NR) {
 			b->stat[tag] = v;
 			b->stat_seen |= 1u << tag;

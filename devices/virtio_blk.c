@@ -31,12 +31,6 @@ struct blk_range {
 	uint32_t flags;
 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void blk_config_read(void *dev, uint32_t off, uint8_t *buf, unsigned len)
 {
 	struct virtio_blk *b = dev;
@@ -273,15 +267,15 @@ static void blk_fill_config(struct virtio_blk *b)
 	uint8_t *c = b->config;
 
 	memset(c, 0, sizeof(b->config));
-	put_le(c + 0, b->sectors, 8);                     /* capacity */
-	put_le(c + 12, VIRTIO_BLK_SEG_MAX, 4);            /* seg_max */
-	put_le(c + 20, VIRTIO_BLK_SECTOR, 4);             /* blk_size */
-	put_le(c + 34, 1, 2);                             /* num_queues */
-	put_le(c + 36, VIRTIO_BLK_MAX_RANGE_SECTORS, 4);  /* max_discard_sectors */
-	put_le(c + 40, VIRTIO_BLK_MAX_DISCARD_SEG, 4);    /* max_discard_seg */
-	put_le(c + 44, 1, 4);                             /* discard_sector_alignment */
-	put_le(c + 48, VIRTIO_BLK_MAX_RANGE_SECTORS, 4);  /* max_write_zeroes_sectors */
-	put_le(c + 52, VIRTIO_BLK_MAX_DISCARD_SEG, 4);    /* max_write_zeroes_seg */
+	virtio_put_le(c + 0, b->sectors, 8);                     /* capacity */
+	virtio_put_le(c + 12, VIRTIO_BLK_SEG_MAX, 4);            /* seg_max */
+	virtio_put_le(c + 20, VIRTIO_BLK_SECTOR, 4);             /* blk_size */
+	virtio_put_le(c + 34, 1, 2);                             /* num_queues */
+	virtio_put_le(c + 36, VIRTIO_BLK_MAX_RANGE_SECTORS, 4);  /* max_discard_sectors */
+	virtio_put_le(c + 40, VIRTIO_BLK_MAX_DISCARD_SEG, 4);    /* max_discard_seg */
+	virtio_put_le(c + 44, 1, 4);                             /* discard_sector_alignment */
+	virtio_put_le(c + 48, VIRTIO_BLK_MAX_RANGE_SECTORS, 4);  /* max_write_zeroes_sectors */
+	virtio_put_le(c + 52, VIRTIO_BLK_MAX_DISCARD_SEG, 4);    /* max_write_zeroes_seg */
 	c[56] = 1;                                        /* write_zeroes_may_unmap */
 }
 

@@ -73,6 +73,23 @@
 
 struct virtio_mmio;
 
+/* Config space and device headers are little-endian (virtio 1.x, 1.4);
+ * written and read byte by byte, whatever the host's order. */
+static inline void virtio_put_le(uint8_t *p, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t virtio_get_le(const uint8_t *p, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
 struct virtio_device_ops {
 	const char *name;           /* "virtio-blk", for messages */
 	uint32_t device_id;

@@ -163,12 +163,6 @@ int virtio_net_tap_take(const char *guest, const char *tap, bool *created)
 
 /* ---- config space ---- */
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
 static void net_config_read(void *dev, uint32_t off, uint8_t *buf, unsigned len)
 {
 	struct virtio_net *n = dev;
@@ -338,7 +332,7 @@ static int rx_place(struct virtio_net *n)
 		return rx_drop(n);
 	}
 	h[0] = 0;
-	put_le16(h + 10, 1);            /* num_buffers (5.1.6.4) */
+	virtio_put_le(h + 10, 1, 2);            /* num_buffers (5.1.6.4) */
 	if (virtq_chain_write(t->mem, c, 0, h, n->rx_len, &err) ||
 	    virtq_push(vq, t->mem, c->head, n->rx_len, &err)) {
 		virtio_mmio_needs_reset(t, err.msg);
@@ -476,7 +470,7 @@ int virtio_net_init_fd(struct virtio_net *n, int fd,
 	memcpy(n->mac, mac, VIRTIO_NET_MAC_LEN);
 	memcpy(n->config, mac, VIRTIO_NET_MAC_LEN);
 	/* A tap's carrier is up while a descriptor holds it: this one. */
-	put_le16(n->config + 6, VIRTIO_NET_S_LINK_UP);
+	virtio_put_le(n->config + 6, VIRTIO_NET_S_LINK_UP, 2);
 	virtio_mmio_init(&n->transport, &virtio_net_ops, n, mem, base,
 			 (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS));
 	return 0;
