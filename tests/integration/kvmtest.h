@@ -79,11 +79,10 @@ static inline struct guest *kt_guest(struct kvm_sys *kvm, struct dedup_engine *e
 	return g;
 }
 
-static inline struct testdev_result kt_cmd(struct guest *g, unsigned vcpu,
-					   uint32_t cmd, uint64_t a0, uint64_t a1,
-					   uint64_t a2, uint64_t a3)
+/* A command with all eight arguments, and its result. */
+static inline struct testdev_result kt_cmd_args(struct guest *g, unsigned vcpu,
+						uint32_t cmd, const uint64_t arg[8])
 {
-	uint64_t arg[8] = { a0, a1, a2, a3 };
 	struct testdev_result r;
 	struct fv_error err;
 
@@ -93,6 +92,15 @@ static inline struct testdev_result kt_cmd(struct guest *g, unsigned vcpu,
 		  "%s: %s", g->cfg.name, err.msg);
 	KT_ASSERT(r.cmd == cmd, "answered %u to %u", r.cmd, cmd);
 	return r;
+}
+
+static inline struct testdev_result kt_cmd(struct guest *g, unsigned vcpu,
+					   uint32_t cmd, uint64_t a0, uint64_t a1,
+					   uint64_t a2, uint64_t a3)
+{
+	uint64_t arg[8] = { a0, a1, a2, a3 };
+
+	return kt_cmd_args(g, vcpu, cmd, arg);
 }
 
 static inline void kt_fill(struct guest *g)
@@ -159,6 +167,36 @@ static inline uint64_t kt_pfn(struct guest *g, uint64_t gpa)
 	KT_ASSERT(procstat_pfn(gmem_page_hva(&g->mem, gpa / 4096), &pfn, &present,
 			       &err) == 0, "%s", err.msg);
 	return present ? pfn : 0;
+}
+
+/* Of the first n data pages, how many a and b hold on one host frame
+ * (merged: clones hold the same content at the same address). */
+static inline uint64_t kt_same_frames(struct guest *a, struct guest *b, uint64_t n)
+{
+	uint64_t same = 0;
+
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t gpa = a->layout.data_gpa + k * FV_PAGE_SIZE;
+		uint64_t pa = kt_pfn(a, gpa), pb = kt_pfn(b, gpa);
+
+		same += pa && pa == pb;
+	}
+	return same;
+}
+
+/* Wait, by passes of the engine (at most 600 rounds of 2, not a clock),
+ * until the first n data pages of clones a and b are merged. */
+static inline void kt_wait_merged(struct dedup_engine *e, struct guest *a,
+				  struct guest *b, uint64_t n)
+{
+	uint64_t merged = 0;
+
+	for (unsigned round = 0; round < 600 && merged < n; round++) {
+		kt_passes(e, 2);
+		merged = kt_same_frames(a, b, n);
+	}
+	KT_ASSERT(merged == n, "only %llu of %llu pages merged",
+		  (unsigned long long)merged, (unsigned long long)n);
 }
 
 /* Does the guest page hold a private page of its own now (it was merged

@@ -149,20 +149,6 @@ static void without_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 	printf("virtio_balloon: 4 MiB reported free and 2 MiB inflated went back to the kernel; deflated; statistics delivered twice\n");
 }
 
-/* Pages of the first n that a and b hold on one frame (merged). */
-static uint64_t same_frames(struct guest *a, struct guest *b, uint64_t n)
-{
-	uint64_t same = 0;
-
-	for (uint64_t k = 0; k < n; k++) {
-		uint64_t gpa = a->layout.data_gpa + k * FV_PAGE_SIZE;
-		uint64_t pa = kt_pfn(a, gpa), pb = kt_pfn(b, gpa);
-
-		same += pa && pa == pb;
-	}
-	return same;
-}
-
 static void with_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 {
 	const uint64_t n = 256;
@@ -170,7 +156,7 @@ static void with_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 	struct dedup_guest_stats sa, sb;
 	struct guest *a, *b;
 	struct testdev_result r;
-	uint64_t merged = 0, home_before, home_after, za, zb, pa = 0, pb = 0;
+	uint64_t home_before, home_after, za, zb, pa = 0, pb = 0;
 	unsigned round;
 
 	a = kt_guest(kvm, e, "name=c1,mem=32M,zero=0,shared=100,layout=clones,dedup=on,domain=vbal,balloon=on");
@@ -179,12 +165,7 @@ static void with_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 	kt_fill(b);
 	balloon_up(a);
 	balloon_up(b);
-	for (round = 0; round < 600 && merged < n; round++) {
-		kt_passes(e, 2);
-		merged = same_frames(a, b, n);
-	}
-	KT_ASSERT(merged == n, "only %llu of %llu pages merged", (unsigned long long)merged,
-		  (unsigned long long)n);
+	kt_wait_merged(e, a, b, n);
 	za = kt_stats(a).pages_zero;
 	zb = kt_stats(b).pages_zero;
 	home_before = gmem_homes_resident_bytes();

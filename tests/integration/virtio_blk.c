@@ -29,25 +29,13 @@
 #define DISK_BYTES (4u << 20)
 #define SECTORS (DISK_BYTES / 512u)
 
-static struct testdev_result blk_cmd(struct guest *g, uint32_t cmd,
-				     const uint64_t arg[8])
-{
-	struct testdev_result r;
-	struct fv_error err;
-
-	KT_ASSERT(testdev_submit(&g->testdev, 0, cmd, arg, &err) == 0, "%s", err.msg);
-	KT_ASSERT(testdev_wait(&g->testdev, 0, KT_TIMEOUT_MS, &r, &err) == 0,
-		  "%s", err.msg);
-	return r;
-}
-
 /* One request; returns the status byte.  Checks the command itself ran. */
 static uint64_t blk(struct guest *g, uint64_t type, uint64_t sector,
 		    uint64_t bytes, uint64_t buf, uint64_t seed, uint64_t flags,
 		    struct testdev_result *out)
 {
 	uint64_t arg[8] = { 0, type, sector, bytes, buf, seed, flags };
-	struct testdev_result r = blk_cmd(g, FV_CMD_BLK, arg);
+	struct testdev_result r = kt_cmd_args(g, 0, FV_CMD_BLK, arg);
 
 	KT_ASSERT(r.status == FV_STATUS_OK, "%s: BLK type %llu: payload status %u",
 		  g->cfg.name, (unsigned long long)type, r.status);
@@ -59,7 +47,7 @@ static uint64_t blk(struct guest *g, uint64_t type, uint64_t sector,
 static struct testdev_result virtio_init(struct guest *g)
 {
 	uint64_t arg[8] = { 0 };
-	struct testdev_result r = blk_cmd(g, FV_CMD_VIRTIO_INIT, arg);
+	struct testdev_result r = kt_cmd_args(g, 0, FV_CMD_VIRTIO_INIT, arg);
 
 	KT_ASSERT(r.status == FV_STATUS_OK && r.result[0] == VIRTIO_ID_BLOCK,
 		  "%s: VIRTIO_INIT status %u, device %llu, Status 0x%llx",
@@ -119,7 +107,7 @@ static bool host_zero(int fd, uint64_t off, uint64_t bytes)
 static void malformed(struct guest *g, uint64_t kind, const char *what)
 {
 	uint64_t arg[8] = { 0, kind };
-	struct testdev_result r = blk_cmd(g, FV_CMD_BLK_BAD, arg);
+	struct testdev_result r = kt_cmd_args(g, 0, FV_CMD_BLK_BAD, arg);
 
 	KT_ASSERT(r.status == FV_STATUS_OK, "BLK_BAD %s: payload status %u", what, r.status);
 	KT_ASSERT(r.result[0] & VIRTIO_STATUS_NEEDS_RESET,
@@ -252,20 +240,6 @@ static void read_only_disk(struct kvm_sys *kvm)
 	printf("virtio_blk: read-only disk: RO offered, writes IOERR, image unchanged, reads ok\n");
 }
 
-/* Are the first n data pages of a and b on the same host frames? */
-static uint64_t same_frames(struct guest *a, struct guest *b, uint64_t n)
-{
-	uint64_t same = 0;
-
-	for (uint64_t k = 0; k < n; k++) {
-		uint64_t gpa = a->layout.data_gpa + k * FV_PAGE_SIZE;
-		uint64_t pa = kt_pfn(a, gpa), pb = kt_pfn(b, gpa);
-
-		same += pa && pa == pb;
-	}
-	return same;
-}
-
 static void reads_into_merged_pages(struct kvm_sys *kvm)
 {
 	const uint64_t n = 64, chunk = 32;  /* pages read; pages per request */
@@ -274,7 +248,6 @@ static void reads_into_merged_pages(struct kvm_sys *kvm)
 	struct testdev_result r;
 	struct guest *a, *b;
 	int fd = make_image(path, DISK_BYTES), fd_b = make_image(path_b, DISK_BYTES);
-	uint64_t merged = 0;
 
 	host_pattern_write(fd, 6666, 0, n * FV_PAGE_SIZE);
 	/* Clones: the same content at the same addresses, so page k of a and
@@ -291,19 +264,14 @@ static void reads_into_merged_pages(struct kvm_sys *kvm)
 	kt_fill(a);
 	kt_fill(b);
 	virtio_init(a);
-	for (unsigned round = 0; round < 600 && merged < n; round++) {
-		kt_passes(e, 2);
-		merged = same_frames(a, b, n);
-	}
-	KT_ASSERT(merged == n, "only %llu of %llu pages merged",
-		  (unsigned long long)merged, (unsigned long long)n);
+	kt_wait_merged(e, a, b, n);
 	for (uint64_t k = 0; k < n; k += chunk)
 		KT_ASSERT(blk(a, VIRTIO_BLK_T_IN, k * 8, chunk * FV_PAGE_SIZE,
 			      a->layout.data_gpa + k * FV_PAGE_SIZE, 6666,
 			      FV_BLK_CHECK | FV_BLK_ADOPT, &r) == 0 && r.result[2] == 0,
 			  "read into merged pages: status %llu, %llu words differ",
 			  (unsigned long long)r.result[0], (unsigned long long)r.result[2]);
-	KT_ASSERT(same_frames(a, b, n) == 0,
+	KT_ASSERT(kt_same_frames(a, b, n) == 0,
 		  "pages the disk wrote still share a frame with the other guest");
 	kt_verify(a);
 	kt_verify(b);

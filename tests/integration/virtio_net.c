@@ -182,22 +182,11 @@ static void host_expect(unsigned len, uint64_t seed, const char *what)
 
 /* ---- the guest's end ---- */
 
-static struct testdev_result cmd(struct guest *g, uint32_t c, const uint64_t arg[8])
-{
-	struct testdev_result r;
-	struct fv_error err;
-
-	KT_ASSERT(testdev_submit(&g->testdev, 0, c, arg, &err) == 0, "%s", err.msg);
-	KT_ASSERT(testdev_wait(&g->testdev, 0, KT_TIMEOUT_MS, &r, &err) == 0,
-		  "%s", err.msg);
-	return r;
-}
-
 static struct testdev_result virtio_init(struct guest *g, uint64_t window,
 					 uint64_t id)
 {
 	uint64_t arg[8] = { window };
-	struct testdev_result r = cmd(g, FV_CMD_VIRTIO_INIT, arg);
+	struct testdev_result r = kt_cmd_args(g, 0, FV_CMD_VIRTIO_INIT, arg);
 
 	KT_ASSERT(r.status == FV_STATUS_OK && r.result[0] == id,
 		  "%s: VIRTIO_INIT of window %llu: status %u, device %llu, Status 0x%llx",
@@ -211,7 +200,7 @@ static struct testdev_result net_send(struct guest *g, uint64_t window,
 {
 	uint64_t arg[8] = { window, mac64(tap_mac), ETYPE, len, seed, kind };
 
-	return cmd(g, FV_CMD_NET_SEND, arg);
+	return kt_cmd_args(g, 0, FV_CMD_NET_SEND, arg);
 }
 
 static void guest_send(struct guest *g, unsigned len, uint64_t seed,
@@ -231,7 +220,7 @@ static struct testdev_result net_recv(struct guest *g, uint64_t window,
 {
 	uint64_t arg[8] = { window, ETYPE, seed, spin };
 
-	return cmd(g, FV_CMD_NET_RECV, arg);
+	return kt_cmd_args(g, 0, FV_CMD_NET_RECV, arg);
 }
 
 /* The guest receives the frame the host sent with `seed`. */
