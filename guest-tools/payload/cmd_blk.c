@@ -152,7 +152,7 @@ void cmd_blk_bad(struct vcpu *v)
 	}
 	vdrv_publish(cfg, i, 0, d, 0, n);
 	base = vdrv_window(cfg, i);
-	v->result[0] = vdrv_wait_status(base, 0x40);	/* NEEDS_RESET */
+	v->result[0] = vdrv_wait_status(cfg, base, 0x40);	/* NEEDS_RESET */
 	v->result[1] = vdrv_read(base, MMIO_INTERRUPT_STATUS);
 	vdrv_write(base, MMIO_INTERRUPT_ACK, (uint32_t)v->result[1]);
 	vdrv_down(i);

@@ -107,7 +107,7 @@ static void send_malformed(struct vcpu *v, uint64_t i, const struct vdesc *d,
 	uint64_t base = vdrv_window(v->cfg, i);
 
 	vdrv_publish(v->cfg, i, 1, d, 0, n);
-	v->result[0] = vdrv_wait_status(base, 0x40);	/* NEEDS_RESET */
+	v->result[0] = vdrv_wait_status(v->cfg, base, 0x40);	/* NEEDS_RESET */
 	v->result[1] = vdrv_read(base, MMIO_INTERRUPT_STATUS);
 	vdrv_write(base, MMIO_INTERRUPT_ACK, (uint32_t)v->result[1]);
 	vdrv_down(i);

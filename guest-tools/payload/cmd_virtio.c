@@ -205,25 +205,45 @@ int vdrv_used(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
 	return 1;
 }
 
+/*
+ * Has a wait for the device lasted too long?  foldvm may serve a notify on
+ * its notification thread (ioeventfd) after the guest's write returned,
+ * so how long the wait lasts depends on the host's scheduling: it is
+ * bounded by 60 s of the guest's TSC, far beyond any scheduling delay on
+ * a loaded host and inside the host's own 120 s wait for the command (a
+ * count stands in where the TSC rate is unknown).  Only a device that
+ * never answers reaches it.
+ */
+static int vdrv_expired(const struct fv_guest_config *cfg, uint64_t t0,
+			uint64_t spins)
+{
+	if (cfg->tsc_khz)
+		return rdtsc() - t0 > cfg->tsc_khz * 1000ull * 60;
+	return spins > 10000000000ull;
+}
+
 int64_t vdrv_submit(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
 		    const struct vdesc *d, unsigned n)
 {
+	uint64_t t0 = rdtsc();
 	uint32_t len;
 
 	vdrv_publish(cfg, i, q, d, 0, n);
 	for (uint64_t spin = 0; !vdrv_used(cfg, i, q, &len, NULL); spin++) {
-		if (spin > 100000000ull)
+		if (vdrv_expired(cfg, t0, spin))
 			return -1;
 		cpu_pause();
 	}
 	return len;
 }
 
-uint32_t vdrv_wait_status(uint64_t base, uint32_t bits)
+uint32_t vdrv_wait_status(const struct fv_guest_config *cfg, uint64_t base,
+			  uint32_t bits)
 {
+	uint64_t t0 = rdtsc();
 	uint32_t st = vdrv_read(base, MMIO_STATUS);
 
-	for (uint64_t spin = 0; !(st & bits) && spin < 100000000ull; spin++) {
+	for (uint64_t spin = 0; !(st & bits) && !vdrv_expired(cfg, t0, spin); spin++) {
 		cpu_pause();
 		st = vdrv_read(base, MMIO_STATUS);
 	}

@@ -75,14 +75,14 @@ void vdrv_publish(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
  * head) if so, else 0. */
 int vdrv_used(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
 	      uint32_t *len, uint32_t *head);
-/* Status once it has one of `bits`, read again and again within a bound
- * (a notify may be served by foldvm's notification thread after the
- * write returns, ioeventfd): the last Status read either way. */
-uint32_t vdrv_wait_status(uint64_t base, uint32_t bits);
+/* Status once it has one of `bits`, read again and again until then or
+ * until the wait is too long (cmd_virtio.c, vdrv_expired: a notify may be
+ * served by foldvm's notification thread after the write returned): the
+ * last Status read either way. */
+uint32_t vdrv_wait_status(const struct fv_guest_config *cfg, uint64_t base,
+			  uint32_t bits);
 /* Publish a chain from slot 0 and wait until the device used it: -1 if it
- * never did within a bound (a bound on polls, not a timer: foldvm serves
- * the notify on its exit or its notification thread), else its used
- * length. */
+ * never did (vdrv_expired), else its used length. */
 int64_t vdrv_submit(const struct fv_guest_config *cfg, uint64_t i, unsigned q,
 		    const struct vdesc *d, unsigned n);
 
