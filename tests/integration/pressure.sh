@@ -40,20 +40,29 @@ dd if=/dev/zero of="$SWAP" bs=1M count=256 status=none 2>/dev/null &&
 	skip "cannot make a swap file in $TMP"
 swapon "$SWAP" 2>"$TMP/swapon.err" || { rm -f "$SWAP"; skip "swapon refused: $(cat "$TMP/swapon.err")"; }
 
-# A memory cgroup for the writer only.
+# A memory cgroup for the writer only.  The writer must stall on memory,
+# never die: on a loaded host reclaim can be slow enough for the OOM
+# killer to take it (it did in unmerge.sh and swap.sh), and a writer
+# killed makes no pressure.  So v1's OOM killer is off for the cgroup (a
+# task at the limit waits for reclaim, which the swap file makes
+# possible), and v2 limits with memory.high (reclaim and throttling,
+# which PSI counts as stalls, never the OOM killer).
 if [ -d /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/fv-pressure.$$" 2>/dev/null; then
 	CG=/sys/fs/cgroup/memory/fv-pressure.$$
 	echo $((32 << 20)) > "$CG/memory.limit_in_bytes" || skip "cannot limit $CG"
+	echo 1 > "$CG/memory.oom_control" || skip "cannot turn off the OOM killer of $CG"
 elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null &&
      mkdir "/sys/fs/cgroup/fv-pressure.$$" 2>/dev/null; then
 	CG=/sys/fs/cgroup/fv-pressure.$$
-	echo $((32 << 20)) > "$CG/memory.max" || skip "cannot limit $CG"
+	echo $((32 << 20)) > "$CG/memory.high" || skip "cannot limit $CG"
 else
 	skip "no memory cgroup can be made here (not root, or no memory controller)"
 fi
 READER=
 cleanup() {
 	[ -n "$READER" ] && kill "$READER" 2>/dev/null
+	# the writer may wait at its limit: a signal still ends it
+	for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 	kill -9 ${FVPID:-} 2>/dev/null
 	wait_for 20 rmdir "$CG"
 	swapoff "$SWAP" 2>/dev/null
