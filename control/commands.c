@@ -27,6 +27,7 @@
 #include "config.h"
 #include "control/commands_int.h"
 #include "control/commands.h"
+#include "dedup/census.h"
 #include "lib/fileutil.h"
 #include "control/vm_create.h"
 #include "control/unmerge.h"
@@ -180,6 +181,63 @@ static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
 	return 0;
 }
 
+/* census_src's view: page gfn of guest i of the held guests. */
+static const void *census_view(void *opaque, unsigned i, uint64_t gfn)
+{
+	struct guest_mem *const *gms = opaque;
+
+	return gmem_page_view(gms[i], gfn);
+}
+
+/* The census by kind (dedup/census.h): zero, same-address, runs, unique. */
+static int cmd_query_dedup_census(void *opaque, struct json_object *args,
+				  struct json_object **ret, struct qmp_error *err)
+{
+	static const char *const run_keys[CENSUS_RUNS] = {
+		"run-1-pages", "run-2-15-pages", "run-16-511-pages", "run-512-pages",
+	};
+	struct control *c = opaque;
+	struct driver *held[CLI_MAX_VMS];
+	struct runner_guest_info in[CLI_MAX_VMS];
+	struct guest_mem *gms[CLI_MAX_VMS];
+	uint64_t npages[CLI_MAX_VMS];
+	uint32_t doms[CLI_MAX_VMS];
+	struct dedup_census cs;
+	struct census_src src = { .npages = npages, .domains = doms, .view = census_view,
+				  .opaque = gms };
+	struct fv_error e = { 0 };
+	unsigned n;
+	int r;
+
+	(void)args;
+	n = runner_guest_get_all(c->ctx, held, in, CLI_MAX_VMS);
+	for (unsigned i = 0; i < n; i++) {
+		doms[i] = i + 1;
+		for (unsigned k = 0; k < i; k++)
+			if (!strcmp(in[i].domain, in[k].domain)) {
+				doms[i] = doms[k];
+				break;
+			}
+		gms[i] = &runner_guest(held[i])->mem;
+		npages[i] = gmem_pages(gms[i]);
+	}
+	src.n = n;
+	/* Held, not locked, as for query-dedup-ideal above. */
+	r = dedup_census(&src, &cs, &e);
+	for (unsigned i = 0; i < n; i++)
+		runner_guest_put(held[i]);
+	if (r)
+		return qmp_error_set(err, "GenericError", "%s", e.msg);
+	*ret = json_object_new_object();
+	jadd_int(*ret, "pages", cs.pages);
+	jadd_int(*ret, "zero-pages", cs.zero);
+	jadd_int(*ret, "same-address-pages", cs.same_address);
+	for (unsigned k = 0; k < CENSUS_RUNS; k++)
+		jadd_int(*ret, run_keys[k], cs.run[k]);
+	jadd_int(*ret, "unique-pages", cs.unique);
+	return 0;
+}
+
 static int cmd_vm_create(void *opaque, struct json_object *args,
 			 struct json_object **ret, struct qmp_error *err)
 {
@@ -304,6 +362,8 @@ static void worker_guest_event(struct control *c, const char *event,
 	{ "query-dedup-host", cmd_query_dedup_host, NULL, 0, "host-wide dedup state" }, \
 	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0, \
 	  "census: the most full-page dedup could save now" }, \
+	{ "query-dedup-census", cmd_query_dedup_census, NULL, 0, \
+	  "census by kind: zero, same address, runs, unique" }, \
 	{ "vm-create", cmd_vm_create, vm_create_args, 0, "start a guest (--vm keys)" }, \
 	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" }, \
 	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_host_args, 0, \

@@ -2,9 +2,9 @@
  * host.c - RUNDIR/host.qmp when the guests live in workers: the same
  * commands and events as a single process served (control/commands.c),
  * each answered by asking the workers over their links.  query-vms lists
- * every worker's guests (with the worker's pid); query-dedup-host and
- * query-dedup-ideal add the workers' figures up (and the former lists
- * each domain's too); vm-create goes to the worker of the guest's trust
+ * every worker's guests (with the worker's pid); query-dedup-host,
+ * query-dedup-ideal and query-dedup-census add the workers' figures up
+ * (and the first lists each domain's too); vm-create goes to the worker of the guest's trust
  * domain, started first when the domain has none; vm-destroy goes to the
  * worker holding the guest, dedup-unmerge to the guest's or the domain's.
  * Workers' dedup events are passed on with
@@ -207,26 +207,24 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 	return 0;
 }
 
-/* Each worker's census is of its own domain; domains share nothing. */
-static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
-				 struct json_object **ret, struct qmp_error *err)
+/* Each worker's census is of its own domain; domains share nothing, so
+ * the host's figures are the workers' added up (query-dedup-ideal,
+ * query-dedup-census: `keys`, the figures a worker without guests lacks). */
+static int census_sum(struct supervisor *sup, const char *cmd,
+		      const char *const *keys, struct json_object **ret,
+		      struct qmp_error *err)
 {
-	struct supervisor *sup = opaque;
 	struct sup_worker *w[SUP_MAX_WORKERS];
 	unsigned n = hold_workers(sup, w);
 	int r = 0;
 
-	(void)args;
 	*ret = json_object_new_object();
-	json_object_object_add(*ret, "pages", json_object_new_int64(0));
-	json_object_object_add(*ret, "zero-pages", json_object_new_int64(0));
-	json_object_object_add(*ret, "nonzero-pages", json_object_new_int64(0));
-	json_object_object_add(*ret, "distinct-contents", json_object_new_int64(0));
-	json_object_object_add(*ret, "ideal-bytes", json_object_new_int64(0));
+	for (const char *const *k = keys; *k; k++)
+		json_object_object_add(*ret, *k, json_object_new_int64(0));
 	for (unsigned i = 0; i < n && !r; i++) {
 		struct json_object *reply, *id;
 
-		id = ask(w[i], "query-dedup-ideal", NULL, json_type_object, &reply, err);
+		id = ask(w[i], cmd, NULL, json_type_object, &reply, err);
 		if (id)
 			add_figures(*ret, id);
 		else if (reply)
@@ -239,6 +237,29 @@ static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
 		*ret = NULL;
 	}
 	return r;
+}
+
+static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
+				 struct json_object **ret, struct qmp_error *err)
+{
+	static const char *const keys[] = {
+		"pages", "zero-pages", "nonzero-pages", "distinct-contents", "ideal-bytes", NULL,
+	};
+
+	(void)args;
+	return census_sum(opaque, "query-dedup-ideal", keys, ret, err);
+}
+
+static int cmd_query_dedup_census(void *opaque, struct json_object *args,
+				  struct json_object **ret, struct qmp_error *err)
+{
+	static const char *const keys[] = {
+		"pages", "zero-pages", "same-address-pages", "run-1-pages", "run-2-15-pages",
+		"run-16-511-pages", "run-512-pages", "unique-pages", NULL,
+	};
+
+	(void)args;
+	return census_sum(opaque, "query-dedup-census", keys, ret, err);
 }
 
 /* lock held: the worker holding guest `name`, or NULL. */
@@ -408,6 +429,8 @@ static const struct qmp_command host_commands[] = {
 	  "dedup state: host totals and each trust domain's" },
 	{ "query-dedup-ideal", cmd_query_dedup_ideal, NULL, 0,
 	  "census: the most full-page dedup could save now" },
+	{ "query-dedup-census", cmd_query_dedup_census, NULL, 0,
+	  "census by kind: zero, same address, runs, unique" },
 	{ "vm-create", cmd_vm_create, vm_create_args, 0,
 	  "start a guest (--vm keys) in its trust domain's worker" },
 	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" },

@@ -112,6 +112,18 @@ for bin in $VARIANTS; do
 			grep -q '\"foldvm-step\": *\"wait\"'" || fail "$g never reached wait"
 	done
 	mem0=$(guests_mem)
+	# the census by kind: its classes add up to the two guests' pages,
+	# and the scattered layout's shared content is scattered singletons
+	$CTL raw host '{"execute":"query-dedup-census"}' >"$TMP/census"
+	python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["return"]
+parts = ["zero-pages", "same-address-pages", "run-1-pages", "run-2-15-pages",
+         "run-16-511-pages", "run-512-pages", "unique-pages"]
+assert c["pages"] == 2 * 16384, c
+assert sum(c[k] for k in parts) == c["pages"], c
+assert c["run-1-pages"] > c["run-16-511-pages"] + c["run-512-pages"], c
+assert c["unique-pages"] > 0, c' "$TMP/census" || { cat "$TMP/census"; fail "query-dedup-census"; }
 
 	# events on a's socket while it is stopped, resumed and merged
 	listen "$RUN/a.qmp"

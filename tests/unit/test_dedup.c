@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <CUnit/CUnit.h>
+#include "dedup/census.h"
 #include "dedup/dedup.h"
 #include "dedup/engine_internal.h"
 #include "dedup/store.h"
@@ -529,6 +531,149 @@ static void test_budget_bound_engine_idles(void)
 	gmem_destroy(&gm);
 }
 
+/* ---- the census (census.c) on made-up guests ---- */
+
+/* Guests whose pages are tags: 0 is a zero page, any other tag a content
+ * of its own (the tag repeated over the page). */
+struct tag_guests {
+	unsigned n;
+	uint64_t npages[3];
+	uint32_t domains[3];
+	uint32_t *tags[3];
+	uint8_t page[4096];
+};
+
+static const void *tag_view(void *opaque, unsigned guest, uint64_t gfn)
+{
+	struct tag_guests *t = opaque;
+	uint32_t tag = t->tags[guest][gfn];
+
+	for (unsigned k = 0; k < 4096 / 4; k++)
+		memcpy(t->page + 4 * k, &tag, 4);
+	return t->page;
+}
+
+/* tag_view hands out one buffer: the census compares two pages, so each
+ * guest page gets a buffer of its own here. */
+struct tag_pages {
+	struct tag_guests t;
+	uint8_t *mem[3];
+};
+
+static const void *tag_pages_view(void *opaque, unsigned guest, uint64_t gfn)
+{
+	struct tag_pages *p = opaque;
+
+	return p->mem[guest] + gfn * 4096;
+}
+
+static void tag_pages_fill(struct tag_pages *p)
+{
+	for (unsigned i = 0; i < p->t.n; i++) {
+		p->mem[i] = malloc(p->t.npages[i] * 4096);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p->mem[i]);
+		for (uint64_t g = 0; g < p->t.npages[i]; g++)
+			memcpy(p->mem[i] + g * 4096, tag_view(&p->t, i, g), 4096);
+	}
+}
+
+static void set_tags(uint32_t *tags, uint64_t from, uint64_t count, uint32_t first)
+{
+	for (uint64_t k = 0; k < count; k++)
+		tags[from + k] = first ? first + (uint32_t)k : 0;
+}
+
+static void run_census(struct tag_pages *p, struct dedup_census *c)
+{
+	struct census_src src = {
+		.n = p->t.n, .npages = p->t.npages, .domains = p->t.domains,
+		.view = tag_pages_view, .opaque = p,
+	};
+	struct fv_error err = { 0 };
+	uint64_t sum;
+
+	tag_pages_fill(p);
+	CU_ASSERT_EQUAL_FATAL(dedup_census(&src, c, &err), 0);
+	/* The classes add up to the pages, always. */
+	sum = c->zero + c->same_address + c->unique;
+	for (unsigned r = 0; r < CENSUS_RUNS; r++)
+		sum += c->run[r];
+	CU_ASSERT_EQUAL(sum, c->pages);
+	for (unsigned i = 0; i < p->t.n; i++)
+		free(p->mem[i]);
+}
+
+static void test_census_classes(void)
+{
+	static uint32_t a[40], b[40], cg[40];
+	struct tag_pages p = { .t = { .n = 3, .npages = { 40, 40, 40 }, .domains = { 1, 1, 2 },
+				      .tags = { a, b, cg } } };
+	struct dedup_census c;
+
+	/* A: 0-3 zero; 4-7 as B's 4-7 (same address); 8, 9 one content twice
+	 * side by side (a run within a guest may not overlap itself: two runs
+	 * of 1); 10-29 as B's 20-39 (a run of 20); 30-32 as B's 0-2 (3);
+	 * 33 as B's 8 (1); 34-39 unique. */
+	set_tags(a, 0, 4, 0);
+	set_tags(a, 4, 4, 100);
+	a[8] = a[9] = 800;
+	set_tags(a, 10, 20, 200);
+	set_tags(a, 30, 3, 300);
+	a[33] = 400;
+	a[34] = 500;
+	set_tags(a, 35, 5, 700);
+	/* B: 0-2 (run of 3), 3 zero, 4-7 same address, 8 (1), 9-19 unique,
+	 * 20-39 (run of 20). */
+	set_tags(b, 0, 3, 300);
+	b[3] = 0;
+	set_tags(b, 4, 4, 100);
+	b[8] = 400;
+	b[9] = 600;
+	set_tags(b, 10, 10, 900);
+	set_tags(b, 20, 20, 200);
+	/* C, another trust domain: A's run at A's very addresses, which counts
+	 * for nothing across domains (unique), and zero pages. */
+	set_tags(cg, 0, 10, 0);
+	set_tags(cg, 10, 20, 200);
+	set_tags(cg, 30, 10, 0);
+
+	run_census(&p, &c);
+	CU_ASSERT_EQUAL(c.pages, 120);
+	CU_ASSERT_EQUAL(c.zero, 4 + 1 + 20);
+	CU_ASSERT_EQUAL(c.same_address, 4 + 4);
+	CU_ASSERT_EQUAL(c.run[CENSUS_RUN_1], 3 + 1);
+	CU_ASSERT_EQUAL(c.run[CENSUS_RUN_2_15], 3 + 3);
+	CU_ASSERT_EQUAL(c.run[CENSUS_RUN_16_511], 20 + 20);
+	CU_ASSERT_EQUAL(c.run[CENSUS_RUN_512], 0);
+	CU_ASSERT_EQUAL(c.unique, 6 + 11 + 20);
+}
+
+static void test_census_long_run(void)
+{
+	static uint32_t a[600], b[600];
+	struct tag_pages p = { .t = { .n = 2, .npages = { 600, 600 }, .domains = { 7, 7 },
+				      .tags = { a, b } } };
+	struct dedup_census c;
+
+	/* B is A shifted by one page: A's 0-598 run with B's 1-599. */
+	set_tags(a, 0, 600, 1000);
+	b[0] = 0;
+	set_tags(b, 1, 599, 1000);
+	run_census(&p, &c);
+	CU_ASSERT_EQUAL(c.pages, 1200);
+	CU_ASSERT_EQUAL(c.zero, 1);
+	CU_ASSERT_EQUAL(c.run[CENSUS_RUN_512], 599 + 599);
+	CU_ASSERT_EQUAL(c.unique, 1);
+	CU_ASSERT_EQUAL(c.same_address + c.run[CENSUS_RUN_1] + c.run[CENSUS_RUN_2_15] +
+			c.run[CENSUS_RUN_16_511], 0);
+	CU_ASSERT_EQUAL(census_run_class(1), CENSUS_RUN_1);
+	CU_ASSERT_EQUAL(census_run_class(2), CENSUS_RUN_2_15);
+	CU_ASSERT_EQUAL(census_run_class(15), CENSUS_RUN_2_15);
+	CU_ASSERT_EQUAL(census_run_class(16), CENSUS_RUN_16_511);
+	CU_ASSERT_EQUAL(census_run_class(511), CENSUS_RUN_16_511);
+	CU_ASSERT_EQUAL(census_run_class(512), CENSUS_RUN_512);
+}
+
 void unit_add_dedup_suite(void)
 {
 	CU_pSuite s = CU_add_suite("dedup", NULL, NULL);
@@ -547,4 +692,6 @@ void unit_add_dedup_suite(void)
 	CU_add_test(s, "scanner with a replaced guest", test_scan_guest_replaced);
 	CU_add_test(s, "merge errors per guest", test_errors_per_guest);
 	CU_add_test(s, "merge protected: map, discard, release", test_merge_protected);
+	CU_add_test(s, "census: classes of made-up guests", test_census_classes);
+	CU_add_test(s, "census: a run of 599 pages", test_census_long_run);
 }
