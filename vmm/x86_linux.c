@@ -159,10 +159,12 @@ int x86_linux_setup_ap(int fd, struct fv_error *err)
  * GSI 0 on IOAPIC pin 0, which would contradict the MADT. */
 static int x86_linux_routing(int vm_fd, struct fv_error *err)
 {
-	struct {
+	union {
 		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[NR_ROUTES];
+		uint8_t bytes[sizeof(struct kvm_irq_routing) +
+			      NR_ROUTES * sizeof(struct kvm_irq_routing_entry)];
 	} r;
+	struct kvm_irq_routing_entry *e = r.hdr.entries;
 	unsigned n = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -170,12 +172,12 @@ static int x86_linux_routing(int vm_fd, struct fv_error *err)
 		if (gsi == CASCADE_GSI)
 			continue;
 		if (gsi < NR_PIC_GSIS)
-			r.e[n++] = (struct kvm_irq_routing_entry){
+			e[n++] = (struct kvm_irq_routing_entry){
 				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
 							    KVM_IRQCHIP_PIC_SLAVE,
 					       .pin = gsi % 8 } };
-		r.e[n++] = (struct kvm_irq_routing_entry){
+		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
 				       .pin = gsi == PIT_GSI ? PIT_IOAPIC_PIN : gsi } };

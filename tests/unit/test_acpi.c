@@ -249,8 +249,8 @@ static void test_tables_iasl(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
 	free(iasl_disassemble(dir, "xsdt", buf, &t.xsdt));
 	dsl = iasl_disassemble(dir, "fadt", buf, &t.fadt);
-	CU_ASSERT_PTR_NOT_NULL(dsl && strstr(dsl, "Hardware Reduced (V5) : 1"));
-	CU_ASSERT_PTR_NOT_NULL(dsl && strstr(dsl, "Address : 0000000000000600"));
+	CU_ASSERT_TRUE(dsl && strstr(dsl, "Hardware Reduced (V5) : 1") != NULL);
+	CU_ASSERT_TRUE(dsl && strstr(dsl, "Address : 0000000000000600") != NULL);
 	free(dsl);
 	dsl = iasl_disassemble(dir, "madt", buf, &t.madt);
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "[Processor Local APIC]") : 0, 2);
@@ -262,16 +262,16 @@ static void test_tables_iasl(void)
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "Name (_HID, \"LNRO0005\")") : 0, 3);
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "EisaId (\"PNP0501\")") : 0, 1);
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive") : 0, 3);
-	CU_ASSERT_PTR_NOT_NULL(dsl && strstr(dsl, "0xD0002000,         // Address Base"));
-	CU_ASSERT_PTR_NOT_NULL(dsl && strstr(dsl, "0x00000007,"));
-	CU_ASSERT_PTR_NOT_NULL(dsl && strstr(dsl, "Name (\\_S5, Package (0x02)"));
+	CU_ASSERT_TRUE(dsl && strstr(dsl, "0xD0002000,         // Address Base") != NULL);
+	CU_ASSERT_TRUE(dsl && strstr(dsl, "0x00000007,") != NULL);
+	CU_ASSERT_TRUE(dsl && strstr(dsl, "Name (\\_S5, Package (0x02)") != NULL);
 	free(dsl);
 	/* What iasl disassembled compiles again without a complaint. */
 	snprintf(cmd, sizeof(cmd), "cd '%s' && iasl -p again dsdt.dsl >again.out 2>&1", dir);
 	CU_ASSERT_EQUAL(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/again.out", dir);
 	out = slurp(cmd);
-	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "0 Errors, 0 Warnings, 0 Remarks"));
+	CU_ASSERT_TRUE(out && strstr(out, "0 Errors, 0 Warnings, 0 Remarks") != NULL);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	CU_ASSERT_EQUAL(system(cmd), 0);
