@@ -373,6 +373,8 @@ static int guest_build_linux(struct guest *g, bool in_home, struct fv_error *err
 	bc.acpi_rsdp = ACPI_AREA_GPA;
 	if (linux_boot_load(&g->mem, &bc, &g->boot, err))
 		return -1;
+	if (g->nr_virtio && !g->cfg.virtio_cmdline && strstr(cmdline, "acpi=off"))
+		guest_log_message(g, 0, "the command line says acpi=off: the kernel will not see the virtio devices the ACPI tables describe (virtio-cmdline=on names them on the command line)");
 	guest_log_boot(g, cmdline);
 	guest_log_acpi(g);
 	return guest_create_linux_vcpus(g, err);

@@ -21,6 +21,7 @@
 #include "tests/unit/unit.h"
 #include "vmm/acpi.h"
 #include "vmm/cpuid.h"
+#include "vmm/guest_virtio.h"
 
 #define BASE 0xe0000ull
 #define AREA 0x20000u
@@ -373,6 +374,41 @@ static void test_sleep_value(void)
 	CU_ASSERT_FALSE(acpi_sleep_is_poweroff(0));
 }
 
+/* The DSDT's virtio devices are the guest's windows and the lines its
+ * devices raise (guest_virtio_acpi reads both from the guest). */
+static void test_virtio_devices(void)
+{
+	static struct guest g;
+	struct acpi_device d[FV_VIRTIO_MAX_DEVICES];
+
+	memset(&g, 0, sizeof(g));
+	g.nr_virtio = g.mmio.nr = 3;
+	for (unsigned i = 0; i < 3; i++) {
+		g.mmio.ranges[i].base = 0xd0000000ull + i * 0x1000ull;
+		g.mmio.ranges[i].len = 0x1000;
+		g.virtio_irq[i].irq = 9 + 2 * i;        /* whatever it was given */
+	}
+	CU_ASSERT_EQUAL(guest_virtio_acpi(&g, d, FV_VIRTIO_MAX_DEVICES), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		char name[5];
+
+		snprintf(name, sizeof(name), "VR%02u", i);
+		CU_ASSERT_STRING_EQUAL(d[i].name, name);
+		CU_ASSERT_STRING_EQUAL(d[i].hid, "LNRO0005");
+		CU_ASSERT_EQUAL(d[i].uid, i);
+		CU_ASSERT_EQUAL(d[i].nr_res, 2);
+		CU_ASSERT_EQUAL(d[i].res[0].kind, ACPI_RES_MEM32);
+		CU_ASSERT_EQUAL(d[i].res[0].base, 0xd0000000ull + i * 0x1000ull);
+		CU_ASSERT_EQUAL(d[i].res[0].len, 0x1000);
+		CU_ASSERT_EQUAL(d[i].res[1].kind, ACPI_RES_IRQ_LEVEL);
+		CU_ASSERT_EQUAL(d[i].res[1].irq, 9 + 2 * i);
+	}
+	/* bounded by the room given */
+	CU_ASSERT_EQUAL(guest_virtio_acpi(&g, d, 2), 2);
+	g.nr_virtio = 0;
+	CU_ASSERT_EQUAL(guest_virtio_acpi(&g, d, FV_VIRTIO_MAX_DEVICES), 0);
+}
+
 /* ---- CPUID ---- */
 
 static struct kvm_cpuid_entry2 ent(uint32_t f, uint32_t i, bool indexed, uint32_t a,
@@ -537,6 +573,7 @@ void unit_add_acpi_suite(void)
 	CU_add_test(s, "64 and 255 vCPUs, 8 virtio devices", test_sizes);
 	CU_add_test(s, "limits and a short buffer", test_limits);
 	CU_add_test(s, "sleep control value", test_sleep_value);
+	CU_add_test(s, "virtio windows as DSDT devices", test_virtio_devices);
 	CU_add_test(s, "cpuid: Intel, 3 vCPUs", test_cpuid_intel);
 	CU_add_test(s, "cpuid: AMD, 2 vCPUs", test_cpuid_amd);
 	CU_add_test(s, "cpuid: refusals", test_cpuid_refusals);
