@@ -37,6 +37,7 @@ const struct qmp_arg vm_create_args[] = {
 	{ "balloon", QMP_T_BOOL_OR_STR, true },
 	{ "net", QMP_T_STR, true },             /* "tap:NAME", "tap" */
 	{ "mac", QMP_T_STR, true },
+	{ "virtio-cmdline", QMP_T_BOOL_OR_STR, true },
 	{ NULL, QMP_T_ANY, false },
 };
 

@@ -55,6 +55,10 @@ static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 	if (def->cmdline_set &&
 	    mapped(spec_set_cmdline(vm, def->cmdline, err), "<os><cmdline>", err))
 		return -1;
+	if (def->virtio_cmdline &&
+	    mapped(spec_set_virtio_cmdline(vm, true, err),
+		   "<foldvm:linux virtio-cmdline>", err))
+		return -1;
 	if (def->disk[0] &&
 	    (mapped(spec_set_disk(vm, def->disk, err), "<disk><source file>", err) ||
 	     mapped(spec_set_disk_ro(vm, def->disk_ro, err), "<disk><readonly>", err)))
@@ -105,6 +109,7 @@ static const char *xml_field(const char *key, char *buf, size_t len)
 		{ "kernel", "<os><kernel>" }, { "initrd", "<os><initrd>" },
 		{ "cmdline", "<os><cmdline>" }, { "disk", "<disk><source file>" },
 		{ "net", "<interface>" }, { "mac", "<interface><mac address>" },
+		{ "virtio-cmdline", "<foldvm:linux virtio-cmdline>" },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)

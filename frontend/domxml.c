@@ -103,6 +103,25 @@ static int meta_payload(xmlNode *n, struct domxml_def *def, struct fv_error *err
 	return 0;
 }
 
+/* <foldvm:linux virtio-cmdline="on|off">: a kernel guest's settings that
+ * libvirt's <os> has no word for (the --vm key of the same name). */
+static int meta_linux(xmlNode *n, struct domxml_def *def, struct fv_error *err)
+{
+	for (xmlAttr *a = n->properties; a; a = a->next) {
+		const char *k = (const char *)a->name;
+		char v[16];
+		bool present;
+
+		if (strcmp(k, "virtio-cmdline"))
+			return fv_err(err, FV_E_INVAL,
+				      "<foldvm:linux> has no attribute '%s' (virtio-cmdline)", k);
+		if (node_attr(n, k, v, sizeof(v), &present, err) ||
+		    parse_onoff(v, &def->virtio_cmdline, "<foldvm:linux virtio-cmdline>", err))
+			return -1;
+	}
+	return 0;
+}
+
 static void meta_reset(struct domxml_def *def)
 {
 	def->foldvm = false;
@@ -111,6 +130,7 @@ static void meta_reset(struct domxml_def *def)
 	def->trust_domain[0] = '\0';
 	def->dedup_rate = 0;
 	def->nr_payload = 0;
+	def->virtio_cmdline = false;
 }
 
 /* <foldvm:vm>: foldvm's element; its children are foldvm's own schema,
@@ -119,7 +139,8 @@ static void meta_reset(struct domxml_def *def)
  * stripped (the caller chose it), so then its children have none either. */
 static int meta_vm(xmlNode *vm, struct domxml_def *def, struct fv_error *err)
 {
-	bool seen_dedup = false, seen_payload = false, stripped = !vm->ns;
+	bool seen_dedup = false, seen_payload = false, seen_linux = false;
+	bool stripped = !vm->ns;
 
 	meta_reset(def);
 	def->foldvm = true;
@@ -138,11 +159,15 @@ static int meta_vm(xmlNode *vm, struct domxml_def *def, struct fv_error *err)
 			seen_payload = true;
 			if (meta_payload(n, def, err))
 				return -1;
+		} else if (node_is(n, "linux") && !seen_linux) {
+			seen_linux = true;
+			if (meta_linux(n, def, err))
+				return -1;
 		} else {
 			return fv_err(err, FV_E_INVAL,
-				      "<foldvm:vm> may hold one <foldvm:dedup> and one <foldvm:payload>, not <foldvm:%s>%s",
+				      "<foldvm:vm> may hold one <foldvm:dedup>, one <foldvm:payload> and one <foldvm:linux>, not <foldvm:%s>%s",
 				      (const char *)n->name,
-				      seen_dedup || seen_payload ? " twice" : "");
+				      seen_dedup || seen_payload || seen_linux ? " twice" : "");
 		}
 	}
 	return 0;

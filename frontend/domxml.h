@@ -73,6 +73,7 @@ struct domxml_def {
 	uint64_t dedup_rate;             /* pages/s, 0 = not limited here */
 	struct domxml_kv payload[DOMXML_PAYLOAD_MAX];  /* <foldvm:payload> */
 	unsigned nr_payload;
+	bool virtio_cmdline;             /* <foldvm:linux virtio-cmdline> */
 	/* What foldvm cannot honour, "; "-separated, each with a reason. */
 	char notes[DOMXML_NOTES_MAX];
 	unsigned nr_notes;

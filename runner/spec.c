@@ -331,6 +331,13 @@ int spec_set_balloon(struct vm_spec *vm, bool on, struct fv_error *err)
 	return 0;
 }
 
+int spec_set_virtio_cmdline(struct vm_spec *vm, bool on, struct fv_error *err)
+{
+	(void)err;
+	vm->cfg.virtio_cmdline = on;
+	return 0;
+}
+
 int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err)
 {
 	if (!strcmp(value, "tap")) {
@@ -525,6 +532,7 @@ const struct spec_key spec_keys[] = {
 	KEY_BOOL("balloon", spec_set_balloon),
 	KEY_STR("net", spec_set_net),
 	KEY_STR("mac", spec_set_mac),
+	KEY_BOOL("virtio-cmdline", spec_set_virtio_cmdline),
 	{ .name = NULL },
 };
 
@@ -585,8 +593,9 @@ const char *spec_field_kv(const char *key, char *buf, size_t len)
 	return buf;
 }
 
-/* A Linux guest: one vCPU, memory the boot layout allows, no test-payload
- * settings, and only the steps that do not talk to the test payload. */
+/* A Linux guest: memory the boot layout allows, no test-payload settings,
+ * and only the steps that do not talk to the test payload.  Any vCPU
+ * count spec_set_vcpus takes: the MADT announces them all. */
 static int check_linux(struct vm_spec *vm, spec_field_fn *field,
 		       struct fv_error *err)
 {
@@ -594,9 +603,10 @@ static int check_linux(struct vm_spec *vm, spec_field_fn *field,
 	char a[64], b[64];
 
 	if (!guest_config_is_linux(c)) {
-		if (c->initrd[0] || vm->cmdline_set)
+		if (c->initrd[0] || vm->cmdline_set || c->virtio_cmdline)
 			return fv_err(err, FV_E_INVAL, "%s needs %s",
-				      field(c->initrd[0] ? "initrd" : "cmdline",
+				      field(c->initrd[0] ? "initrd" :
+					    vm->cmdline_set ? "cmdline" : "virtio-cmdline",
 					    a, sizeof(a)),
 				      field("kernel", b, sizeof(b)));
 		return 0;
@@ -605,9 +615,6 @@ static int check_linux(struct vm_spec *vm, spec_field_fn *field,
 		return fv_err(err, FV_E_INVAL,
 			      "%s is a test-payload setting; this guest boots a kernel",
 			      field(vm->payload_key, a, sizeof(a)));
-	if (c->nr_vcpus != 1)
-		return fv_err(err, FV_E_INVAL,
-			      "a Linux guest boots with 1 vCPU (foldvm writes no MP or ACPI tables to announce more)");
 	if (c->mem_size < LINUX_MEM_MIN || c->mem_size > LINUX_MEM_MAX)
 		return fv_err(err, FV_E_INVAL,
 			      "%s must be %lluM..%lluM for a Linux guest",

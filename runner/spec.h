@@ -221,6 +221,9 @@ int spec_set_probe_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err);
 int spec_set_disk(struct vm_spec *vm, const char *path, struct fv_error *err);
 int spec_set_disk_ro(struct vm_spec *vm, bool on, struct fv_error *err);
 int spec_set_balloon(struct vm_spec *vm, bool on, struct fv_error *err);
+/* A Linux guest's command line names its virtio windows too
+ * (virtio_mmio.device=; the ACPI DSDT always does). */
+int spec_set_virtio_cmdline(struct vm_spec *vm, bool on, struct fv_error *err);
 /* virtio-net: "tap:NAME" (attach to tap NAME, or create it) or "tap"
  * (create fv-GUESTNAME, named by spec_finish once the name is known). */
 int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err);

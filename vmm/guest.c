@@ -121,8 +121,29 @@ static void guest_reset_requested(void *opaque, unsigned vcpu)
 	guest_exit(g, "the guest reset itself (i8042 reset line)");
 }
 
-/* Linux guests also get the serial interrupt and the i8042 reset line;
- * test guests get the test device's ports. */
+/* The ACPI sleep control/status register (vmm/acpi.h): a write of
+ * SLP_TYP 5 with SLP_EN is the guest powering off; reads say "awake". */
+static int guest_sleep_io(void *opaque, unsigned vcpu, uint16_t port,
+			  bool is_write, uint8_t *data, unsigned size,
+			  struct fv_error *err)
+{
+	struct guest *g = opaque;
+
+	(void)vcpu;
+	(void)port;
+	(void)err;
+	if (!is_write) {
+		memset(data, 0, size);
+		return IOPORT_OK;
+	}
+	/* Only the first byte lands on the one-byte register. */
+	if (acpi_sleep_is_poweroff(data[0]))
+		guest_exit(g, "the guest powered off (ACPI S5)");
+	return IOPORT_OK;
+}
+
+/* Linux guests also get the serial interrupt, the i8042 reset line and
+ * the ACPI sleep register; test guests get the test device's ports. */
 static int guest_setup_devices(struct guest *g, struct fv_error *err)
 {
 	bool linux_guest = guest_config_is_linux(&g->cfg);
@@ -146,7 +167,9 @@ static int guest_setup_devices(struct guest *g, struct fv_error *err)
 		return testdev_register(&g->testdev, &g->io, err);
 	i8042_init(&g->i8042, guest_reset_requested, g);
 	if (ioport_register(&g->io, I8042_DATA_PORT, 1, i8042_io, &g->i8042,
-			    "i8042 data", err))
+			    "i8042 data", err) ||
+	    ioport_register(&g->io, ACPI_SLEEP_PORT, 1, guest_sleep_io, g,
+			    "ACPI sleep control", err))
 		return -1;
 	return ioport_register(&g->io, I8042_CMD_PORT, 1, i8042_io, &g->i8042,
 			       "i8042 command", err);
@@ -241,19 +264,65 @@ static void guest_log_boot(struct guest *g, const char *cmdline)
 	}
 }
 
-/* Every vCPU gets CPUID; the boot vCPU alone starts at the kernel's entry.
- * (Only one is allowed for now: see cli.c.) */
+/* Every vCPU gets CPUID; the boot vCPU (0) alone starts at the kernel's
+ * entry, the others wait in KVM for the INIT and SIPI the kernel sends
+ * them through its LAPIC (the MADT names them). */
 static int guest_create_linux_vcpus(struct guest *g, struct fv_error *err)
 {
 	if (guest_alloc_vcpus(g, err))
 		return -1;
 	for (unsigned i = 0; i < g->cfg.nr_vcpus; i++) {
 		if (vcpu_create(&g->vcpus[i], g, i, err) ||
-		    x86_linux_setup_cpuid(g->vcpus[i].fd, g->kvm->cpuid, i, err))
+		    x86_linux_setup_cpuid(g->vcpus[i].fd, g->kvm->cpuid, i,
+					  g->cfg.nr_vcpus, err) ||
+		    (i > 0 && x86_linux_setup_ap(g->vcpus[i].fd, err)))
 			return -1;
 	}
 	return x86_linux_setup_vcpu(g->vcpus[0].fd, g->boot.entry,
 				    g->boot.zero_page, err);
+}
+
+/* COM1 (16550A, PNP0501) as the DSDT describes it. */
+static void guest_serial_acpi(struct acpi_device *d)
+{
+	memset(d, 0, sizeof(*d));
+	memcpy(d->name, "COM1", sizeof("COM1"));
+	memcpy(d->hid, "PNP0501", sizeof("PNP0501"));
+	d->uid = 1;
+	d->nr_res = 2;
+	d->res[0] = (struct acpi_resource){ .kind = ACPI_RES_IO,
+		.base = FV_SERIAL_PORT, .len = SERIAL_NR_PORTS };
+	d->res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ,
+		.irq = GUEST_SERIAL_IRQ };
+}
+
+/* The ACPI tables: a LAPIC per vCPU, COM1, every virtio window. */
+static int guest_write_acpi(struct guest *g, struct fv_error *err)
+{
+	struct acpi_device dev[1 + FV_VIRTIO_MAX_DEVICES];
+	struct acpi_config cfg = {
+		.nr_cpus = g->cfg.nr_vcpus,
+		.sleep_port = ACPI_SLEEP_PORT,
+		.devices = dev,
+	};
+
+	guest_serial_acpi(&dev[0]);
+	cfg.nr_devices = 1 + guest_virtio_acpi(g, &dev[1], FV_VIRTIO_MAX_DEVICES);
+	return x86_linux_write_acpi(&g->mem, &cfg, &g->acpi, err);
+}
+
+/* What the guest's log says of the tables. */
+static void guest_log_acpi(struct guest *g)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line),
+		 "foldvm: ACPI RSDP at 0x%llx, MADT: %u CPUs, DSDT: COM1 and %u virtio-mmio devices (LNRO0005); %zu bytes of tables\n",
+		 (unsigned long long)ACPI_AREA_GPA, g->cfg.nr_vcpus, g->nr_virtio,
+		 g->acpi.used);
+	if (g->log_fd >= 0 && write(g->log_fd, line, strlen(line)) < 0) {
+		/* best effort, as every log line */
+	}
 }
 
 /*
@@ -289,16 +358,25 @@ static int guest_build_linux(struct guest *g, bool in_home, struct fv_error *err
 		.cmdline = cmdline,
 	};
 
-	/* The devices' windows join the operator's command line. */
+	/* The DSDT names the devices; the command line too only when asked
+	 * (a kernel with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES would otherwise
+	 * register each twice). */
 	snprintf(cmdline, sizeof(cmdline), "%s", g->cfg.cmdline);
 	if (x86_linux_setup_vm(g->vm_fd, err) ||
 	    guest_create_mem(g, in_home, err) ||
 	    guest_setup_devices(g, err) ||
 	    guest_virtio_setup(g, err) ||
-	    guest_virtio_cmdline(g, cmdline, sizeof(cmdline), err) ||
-	    linux_boot_load(&g->mem, &bc, &g->boot, err))
+	    (g->cfg.virtio_cmdline &&
+	     guest_virtio_cmdline(g, cmdline, sizeof(cmdline), err)) ||
+	    guest_write_acpi(g, err))
 		return -1;
+	bc.acpi_rsdp = ACPI_AREA_GPA;
+	if (linux_boot_load(&g->mem, &bc, &g->boot, err))
+		return -1;
+	if (g->nr_virtio && !g->cfg.virtio_cmdline && strstr(cmdline, "acpi=off"))
+		guest_log_message(g, 0, "the command line says acpi=off: the kernel will not see the virtio devices the ACPI tables describe (virtio-cmdline=on names them on the command line)");
 	guest_log_boot(g, cmdline);
+	guest_log_acpi(g);
 	return guest_create_linux_vcpus(g, err);
 }
 

@@ -28,6 +28,7 @@
 #include "memory/guest_mem.h"
 #include "devices/ioport.h"
 #include "devices/mmio.h"
+#include "vmm/acpi.h"
 #include "vmm/kvm.h"
 #include "vmm/linux_boot.h"
 
@@ -62,6 +63,9 @@ struct guest_config {
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
 	char cmdline[LINUX_CMDLINE_MAX + 1];
+	bool virtio_cmdline;         /* also name the virtio windows on the
+				      * command line (virtio_mmio.device=);
+				      * ACPI's DSDT always does */
 	/* virtio devices (vmm/guest_virtio.c) */
 	char disk[PATH_MAX];         /* raw image for virtio-blk ("" = none) */
 	bool disk_ro;                /* the guest may not write it */
@@ -126,6 +130,7 @@ struct guest {
 	struct testdev testdev;
 	struct i8042 i8042;             /* Linux guests: the reset line */
 	struct linux_boot_info boot;    /* Linux guests: what was loaded */
+	struct acpi_tables acpi;        /* Linux guests: where the tables are */
 	struct fv_guest_config layout;  /* what the payload is told */
 	int log_fd;
 	char log_path[PATH_MAX];

@@ -461,6 +461,31 @@ int guest_virtio_cmdline(const struct guest *g, char *cmdline, size_t len,
 	return 0;
 }
 
+unsigned guest_virtio_acpi(const struct guest *g, struct acpi_device *out,
+			   unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < g->nr_virtio && n < max; i++, n++) {
+		/* Window i is the bus's range i (guest_virtio_attach). */
+		const struct mmio_range *w = &g->mmio.ranges[i];
+		struct acpi_device *d = &out[n];
+
+		memset(d, 0, sizeof(*d));
+		snprintf(d->name, sizeof(d->name), "VR%02u", i % 100);
+		memcpy(d->hid, "LNRO0005", sizeof("LNRO0005"));
+		d->uid = i;
+		d->nr_res = 2;
+		d->res[0] = (struct acpi_resource){ .kind = ACPI_RES_MEM32,
+			.base = w->base, .len = w->len };
+		/* The line guest_virtio_attach gave it: what its irqfd or
+		 * KVM_IRQ_LINE raises. */
+		d->res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ_LEVEL,
+			.irq = g->virtio_irq[i].irq };
+	}
+	return n;
+}
+
 void guest_virtio_destroy(struct guest *g)
 {
 	/* The notification thread first: it reaches into the devices. */

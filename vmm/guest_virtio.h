@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include "lib/error.h"
+#include "vmm/acpi.h"
 #include "vmm/guest.h"
 
 /* How many devices the config asks for (windows from FV_VIRTIO_MMIO_GPA). */
@@ -26,6 +27,13 @@ int guest_virtio_preopen(const struct guest_config *cfg, struct fv_error *err);
  * size len), refused if it would not fit. */
 int guest_virtio_cmdline(const struct guest *g, char *cmdline, size_t len,
 			 struct fv_error *err);
+
+/* Each window as the DSDT describes it (vmm/acpi.h): a device
+ * "LNRO0005" named VRnn, _UID its window's index, its 4 KiB window and
+ * its interrupt line (level-triggered, active high: the GSI the device
+ * raises).  Returns the count written (at most max). */
+unsigned guest_virtio_acpi(const struct guest *g, struct acpi_device *out,
+			   unsigned max);
 
 void guest_virtio_destroy(struct guest *g);
 

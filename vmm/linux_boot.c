@@ -463,7 +463,8 @@ static int linux_load_initrd(struct guest_mem *gm, const struct linux_image *img
 static int linux_write_zero_page(struct guest_mem *gm, const struct linux_image *img,
 				 const uint8_t *buf, size_t len,
 				 const struct linux_boot_info *info,
-				 const char *cmdline, struct fv_error *err)
+				 const char *cmdline, uint64_t acpi_rsdp,
+				 struct fv_error *err)
 {
 	struct boot_params *bp = malloc(sizeof(*bp));
 	size_t cl = strlen(cmdline);
@@ -473,8 +474,11 @@ static int linux_write_zero_page(struct guest_mem *gm, const struct linux_image 
 		return fv_err(err, FV_E_NOMEM, "zero page");
 	r = linux_zero_page_build(bp, img, buf, len, gm->size, LINUX_CMDLINE_GPA,
 				  (uint32_t)cl, info->initrd_gpa, info->initrd_size,
-				  err) ||
-	    gmem_write(gm, LINUX_CMDLINE_GPA, cmdline, cl + 1, err) ||
+				  err);
+	/* Where the kernel finds the RSDP without scanning (protocol 2.14;
+	 * older kernels scan the BIOS area, where it is too). */
+	bp->acpi_rsdp_addr = acpi_rsdp;
+	r = r || gmem_write(gm, LINUX_CMDLINE_GPA, cmdline, cl + 1, err) ||
 	    gmem_write(gm, LINUX_ZERO_PAGE_GPA, bp, sizeof(*bp), err);
 	free(bp);
 	return r ? -1 : 0;
@@ -503,7 +507,8 @@ int linux_boot_load(struct guest_mem *gm, const struct linux_boot_config *cfg,
 	    (cfg->initrd && *cfg->initrd &&
 	     linux_load_initrd(gm, &out->img, cfg->initrd, out, err)) ||
 	    linux_load_segments(gm, &out->img, buf, err) ||
-	    linux_write_zero_page(gm, &out->img, buf, len, out, cmdline, err) ||
+	    linux_write_zero_page(gm, &out->img, buf, len, out, cmdline,
+				  cfg->acpi_rsdp, err) ||
 	    linux_write_page_tables(gm, err) || linux_write_gdt(gm, err);
 	free(buf);
 	if (r) {

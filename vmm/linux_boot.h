@@ -93,7 +93,8 @@ int linux_initrd_place(const struct linux_image *img, uint64_t mem_size,
 		       uint64_t size, uint64_t *gpa, struct fv_error *err);
 
 /* The e820 map of a guest of mem_size bytes: low RAM up to the EBDA, the
- * legacy hole reserved, RAM from 1 MiB to the end.  Returns the count. */
+ * legacy hole reserved (it holds the ACPI tables, vmm/acpi.h), RAM from
+ * 1 MiB to the end.  Returns the count. */
 unsigned linux_e820_build(uint64_t mem_size, struct boot_e820_entry *out,
 			  unsigned max);
 
@@ -110,6 +111,8 @@ struct linux_boot_config {
 	const char *kernel;    /* bzImage or ELF vmlinux */
 	const char *initrd;    /* NULL or "" = none */
 	const char *cmdline;   /* NULL = "" */
+	uint64_t acpi_rsdp;    /* where foldvm put the ACPI RSDP (0: none):
+				* the zero page's acpi_rsdp_addr */
 };
 
 struct linux_boot_info {

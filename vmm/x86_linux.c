@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/kvm.h>
+#include "vmm/cpuid.h"
 #include "vmm/linux_boot.h"
 #include "vmm/x86_linux.h"
 #include "vmm/x86_seg.h"
@@ -35,25 +36,22 @@
 #define KVM_TSS_GPA 0xfffbd000ul
 
 int x86_linux_setup_cpuid(int fd, const struct kvm_cpuid2 *supported,
-			  unsigned index, struct fv_error *err)
+			  unsigned index, unsigned nr_vcpus, struct fv_error *err)
 {
-	size_t bytes = sizeof(*supported) +
-		       supported->nent * sizeof(supported->entries[0]);
-	struct kvm_cpuid2 *c = malloc(bytes);
+	struct kvm_cpuid2 *c = malloc(sizeof(*c) +
+				      CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
+	unsigned n;
 	int r = 0;
 
 	if (!c)
 		return fv_err(err, FV_E_NOMEM, "CPUID table");
-	memcpy(c, supported, bytes);
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		/* Each vCPU's initial APIC id is its index. */
-		if (e->function == 1)
-			e->ebx = (e->ebx & 0x00ffffffu) | (index << 24);
-		else if (e->function == 0xb || e->function == 0x1f)
-			e->edx = index;
+	memset(c, 0, sizeof(*c));
+	if (cpuid_build(supported->entries, supported->nent, index, nr_vcpus,
+			c->entries, CPUID_MAX_ENTRIES, &n, err)) {
+		free(c);
+		return -1;
 	}
+	c->nent = n;
 	if (ioctl(fd, KVM_SET_CPUID2, c) < 0)
 		r = fv_err_errno(err, FV_E_KVM, errno, "KVM_SET_CPUID2");
 	free(c);
@@ -141,6 +139,55 @@ int x86_linux_setup_vcpu(int fd, uint64_t entry, uint64_t zero_page,
 	return 0;
 }
 
+int x86_linux_setup_ap(int fd, struct fv_error *err)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+
+	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno,
+				    "KVM_SET_MP_STATE (an application processor waits for INIT/SIPI)");
+	return 0;
+}
+
+#define NR_PIC_GSIS    16u
+#define NR_ROUTES      (NR_PIC_GSIS - 1 + ACPI_IOAPIC_PINS - 1)
+#define PIT_GSI        0u
+#define PIT_IOAPIC_PIN 2u   /* the MADT's override IRQ0 -> GSI 2 */
+#define CASCADE_GSI    2u   /* the slave PIC's line: nobody raises it */
+
+/* QEMU's routing for a PC with the in-kernel irqchip: KVM's default has
+ * GSI 0 on IOAPIC pin 0, which would contradict the MADT. */
+static int x86_linux_routing(int vm_fd, struct fv_error *err)
+{
+	union {
+		struct kvm_irq_routing hdr;
+		uint8_t bytes[sizeof(struct kvm_irq_routing) +
+			      NR_ROUTES * sizeof(struct kvm_irq_routing_entry)];
+	} r;
+	struct kvm_irq_routing_entry *e = r.hdr.entries;
+	unsigned n = 0;
+
+	memset(&r, 0, sizeof(r));
+	for (unsigned gsi = 0; gsi < ACPI_IOAPIC_PINS; gsi++) {
+		if (gsi == CASCADE_GSI)
+			continue;
+		if (gsi < NR_PIC_GSIS)
+			e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+							    KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 } };
+		e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+				       .pin = gsi == PIT_GSI ? PIT_IOAPIC_PIN : gsi } };
+	}
+	r.hdr.nr = n;
+	if (ioctl(vm_fd, KVM_SET_GSI_ROUTING, &r.hdr) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno, "KVM_SET_GSI_ROUTING");
+	return 0;
+}
+
 int x86_linux_setup_vm(int vm_fd, struct fv_error *err)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -152,7 +199,28 @@ int x86_linux_setup_vm(int vm_fd, struct fv_error *err)
 	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return fv_err_errno(err, FV_E_KVM, errno,
 				    "KVM_CREATE_IRQCHIP (in-kernel PIC, IOAPIC, LAPIC)");
+	if (x86_linux_routing(vm_fd, err))
+		return -1;
 	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return fv_err_errno(err, FV_E_KVM, errno, "KVM_CREATE_PIT2");
 	return 0;
+}
+
+/* The tables live in the legacy hole, which the e820 map reserves. */
+_Static_assert(ACPI_AREA_GPA >= LINUX_EBDA_GPA &&
+	       ACPI_AREA_GPA + ACPI_AREA_SIZE <= LINUX_HIGH_GPA,
+	       "ACPI tables outside the reserved legacy hole");
+
+int x86_linux_write_acpi(struct guest_mem *gm, const struct acpi_config *cfg,
+			 struct acpi_tables *out, struct fv_error *err)
+{
+	uint8_t *buf = malloc(ACPI_AREA_SIZE);
+	int r;
+
+	if (!buf)
+		return fv_err(err, FV_E_NOMEM, "ACPI tables");
+	r = acpi_build(cfg, ACPI_AREA_GPA, buf, ACPI_AREA_SIZE, out, err) ||
+	    gmem_write(gm, ACPI_AREA_GPA, buf, out->used, err);
+	free(buf);
+	return r ? -1 : 0;
 }

@@ -339,9 +339,16 @@ static void test_linux_rejects(void)
 	CU_ASSERT_EQUAL(temp_file(initrd, sizeof(initrd), "initrd"), 0);
 	CU_ASSERT_EQUAL(temp_file(payload, sizeof(payload), "\xf4"), 0);
 
-	/* one vCPU, 16M..3G */
-	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=2", kernel), -1);
-	CU_ASSERT_TRUE(refused("1 vCPU"));
+	/* any vCPU count a guest may have (the MADT names them), 16M..3G */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=2", kernel), 0);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=64", kernel), 0);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=65", kernel), -1);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=0", kernel), -1);
+	/* the virtio windows on the command line: asked for, Linux only */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,virtio-cmdline=on", kernel), 0);
+	CU_ASSERT_EQUAL(vm_parse("virtio-cmdline=on"), -1);
+	CU_ASSERT_TRUE(refused("virtio-cmdline= needs kernel="));
+	CU_ASSERT_EQUAL(vm_parse("virtio-cmdline=off"), 0);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=8M", kernel), -1);
 	CU_ASSERT_EQUAL(lerr.code, FV_E_INVAL);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=4G", kernel), -1);

@@ -357,7 +357,7 @@ static void test_kernel_domain(void)
 	static struct vm_spec vm;
 	struct fv_error err = { 0 };
 	char kpath[] = "/tmp/foldvm-domxml-kernel.XXXXXX";
-	char os[PATH_MAX * 2 + 256], *xml, *xml2;
+	char os[PATH_MAX * 2 + 256], *xml, *xml2, *xml3;
 	int fd = mkstemp(kpath);
 
 	CU_ASSERT_FATAL(fd >= 0);
@@ -370,10 +370,11 @@ static void test_kernel_domain(void)
 	/* payload settings are refused for a kernel... */
 	CU_ASSERT_EQUAL(map(xml, false, &vm, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "test-payload setting"));
-	/* ...and so are 2 vCPUs; with one, and only dedup, it maps. */
+	/* ...but 2 vCPUs are fine (the MADT names them); with only dedup
+	 * it maps. */
 	xml2 = edit_of(xml, "<foldvm:payload steps='fill+verify+sleep:1' zero='10' shared='30'/>", "");
-	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1 vCPU"));
+	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), 0);
+	CU_ASSERT_EQUAL(vm.cfg.nr_vcpus, 2);
 	xml2 = re_edit(xml2, ">2</vcpu>", ">1</vcpu>");
 	CU_ASSERT_EQUAL_FATAL(map(xml2, false, &vm, &err), 0);
 	CU_ASSERT_STRING_EQUAL(vm.cfg.kernel, kpath);
@@ -381,6 +382,18 @@ static void test_kernel_domain(void)
 	CU_ASSERT_STRING_EQUAL(vm.cfg.cmdline, "console=ttyS0 clearcpuid=1,2");
 	CU_ASSERT_EQUAL(vm.nr_steps, 1);
 	CU_ASSERT_EQUAL(vm.steps[0].kind, STEP_WAIT);
+	CU_ASSERT_FALSE(vm.cfg.virtio_cmdline);
+	/* <foldvm:linux virtio-cmdline>: the --vm key of the same name */
+	xml3 = edit_of(xml, "<foldvm:payload steps='fill+verify+sleep:1' zero='10' shared='30'/>",
+		       "<foldvm:linux virtio-cmdline='on'/>");
+	CU_ASSERT_EQUAL_FATAL(map(xml3, false, &vm, &err), 0);
+	CU_ASSERT_TRUE(vm.cfg.virtio_cmdline);
+	xml3 = re_edit(xml3, "virtio-cmdline='on'", "virtio-cmdline='maybe'");
+	CU_ASSERT_EQUAL(map(xml3, false, &vm, &err), -1);
+	xml3 = re_edit(xml3, "virtio-cmdline='maybe'", "acpi='off'");
+	CU_ASSERT_EQUAL(map(xml3, false, &vm, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no attribute 'acpi'"));
+	free(xml3);
 	unlink(kpath);
 	CU_ASSERT_EQUAL(map(xml2, false, &vm, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "<os><kernel>"));

@@ -1004,7 +1004,8 @@ static void test_load_bzimage(void)
 	size_t len = make_bzimage(buf, 1, BZ_KERNEL);
 	char kpath[256], ipath[256];
 	const char *cmdline = "console=ttyS0 root=/dev/vda";
-	struct linux_boot_config cfg = { .kernel = kpath, .initrd = ipath, .cmdline = cmdline };
+	struct linux_boot_config cfg = { .kernel = kpath, .initrd = ipath, .cmdline = cmdline,
+					 .acpi_rsdp = 0xe0000 };
 	struct linux_boot_info info;
 	struct boot_params bp;
 	struct guest_mem gm;
@@ -1049,6 +1050,8 @@ static void test_load_bzimage(void)
 	CU_ASSERT_EQUAL(bp.hdr.ramdisk_size, sizeof(initrd));
 	CU_ASSERT_EQUAL(bp.e820_entries, 3);
 	CU_ASSERT_EQUAL(bp.e820_table[2].size, LOAD_MEM - LINUX_HIGH_GPA);
+	CU_ASSERT_EQUAL(bp.acpi_rsdp_addr, 0xe0000);
+	CU_ASSERT_EQUAL(offsetof(struct boot_params, acpi_rsdp_addr), 0x70);
 	/* page tables: 4 GiB identity-mapped with 2 MiB pages */
 	CU_ASSERT_EQUAL(gmem_read(&gm, LINUX_PML4_GPA, &pml4, sizeof(pml4), &err), 0);
 	CU_ASSERT_EQUAL(pml4, LINUX_PDPT_GPA | 3);
