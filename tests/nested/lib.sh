@@ -3,6 +3,10 @@
 # tests/integration/lib.sh (TMP, fail, expect_in, wait_for, qmp_*).
 . "$(dirname "$0")/../../integration/lib.sh"
 SRCDIR=${FOLDVM_SRCDIR:-$(cd "$(dirname "$0")/../../.." && pwd)}
+# A check stopped by its time bound (TERM) still cleans up (EXIT trap).
+trap 'exit 143' TERM INT
+# vCPUs of foldvm's Linux guests (issue 28: a Debian guest with 2 vCPUs).
+FV_VCPUS=${BED_FV_VCPUS:-2}
 
 # Check scripts must run in the bed: real KVM, the bed's tmpfs /tmp.
 bed_require() {
@@ -100,21 +104,22 @@ fv_start() {
 	trap 'for p in $FV_PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
 }
 
-# fv_end PID NAME SECONDS: wait for a foldvm run to end by itself (the guest
-# powered off), at most SECONDS, then kill it; prints its exit status.
+# fv_end PID NAME SECONDS: wait for a VMM run to end by itself (the guest
+# powered off), at most SECONDS, then kill it.  Sets FE_ST to "exit=N" or
+# "killed" (returns 1 then).  Not in a subshell: PID must be our child.
 fv_end() {
 	fe_end=$(( $(date +%s) + $3 ))
 	while kill -0 "$1" 2>/dev/null; do
 		if [ "$(date +%s)" -ge "$fe_end" ]; then
 			kill -INT "$1" 2>/dev/null; sleep 3; kill -9 "$1" 2>/dev/null
 			wait "$1" 2>/dev/null
-			echo "killed"
+			FE_ST=killed
 			return 1
 		fi
 		sleep 0.2
 	done
 	wait "$1"
-	echo "exit=$?"
+	FE_ST="exit=$?"
 }
 
 # --- QEMU -------------------------------------------------------------------
@@ -130,4 +135,91 @@ qemu_start() {
 	Q_PID=$!
 	FV_PIDS="${FV_PIDS:-} $Q_PID"
 	trap 'for p in $FV_PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
+}
+
+# fv_wait_init NAME: wait until foldvm's guest NAME (started by fv_start)
+# runs /init; T_INIT is the wall time from foldvm's start, in ms.
+fv_wait_init() {
+	wait_marker "$TMP/logs/$1.log" '^FV: init ' "$BOOT_TIMEOUT" "$FV_PID" >/dev/null || {
+		show_log "$TMP/logs/$1.log"; echo "--- foldvm said:"; cat "$TMP/$1.out"
+		fail "foldvm: the Linux guest $1 did not reach /init"
+	}
+	T_INIT=$(( $(now_ms) - FV_T0 ))
+}
+
+# fv_finish NAME PID: the guest's test ran to its end (FV: test NAME exit=0),
+# `poweroff -f` ended the guest and foldvm reports it as shutdown, exit 0.
+fv_finish() {
+	fl=$TMP/logs/$1.log
+	wait_marker "$fl" '^FV: test [a-z_]* exit=' "${BED_TEST_TIMEOUT:-300}" "$2" >/dev/null ||
+		{ show_log "$fl"; fail "foldvm: the test in guest $1 did not finish"; }
+	grep -Eaq '^FV: test [a-z_]* exit=0' "$fl" || { show_log "$fl"; fail "foldvm: the test in guest $1 failed: $(grep -a '^FV: test' "$fl")"; }
+	wait_marker "$fl" '^FV: poweroff' 60 "$2" >/dev/null || { show_log "$fl"; fail "foldvm: guest $1 did not get to poweroff"; }
+	fv_end "$2" "$1" 60 || { show_log "$fl"; cat "$TMP/$1.out"; fail "foldvm: poweroff -f did not end guest $1 (still running after 60 s; killed)"; }
+	[ "$FE_ST" = exit=0 ] || { cat "$TMP/$1.out"; fail "foldvm ended with $FE_ST after guest $1 powered off"; }
+	expect_in "$TMP/$1.out" "^$1 +[0-9]+[MG] +[0-9]+ +shutdown"
+}
+
+# --- one device check, either VMM ---------------------------------------------
+# VMM: foldvm (the default) or qemu (the reference: QEMU -M microvm with the
+# same devices), from BED_VMM; the check's name is ${VMM}_CHECK.
+VMM=${BED_VMM:-foldvm}
+case $VMM in foldvm|qemu) ;; *) fail "BED_VMM=$VMM: foldvm or qemu" ;; esac
+
+# vm_start NAME [mem=M] [vcpus=N] [disk=PATH] [disk-ro=on] [net=tap:TAP]
+#          [mac=MAC] [balloon=on] cmdline=TEXT: a Linux guest of linux_images
+# under $VMM, in the background: VM_PID, VM_T0 (ms), console in
+# $TMP/logs/NAME.log, QMP at $TMP/run/NAME.qmp (foldctl --run-dir $TMP/run
+# talks to both).
+vm_start() {
+	vn=$1; shift
+	if [ "$VMM" = foldvm ]; then
+		fv_start "$vn" "$@"
+		VM_PID=$FV_PID VM_T0=$FV_T0
+		return
+	fi
+	vmem=256M vcpus=1 vdisk="" vro="" vtap="" vmac="" vballoon="" vcmd=""
+	for kv in "$@"; do
+		case $kv in
+		mem=*) vmem=${kv#mem=} ;;
+		vcpus=*) vcpus=${kv#vcpus=} ;;
+		disk=*) vdisk=${kv#disk=} ;;
+		disk-ro=on) vro=,readonly=on ;;
+		net=tap:*) vtap=${kv#net=tap:} ;;
+		mac=*) vmac=,mac=${kv#mac=} ;;
+		balloon=on) vballoon=1 ;;
+		cmdline=*) vcmd=${kv#cmdline=} ;;
+		*) fail "vm_start: $kv?" ;;
+		esac
+	done
+	mkdir -p "$TMP/run"
+	set -- -smp "$vcpus" -m "$vmem" -kernel "$KERNEL" -initrd "$INITRD" -append "$vcmd" \
+		-qmp "unix:$TMP/run/$vn.qmp,server=on,wait=off"
+	[ -z "$vdisk" ] || set -- "$@" -drive "id=d0,file=$vdisk,format=raw,if=none$vro" -device virtio-blk-device,drive=d0
+	[ -z "$vtap" ] || set -- "$@" -netdev "tap,id=n0,ifname=$vtap,script=no,downscript=no" -device "virtio-net-device,netdev=n0$vmac"
+	[ -z "$vballoon" ] || set -- "$@" -device virtio-balloon-device,id=balloon0,free-page-reporting=on
+	qemu_start "$vn" "$@"
+	VM_PID=$Q_PID VM_T0=$Q_T0
+}
+
+# vm_wait_init NAME: as fv_wait_init, for either VMM (T_INIT in ms).
+vm_wait_init() {
+	wait_marker "$TMP/logs/$1.log" '^FV: init ' "$BOOT_TIMEOUT" "$VM_PID" >/dev/null || {
+		show_log "$TMP/logs/$1.log"; echo "--- $VMM said:"; cat "$TMP/$1.out"
+		fail "$VMM: the Linux guest $1 did not reach /init"
+	}
+	T_INIT=$(( $(now_ms) - VM_T0 ))
+}
+
+# vm_finish NAME PID: the guest's test passed, `poweroff -f` ended the guest:
+# foldvm reports it as shutdown (exit 0), QEMU exits 0.
+vm_finish() {
+	if [ "$VMM" = foldvm ]; then fv_finish "$@"; return; fi
+	fl=$TMP/logs/$1.log
+	wait_marker "$fl" '^FV: test [a-z_]* exit=' "${BED_TEST_TIMEOUT:-300}" "$2" >/dev/null ||
+		{ show_log "$fl"; fail "qemu: the test in guest $1 did not finish"; }
+	grep -Eaq '^FV: test [a-z_]* exit=0' "$fl" || { show_log "$fl"; fail "qemu: the test in guest $1 failed: $(grep -a '^FV: test' "$fl")"; }
+	wait_marker "$fl" '^FV: poweroff' 60 "$2" >/dev/null || { show_log "$fl"; fail "qemu: guest $1 did not get to poweroff"; }
+	fv_end "$2" "$1" 60 || { show_log "$fl"; fail "qemu: poweroff -f did not end guest $1 within 60 s (killed)"; }
+	[ "$FE_ST" = exit=0 ] || { cat "$TMP/$1.out"; fail "qemu exited with $FE_ST after guest $1 powered off"; }
 }
