@@ -19,7 +19,7 @@ pa=$VM_PID
 vm_start nb mem=256M vcpus=$FV_VCPUS "net=tap:fvtb$$" mac=52:54:00:99:00:03 \
 	"cmdline=$L2_CMDLINE fvtest=net fvip=10.99.0.3/24 fvpeer=10.99.0.2"
 pb=$VM_PID
-trap 'for p in $VM_PIDS; do kill -9 $p 2>/dev/null; done; cleanup_net; rm -rf "$TMP"' EXIT
+trap 'for p in $FV_PIDS; do kill -9 $p 2>/dev/null; done; cleanup_net; rm -rf "$TMP"' EXIT
 VM_PID=$pa; vm_wait_init na
 VM_PID=$pb; vm_wait_init nb
 vm_finish na "$pa"
