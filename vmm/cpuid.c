@@ -66,6 +66,14 @@ struct topo {
 	bool amd;
 };
 
+/* Leaf 4 EAX[31:26]: core ids in the package - 1, six bits. */
+static uint32_t leaf4_cores(const struct topo *t)
+{
+	uint32_t ids = (1u << t->shift) - 1;
+
+	return ids > 0x3f ? 0x3f : ids;
+}
+
 static void fix_entry(struct kvm_cpuid_entry2 *e, const struct topo *t)
 {
 	switch (e->function) {
@@ -83,7 +91,7 @@ static void fix_entry(struct kvm_cpuid_entry2 *e, const struct topo *t)
 			break;          /* the terminating subleaf */
 		/* EAX[31:26]: core ids in the package - 1; EAX[25:14]:
 		 * threads sharing the cache - 1 (L3: the package). */
-		e->eax = (e->eax & LEAF4_KEEP) | ((1u << t->shift) - 1) << 26 |
+		e->eax = (e->eax & LEAF4_KEEP) | leaf4_cores(t) << 26 |
 			 (LEAF4_LEVEL(e->eax) >= 3 ? (1u << t->shift) - 1 : 0) << 14;
 		break;
 	case 0x80000008:

@@ -507,6 +507,17 @@ static void test_cpuid_intel(void)
 		/* the host's topology entries replaced, not kept */
 		CU_ASSERT_EQUAL(n, nsup - 2 + 6);
 	}
+	/* The largest count: every field within its width. */
+	CU_ASSERT_EQUAL(cpuid_build(sup, nsup, 254, CPUID_MAX_VCPUS, out, CPUID_MAX_ENTRIES,
+				    &n, &err), 0);
+	e = cpuid_find(out, n, 1, 0);
+	CU_ASSERT_EQUAL(e->ebx >> 24, 254);
+	CU_ASSERT_EQUAL((e->ebx >> 16) & 0xff, CPUID_MAX_VCPUS);
+	e = cpuid_find(out, n, 4, 3);
+	CU_ASSERT_EQUAL(e->eax >> 26, 0x3f);
+	CU_ASSERT_EQUAL((e->eax >> 14) & 0xfff, 255);
+	CU_ASSERT_EQUAL(e->eax & 0x3fff, 0x163);
+	check_topology(out, n, 0xb, 254, CPUID_MAX_VCPUS);
 	/* One vCPU: no HTT. */
 	CU_ASSERT_EQUAL(cpuid_build(sup, nsup, 0, 1, out, CPUID_MAX_ENTRIES, &n, &err), 0);
 	e = cpuid_find(out, n, 1, 0);
