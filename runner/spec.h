@@ -158,8 +158,19 @@ struct cli_options {
 		SANDBOX_OFF,    /* no filter, no capability dropped */
 		SANDBOX_LOG,    /* the filter logs such calls and lets them be */
 	} sandbox;
+	/* --console: the foreground terminal as one guest's serial console
+	 * (docs/console.md) */
+	enum console_mode {
+		CONSOLE_AUTO = 0, /* stdio when one guest, a terminal, foreground */
+		CONSOLE_STDIO,    /* stdio: the run must have exactly one guest */
+		CONSOLE_NONE,     /* never: "[name] ..." lines as before */
+	} console;
 	/* Set by the supervisor for one trust domain's worker process, never
 	 * from the command line (supervisor/): */
+	bool console_stdio;     /* console_fd is the terminal's channel for
+				   guest console_vm (its serial console) */
+	int console_fd;
+	char console_vm[GUEST_NAME_MAX + 1];
 	bool worker;            /* this run is a worker's */
 	int worker_fd;          /* its link to the supervisor (QMP, host commands) */
 	struct timespec start;  /* CLOCK_MONOTONIC at the run's start (0: now) */
