@@ -60,6 +60,8 @@ enum step_kind {
 				 the engine may still merge other memory) */
 	STEP_SANDBOX_PROBE, /* the guest asks its worker for a forbidden call
 			       (enum fv_sandbox_probe; the test build only) */
+	STEP_ECHO,     /* read N lines from the serial console, echo them
+			  uppercased (docs/console.md) */
 };
 
 struct step {
