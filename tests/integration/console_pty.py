@@ -24,9 +24,14 @@ import termios
 import time
 
 TIMEOUT = 120
+LIVE = []       # programs started here, ended if a check fails
 
 
 def fail(msg, out=b""):
+    for p in LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     sys.stderr.write("FAIL: %s\n" % msg)
     if out:
         sys.stderr.write("--- terminal output:\n%r\n" % out[-3000:])
@@ -52,6 +57,7 @@ class Term:
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
                                      stderr=slave, preexec_fn=child,
                                      close_fds=True)
+        LIVE.append(self.proc)
         self.out = b""
 
     def mode(self):
@@ -208,6 +214,7 @@ def check_foldctl(builddir, variant, rundir, logdir):
     bg = subprocess.Popen(foldvm(builddir, variant, rundir, logdir, "bg",
                                  "echo:2+verify"),
                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    LIVE.append(bg)
     sock = os.path.join(rundir, "bg.console")
     end = time.monotonic() + TIMEOUT
     while not os.path.exists(sock):
