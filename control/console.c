@@ -227,6 +227,12 @@ static void console_accept(struct console_guest *cg)
 		close(fd);
 		return;
 	}
+	/* A client that detached a moment ago (closed, nothing of its
+	 * input left unread) may not have been seen going yet: it goes now,
+	 * so attaching again at once works. */
+	if (p->fd >= 0 && !p->in_len &&
+	    recv(p->fd, msg, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		peer_close(p);
 	if (p->fd >= 0) {
 		n = snprintf(msg, sizeof(msg),
 			     "foldvm: the console of guest %s is in use by another client (one at a time)\r\n",
