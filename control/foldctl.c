@@ -48,7 +48,8 @@ static const char usage[] =
 "  console GUEST              the guest's serial console on this terminal\n"
 "                             (RUNDIR/GUEST.console); Ctrl-] detaches\n"
 "\n"
-"The run directory holds host.qmp and one NAME.qmp per guest; default:\n"
+"The run directory holds host.qmp and one NAME.qmp and NAME.console per\n"
+"guest; default:\n"
 "$FOLDVM_RUN_DIR, /run/foldvm (root), $XDG_RUNTIME_DIR/foldvm,\n"
 "/tmp/foldvm-UID.  Protocol reference: docs/qmp.md.\n";
 
