@@ -197,7 +197,8 @@ def check_sigterm(builddir, variant, rundir, logdir):
 
 
 def check_none(builddir, variant, rundir, logdir):
-    """--console none: the terminal stays cooked, output as [name] lines."""
+    """--console none, or auto with two guests: the terminal stays cooked,
+    output as [name] lines."""
     t = Term(foldvm(builddir, variant, rundir, logdir, "n", "verify",
                     ["--console", "none"]))
     rc = t.finish()
@@ -205,6 +206,17 @@ def check_none(builddir, variant, rundir, logdir):
         fail("--console none: rc %d" % rc, t.out)
     if not t.restored():
         fail("--console none changed the terminal", t.out)
+    t.close()
+    # auto with two guests: no console either
+    argv = foldvm(builddir, variant, rundir, logdir, "t1", "verify")
+    argv += ["--vm", "name=t2,mem=32M,steps=verify"]
+    t = Term(argv)
+    rc = t.finish()
+    if rc != 0 or b"[t1] foldvm payload" not in t.out or \
+            b"[t2] foldvm payload" not in t.out or b"Ctrl-A" in t.out:
+        fail("two guests on a terminal: rc %d" % rc, t.out)
+    if not t.restored():
+        fail("two guests changed the terminal", t.out)
     t.close()
 
 
