@@ -261,6 +261,26 @@ static void test_console_path_checks(void)
 	CU_ASSERT_EQUAL(console_add(cs, &s, "g", path, -1, &cg, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a socket"));
 	unlink(path);
+	/* a planted symlink: refused, what it points to left alone */
+	{
+		char victim[128];
+		struct stat st;
+
+		snprintf(victim, sizeof(victim), "%s/victim", dir);
+		fd = open(victim, O_CREAT | O_WRONLY, 0600);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_EQUAL(write(fd, "secret", 6), 6);
+		close(fd);
+		CU_ASSERT_EQUAL(symlink(victim, path), 0);
+		CU_ASSERT_EQUAL(console_add(cs, &s, "g", path, -1, &cg, &err), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a socket"));
+		CU_ASSERT_EQUAL(stat(victim, &st), 0);
+		CU_ASSERT_EQUAL(st.st_size, 6);
+		CU_ASSERT_EQUAL(lstat(path, &st), 0);
+		CU_ASSERT_TRUE(S_ISLNK(st.st_mode));
+		unlink(path);
+		unlink(victim);
+	}
 	/* a socket nobody listens on (foldvm was killed) */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
