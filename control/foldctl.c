@@ -48,10 +48,10 @@ static const char usage[] =
 "  console GUEST              the guest's serial console on this terminal\n"
 "                             (RUNDIR/GUEST.console); Ctrl-] detaches\n"
 "\n"
-"The run directory holds host.qmp and one NAME.qmp and NAME.console per\n"
-"guest; default:\n"
-"$FOLDVM_RUN_DIR, /run/foldvm (root), $XDG_RUNTIME_DIR/foldvm,\n"
-"/tmp/foldvm-UID.  Protocol reference: docs/qmp.md.\n";
+"The run directory holds host.qmp, and NAME.qmp and NAME.console for each\n"
+"guest; default: $FOLDVM_RUN_DIR, /run/foldvm (root),\n"
+"$XDG_RUNTIME_DIR/foldvm, /tmp/foldvm-UID.  Protocol reference:\n"
+"docs/qmp.md; the console: docs/console.md.\n";
 
 static int die_usage(const char *fmt, const char *arg)
 {
