@@ -464,6 +464,7 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 	if (!c)
 		return fv_err(err, FV_E_NOMEM, "control");
 	c->ctx = ctx;
+	c->stdio_fd = ctx->opt->console_stdio ? ctx->opt->console_fd : -1;
 	pthread_mutex_init(&c->ev_lock, NULL);
 	pthread_cond_init(&c->start_cond, NULL);
 	if (ctx->opt->worker) {
@@ -484,11 +485,18 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 		qmp_server_destroy(c->server);
 		goto fail;
 	}
+	if ((ctx->opt->control || c->stdio_fd >= 0) &&
+	    console_server_create(&c->consoles, err)) {
+		qmp_server_destroy(c->server);
+		goto fail;
+	}
 	*data = c;
 	if (engine)
 		dedup_set_event_callback(engine, dedup_event, c);
 	return 0;
 fail:
+	if (c->stdio_fd >= 0)
+		close(c->stdio_fd);
 	pthread_cond_destroy(&c->start_cond);
 	pthread_mutex_destroy(&c->ev_lock);
 	free(c);
@@ -505,6 +513,9 @@ static void control_stop(struct run_ctx *ctx, void *data)
 	if (engine)
 		dedup_set_event_callback(engine, NULL, NULL);
 	qmp_server_destroy(c->server); /* unlinks host.qmp */
+	console_server_destroy(c->consoles);
+	if (c->stdio_fd >= 0)
+		close(c->stdio_fd);     /* its guest never came */
 	pthread_cond_destroy(&c->start_cond);
 	pthread_mutex_destroy(&c->ev_lock);
 	free(c);
@@ -529,6 +540,34 @@ static int control_link_uuid(struct control_guest *cg, const char *run_dir,
 	if (symlink(target, cg->uuid_path) < 0) {
 		fv_err_errno(err, FV_E_IO, errno, "%s", cg->uuid_path);
 		cg->uuid_path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* The guest's serial console: RUNDIR/NAME.console with control sockets,
+ * and the foreground terminal's channel if it is this guest's. */
+static int control_console_add(struct control *c, struct control_guest *cg,
+			       struct guest *g, struct fv_error *err)
+{
+	const struct cli_options *opt = c->ctx->opt;
+	int fd = -1;
+
+	if (!c->consoles)
+		return 0;
+	if (c->stdio_fd >= 0 && !strcmp(opt->console_vm, cg->name)) {
+		fd = c->stdio_fd;
+		c->stdio_fd = -1;       /* the console owns it now */
+	}
+	if (opt->control)
+		snprintf(cg->console_path, sizeof(cg->console_path), "%s/%s" CONSOLE_SUFFIX,
+			 opt->run_dir, cg->name);
+	else if (fd < 0)
+		return 0;
+	if (console_add(c->consoles, &g->serial, cg->name,
+			cg->console_path[0] ? cg->console_path : NULL, fd,
+			&cg->console, err)) {
+		fv_err_prefix(err, "guest %s console: ", cg->name);
 		return -1;
 	}
 	return 0;
@@ -566,6 +605,16 @@ static int control_guest_added(void *data, struct guest *g, const char *name,
 			free(cg);
 			return -1;
 		}
+	}
+	if (control_console_add(c, cg, g, err)) {
+		if (cg->uuid_path[0])
+			unlink(cg->uuid_path);
+		if (cg->ep)
+			qmp_endpoint_remove(c->server, cg->ep);
+		free(cg);
+		return -1;
+	}
+	if (c->ctx->opt->control) {
 		g->on_state = guest_state_event;
 		g->on_state_opaque = cg;
 	}
@@ -593,6 +642,7 @@ static void control_guest_removed(void *data, struct guest *g, void *gdata)
 		;
 	*pp = cg->next;
 	pthread_mutex_unlock(&c->ev_lock);
+	console_remove(c->consoles, cg->console);
 	if (cg->uuid_path[0])
 		unlink(cg->uuid_path);
 	if (cg->ep)

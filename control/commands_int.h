@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <json-c/json.h>
+#include "control/console.h"
 #include "control/qmp.h"
 #include "runner/runner.h"
 
@@ -23,6 +24,8 @@ struct control_guest {
 	char uuid_path[PATH_MAX + 64];  /* run dir + "/by-uuid/UUID.qmp" link */
 	struct qmp_endpoint_config cfg;
 	struct qmp_endpoint *ep;
+	struct console_guest *console; /* its serial console, or NULL */
+	char console_path[PATH_MAX + GUEST_NAME_MAX + 16]; /* "/NAME.console" */
 };
 
 /* The control sockets of a run (the observer's data). */
@@ -40,6 +43,11 @@ struct control {
 	pthread_cond_t start_cond;      /* under ev_lock: */
 	bool ready;                     /* every initial guest created */
 	bool start_decided, start_go;   /* worker-start came, and said */
+	/* Guests' serial consoles (control/console.c): NAME.console sockets
+	 * and the foreground terminal's channel, taken by the guest it is for
+	 * (opt->console_fd, -1 once taken). */
+	struct console_server *consoles;
+	int stdio_fd;
 };
 
 static inline void jadd_int(struct json_object *o, const char *k, uint64_t v)

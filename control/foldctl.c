@@ -7,14 +7,19 @@
  * answered with an error, 2 usage error or no foldvm to talk to.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include "config.h"
+#include "control/console.h"
+#include "lib/term.h"
 #include "runner/spec.h"
 #include "control/qmp_client.h"
 
@@ -40,10 +45,13 @@ static const char usage[] =
 "                             page (default 25600 pages/s; 0: no limit)\n"
 "  stop | cont | quit GUEST   pause, resume, or stop and remove a guest\n"
 "  raw GUEST|host JSON        send one QMP request, print the reply\n"
+"  console GUEST              the guest's serial console on this terminal\n"
+"                             (RUNDIR/GUEST.console); Ctrl-] detaches\n"
 "\n"
-"The run directory holds host.qmp and one NAME.qmp per guest; default:\n"
-"$FOLDVM_RUN_DIR, /run/foldvm (root), $XDG_RUNTIME_DIR/foldvm,\n"
-"/tmp/foldvm-UID.  Protocol reference: docs/qmp.md.\n";
+"The run directory holds host.qmp, and NAME.qmp and NAME.console for each\n"
+"guest; default: $FOLDVM_RUN_DIR, /run/foldvm (root),\n"
+"$XDG_RUNTIME_DIR/foldvm, /tmp/foldvm-UID.  Protocol reference:\n"
+"docs/qmp.md; the console: docs/console.md.\n";
 
 static int die_usage(const char *fmt, const char *arg)
 {
@@ -388,6 +396,72 @@ static int cmd_unmerge(const struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The guest's serial console, as `virsh console`: the terminal in raw mode
+ * (when stdin is one) and Ctrl-] to detach; without a terminal, input is
+ * copied as it is and its end detaches.  Exit status 0 when detached, 1
+ * when the console closed (the guest ended, or another client has it:
+ * foldvm says so in a line).
+ */
+static int cmd_console(const struct ctl *c, const char *guest)
+{
+	struct term_relay r = {
+		.in_fd = STDIN_FILENO, .out_fd = STDOUT_FILENO, .stop_fd = -1,
+		.esc = { .key = TERM_CTRL(']'), .prefix = false },
+		.shut_on_eof = true,
+	};
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	enum term_relay_end end;
+	bool tty = isatty(STDIN_FILENO);
+	struct fv_error err;
+	struct stat st;
+	int fd;
+
+	if (!spec_name_ok(guest))
+		return die_usage("'%s' is not a guest name", guest);
+	if (snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s" CONSOLE_SUFFIX,
+		     c->run_dir, guest) >= (int)sizeof(addr.sun_path))
+		return die_usage("run directory path too long: %s", c->run_dir);
+	if (stat(addr.sun_path, &st) < 0) {
+		fprintf(stderr, "foldctl: no console for guest '%s' (no %s)\n",
+			guest, addr.sun_path);
+		return 2;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		fprintf(stderr, "foldctl: cannot connect to %s: %s\n", addr.sun_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 2;
+	}
+	r.sock = fd;
+	r.escapes = tty;
+	if (tty) {
+		if (term_raw_enter(STDIN_FILENO, &err)) {
+			fprintf(stderr, "foldctl: %s\n", err.msg);
+			close(fd);
+			return 2;
+		}
+		fprintf(stderr, "Connected to guest %s\nEscape character is ^] (Ctrl + ])\n",
+			guest);
+	}
+	end = term_relay_run(&r);
+	term_restore();
+	close(fd);
+	if (end == TERM_END_QUIT) {
+		fprintf(stderr, "\nfoldctl: detached from guest %s\n", guest);
+		return 0;
+	}
+	if (end == TERM_END_CLOSED) {
+		if (tty)
+			fprintf(stderr, "\nfoldctl: the console of guest %s closed\n", guest);
+		return 1;
+	}
+	fprintf(stderr, "foldctl: writing the console's output failed\n");
+	return 1;
+}
+
 static int dispatch(struct ctl *c, int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -418,6 +492,8 @@ static int dispatch(struct ctl *c, int argc, char **argv)
 		return cmd_simple(c, argv[1], cmd, NULL);
 	if (!strcmp(cmd, "raw") && argc == 3)
 		return cmd_raw(c, argv[1], argv[2]);
+	if (!strcmp(cmd, "console") && argc == 2)
+		return cmd_console(c, argv[1]);
 	return die_usage("bad command or arguments: %s (see foldctl --help)", cmd);
 }
 

@@ -25,6 +25,12 @@
  *  - The interrupt line is pending && OUT2 && !loopback: PC wiring, where
  *    the OUT2 pin (forced inactive in loopback) enables the IRQ buffer.
  *  - tx_bytes counts bytes that reached the sink; looped-back bytes do not.
+ *  - Host input comes in two ways: serial_receive() is the line (a byte
+ *    that finds the FIFO full is an overrun), serial_input() is a console
+ *    (control/console.c): its bytes wait in a bounded queue behind the FIFO
+ *    and move in as the guest reads, so typing fast never overruns a guest
+ *    that reads slowly; the console stops reading its client while the
+ *    queue is full and is woken (rx_space) when it is not.
  *
  * Locking: one mutex per device; every entry point takes it.  set_irq is
  * called with the lock held (so level changes are reported in order); the
@@ -185,6 +191,8 @@ static void transmit(struct serial16550 *s, uint8_t c)
 		log_write(s, &c, 1);
 	if (s->cfg.echo_stdout)
 		echo_byte(s, c);
+	if (s->host.output)
+		s->host.output(s->host.opaque, c);
 }
 
 /* ---- receive FIFO ---- */
@@ -220,6 +228,27 @@ static void rx_clear(struct serial16550 *s)
 	s->rx_head = 0;
 	s->rx_count = 0;
 	s->lsr &= (uint8_t)~LSR_DR;
+}
+
+/*
+ * Move queued host input into the FIFO while it has room (not in loopback,
+ * where the receiver is off the line), and tell the console once the queue
+ * that refused bytes has room again.  Called after every register access,
+ * so a byte leaves the queue as soon as the guest made room for it.
+ */
+static void rx_refill(struct serial16550 *s)
+{
+	while (s->inq_count && s->rx_count < SERIAL_RX_FIFO &&
+	       !(s->mcr & MCR_LOOP)) {
+		rx_push(s, s->inq[s->inq_head]);
+		s->inq_head = (s->inq_head + 1) % SERIAL_INPUT_MAX;
+		s->inq_count--;
+	}
+	if (s->inq_refused && s->inq_count < SERIAL_INPUT_MAX) {
+		s->inq_refused = false;
+		if (s->host.rx_space)
+			s->host.rx_space(s->host.opaque);
+	}
 }
 
 /* ---- interrupts and modem status ---- */
@@ -444,6 +473,7 @@ void serial_read(struct serial16550 *s, unsigned offset, uint8_t *data)
 	}
 	pthread_mutex_lock(&s->lock);
 	*data = read_reg(s, offset);
+	rx_refill(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -454,6 +484,7 @@ void serial_write(struct serial16550 *s, unsigned offset, uint8_t data)
 		return;
 	pthread_mutex_lock(&s->lock);
 	write_reg(s, offset, data);
+	rx_refill(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -485,4 +516,52 @@ size_t serial_rx_room(struct serial16550 *s)
 	room = (s->mcr & MCR_LOOP) ? 0 : SERIAL_RX_FIFO - s->rx_count;
 	pthread_mutex_unlock(&s->lock);
 	return room;
+}
+
+size_t serial_input(struct serial16550 *s, const uint8_t *buf, size_t len)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = SERIAL_INPUT_MAX - s->inq_count;
+	if (n > len)
+		n = len;
+	for (size_t i = 0; i < n; i++)
+		s->inq[(s->inq_head + s->inq_count++) % SERIAL_INPUT_MAX] = buf[i];
+	if (n < len)
+		s->inq_refused = true;
+	rx_refill(s);
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+size_t serial_input_room(struct serial16550 *s)
+{
+	size_t room;
+
+	pthread_mutex_lock(&s->lock);
+	room = SERIAL_INPUT_MAX - s->inq_count;
+	pthread_mutex_unlock(&s->lock);
+	return room;
+}
+
+size_t serial_input_pending(struct serial16550 *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->inq_count + s->rx_count;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void serial_attach(struct serial16550 *s, const struct serial_host *host)
+{
+	pthread_mutex_lock(&s->lock);
+	if (host)
+		s->host = *host;
+	else
+		memset(&s->host, 0, sizeof(s->host));
+	pthread_mutex_unlock(&s->lock);
 }

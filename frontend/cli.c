@@ -57,7 +57,9 @@ const char cli_usage[] =
 "                   may still be merging),\n"
 "                   sandbox-probe:N (the test build foldvm-san only: the\n"
 "                   guest's worker tries 1 execve, 2 opening /etc/passwd,\n"
-"                   which its sandbox must stop)\n"
+"                   which its sandbox must stop),\n"
+"                   echo:N (read N lines from the serial console and\n"
+"                   write each back in upper case; docs/console.md)\n"
 "  console=on|off   echo the guest's serial output as \"[name] ...\" (on)\n"
 "  dedup=on|off     merge this guest's memory (default off, or on with --dedup)\n"
 "  domain=NAME      trust domain: full pages merge only within one domain,\n"
@@ -83,10 +85,19 @@ const char cli_usage[] =
 "                   (repeatable; demo default: /usr/lib and /usr/share)\n"
 "  --log-dir DIR    per-guest serial logs (default $TMPDIR/foldvm-UID)\n"
 "  --quiet          no guest console on stdout\n"
-"  --run-dir DIR    control sockets: DIR/host.qmp and DIR/NAME.qmp (default\n"
+"  --run-dir DIR    control sockets: DIR/host.qmp, DIR/NAME.qmp and\n"
+"                   DIR/NAME.console (default\n"
 "                   $FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
 "                   $XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md\n"
 "  --persist        run: keep serving with no guest (a host daemon)\n"
+"  --console auto|stdio|none  run: the terminal as a guest's serial console:\n"
+"                   stdio: the one guest's ttyS0 reads this terminal (raw\n"
+"                   mode; Ctrl-C goes to the guest, Ctrl-A x quits) and its\n"
+"                   output comes here as it is; auto (default): so when one\n"
+"                   guest runs in the foreground of a terminal (stdin and\n"
+"                   stdout), without --persist; none: never.  Any guest's\n"
+"                   console is also RUNDIR/NAME.console (foldctl console;\n"
+"                   docs/console.md)\n"
 "  libvirt (run only; docs/libvirt.md):\n"
 "  --domain-xml FILE  a guest defined by libvirt domain XML (repeatable)\n"
 "  --libvirt URI    fetch domains from this libvirt connection (read-only)\n"
@@ -425,6 +436,19 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		opt->persist = true;
 		return 0;
 	}
+	if (cli_is_option(arg, "--console") && opt->cmd == CLI_RUN) {
+		if (cli_option_value(argc, argv, i, "--console", &val, err))
+			return -1;
+		if (!strcmp(val, "auto"))
+			opt->console = CONSOLE_AUTO;
+		else if (!strcmp(val, "stdio"))
+			opt->console = CONSOLE_STDIO;
+		else if (!strcmp(val, "none"))
+			opt->console = CONSOLE_NONE;
+		else
+			return fv_err(err, FV_E_INVAL, "--console: '%s' is none of auto, stdio, none", val);
+		return 0;
+	}
 	if (!strcmp(arg, "--no-control") && opt->cmd == CLI_RUN) {
 		opt->control = false;
 		return 0;
@@ -634,6 +658,9 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");
 	if (opt->nr_domain_mem && !opt->cgroup[0])
 		return fv_err(err, FV_E_INVAL, "--domain-mem-max needs --cgroup DIR (the domains' cgroups go there)");
+	if (opt->console == CONSOLE_STDIO && opt->nr_vms != 1)
+		return fv_err(err, FV_E_INVAL, "--console stdio needs exactly one guest (there %s %u)",
+			      opt->nr_vms == 1 ? "is" : "are", opt->nr_vms);
 	if (cli_check_syncs(opt, err))
 		return -1;
 	cli_apply_files(opt);

@@ -273,6 +273,13 @@ enum fv_command {
 	 * Status MISMATCH when no frame of that ethertype came within the
 	 * bound. */
 	FV_CMD_NET_RECV = 14,
+	/* The serial console (guest-tools/payload/cmd_console.c): arg[0]
+	 * times (1..1000), write the prompt "echo> ", read a line from the
+	 * 16550 by polling LSR.DR (CR or LF ends it; empty lines are skipped)
+	 * and write "\r\nECHO: " and the line in upper case, "\r\n".
+	 * result[0] = lines, [1] = bytes read, [2] = LSR.OE seen (bytes
+	 * lost), [3] = bytes past 256 in a line (not echoed).  vCPU 0. */
+	FV_CMD_ECHO = 18,
 };
 
 /* FV_CMD_NET_SEND arg[5] */

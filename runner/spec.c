@@ -104,6 +104,7 @@ const char *step_name(enum step_kind kind)
 		[STEP_SETTLE] = "settle",
 		[STEP_MEASURE_MERGING] = "measure-merging",
 		[STEP_SANDBOX_PROBE] = "sandbox-probe",
+		[STEP_ECHO] = "echo",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
@@ -128,6 +129,7 @@ static const struct {
 	{ STEP_SETTLE, true, 1, 1000 },
 	{ STEP_MEASURE_MERGING, false, 0, 0 },
 	{ STEP_SANDBOX_PROBE, true, FV_PROBE_EXECVE, FV_PROBE_OPEN },
+	{ STEP_ECHO, true, 1, 1000 },
 };
 
 static int parse_step(char *tok, struct step *st, struct fv_error *err)

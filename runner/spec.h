@@ -60,6 +60,8 @@ enum step_kind {
 				 the engine may still merge other memory) */
 	STEP_SANDBOX_PROBE, /* the guest asks its worker for a forbidden call
 			       (enum fv_sandbox_probe; the test build only) */
+	STEP_ECHO,     /* read N lines from the serial console, echo them
+			  uppercased (docs/console.md) */
 };
 
 struct step {
@@ -158,8 +160,19 @@ struct cli_options {
 		SANDBOX_OFF,    /* no filter, no capability dropped */
 		SANDBOX_LOG,    /* the filter logs such calls and lets them be */
 	} sandbox;
+	/* --console: the foreground terminal as one guest's serial console
+	 * (docs/console.md) */
+	enum console_mode {
+		CONSOLE_AUTO = 0, /* stdio when one guest, a terminal, foreground */
+		CONSOLE_STDIO,    /* stdio: the run must have exactly one guest */
+		CONSOLE_NONE,     /* never: "[name] ..." lines as before */
+	} console;
 	/* Set by the supervisor for one trust domain's worker process, never
 	 * from the command line (supervisor/): */
+	bool console_stdio;     /* console_fd is the terminal's channel for
+				   guest console_vm (its serial console) */
+	int console_fd;
+	char console_vm[GUEST_NAME_MAX + 1];
 	bool worker;            /* this run is a worker's */
 	int worker_fd;          /* its link to the supervisor (QMP, host commands) */
 	struct timespec start;  /* CLOCK_MONOTONIC at the run's start (0: now) */

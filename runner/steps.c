@@ -467,6 +467,24 @@ static int step_sandbox_probe(struct driver *d, uint64_t probe,
 		      (unsigned long long)probe);
 }
 
+/* echo:N - the guest reads N lines from its serial console and writes
+ * each back uppercased; a byte it lost (LSR.OE) fails the step. */
+static int step_echo(struct driver *d, uint64_t lines, struct fv_error *err)
+{
+	uint64_t arg[8] = { lines };
+	struct testdev_result r;
+
+	if (run_cmd(d, 0, FV_CMD_ECHO, arg, &r, err))
+		return -1;
+	if (r.result[0] != lines)
+		return fv_err(err, FV_E_GUEST, "echo: the guest read %llu lines of %llu",
+			      (unsigned long long)r.result[0], (unsigned long long)lines);
+	if (r.result[2])
+		return fv_err(err, FV_E_GUEST, "echo: the guest's UART overran %llu times (input lost)",
+			      (unsigned long long)r.result[2]);
+	return 0;
+}
+
 static int run_step(struct driver *d, const struct step *st, struct fv_error *err)
 {
 	switch (st->kind) {
@@ -480,6 +498,7 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 	case STEP_WAIT: return step_sleep(d, 0, true, err);
 	case STEP_FAULT: return step_fault(d, err);
 	case STEP_SANDBOX_PROBE: return step_sandbox_probe(d, st->arg, err);
+	case STEP_ECHO: return step_echo(d, st->arg, err);
 	case STEP_SYNC: return step_sync(d);
 	case STEP_SETTLE: return step_settle(d, st->arg, err);
 	case STEP_MEASURE_MERGING: return step_measure_merging(d, err);

@@ -125,7 +125,25 @@ struct supervisor {
 	struct qmp_endpoint_config host_cfg;
 	struct qmp_endpoint *host_ep;
 	char host_path[4096 + 16];
+	/* the foreground terminal as a guest's console (console_stdio.c) */
+	int console_vm;                 /* opt->vms index, -1: none */
+	int console_worker_fd;          /* the worker's end, until spawned */
+	int console_fd;                 /* ours: the guest's console stream */
+	int console_stop;               /* eventfd: the relay must end */
+	int console_quit;               /* eventfd: Ctrl-A x was typed */
+	pthread_t console_thread;
+	bool console_running;
+	bool console_tty;               /* stdin is a terminal: raw mode */
 };
+
+/* console_stdio.c */
+/* Before the workers: decide whether the terminal becomes the one guest's
+ * console (--console), and make its channel. */
+int sup_console_prepare(struct supervisor *sup, struct fv_error *err);
+/* Once the guests run: the relay thread (raw mode). */
+int sup_console_start(struct supervisor *sup, struct fv_error *err);
+/* End the relay and give the terminal back as it was. Idempotent. */
+void sup_console_stop(struct supervisor *sup);
 
 /* workers.c */
 /* Before any thread: fork the process that clones every worker. */

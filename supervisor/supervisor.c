@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include "lib/procstat.h"
+#include "lib/timeutil.h"
 #include "supervisor/sup_int.h"
 #include "supervisor/supervisor.h"
 
@@ -200,11 +201,13 @@ static void forward_signal(struct supervisor *sup, int sig)
 static void main_loop(struct supervisor *sup, int sig_fd, bool *interrupted)
 {
 	bool stop = false, cli_over = false;
+	uint64_t quit_again = 0;        /* Ctrl-A x: when to signal again */
 
 	for (;;) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = sup->spawn_fd, .events = POLLIN },
+			{ .fd = sup->console_quit, .events = POLLIN },
 		};
 		bool cli_alive = false, alive = false;
 
@@ -221,8 +224,25 @@ static void main_loop(struct supervisor *sup, int sig_fd, bool *interrupted)
 		pthread_mutex_unlock(&sup->lock);
 		if (!alive && (cli_over || stop))
 			break;
-		if (poll(pfd, 2, TICK_MS) <= 0)
+		/* The second signal of a quit: the workers took the first
+		 * (ending wait and sleep steps); this one stops the guests. */
+		if (quit_again && fv_mono_ns() >= quit_again) {
+			forward_signal(sup, SIGTERM);
+			quit_again = 0;
+		}
+		if (poll(pfd, 3, TICK_MS) <= 0)
 			continue;
+		if (pfd[2].revents) {
+			uint64_t n;
+
+			/* Ctrl-A x: as two ^C, the guests stop at once. */
+			if (read(sup->console_quit, &n, sizeof(n)) == sizeof(n)) {
+				forward_signal(sup, SIGTERM);
+				quit_again = fv_mono_ns() + 2ull * TICK_MS * 1000000ull;
+				stop = true;
+				*interrupted = true;
+			}
+		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 
@@ -308,6 +328,9 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	sup.pid = getpid();
 	sup.spawn_fd = -1;
 	sup.spawner_fd = -1;
+	sup.console_vm = -1;
+	sup.console_fd = sup.console_worker_fd = -1;
+	sup.console_stop = sup.console_quit = -1;
 	clock_gettime(CLOCK_MONOTONIC, &sup.t0);
 	pthread_mutex_init(&sup.lock, NULL);
 	pthread_cond_init(&sup.cond, NULL);
@@ -329,9 +352,10 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	if (raise_max_map_count(opt->max_map_count, err) || sup_cgroups_start(&sup, err) ||
 	    runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
 		goto out;
-	if (sup_pump_start(&sup, err))
+	if (sup_console_prepare(&sup, err) || sup_pump_start(&sup, err))
 		goto out;
-	if (sup_host_start(&sup, err) || start_cli_workers(&sup, err))
+	if (sup_host_start(&sup, err) || start_cli_workers(&sup, err) ||
+	    sup_console_start(&sup, err))
 		goto out_host;
 	main_loop(&sup, sig_fd, &res->interrupted);
 	ret = 0;
@@ -349,6 +373,7 @@ out_host:
 		sup_worker_terminate_locked(w);
 	pthread_mutex_unlock(&sup.lock);
 	wait_all_exited(&sup);
+	sup_console_stop(&sup);
 	sup_host_stop(&sup);
 	sup_pump_stop(&sup);
 	if (!ret)
@@ -360,6 +385,7 @@ out_host:
 		sup_worker_free(w);
 	}
 out:
+	sup_console_stop(&sup);
 	sup_spawner_stop(&sup);
 	blob_free(&sup.blob);
 	if (sig_fd >= 0)

@@ -68,23 +68,28 @@ static void worker_close_fds(const int *keep, unsigned n)
  * as SCM_RIGHTS: the link's end, the result memfd, the domain channel's
  * end). */
 #define SPAWN_FDS 3
-/* and a fourth, the cgroup to clone it into, when it has one (--cgroup) */
-#define SPAWN_MAX_FDS 4
+/* then the cgroup to clone it into, when it has one (--cgroup), and the
+ * foreground terminal's console channel, when one of its guests has it */
+#define SPAWN_MAX_FDS 5
 struct spawn_msg {
 	char domain[DEDUP_DOMAIN_MAX + 1];
 	bool from_cli;
-	bool cgroup;                    /* a fourth descriptor: its cgroup */
+	bool cgroup;                    /* a descriptor more: its cgroup */
+	bool console;                   /* a descriptor more: the console */
+	unsigned console_idx;           /* which guest of idx[] has it */
 	unsigned nr;                    /* guests of the command line it holds */
 	unsigned idx[CLI_MAX_VMS];      /* their indexes in opt->vms */
 };
 
 static __attribute__((noreturn)) void
 worker_main(const struct supervisor *sup, const struct spawn_msg *m,
-	    const int fds[SPAWN_FDS])
+	    const int fds[SPAWN_MAX_FDS])
 {
 	static struct cli_options wopt;  /* the child's own copy */
 	static struct domain_host domain_host;
-	int link = fds[0], result_fd = fds[1], keep[2] = { fds[0], fds[2] };
+	int link = fds[0], result_fd = fds[1];
+	int console_fd = m->console ? fds[SPAWN_FDS + m->cgroup] : -1;
+	int keep[3] = { fds[0], fds[2], console_fd };
 	struct worker_result *out;
 	struct fv_error err = { 0 };
 	char comm[16];
@@ -111,7 +116,7 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 	if (out == MAP_FAILED)
 		_exit(126);
 	close(result_fd);
-	worker_close_fds(keep, 2);
+	worker_close_fds(keep, console_fd >= 0 ? 3 : 2);
 	/* "fvw-" and as much of the domain as the 15 bytes take */
 	memcpy(comm, "fvw-", 4);
 	snprintf(comm + 4, sizeof(comm) - 4, "%.11s", m->domain);
@@ -123,6 +128,15 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 		wopt.vms[i] = sup->opt->vms[m->idx[i]];
 	wopt.worker = true;
 	wopt.worker_fd = link;
+	/* The terminal's channel: this guest's output goes there, raw, and
+	 * not as "[name] ..." lines to stdout as well. */
+	wopt.console_stdio = console_fd >= 0;
+	wopt.console_fd = console_fd;
+	if (console_fd >= 0) {
+		snprintf(wopt.console_vm, sizeof(wopt.console_vm), "%s",
+			 wopt.vms[m->console_idx].cfg.name);
+		wopt.vms[m->console_idx].cfg.console = false;
+	}
 	wopt.start = sup->t0;
 	/* The spawner's copy of the supervisor's: the same physical pages
 	 * in every worker until one writes them, which none does. */
@@ -157,7 +171,7 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 
 static unsigned spawn_nr_fds(const struct spawn_msg *m)
 {
-	return m->cgroup ? SPAWN_MAX_FDS : SPAWN_FDS;
+	return SPAWN_FDS + m->cgroup + m->console;
 }
 
 /* Like fork, but the supervisor is the parent; into the cgroup whose
@@ -199,7 +213,7 @@ static int spawner_recv(int fd, struct spawn_msg *m, int fds[SPAWN_MAX_FDS])
 		return -1;
 	memcpy(fds, CMSG_DATA(c), spawn_nr_fds(m) * sizeof(int));
 	m->domain[sizeof(m->domain) - 1] = '\0';
-	return m->nr <= CLI_MAX_VMS ? 1 : -1;
+	return m->nr <= CLI_MAX_VMS && (!m->console || m->console_idx < m->nr) ? 1 : -1;
 }
 
 static __attribute__((noreturn)) void spawner_main(const struct supervisor *sup,
@@ -764,9 +778,21 @@ struct sup_worker *sup_worker_spawn(struct supervisor *sup, const char *domain,
 	fds[0] = sv[1];
 	fds[1] = w->result_fd;
 	fds[2] = dv[1];
-	fds[3] = w->cgroup_fd;
 	m.cgroup = w->cgroup_fd >= 0;
+	if (m.cgroup)
+		fds[SPAWN_FDS] = w->cgroup_fd;
+	/* The terminal's console goes to the worker of its guest. */
+	for (unsigned i = 0; from_cli && sup->console_worker_fd >= 0 && i < n; i++)
+		if ((int)idx[i] == sup->console_vm) {
+			m.console = true;
+			m.console_idx = i;
+			fds[SPAWN_FDS + m.cgroup] = sup->console_worker_fd;
+		}
 	pid = spawner_clone(sup, &m, fds, err);
+	if (m.console) {
+		close(sup->console_worker_fd);
+		sup->console_worker_fd = -1;
+	}
 	if (w->cgroup_fd >= 0)
 		close(w->cgroup_fd);
 	w->cgroup_fd = -1;

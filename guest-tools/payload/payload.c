@@ -214,6 +214,9 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 		case FV_CMD_NET_RECV:
 			cmd_net_recv(&v);
 			break;
+		case FV_CMD_ECHO:
+			cmd_echo(&v);
+			break;
 		case FV_CMD_FAULT:
 			cmd_fault();
 		case FV_CMD_EXIT:

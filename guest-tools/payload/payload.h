@@ -183,6 +183,7 @@ void cmd_balloon_report(struct vcpu *v);
 void cmd_balloon_stats(struct vcpu *v);
 void cmd_net_send(struct vcpu *v);
 void cmd_net_recv(struct vcpu *v);
+void cmd_echo(struct vcpu *v);
 
 /* Data pages [gpa, gpa + bytes) got new content from outside (a device
  * read): record their checksums for VERIFY.  -1 before FILL, or a range

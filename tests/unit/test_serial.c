@@ -910,6 +910,180 @@ static void test_concurrent_rx(void)
 	serial_destroy(&s);
 }
 
+
+/* ---- lossless host input (serial_input) ---- */
+
+struct host_rec {
+	int space_calls;
+	uint8_t out[64];
+	size_t out_len;
+};
+
+static void rec_output(void *opaque, uint8_t c)
+{
+	struct host_rec *h = opaque;
+
+	if (h->out_len < sizeof(h->out))
+		h->out[h->out_len++] = c;
+}
+
+static void rec_space(void *opaque)
+{
+	((struct host_rec *)opaque)->space_calls++;
+}
+
+static void host_attach(struct serial16550 *s, struct host_rec *h)
+{
+	struct serial_host host = {
+		.output = rec_output, .rx_space = rec_space, .opaque = h,
+	};
+
+	memset(h, 0, sizeof(*h));
+	serial_attach(s, &host);
+}
+
+/* More than the FIFO holds arrives in order, with no overrun, as the guest
+ * reads; the interrupt stays up until the last byte is read. */
+static void test_input_queue(void)
+{
+	uint8_t in[300];
+	struct serial16550 s;
+	struct irq_rec rec;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7 + 1);
+	dev_init(&s, "t", -1, false, &rec);
+	serial_write(&s, IER, 0x01);
+	serial_write(&s, MCR, 0x08);          /* OUT2: the line reaches the PIC */
+	CU_ASSERT_EQUAL(serial_input(&s, in, sizeof(in)), sizeof(in));
+	CU_ASSERT_EQUAL(serial_input_pending(&s), sizeof(in));
+	CU_ASSERT_EQUAL(serial_input_room(&s), SERIAL_INPUT_MAX - (sizeof(in) - 16));
+	CU_ASSERT_EQUAL(rec.level, 1);
+	for (size_t i = 0; i < sizeof(in); i++) {
+		CU_ASSERT_EQUAL(rd(&s, LSR), 0x61);   /* DR, never OE */
+		CU_ASSERT_EQUAL(rd(&s, IIR) & 0x0f, 0x04);
+		CU_ASSERT_EQUAL(rd(&s, RBR), in[i]);
+		if (i + 1 < sizeof(in))
+			CU_ASSERT_EQUAL(rec.level, 1);
+	}
+	CU_ASSERT_EQUAL(rec.level, 0);
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x60);
+	CU_ASSERT_EQUAL(serial_input_pending(&s), 0);
+	CU_ASSERT_EQUAL(serial_input_room(&s), SERIAL_INPUT_MAX);
+	serial_destroy(&s);
+}
+
+/* The queue is bounded: what does not fit is refused (the caller keeps
+ * it), and rx_space says when the guest made room. */
+static void test_input_bound(void)
+{
+	static uint8_t in[SERIAL_INPUT_MAX + 1000];
+	struct serial16550 s;
+	struct host_rec h;
+	size_t got, total = 0;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i % 251);
+	dev_init(&s, "t", -1, false, NULL);
+	host_attach(&s, &h);
+	got = serial_input(&s, in, sizeof(in));
+	CU_ASSERT_EQUAL(got, SERIAL_INPUT_MAX);
+	/* 16 of them went on into the FIFO at once: room again. */
+	CU_ASSERT_EQUAL(h.space_calls, 1);
+	total += got;
+	got = serial_input(&s, in + total, sizeof(in) - total);
+	CU_ASSERT_EQUAL(got, 16);
+	total += got;
+	CU_ASSERT_EQUAL(serial_input_room(&s), 0);
+	CU_ASSERT_EQUAL(serial_input(&s, in + total, 1), 0);
+	CU_ASSERT_EQUAL(h.space_calls, 1);
+	/* The guest reads one byte: one byte of room, and the host is told. */
+	CU_ASSERT_EQUAL(rd(&s, RBR), in[0]);
+	CU_ASSERT_EQUAL(h.space_calls, 2);
+	CU_ASSERT_EQUAL(serial_input_room(&s), 1);
+	/* Told once per refusal, not once per byte read. */
+	CU_ASSERT_EQUAL(rd(&s, RBR), in[1]);
+	CU_ASSERT_EQUAL(h.space_calls, 2);
+	for (size_t i = 2; i < total; i++)
+		if (rd(&s, RBR) != in[i]) {
+			CU_FAIL("byte out of order");
+			break;
+		}
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x60);   /* no overrun, nothing left */
+	/* Output reaches the host too, and detaching stops it. */
+	wr_str(&s, "ok", 2);
+	CU_ASSERT_EQUAL(h.out_len, 2);
+	CU_ASSERT_EQUAL(memcmp(h.out, "ok", 2), 0);
+	serial_attach(&s, NULL);
+	wr_str(&s, "x", 1);
+	CU_ASSERT_EQUAL(h.out_len, 2);
+	serial_destroy(&s);
+}
+
+/* In loopback the receiver is off the line: input waits in the queue and
+ * arrives when the guest leaves loopback (Linux's probe uses it). */
+static void test_input_loopback(void)
+{
+	struct serial16550 s;
+
+	dev_init(&s, "t", -1, false, NULL);
+	serial_write(&s, MCR, 0x10);
+	CU_ASSERT_EQUAL(serial_input(&s, (const uint8_t *)"hi", 2), 2);
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x60);
+	serial_write(&s, THR, 'L');
+	CU_ASSERT_EQUAL(rd(&s, RBR), 'L');
+	serial_write(&s, MCR, 0x00);
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x61);
+	CU_ASSERT_EQUAL(rd(&s, RBR), 'h');
+	CU_ASSERT_EQUAL(rd(&s, RBR), 'i');
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x60);
+	/* Clearing the FIFO drops what it held; the queue refills it (bytes
+	 * still on the line). */
+	serial_write(&s, FCR, 0x01);
+	CU_ASSERT_EQUAL(serial_input(&s, (const uint8_t *)"0123456789abcdefXY", 18), 18);
+	serial_write(&s, FCR, 0x03);
+	CU_ASSERT_EQUAL(rd(&s, RBR), 'X');
+	CU_ASSERT_EQUAL(rd(&s, RBR), 'Y');
+	CU_ASSERT_EQUAL(rd(&s, LSR), 0x60);
+	serial_destroy(&s);
+}
+
+/* What Linux's 8250 driver does with a burst (FIFO on, IER.RDI, OUT2): its
+ * handler reads while LSR.DR is set, at most 256 bytes a call, and calls
+ * again while IIR shows an interrupt.  Every byte arrives, in order, the
+ * line falls at the end, and the PIC saw one rising edge. */
+static void test_input_linux_driver(void)
+{
+	uint8_t in[1000], got[1000];
+	struct serial16550 s;
+	struct irq_rec rec;
+	size_t n = 0;
+	int rises = 0;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)('a' + i % 26);
+	dev_init(&s, "t", -1, false, &rec);
+	serial_write(&s, FCR, 0xc7);
+	serial_write(&s, LCR, 0x03);
+	serial_write(&s, MCR, 0x0b);
+	serial_write(&s, IER, 0x05);
+	CU_ASSERT_EQUAL(serial_input(&s, in, sizeof(in)), sizeof(in));
+	for (int i = 0; i < rec.calls && i < IRQ_HIST; i++)
+		rises += rec.hist[i] == 1;
+	CU_ASSERT_EQUAL(rises, 1);
+	while (!(rd(&s, IIR) & 0x01)) {
+		int budget = 256;
+
+		while (budget-- > 0 && (rd(&s, LSR) & 0x01) && n < sizeof(got))
+			got[n++] = rd(&s, RBR);
+	}
+	CU_ASSERT_EQUAL(n, sizeof(in));
+	CU_ASSERT_EQUAL(memcmp(got, in, sizeof(in)), 0);
+	CU_ASSERT_EQUAL(rec.level, 0);
+	CU_ASSERT_EQUAL(rd(&s, LSR) & 0x03, 0);
+	serial_destroy(&s);
+}
+
 void unit_add_serial_suite(void);
 
 void unit_add_serial_suite(void)
@@ -949,6 +1123,10 @@ void unit_add_serial_suite(void)
 		{ "Linux 8250 probe sequence", test_linux_8250_probe },
 		{ "concurrent echo lines whole", test_concurrent_echo },
 		{ "concurrent receive", test_concurrent_rx },
+		{ "input queue behind the FIFO", test_input_queue },
+		{ "input bounded, rx_space, host output", test_input_bound },
+		{ "input waits out loopback and FIFO clear", test_input_loopback },
+		{ "input read as Linux's 8250 does", test_input_linux_driver },
 	};
 	CU_pSuite suite = CU_add_suite("serial", NULL, NULL);
 
