@@ -94,6 +94,9 @@ pid=$!
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$TMP"' EXIT
 wait_for 60 sh -c "'$BUILDDIR/foldctl' --run-dir '$TMP/r6' list | grep -q '^a '" ||
 	{ cat "$TMP/out6"; fail "a stale host socket was not replaced"; }
+# (a signal leaves a guest 10 s to end its steps: it has filled first)
+wait_for 300 sh -c "'$BUILDDIR/foldctl' --run-dir '$TMP/r6' raw a '{\"execute\":\"query-status\"}' |
+	grep -q '\"foldvm-step\": *\"wait\"'" || fail "a never reached its wait step"
 kill -INT $pid
 wait $pid || { cat "$TMP/out6"; fail "the run over a stale socket did not end cleanly"; }
 trap 'rm -rf "$TMP"' EXIT

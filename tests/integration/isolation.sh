@@ -39,6 +39,7 @@ print(next((str(d["merges"]) for d in json.load(sys.stdin)["domains"]
 merges_at_least() { [ "$(domain_merges "$1")" -ge "$2" ] 2>/dev/null; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
 unlisted() { [ -z "$(guest_pid "$1")" ]; }
+waiting() { $CTL raw "$1" '{"execute":"query-status"}' | grep -q '"foldvm-step": *"wait"'; }
 
 create() { # NAME DOMAIN STEPS
 	$CTL raw host "{\"execute\":\"vm-create\",\"arguments\":{\"name\":\"$1\",\"domain\":\"$2\",\"mem\":\"64M\",\"steps\":\"$3\",\"dedup\":true}}" >"$TMP/c.out" ||
@@ -103,7 +104,13 @@ for bin in $VARIANTS; do
 	wait_for 120 merges_at_least red 100 || { $CTL --json stats; fail "red never merged again"; }
 	qmp_close "$TMP/ev" 7
 
-	# the end: every live guest verifies; the two lost ones failed
+	# the end: every live guest verifies; the two lost ones failed.  A
+	# signal gives the guests 10 s to finish their steps: first every one
+	# has filled its memory and waits, so only a verify of 64 MiB (well
+	# under a second of CPU) is left to run in them.
+	for g in a1 a2 b1; do
+		wait_for 300 waiting $g || fail "$g never reached its wait step"
+	done
 	kill -INT "$FVPID"
 	wait "$FVPID"; rc=$?
 	[ "$rc" -eq 1 ] || { cat "$TMP/fv.out"; fail "exit status $rc, not 1 (two guests lost)"; }
@@ -181,6 +188,7 @@ if grep -qw memory "$CG_ROOT/cgroup.subtree_control"; then
 	create c1 cyan fill+wait
 	[ "$(cat "$CG/cyan/memory.max")" = 268435456 ] || fail "cyan's memory.max is not 256M"
 	$CTL --json stats | grep -q '"memory-max-bytes": *268435456' || fail "no memory-max-bytes in the stats"
+	wait_for 300 waiting c1 || fail "c1 never reached its wait step"
 	kill -INT "$FVPID"
 	wait "$FVPID" || fail "the limited run did not end cleanly"
 	echo "cgroups: memory.max set"
