@@ -85,7 +85,7 @@ wait_marker() {
 show_log() { echo "--- last lines of $1:"; tail -n "${2:-40}" "$1" 2>/dev/null | sed 's/^/  | /'; }
 
 # How long a Linux guest may take to reach its init (s): emulated, nested.
-BOOT_TIMEOUT=${BED_BOOT_TIMEOUT:-240}
+BOOT_TIMEOUT=${BED_BOOT_TIMEOUT:-300}
 
 # --- foldvm -----------------------------------------------------------------
 # fv_start NAME SPEC-KEYS...: `foldvm run` of a Linux guest NAME in the
