@@ -15,7 +15,7 @@ linger=5; [ "$VMM" = foldvm ] && linger=70
 vm_start bl mem=256M vcpus=$FV_VCPUS balloon=on "cmdline=$L2_CMDLINE fvtest=balloon fvwait=300 fvlinger=$linger"
 pid=$VM_PID
 LOG=$TMP/logs/bl.log
-CTL="$BUILDDIR/foldctl --run-dir $TMP/run"
+CTL="$BUILDDIR/foldctl --run-dir $TMP/run-bl"
 vm_wait_init bl
 wait_marker "$LOG" '^FV: balloon start' 120 "$pid" >/dev/null || { show_log "$LOG"; fail "the balloon test did not start"; }
 total0=$(sed -n 's/^FV: balloon start total_kb=\([0-9]*\).*/\1/p' "$LOG")
