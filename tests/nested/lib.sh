@@ -85,19 +85,20 @@ wait_marker() {
 show_log() { echo "--- last lines of $1:"; tail -n "${2:-40}" "$1" 2>/dev/null | sed 's/^/  | /'; }
 
 # How long a Linux guest may take to reach its init (s): emulated, nested.
-BOOT_TIMEOUT=${BED_BOOT_TIMEOUT:-240}
+BOOT_TIMEOUT=${BED_BOOT_TIMEOUT:-300}
 
 # --- foldvm -----------------------------------------------------------------
 # fv_start NAME SPEC-KEYS...: `foldvm run` of a Linux guest NAME in the
 # background (pid in FV_PID, output in $TMP/NAME.out, console in
-# $TMP/logs/NAME.log, sockets in $TMP/run).  SPEC-KEYS are extra --vm keys.
+# $TMP/logs/NAME.log, sockets in $TMP/run-NAME: one foldvm process each,
+# and two cannot share a run directory's host.qmp).  SPEC-KEYS are extra --vm keys.
 fv_start() {
 	n=$1; shift
 	spec="name=$n,kernel=$KERNEL,initrd=$INITRD"
 	for k in "$@"; do spec="$spec,$k"; done
-	mkdir -p "$TMP/logs" "$TMP/run"
+	mkdir -p "$TMP/logs" "$TMP/run-$n"
 	FV_T0=$(now_ms)
-	"$BUILDDIR/foldvm" run --quiet --run-dir "$TMP/run" --log-dir "$TMP/logs" \
+	"$BUILDDIR/foldvm" run --quiet --run-dir "$TMP/run-$n" --log-dir "$TMP/logs" \
 		--vm "$spec" >"$TMP/$n.out" 2>&1 &
 	FV_PID=$!
 	FV_PIDS="${FV_PIDS:-} $FV_PID"
@@ -169,8 +170,8 @@ case $VMM in foldvm|qemu) ;; *) fail "BED_VMM=$VMM: foldvm or qemu" ;; esac
 # vm_start NAME [mem=M] [vcpus=N] [disk=PATH] [disk-ro=on] [net=tap:TAP]
 #          [mac=MAC] [balloon=on] cmdline=TEXT: a Linux guest of linux_images
 # under $VMM, in the background: VM_PID, VM_T0 (ms), console in
-# $TMP/logs/NAME.log, QMP at $TMP/run/NAME.qmp (foldctl --run-dir $TMP/run
-# talks to both).
+# $TMP/logs/NAME.log, QMP at $TMP/run-NAME/NAME.qmp (foldctl --run-dir
+# $TMP/run-NAME talks to both).
 vm_start() {
 	vn=$1; shift
 	if [ "$VMM" = foldvm ]; then
@@ -192,9 +193,9 @@ vm_start() {
 		*) fail "vm_start: $kv?" ;;
 		esac
 	done
-	mkdir -p "$TMP/run"
+	mkdir -p "$TMP/run-$vn"
 	set -- -smp "$vcpus" -m "$vmem" -kernel "$KERNEL" -initrd "$INITRD" -append "$vcmd" \
-		-qmp "unix:$TMP/run/$vn.qmp,server=on,wait=off"
+		-qmp "unix:$TMP/run-$vn/$vn.qmp,server=on,wait=off"
 	[ -z "$vdisk" ] || set -- "$@" -drive "id=d0,file=$vdisk,format=raw,if=none$vro" -device virtio-blk-device,drive=d0
 	[ -z "$vtap" ] || set -- "$@" -netdev "tap,id=n0,ifname=$vtap,script=no,downscript=no" -device "virtio-net-device,netdev=n0$vmac"
 	[ -z "$vballoon" ] || set -- "$@" -device virtio-balloon-device,id=balloon0,free-page-reporting=on
