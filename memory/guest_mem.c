@@ -354,6 +354,12 @@ bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 	return gmem_find(gm, gpa, len) != NULL;
 }
 
+int gmem_check_range(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		     struct fv_error *err)
+{
+	return gmem_find(gm, gpa, len) ? 0 : gmem_range_error(gm, gpa, len, err);
+}
+
 /* The RAM offset (in the host mapping) of [gpa, gpa + len), which must be
  * RAM inside one range: else FV_E_RANGE.  Every access goes through here. */
 static int gmem_offset(const struct guest_mem *gm, uint64_t gpa, uint64_t len,

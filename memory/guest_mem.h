@@ -113,6 +113,11 @@ void gmem_destroy(struct guest_mem *gm);
  * valid anywhere in a range or at its end. */
 bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
+/* The same as a typed error: 0, or FV_E_RANGE saying why the range is no
+ * RAM (in the 32-bit hole, across a range's end, past the end). */
+int gmem_check_range(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		     struct fv_error *err);
+
 /* The translation: the RAM page index of the page that holds gpa.  An
  * address in the hole or beyond RAM is FV_E_RANGE, with the layout named. */
 int gmem_gpa_to_page(const struct guest_mem *gm, uint64_t gpa, uint64_t *page,

@@ -412,6 +412,10 @@ static void test_translate_high(void)
 	CU_ASSERT_EQUAL(gmem_write(&gm, 3 * GiB - 4, buf, 8, &err), -1);
 	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE)[0], 0);
 	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE - 1)[4095], 0x3e);
+	CU_ASSERT_EQUAL(gmem_check_range(&gm, 3 * GiB - 4, 8, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "[0xbffffffc, +0x8) runs past the end of low RAM into the 32-bit hole: RAM [0, 0xc0000000) and [0x100000000, 0x180000000)"));
+	CU_ASSERT_EQUAL(gmem_check_range(&gm, 3 * GiB - 8, 8, &err), 0);
 	/* from low RAM over the whole hole into high RAM */
 	CU_ASSERT_FALSE(gmem_range_ok(&gm, 3 * GiB - 4096, GiB + 8192));
 	CU_ASSERT_FALSE(gmem_range_ok(&gm, 0, HIGH_MEM));
