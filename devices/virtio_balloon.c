@@ -85,7 +85,11 @@ static int balloon_pfns(struct virtio_balloon *b, const struct virtq_chain *c,
 	if (virtq_chain_read(gm, c, 0, pfn, n * 4, err))
 		return -1;
 	for (uint64_t i = 0; i < n; i++) {
-		if (pfn[i] >= b->ram_pages) {
+		/* A PFN is a guest-physical page (address >> 12), not a RAM
+		 * page index: above the 32-bit hole they differ, and one in
+		 * the hole is no RAM at all. */
+		if (!gmem_range_ok(gm, (uint64_t)pfn[i] << VIRTIO_BALLOON_PFN_SHIFT,
+				   GMEM_PAGE_SIZE)) {
 			b->c.bad_pfns++;
 			continue;
 		}

@@ -34,12 +34,13 @@ struct virtio_balloon_counters {
 	uint64_t reports;                /* reported ranges */
 	uint64_t released_written;       /* pages that held data and were zeroed
 					    for the engine (gmem_release) */
-	uint64_t bad_pfns;               /* PFNs outside RAM, ignored */
+	uint64_t bad_pfns;               /* PFNs outside RAM (in the hole or
+					    beyond it), ignored */
 	uint64_t stats_updates;          /* statistics buffers received */
 };
 
 struct virtio_balloon {
-	uint64_t ram_pages;
+	uint64_t ram_pages;              /* RAM size in pages (not a PFN bound) */
 	uint32_t num_pages;              /* the host's target (config) */
 	uint32_t actual;                 /* the driver's count (config) */
 	struct virtio_balloon_counters c;

@@ -67,10 +67,12 @@ static int chain_add(const struct guest_mem *gm, struct virtq_chain *c,
 			      "indirect descriptor (VIRTIO_F_INDIRECT_DESC not offered)");
 	if (d->len == 0)
 		return fv_err(err, FV_E_INVAL, "zero-length buffer");
-	if (!gmem_range_ok(gm, d->addr, d->len))
-		return fv_err(err, FV_E_RANGE,
-			      "buffer 0x%llx+%u is outside guest RAM",
-			      (unsigned long long)d->addr, d->len);
+	/* Not RAM: outside it, in the 32-bit hole, or across its edge
+	 * (guest-memory's message says which). */
+	if (gmem_check_range(gm, d->addr, d->len, err)) {
+		fv_err_prefix(err, "buffer: ");
+		return -1;
+	}
 	if (!write && c->in_len)
 		return fv_err(err, FV_E_INVAL,
 			      "a device-readable buffer after a writable one");

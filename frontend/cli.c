@@ -23,7 +23,7 @@ const char cli_usage[] =
 "  vcpus=N          vCPUs, 1..64 (default 1)\n"
 "  payload=PATH     flat test payload (default: the one built into foldvm)\n"
 "  kernel=PATH      boot this Linux kernel instead: a bzImage or an ELF\n"
-"                   vmlinux (64-bit boot protocol; mem 16M..3G; foldvm\n"
+"                   vmlinux (64-bit boot protocol; mem 16M..64G; foldvm\n"
 "                   writes ACPI tables: its vCPUs, COM1, virtio devices)\n"
 "  initrd=PATH      initramfs for the kernel\n"
 "  cmdline=TEXT     kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"

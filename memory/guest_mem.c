@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -116,16 +117,71 @@ out:
 	return r;
 }
 
-static int gmem_create_common(struct guest_mem *gm, int vm_fd, uint64_t size,
-			      const char *home, struct fv_error *err)
+unsigned gmem_layout_ranges(enum gmem_layout layout, uint64_t size,
+			    struct gmem_range out[GMEM_MAX_RANGES])
 {
-	struct kvm_userspace_memory_region region;
+	if (size == 0)
+		return 0;
+	if (layout == GMEM_LAYOUT_FLAT || size <= GMEM_HOLE_START) {
+		out[0] = (struct gmem_range){ .gpa = 0, .size = size, .page = 0 };
+		return 1;
+	}
+	out[0] = (struct gmem_range){ .gpa = 0, .size = GMEM_HOLE_START, .page = 0 };
+	out[1] = (struct gmem_range){
+		.gpa = GMEM_HIGH_START, .size = size - GMEM_HOLE_START,
+		.page = GMEM_HOLE_START / GMEM_PAGE_SIZE,
+	};
+	return 2;
+}
 
+/* The dirty log of memslot i lands in the bitmap from word page/64 on: a
+ * range must start on a word. */
+_Static_assert(GMEM_HOLE_START % (64 * GMEM_PAGE_SIZE) == 0,
+	       "the high RAM range must start on a dirty-bitmap word");
+_Static_assert(GMEM_HIGH_START > GMEM_HOLE_START, "the hole is empty");
+/* KVM_CLEAR_DIRTY_LOG counts a slot's pages in 32 bits. */
+_Static_assert(GMEM_MAX_SIZE / GMEM_PAGE_SIZE <= UINT32_MAX, "a memslot's pages fit 32 bits");
+
+/* Memslot i: range i of the layout over its part of the host mapping. */
+static int gmem_set_slot(const struct guest_mem *gm, unsigned i, uint32_t flags,
+			 bool remove, struct fv_error *err)
+{
+	const struct gmem_range *r = &gm->range[i];
+	struct kvm_userspace_memory_region region = {
+		.slot = i,
+		.flags = flags,
+		.guest_phys_addr = r->gpa,
+		.memory_size = remove ? 0 : r->size,
+		.userspace_addr = (uintptr_t)(gm->host + r->page * GMEM_PAGE_SIZE),
+	};
+
+	if (ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno,
+				    "KVM_SET_USER_MEMORY_REGION (slot %u: %llu MiB at 0x%llx, flags 0x%x)",
+				    i, (unsigned long long)(r->size >> 20),
+				    (unsigned long long)r->gpa, flags);
+	return 0;
+}
+
+/* Delete the first n memslots (before the mapping goes: KVM must never
+ * see a memslot without a mapping behind it). */
+static void gmem_remove_slots(struct guest_mem *gm, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		gmem_set_slot(gm, i, 0, true, NULL);
+}
+
+static int gmem_create_common(struct guest_mem *gm, int vm_fd, uint64_t size,
+			      enum gmem_layout layout, const char *home,
+			      struct fv_error *err)
+{
 	memset(gm, 0, sizeof(*gm));
 	gm->vm_fd = -1;
 	gm->uffd = -1;
 	if (gmem_check_size(size, err))
 		return -1;
+	if (layout != GMEM_LAYOUT_FLAT && layout != GMEM_LAYOUT_PC)
+		return fv_err(err, FV_E_INVAL, "unknown guest memory layout %d", (int)layout);
 	if (home) {
 		gm->home = home_acquire(home, size, err);
 		if (!gm->home)
@@ -139,6 +195,8 @@ static int gmem_create_common(struct guest_mem *gm, int vm_fd, uint64_t size,
 		return -1;
 	}
 	gm->size = size;
+	gm->layout = layout;
+	gm->nr_ranges = gmem_layout_ranges(layout, size, gm->range);
 	/* Home-backed RAM always merges: no THP from the start (shmem THP
 	 * would map the home's huge pages; a later MADV_NOHUGEPAGE on part of
 	 * it would split the VMA). */
@@ -153,97 +211,185 @@ static int gmem_create_common(struct guest_mem *gm, int vm_fd, uint64_t size,
 	}
 	if (vm_fd < 0)
 		return 0;
-
-	region = (struct kvm_userspace_memory_region){
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = size,
-		.userspace_addr = (uintptr_t)gm->host,
-	};
-	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		int e = errno;
-
-		gmem_unmap(gm);
-		return fv_err_errno(err, FV_E_KVM, e,
-				    "KVM_SET_USER_MEMORY_REGION (%llu MiB)",
-				    (unsigned long long)(size >> 20));
-	}
 	gm->vm_fd = vm_fd;
-	gm->slot = 0;
+	for (unsigned i = 0; i < gm->nr_ranges; i++) {
+		if (gmem_set_slot(gm, i, 0, false, err)) {
+			gmem_remove_slots(gm, i);
+			gm->vm_fd = -1;
+			gmem_unmap(gm);
+			return -1;
+		}
+	}
 	return 0;
 }
 
 int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 		struct fv_error *err)
 {
-	return gmem_create_common(gm, vm_fd, size, NULL, err);
+	return gmem_create_common(gm, vm_fd, size, GMEM_LAYOUT_FLAT, NULL, err);
 }
 
 int gmem_create_in_home(struct guest_mem *gm, int vm_fd, uint64_t size,
 			const char *home, struct fv_error *err)
 {
-	return gmem_create_common(gm, vm_fd, size, home, err);
+	return gmem_create_common(gm, vm_fd, size, GMEM_LAYOUT_FLAT, home, err);
+}
+
+int gmem_create_layout(struct guest_mem *gm, int vm_fd, uint64_t size,
+		       enum gmem_layout layout, const char *home,
+		       struct fv_error *err)
+{
+	return gmem_create_common(gm, vm_fd, size, layout, home, err);
 }
 
 void gmem_destroy(struct guest_mem *gm)
 {
 	if (gm->vm_fd >= 0) {
-		struct kvm_userspace_memory_region region = {
-			.slot = gm->slot,
-			.memory_size = 0,
-		};
-		/* Deleting the slot before unmapping keeps KVM from ever
-		 * seeing a memslot without a mapping behind it. */
-		ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
+		gmem_remove_slots(gm, gm->nr_ranges);
 		gm->vm_fd = -1;
 	}
 	gmem_unmap(gm);
 	free(gm->host_dirty);
 	gm->host_dirty = NULL;
 	gm->size = 0;
+	gm->nr_ranges = 0;
 	gm->uffd = -1;
 }
 
-/* Devices' writes are not in KVM's log: record them here. */
-static void gmem_mark_host_dirty(struct guest_mem *gm, uint64_t gpa, uint64_t len)
+/*
+ * The one translation of guest-physical addresses: the RAM range that
+ * holds all of [gpa, gpa + len), or NULL.  len 0 may sit at a range's end.
+ * Written so that nothing overflows.
+ */
+static const struct gmem_range *gmem_find(const struct guest_mem *gm, uint64_t gpa,
+					  uint64_t len)
+{
+	if (!gm->host)
+		return NULL;
+	for (unsigned i = 0; i < gm->nr_ranges; i++) {
+		const struct gmem_range *r = &gm->range[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size &&
+		    len <= r->size - (gpa - r->gpa))
+			return r;
+	}
+	return NULL;
+}
+
+/* RAM page index of gpa inside range r. */
+static uint64_t range_page(const struct gmem_range *r, uint64_t gpa)
+{
+	return r->page + (gpa - r->gpa) / GMEM_PAGE_SIZE;
+}
+
+/* Offset in the host mapping of gpa inside range r. */
+static uint64_t range_offset(const struct gmem_range *r, uint64_t gpa)
+{
+	return r->page * GMEM_PAGE_SIZE + (gpa - r->gpa);
+}
+
+uint64_t gmem_page_to_gpa(const struct guest_mem *gm, uint64_t page)
+{
+	for (unsigned i = 0; i < gm->nr_ranges; i++) {
+		const struct gmem_range *r = &gm->range[i];
+
+		if (page >= r->page && page - r->page < r->size / GMEM_PAGE_SIZE)
+			return r->gpa + (page - r->page) * GMEM_PAGE_SIZE;
+	}
+	return UINT64_MAX;
+}
+
+/* Why [gpa, gpa + len) is not RAM, in words: in the hole, across a range's
+ * end, or beyond RAM; the layout named. */
+static int gmem_range_error(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+			    struct fv_error *err)
+{
+	char map[96];
+	const char *why = "outside guest RAM";
+
+	if (gm->nr_ranges == 2)
+		snprintf(map, sizeof(map), "RAM [0, 0x%llx) and [0x%llx, 0x%llx)",
+			 (unsigned long long)gm->range[0].size,
+			 (unsigned long long)gm->range[1].gpa,
+			 (unsigned long long)(gm->range[1].gpa + gm->range[1].size));
+	else
+		snprintf(map, sizeof(map), "RAM [0, 0x%llx)", (unsigned long long)gm->size);
+	for (unsigned i = 0; i < gm->nr_ranges; i++) {
+		const struct gmem_range *r = &gm->range[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			why = i + 1 < gm->nr_ranges ? "runs past the end of low RAM into the 32-bit hole" :
+			      "runs past the end of guest RAM";
+	}
+	if (gm->layout == GMEM_LAYOUT_PC && gpa >= GMEM_HOLE_START && gpa < GMEM_HIGH_START)
+		why = "is in the 32-bit hole (MMIO, not RAM)";
+	return fv_err(err, FV_E_RANGE, "guest access [0x%llx, +0x%llx) %s: %s",
+		      (unsigned long long)gpa, (unsigned long long)len, why, map);
+}
+
+int gmem_gpa_to_page(const struct guest_mem *gm, uint64_t gpa, uint64_t *page,
+		     struct fv_error *err)
+{
+	const struct gmem_range *r = gmem_find(gm, gpa, 1);
+
+	if (!r)
+		return gmem_range_error(gm, gpa, 1, err);
+	*page = range_page(r, gpa);
+	return 0;
+}
+
+/* Devices' writes are not in KVM's log: record them here, by the RAM
+ * offsets [off, off + len) of the host mapping (= page index * 4 KiB). */
+static void gmem_mark_host_dirty(struct guest_mem *gm, uint64_t off, uint64_t len)
 {
 	if (!gm->host_dirty || len == 0)
 		return;
-	for (uint64_t g = gpa / GMEM_PAGE_SIZE; g <= (gpa + len - 1) / GMEM_PAGE_SIZE; g++)
+	for (uint64_t g = off / GMEM_PAGE_SIZE; g <= (off + len - 1) / GMEM_PAGE_SIZE; g++)
 		__atomic_fetch_or(&gm->host_dirty[g / 64], 1ull << (g % 64),
 				  __ATOMIC_RELEASE);
 }
 
 bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
-	/* Written so that gpa + len cannot overflow. */
-	return gm->host && gpa <= gm->size && len <= gm->size - gpa;
+	return gmem_find(gm, gpa, len) != NULL;
 }
 
-static int gmem_check_range(const struct guest_mem *gm, uint64_t gpa,
-			    uint64_t len, struct fv_error *err)
+int gmem_check_range(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		     struct fv_error *err)
 {
-	if (gmem_range_ok(gm, gpa, len))
-		return 0;
-	return fv_err(err, FV_E_RANGE,
-		      "guest access [0x%llx, +0x%llx) outside guest memory of 0x%llx bytes",
-		      (unsigned long long)gpa, (unsigned long long)len,
-		      (unsigned long long)gm->size);
+	return gmem_find(gm, gpa, len) ? 0 : gmem_range_error(gm, gpa, len, err);
+}
+
+/* The RAM offset (in the host mapping) of [gpa, gpa + len), which must be
+ * RAM inside one range: else FV_E_RANGE.  Every access goes through here. */
+static int gmem_offset(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		       uint64_t *off, struct fv_error *err)
+{
+	const struct gmem_range *r = gmem_find(gm, gpa, len);
+
+	if (!r)
+		return gmem_range_error(gm, gpa, len, err);
+	*off = range_offset(r, gpa);
+	return 0;
 }
 
 int gmem_read(const struct guest_mem *gm, uint64_t gpa, void *buf,
 	      uint64_t len, struct fv_error *err)
 {
-	if (gmem_check_range(gm, gpa, len, err))
+	uint64_t off;
+
+	if (gmem_offset(gm, gpa, len, &off, err))
 		return -1;
-	memcpy(buf, gm->host + gpa, len);
+	memcpy(buf, gm->host + off, len);
 	return 0;
 }
 
 int gmem_write(struct guest_mem *gm, uint64_t gpa, const void *buf,
 	       uint64_t len, struct fv_error *err)
 {
-	if (gmem_check_range(gm, gpa, len, err))
+	uint64_t off;
+
+	if (gmem_offset(gm, gpa, len, &off, err))
 		return -1;
 	/*
 	 * Mark before writing: the engine must never see this page clean
@@ -251,18 +397,20 @@ int gmem_write(struct guest_mem *gm, uint64_t gpa, const void *buf,
 	 * the memcpy blocks in the kernel until the merge is done, and then
 	 * lands in the guest's own (copied-on-write) page.
 	 */
-	gmem_mark_host_dirty(gm, gpa, len);
-	memcpy(gm->host + gpa, buf, len);
+	gmem_mark_host_dirty(gm, off, len);
+	memcpy(gm->host + off, buf, len);
 	return 0;
 }
 
 int gmem_fill(struct guest_mem *gm, uint64_t gpa, int byte, uint64_t len,
 	      struct fv_error *err)
 {
-	if (gmem_check_range(gm, gpa, len, err))
+	uint64_t off;
+
+	if (gmem_offset(gm, gpa, len, &off, err))
 		return -1;
-	gmem_mark_host_dirty(gm, gpa, len);
-	memset(gm->host + gpa, byte, len);
+	gmem_mark_host_dirty(gm, off, len);
+	memset(gm->host + off, byte, len);
 	return 0;
 }
 
@@ -276,19 +424,19 @@ static bool page_is_zero(const uint8_t *p)
 int gmem_release(struct guest_mem *gm, uint64_t gpa, uint64_t len,
 		 uint64_t *written, struct fv_error *err)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, base;
 
 	if (written)
 		*written = 0;
 	if (gpa % GMEM_PAGE_SIZE || len % GMEM_PAGE_SIZE)
 		return fv_err(err, FV_E_INVAL, "release of 0x%llx+%llu: not whole pages",
 			      (unsigned long long)gpa, (unsigned long long)len);
-	if (gmem_check_range(gm, gpa, len, err))
+	if (gmem_offset(gm, gpa, len, &base, err))
 		return -1;
 	/* No engine (anonymous RAM, maybe KSM's): the kernel's zero page from
 	 * here on, and KSM drops its own references. */
 	if (gm->uffd < 0 && !gm->home) {
-		if (len && madvise(gm->host + gpa, len, MADV_DONTNEED) < 0)
+		if (len && madvise(gm->host + base, len, MADV_DONTNEED) < 0)
 			return fv_err_errno(err, FV_E_SYS, errno, "MADV_DONTNEED");
 		return 0;
 	}
@@ -301,11 +449,11 @@ int gmem_release(struct guest_mem *gm, uint64_t gpa, uint64_t len,
 	 * gave them up, so a write racing with the read is the guest's own
 	 * business (the balloon protocol forbids it).
 	 */
-	for (uint64_t off = 0; off < len; off += GMEM_PAGE_SIZE) {
-		if (page_is_zero(gm->host + gpa + off))
+	for (uint64_t off = base; off < base + len; off += GMEM_PAGE_SIZE) {
+		if (page_is_zero(gm->host + off))
 			continue;
-		gmem_mark_host_dirty(gm, gpa + off, GMEM_PAGE_SIZE);
-		memset(gm->host + gpa + off, 0, GMEM_PAGE_SIZE);
+		gmem_mark_host_dirty(gm, off, GMEM_PAGE_SIZE);
+		memset(gm->host + off, 0, GMEM_PAGE_SIZE);
 		n++;
 	}
 	if (written)
@@ -323,19 +471,12 @@ static int gmem_check_gfn(const struct guest_mem *gm, uint64_t gfn,
 		      (unsigned long long)gmem_pages(gm));
 }
 
-static int gmem_set_slot(struct guest_mem *gm, uint32_t flags, struct fv_error *err)
+/* Every memslot with these flags (KVM_MEM_LOG_DIRTY_PAGES). */
+static int gmem_set_slots_flags(struct guest_mem *gm, uint32_t flags, struct fv_error *err)
 {
-	struct kvm_userspace_memory_region region = {
-		.slot = gm->slot,
-		.flags = flags,
-		.guest_phys_addr = 0,
-		.memory_size = gm->size,
-		.userspace_addr = (uintptr_t)gm->host,
-	};
-
-	if (ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-		return fv_err_errno(err, FV_E_KVM, errno,
-				    "KVM_SET_USER_MEMORY_REGION(flags 0x%x)", flags);
+	for (unsigned i = 0; i < gm->nr_ranges; i++)
+		if (gmem_set_slot(gm, i, flags, false, err))
+			return -1;
 	return 0;
 }
 
@@ -356,7 +497,7 @@ static int gmem_enable_dirty_log(struct guest_mem *gm, struct fv_error *err)
 	    ioctl(gm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
 		return fv_err(err, FV_E_KVM,
 			      "KVM lacks KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (needed for dedup)");
-	if (gmem_set_slot(gm, KVM_MEM_LOG_DIRTY_PAGES, err))
+	if (gmem_set_slots_flags(gm, KVM_MEM_LOG_DIRTY_PAGES, err))
 		return -1;
 	gm->dirty_log = true;
 	return 0;
@@ -589,18 +730,18 @@ int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 	return 0;
 }
 
-static int gmem_kvm_clear(struct guest_mem *gm, uint64_t first, uint32_t npages,
-			  uint64_t *bits, struct fv_error *err)
+static int gmem_kvm_clear(struct guest_mem *gm, unsigned slot, uint64_t first,
+			  uint32_t npages, uint64_t *bits, struct fv_error *err)
 {
 	struct kvm_clear_dirty_log c = {
-		.slot = gm->slot,
+		.slot = slot,
 		.num_pages = npages,
 		.first_page = first,
 		.dirty_bitmap = bits,
 	};
 
 	if (ioctl(gm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
-		return fv_err_errno(err, FV_E_KVM, errno, "KVM_CLEAR_DIRTY_LOG");
+		return fv_err_errno(err, FV_E_KVM, errno, "KVM_CLEAR_DIRTY_LOG (slot %u)", slot);
 	return 0;
 }
 
@@ -612,30 +753,46 @@ static bool bitmap_any(const uint64_t *bitmap, size_t words)
 	return false;
 }
 
+/*
+ * KVM's log of memslot i, written where range i's pages are in the RAM
+ * bitmap: bit b of the slot's log is RAM page range[i].page + b.  A range
+ * starts on a bitmap word (the static assertion above), and a range that
+ * another one follows ends on one (3 GiB of pages), so KVM's writes of
+ * whole words, rounded up, never touch another range's bits.
+ */
+static int gmem_fetch_slot(struct guest_mem *gm, unsigned i, uint64_t *bitmap,
+			   struct fv_error *err)
+{
+	const struct gmem_range *r = &gm->range[i];
+	uint64_t *bits = bitmap + r->page / 64;
+	uint64_t npages = r->size / GMEM_PAGE_SIZE;
+	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bits };
+
+	if (ioctl(gm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return fv_err_errno(err, FV_E_KVM, errno, "KVM_GET_DIRTY_LOG (slot %u)", i);
+	/*
+	 * Re-arm exactly what was returned.  A write between GET and CLEAR to
+	 * a page already in the snapshot loses its log bit, which is
+	 * harmless: the caller reads that page's content only after this
+	 * returns, so it sees that write.  Nothing returned (an idle guest):
+	 * nothing to re-arm.
+	 */
+	if (bitmap_any(bits, (npages + 63) / 64) &&
+	    gmem_kvm_clear(gm, i, 0, (uint32_t)npages, bits, err))
+		return -1;
+	return 0;
+}
+
 int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err)
 {
 	if (!gm->host_dirty)
 		return fv_err(err, FV_E_STATE, "dedup not enabled on this guest");
 	memset(bitmap, 0, gm->bitmap_words * sizeof(uint64_t));
-	if (gm->dirty_log) {
-		struct kvm_dirty_log log = { .slot = gm->slot, .dirty_bitmap = bitmap };
-
-		if (ioctl(gm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-			return fv_err_errno(err, FV_E_KVM, errno, "KVM_GET_DIRTY_LOG");
-		/*
-		 * Re-arm exactly what was returned.  A write between GET and
-		 * CLEAR to a page already in the snapshot loses its log bit,
-		 * which is harmless: the caller reads that page's content
-		 * only after this returns, so it sees that write.  Nothing
-		 * returned (an idle guest): nothing to re-arm.
-		 */
-		if (bitmap_any(bitmap, gm->bitmap_words) &&
-		    gmem_kvm_clear(gm, 0, (uint32_t)gmem_pages(gm), bitmap, err))
+	for (unsigned i = 0; gm->dirty_log && i < gm->nr_ranges; i++)
+		if (gmem_fetch_slot(gm, i, bitmap, err))
 			return -1;
-	}
 	for (size_t w = 0; w < gm->bitmap_words; w++)
 		bitmap[w] |= __atomic_exchange_n(&gm->host_dirty[w], 0,
 						 __ATOMIC_ACQ_REL);
 	return 0;
 }
-

@@ -1,17 +1,32 @@
 /*
  * guest_mem.h - ownership of one guest's RAM.
  *
- * A guest's RAM is one private mapping registered with KVM as a memslot at
- * guest physical address 0: anonymous memory, or - for guests whose pages
- * the dedup engine merges - a private mapping of their trust domain's
- * *home* file at offset = guest-physical address (home.c says why that is
- * safe, and what it buys: a page equal to the home page at its own offset
- * merges without a mapping of its own).  This module is the only code that
- * maps or remaps guest pages, and the only way devices and boot code read or
- * write guest memory: every access names a (gpa, length) range that is
- * checked against the RAM size, and nobody outside keeps a host pointer into
- * guest RAM.  That is what lets the dedup engine replace a page's backing
- * frame (merge, zero, unmerge) in one place, safely for every other user.
+ * A guest's RAM is one private mapping of `size` bytes: anonymous memory,
+ * or - for guests whose pages the dedup engine merges - a private mapping
+ * of their trust domain's *home* file at offset = RAM offset (home.c says
+ * why that is safe, and what it buys: a page equal to the home page at its
+ * own offset merges without a mapping of its own).  KVM sees it as one
+ * memslot per RAM range of the guest-physical layout (gmem_layout_ranges):
+ * test guests have all RAM from address 0 (one slot); Linux guests have it
+ * below the 32-bit hole and, beyond 3 GiB of RAM, the rest from 4 GiB (two
+ * slots over the one mapping).
+ *
+ * Two kinds of numbers, never mixed up:
+ *  - guest-physical addresses (gpa): what the guest and its devices name.
+ *    Every one is checked and translated here, in one place
+ *    (gmem_gpa_to_page, gmem_range_ok and every read/write/fill/release):
+ *    an address in the hole or past the end is refused (FV_E_RANGE), never
+ *    reaches a page; a range is RAM only inside one RAM range.
+ *  - RAM page indexes ("page", and "gfn" in the dedup primitives): 0 ..
+ *    gmem_pages() - 1, the order of the host mapping, of the dirty bitmap
+ *    and of the home file.  Equal to gpa / 4 KiB below the hole only.
+ *
+ * This module is the only code that maps or remaps guest pages, and the
+ * only way devices and boot code read or write guest memory: every access
+ * names a (gpa, length) range that is checked against the layout, and
+ * nobody outside keeps a host pointer into guest RAM.  That is what lets
+ * the dedup engine replace a page's backing frame (merge, zero, unmerge) in
+ * one place, safely for every other user.
  */
 #ifndef FOLDVM_GUEST_MEM_H
 #define FOLDVM_GUEST_MEM_H
@@ -28,13 +43,36 @@
 #define GMEM_MIN_SIZE (16ull << 20)
 #define GMEM_MAX_SIZE (64ull << 30)
 
+/* The PC layout's 32-bit hole (as QEMU's and Firecracker's): RAM stops at
+ * 3 GiB and resumes at 4 GiB; between them the virtio-mmio windows
+ * (0xd0000000..), the IOAPIC (0xfec00000) and the LAPIC (0xfee00000). */
+#define GMEM_HOLE_START (3ull << 30)
+#define GMEM_HIGH_START (4ull << 30)
+#define GMEM_MAX_RANGES 2u
+
+enum gmem_layout {
+	GMEM_LAYOUT_FLAT, /* all RAM at [0, size): test guests */
+	GMEM_LAYOUT_PC,   /* [0, min(size, 3 GiB)), then [4 GiB, 4 GiB +
+			   * size - 3 GiB): Linux guests */
+};
+
+/* One piece of RAM: guest-physical [gpa, gpa + size), RAM pages from
+ * `page` on; its KVM memslot is its index in guest_mem.range[]. */
+struct gmem_range {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t page;
+};
+
 struct gmem_home;
 
 struct guest_mem {
 	uint8_t *host;      /* start of the host mapping; owned, never handed out */
-	uint64_t size;      /* bytes, a multiple of GMEM_PAGE_SIZE */
-	int vm_fd;          /* KVM VM the memslot belongs to (-1: not registered) */
-	uint32_t slot;
+	uint64_t size;      /* bytes of RAM, a multiple of GMEM_PAGE_SIZE */
+	int vm_fd;          /* KVM VM the memslots belong to (-1: not registered) */
+	enum gmem_layout layout;
+	unsigned nr_ranges; /* 1 or 2; range i is KVM memslot i */
+	struct gmem_range range[GMEM_MAX_RANGES];
 	struct gmem_home *home; /* the domain's home file, or NULL (anonymous) */
 	/* valid once gmem_dedup_enable() succeeded: */
 	int uffd;           /* the dedup engine's userfaultfd (not owned), or -1 */
@@ -46,8 +84,14 @@ struct guest_mem {
 /* Validate a requested RAM size (bounds, page multiple). */
 int gmem_check_size(uint64_t size, struct fv_error *err);
 
+/* Where `size` bytes of RAM go in `layout` (a pure function: the e820 map
+ * of a Linux guest is made from it too).  Returns the count of ranges
+ * written to out (1 or 2; 0 for a size of 0). */
+unsigned gmem_layout_ranges(enum gmem_layout layout, uint64_t size,
+			    struct gmem_range out[GMEM_MAX_RANGES]);
+
 /* Map `size` bytes of zeroed anonymous memory and register it with the VM
- * (vm_fd < 0: map only, for unit tests). */
+ * (vm_fd < 0: map only, for unit tests), in the flat layout. */
 int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 		struct fv_error *err);
 
@@ -57,11 +101,31 @@ int gmem_create(struct guest_mem *gm, int vm_fd, uint64_t size,
 int gmem_create_in_home(struct guest_mem *gm, int vm_fd, uint64_t size,
 			const char *home, struct fv_error *err);
 
+/* Either of the above in a given layout (home NULL: anonymous). */
+int gmem_create_layout(struct guest_mem *gm, int vm_fd, uint64_t size,
+		       enum gmem_layout layout, const char *home,
+		       struct fv_error *err);
+
 /* Unregister and unmap. Safe on a zeroed or already destroyed struct. */
 void gmem_destroy(struct guest_mem *gm);
 
-/* Is [gpa, gpa+len) inside guest RAM? len 0 is valid anywhere <= size. */
+/* Is [gpa, gpa+len) guest RAM, all of it inside one RAM range?  len 0 is
+ * valid anywhere in a range or at its end. */
 bool gmem_range_ok(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* The same as a typed error: 0, or FV_E_RANGE saying why the range is no
+ * RAM (in the 32-bit hole, across a range's end, past the end). */
+int gmem_check_range(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		     struct fv_error *err);
+
+/* The translation: the RAM page index of the page that holds gpa.  An
+ * address in the hole or beyond RAM is FV_E_RANGE, with the layout named. */
+int gmem_gpa_to_page(const struct guest_mem *gm, uint64_t gpa, uint64_t *page,
+		     struct fv_error *err);
+
+/* The other way: the guest-physical address of RAM page `page`, or
+ * UINT64_MAX past the end of RAM. */
+uint64_t gmem_page_to_gpa(const struct guest_mem *gm, uint64_t page);
 
 /* Copy between guest RAM and a host buffer; out-of-range is FV_E_RANGE and
  * nothing is copied. */
@@ -92,7 +156,8 @@ int gmem_release(struct guest_mem *gm, uint64_t gpa, uint64_t len,
 /*
  * Dedup primitives.  Only the dedup engine calls these; they are here
  * because this module is the one place that remaps guest memory.
- * Page numbers (gfn) are guest-physical; every call checks them.
+ * Page numbers (gfn) are RAM page indexes, 0 .. gmem_pages() - 1 (not
+ * guest-physical above the hole: gmem_page_to_gpa); every call checks them.
  */
 
 static inline uint64_t gmem_pages(const struct guest_mem *gm)
@@ -169,9 +234,10 @@ void gmem_home_put(struct guest_mem *gm, uint64_t gfn);
 /* Bytes every home file of the process holds (the kernel's count). */
 uint64_t gmem_homes_resident_bytes(void);
 
-/* Pages written since the last call (by the guest, from KVM's dirty log,
- * and by the host, from gmem_write), ORed into bitmap (bitmap_words long);
- * the log is cleared and re-armed for what it returned. */
+/* Pages written since the last call (by the guest, from KVM's dirty log of
+ * every memslot, and by the host, from gmem_write), as bits of RAM page
+ * indexes in bitmap (bitmap_words long); the log is cleared and re-armed
+ * for what it returned. */
 int gmem_fetch_dirty(struct guest_mem *gm, uint64_t *bitmap, struct fv_error *err);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * home.c - one memfd per trust domain, mapped privately by the RAM of every
- * guest of the domain that merges, at offset = guest-physical address.
+ * guest of the domain that merges, at offset = RAM offset (the
+ * guest-physical address below the 32-bit hole; memory/guest_mem.h).
  *
  * DOC: why the home never changes what a guest reads
  *

@@ -3,7 +3,8 @@
  * other layers use is in guest_mem.h).
  *
  * The guests of one domain that merge map their RAM from one memfd, the
- * domain's *home*, privately, at offset = guest-physical address.  Every
+ * domain's *home*, privately, at offset = RAM offset (= guest-physical
+ * address below the 32-bit hole).  Every
  * page a guest writes is its own (copy-on-write); a page equal to the home
  * page at its own offset can drop its copy and read the home page again,
  * with no VMA of its own.  The rules that keep this safe live here, not in

@@ -619,9 +619,9 @@ static int check_linux(struct vm_spec *vm, spec_field_fn *field,
 			      field(vm->payload_key, a, sizeof(a)));
 	if (c->mem_size < LINUX_MEM_MIN || c->mem_size > LINUX_MEM_MAX)
 		return fv_err(err, FV_E_INVAL,
-			      "%s must be %lluM..%lluM for a Linux guest",
+			      "%s must be %lluM..%lluG for a Linux guest",
 			      field("mem", a, sizeof(a)), LINUX_MEM_MIN >> 20,
-			      LINUX_MEM_MAX >> 20);
+			      LINUX_MEM_MAX >> 30);
 	if (!vm->cmdline_set)
 		snprintf(c->cmdline, sizeof(c->cmdline), "%s", CLI_DEFAULT_CMDLINE);
 	if (!vm->steps_set) {

@@ -253,8 +253,12 @@ static int wait_probes_merged(struct driver *d, const struct procstat_pagemap *p
 			      struct fv_error *err)
 {
 	const struct fv_guest_config *l = &d->guest->layout;
-	uint64_t gfn0 = l->probe_gpa / FV_PAGE_SIZE, next = 0;
+	uint64_t gfn0, next = 0;
 	uint64_t t0 = fv_mono_ns();
+
+	/* The engine counts RAM pages: the probe area's first one. */
+	if (gmem_gpa_to_page(&d->guest->mem, l->probe_gpa, &gfn0, err))
+		return -1;
 
 	for (;;) {
 		struct timespec ts = { 0, MERGING_POLL_NS };

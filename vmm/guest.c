@@ -340,11 +340,17 @@ static bool guest_mem_in_home(const struct guest *g, const struct dedup_engine *
 	return !g->cfg.ksm && dedup && dedup_in_place(dedup) && *g->cfg.domain;
 }
 
+/* A Linux guest's RAM is laid out as a PC's (below the 32-bit hole, the
+ * rest from 4 GiB); a test guest's is flat from 0 (its payload and page
+ * tables expect that; with devices it must end below their windows,
+ * x86_cpl3_setup_memory checks). */
 static int guest_create_mem(struct guest *g, bool in_home, struct fv_error *err)
 {
-	if (!in_home)
-		return gmem_create(&g->mem, g->vm_fd, g->cfg.mem_size, err);
-	return gmem_create_in_home(&g->mem, g->vm_fd, g->cfg.mem_size, g->cfg.domain, err);
+	enum gmem_layout layout = guest_config_is_linux(&g->cfg) ? GMEM_LAYOUT_PC :
+				  GMEM_LAYOUT_FLAT;
+
+	return gmem_create_layout(&g->mem, g->vm_fd, g->cfg.mem_size, layout,
+				  in_home ? g->cfg.domain : NULL, err);
 }
 
 /* A Linux guest: irqchip and PIT before any vCPU, the kernel loaded and

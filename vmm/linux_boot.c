@@ -45,6 +45,12 @@
 #define PTE_PS   (1ull << 7)
 #define IDENTITY_MAP_GIB 4u
 
+/* The legacy entries and one per RAM range above the first. */
+_Static_assert(LINUX_E820_MAX >= 3 + GMEM_MAX_RANGES - 1, "e820 map too small");
+/* What foldvm loads is below the hole, which the boot page tables map. */
+_Static_assert(LINUX_LOW_MEM_END <= (uint64_t)IDENTITY_MAP_GIB << 30,
+	       "low RAM beyond the boot page tables");
+
 static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
@@ -137,10 +143,10 @@ static int bzimage_parse(const uint8_t *buf, size_t len, struct linux_image *img
 	img->load_start = pref;
 	/* The decompressor needs init_size bytes from the load address. */
 	need = init_size > kernel_bytes ? init_size : kernel_bytes;
-	if (exceeds(pref, need, LINUX_MEM_MAX))
+	if (exceeds(pref, need, LINUX_LOW_MEM_END))
 		return fv_err(err, FV_E_INVAL,
-			      "bzImage at 0x%" PRIx64 " needs %" PRIu64 " bytes, beyond the %" PRIu64 " MiB a Linux guest can have",
-			      pref, need, (uint64_t)(LINUX_MEM_MAX >> 20));
+			      "bzImage at 0x%" PRIx64 " needs %" PRIu64 " bytes, beyond the %" PRIu64 " MiB of RAM below the 32-bit hole where a kernel loads",
+			      pref, need, (uint64_t)(LINUX_LOW_MEM_END >> 20));
 	img->load_end = pref + need;
 	img->entry = pref + BZ_ENTRY_64;
 	img->initrd_addr_max = get32(buf + BZ_INITRD_MAX);
@@ -199,11 +205,11 @@ static int elf_add_segment(struct linux_image *img, const Elf64_Phdr *ph,
 		return fv_err(err, FV_E_INVAL,
 			      "ELF segment %u loads at 0x%" PRIx64 ", below 1 MiB where foldvm keeps boot data",
 			      index, (uint64_t)ph->p_paddr);
-	if (exceeds(ph->p_paddr, ph->p_memsz, LINUX_MEM_MAX))
+	if (exceeds(ph->p_paddr, ph->p_memsz, LINUX_LOW_MEM_END))
 		return fv_err(err, FV_E_INVAL,
-			      "ELF segment %u (0x%" PRIx64 " + %" PRIu64 " bytes) ends beyond the %" PRIu64 " MiB a Linux guest can have",
+			      "ELF segment %u (0x%" PRIx64 " + %" PRIu64 " bytes) ends beyond the %" PRIu64 " MiB of RAM below the 32-bit hole where a kernel loads",
 			      index, (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz,
-			      (uint64_t)(LINUX_MEM_MAX >> 20));
+			      (uint64_t)(LINUX_LOW_MEM_END >> 20));
 	if (img->nr_segments == LINUX_MAX_SEGMENTS)
 		return fv_err(err, FV_E_INVAL, "ELF kernel has more than %u loadable segments",
 			      LINUX_MAX_SEGMENTS);
@@ -290,6 +296,12 @@ int linux_image_parse(const uint8_t *buf, size_t len, struct linux_image *img,
 		      "not a Linux kernel: no ELF magic and no bzImage 'HdrS' signature at 0x202");
 }
 
+/* Where low RAM ends: the guest's RAM below the 32-bit hole. */
+static uint64_t low_mem_end(uint64_t mem_size)
+{
+	return mem_size < LINUX_LOW_MEM_END ? mem_size : LINUX_LOW_MEM_END;
+}
+
 int linux_image_check_fit(const struct linux_image *img, uint64_t mem_size,
 			  struct fv_error *err)
 {
@@ -298,17 +310,18 @@ int linux_image_check_fit(const struct linux_image *img, uint64_t mem_size,
 			      "a Linux guest needs %" PRIu64 " MiB to %" PRIu64 " MiB of memory, not %.1f MiB",
 			      (uint64_t)(LINUX_MEM_MIN >> 20),
 			      (uint64_t)(LINUX_MEM_MAX >> 20), to_mib(mem_size));
-	if (img->load_end > mem_size)
+	if (img->load_end > low_mem_end(mem_size))
 		return fv_err(err, FV_E_RANGE,
-			      "kernel too large: it needs memory up to 0x%" PRIx64 " (%.1f MiB) and the guest has %.1f MiB",
-			      img->load_end, to_mib(img->load_end), to_mib(mem_size));
+			      "kernel too large: it needs memory up to 0x%" PRIx64 " (%.1f MiB) and the guest has %.1f MiB below the 32-bit hole",
+			      img->load_end, to_mib(img->load_end),
+			      to_mib(low_mem_end(mem_size)));
 	return 0;
 }
 
 int linux_initrd_place(const struct linux_image *img, uint64_t mem_size,
 		       uint64_t size, uint64_t *gpa, struct fv_error *err)
 {
-	uint64_t top = mem_size;
+	uint64_t top = low_mem_end(mem_size);
 	uint64_t floor = (img->load_end + PAGE_4K - 1) & ~(PAGE_4K - 1);
 
 	/* initrd_addr_max is the address of the last byte it may use. */
@@ -316,8 +329,8 @@ int linux_initrd_place(const struct linux_image *img, uint64_t mem_size,
 		top = img->initrd_addr_max + 1;
 	if (size == 0 || size > top || ((top - size) & ~(PAGE_4K - 1)) < floor)
 		return fv_err(err, FV_E_RANGE,
-			      "initrd of %.1f MiB does not fit between the kernel's end (0x%" PRIx64 ") and 0x%" PRIx64 " (the lower of the guest's %.1f MiB and the kernel's initrd limit)",
-			      to_mib(size), floor, top, to_mib(mem_size));
+			      "initrd of %.1f MiB does not fit between the kernel's end (0x%" PRIx64 ") and 0x%" PRIx64 " (the lower of the guest's %.1f MiB below the 32-bit hole and the kernel's initrd limit)",
+			      to_mib(size), floor, top, to_mib(low_mem_end(mem_size)));
 	*gpa = (top - size) & ~(PAGE_4K - 1);
 	return 0;
 }
@@ -325,13 +338,20 @@ int linux_initrd_place(const struct linux_image *img, uint64_t mem_size,
 unsigned linux_e820_build(uint64_t mem_size, struct boot_e820_entry *out,
 			  unsigned max)
 {
-	const struct boot_e820_entry map[] = {
-		{ 0, LINUX_EBDA_GPA, E820_RAM },
-		{ LINUX_EBDA_GPA, LINUX_HIGH_GPA - LINUX_EBDA_GPA, E820_RESERVED },
-		{ LINUX_HIGH_GPA, mem_size - LINUX_HIGH_GPA, E820_RAM },
-	};
-	unsigned n = mem_size > LINUX_HIGH_GPA ? 3 : 0;
+	struct gmem_range r[GMEM_MAX_RANGES];
+	struct boot_e820_entry map[LINUX_E820_MAX];
+	unsigned nr = gmem_layout_ranges(GMEM_LAYOUT_PC, mem_size, r), n = 0;
 
+	/* Low RAM must reach past 1 MiB: the legacy hole is carved out of it. */
+	if (nr == 0 || r[0].gpa != 0 || r[0].size <= LINUX_HIGH_GPA)
+		return 0;
+	map[n++] = (struct boot_e820_entry){ 0, LINUX_EBDA_GPA, E820_RAM };
+	map[n++] = (struct boot_e820_entry){ LINUX_EBDA_GPA,
+					     LINUX_HIGH_GPA - LINUX_EBDA_GPA, E820_RESERVED };
+	map[n++] = (struct boot_e820_entry){ LINUX_HIGH_GPA,
+					     r[0].size - LINUX_HIGH_GPA, E820_RAM };
+	for (unsigned i = 1; i < nr; i++)
+		map[n++] = (struct boot_e820_entry){ r[i].gpa, r[i].size, E820_RAM };
 	if (n > max)
 		n = max;
 	memcpy(out, map, n * sizeof(*out));
@@ -389,8 +409,9 @@ int linux_zero_page_build(struct boot_params *bp, const struct linux_image *img,
 }
 
 /* Identity-map the first 4 GiB with 2 MiB pages: the 64-bit boot protocol
- * wants the kernel, zero page and command line mapped; the kernel builds
- * its own tables at once. */
+ * wants the kernel, zero page, command line and initrd mapped, all of which
+ * are in low RAM; the kernel builds its own tables at once, for all of RAM
+ * (above 4 GiB too) from the e820 map. */
 static int linux_write_page_tables(struct guest_mem *gm, struct fv_error *err)
 {
 	uint64_t pml4 = LINUX_PDPT_GPA | PTE_P | PTE_RW;

@@ -41,9 +41,14 @@
 #define LINUX_KERNEL_MAX     (512ull << 20)  /* a kernel file */
 #define LINUX_INITRD_MAX     (2ull << 30)    /* an initramfs file */
 #define LINUX_MEM_MIN        (16ull << 20)
-/* Guest RAM is one flat slot from 0; it must stay below the LAPIC and
- * IOAPIC MMIO windows (0xfec00000..) and leave a hole for them. */
-#define LINUX_MEM_MAX        (3ull << 30)
+/* A Linux guest's RAM is laid out as on a PC (GMEM_LAYOUT_PC): up to
+ * 3 GiB from 0, the 32-bit hole [3 GiB, 4 GiB) for the virtio-mmio
+ * windows, IOAPIC and LAPIC, the rest from 4 GiB; up to the size any
+ * guest may have. */
+#define LINUX_MEM_MAX        GMEM_MAX_SIZE
+/* Everything foldvm loads (kernel, initrd, boot data) goes below the
+ * hole, in RAM the boot page tables map. */
+#define LINUX_LOW_MEM_END    GMEM_HOLE_START
 #define LINUX_MIN_PROTOCOL   0x020c          /* 2.12: XLF_KERNEL_64 */
 #define LINUX_MAX_SEGMENTS   16u
 
@@ -82,19 +87,24 @@ struct linux_image {
 int linux_image_parse(const uint8_t *buf, size_t len, struct linux_image *img,
 		      struct fv_error *err);
 
-/* Does the kernel fit in a guest of mem_size bytes (and is mem_size one
- * foldvm can give a Linux guest)? */
+/* Does the kernel fit in the low RAM (below the hole) of a guest of
+ * mem_size bytes (and is mem_size one foldvm can give a Linux guest)? */
 int linux_image_check_fit(const struct linux_image *img, uint64_t mem_size,
 			  struct fv_error *err);
 
 /* Where an initrd of `size` bytes goes: as high as the kernel allows
- * (initrd_addr_max) and RAM holds, page-aligned, above the kernel. */
+ * (initrd_addr_max) and low RAM holds (below the hole, so below 4 GiB
+ * whatever the guest's size), page-aligned, above the kernel. */
 int linux_initrd_place(const struct linux_image *img, uint64_t mem_size,
 		       uint64_t size, uint64_t *gpa, struct fv_error *err);
 
-/* The e820 map of a guest of mem_size bytes: low RAM up to the EBDA, the
- * legacy hole reserved (it holds the ACPI tables, vmm/acpi.h), RAM from
- * 1 MiB to the end.  Returns the count. */
+/* The e820 map of a guest of mem_size bytes, from its RAM ranges
+ * (gmem_layout_ranges, GMEM_LAYOUT_PC): low RAM up to the EBDA, the legacy
+ * hole reserved (it holds the ACPI tables, vmm/acpi.h), RAM from 1 MiB to
+ * the end of low RAM (3 GiB at most) and, for a guest above 3 GiB, RAM
+ * from 4 GiB on; the 32-bit hole between is in no entry.  Returns the
+ * count (at most LINUX_E820_MAX). */
+#define LINUX_E820_MAX 4u
 unsigned linux_e820_build(uint64_t mem_size, struct boot_e820_entry *out,
 			  unsigned max);
 

@@ -31,7 +31,8 @@
 #define APIC_MODE_NMI 0x400u
 #define APIC_MODE_EXTINT 0x700u
 
-/* Beyond guest RAM (at most 3 GiB) and below the 4 GiB MMIO windows:
+/* In the 32-bit hole (no RAM: low RAM ends at 3 GiB at most, high RAM
+ * starts at 4 GiB), above the LAPIC window, where a PC has its firmware:
  * three pages KVM needs for real-mode emulation on VMX. */
 #define KVM_TSS_GPA 0xfffbd000ul
 
@@ -207,6 +208,8 @@ int x86_linux_setup_vm(int vm_fd, struct fv_error *err)
 }
 
 /* The tables live in the legacy hole, which the e820 map reserves. */
+_Static_assert(KVM_TSS_GPA >= GMEM_HOLE_START && KVM_TSS_GPA + 3 * 4096 <= GMEM_HIGH_START,
+	       "KVM's TSS pages outside the 32-bit hole");
 _Static_assert(ACPI_AREA_GPA >= LINUX_EBDA_GPA &&
 	       ACPI_AREA_GPA + ACPI_AREA_SIZE <= LINUX_HIGH_GPA,
 	       "ACPI tables outside the reserved legacy hole");

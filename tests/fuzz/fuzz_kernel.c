@@ -8,7 +8,8 @@
  * linux_zero_page_build() and linux_image_describe().  Any crash, leak,
  * or UB report is a bug, and the harness aborts when a result breaks the
  * loader's promises (segments inside the file and inside guest RAM, the
- * entry inside the kernel, an initrd between the kernel and the top).
+ * entry inside the kernel, an initrd between the kernel and the top of
+ * RAM below the 32-bit hole).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint64_t mem_sizes[] = {
 	0, LINUX_MEM_MIN - 4096, LINUX_MEM_MIN, 64ull << 20, 1ull << 30,
+	LINUX_LOW_MEM_END, LINUX_LOW_MEM_END + 4096, 5ull << 30,
 	LINUX_MEM_MAX, LINUX_MEM_MAX + 4096,
 };
 
@@ -38,7 +40,7 @@ static void check_image(const struct linux_image *img, size_t size)
 	int entry_inside = 0;
 
 	if (img->nr_segments == 0 || img->nr_segments > LINUX_MAX_SEGMENTS ||
-	    img->load_start < LINUX_HIGH_GPA || img->load_end > LINUX_MEM_MAX ||
+	    img->load_start < LINUX_HIGH_GPA || img->load_end > LINUX_LOW_MEM_END ||
 	    img->load_start >= img->load_end ||
 	    img->cmdline_max > LINUX_CMDLINE_MAX)
 		abort();
@@ -68,12 +70,14 @@ static void check_plans(const struct linux_image *img, const uint8_t *data,
 
 	for (size_t m = 0; m < sizeof(mem_sizes) / sizeof(mem_sizes[0]); m++) {
 		uint64_t mem = mem_sizes[m];
+		/* what foldvm loads stays below the 32-bit hole */
+		uint64_t low = mem < LINUX_LOW_MEM_END ? mem : LINUX_LOW_MEM_END;
 
 		if (linux_image_check_fit(img, mem, &err)) {
 			check_error(&err);
 			continue;
 		}
-		if (img->load_end > mem || mem < LINUX_MEM_MIN || mem > LINUX_MEM_MAX)
+		if (img->load_end > low || mem < LINUX_MEM_MIN || mem > LINUX_MEM_MAX)
 			abort();
 		for (size_t i = 0; i < sizeof(initrd_sizes) / sizeof(initrd_sizes[0]); i++) {
 			uint64_t sz = initrd_sizes[i], gpa = 0;
@@ -83,7 +87,7 @@ static void check_plans(const struct linux_image *img, const uint8_t *data,
 				continue;
 			}
 			if (sz == 0 || gpa % 4096 || gpa < img->load_end ||
-			    gpa > mem || sz > mem - gpa ||
+			    gpa > low || sz > low - gpa ||
 			    gpa + sz - 1 > img->initrd_addr_max)
 				abort();
 		}
@@ -93,7 +97,8 @@ static void check_plans(const struct linux_image *img, const uint8_t *data,
 			abort();
 		if (bp->hdr.type_of_loader != 0xff ||
 		    bp->hdr.cmd_line_ptr != LINUX_CMDLINE_GPA ||
-		    bp->hdr.ramdisk_size != 4096 || bp->e820_entries != 3 ||
+		    bp->hdr.ramdisk_size != 4096 ||
+		    bp->e820_entries != (mem > LINUX_LOW_MEM_END ? 4 : 3) ||
 		    bp->hdr.boot_flag != 0xaa55)
 			abort();
 		/* one byte more than the kernel takes is refused */

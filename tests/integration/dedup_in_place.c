@@ -51,10 +51,12 @@ static struct procstat_page entry_of(struct guest *g, uint64_t gpa)
 	struct procstat_pagemap pm;
 	struct procstat_page pg;
 	struct fv_error err;
+	uint64_t page = 0;
 
-	(void)*(const volatile uint8_t *)gmem_page_view(&g->mem, gpa / 4096);
+	KT_ASSERT(gmem_gpa_to_page(&g->mem, gpa, &page, &err) == 0, "%s", err.msg);
+	(void)*(const volatile uint8_t *)gmem_page_view(&g->mem, page);
 	KT_ASSERT(procstat_pagemap_open(&pm, &err) == 0, "%s", err.msg);
-	procstat_pagemap_read(&pm, gmem_page_hva(&g->mem, gpa / 4096), &pg, NULL);
+	procstat_pagemap_read(&pm, gmem_page_hva(&g->mem, page), &pg, NULL);
 	procstat_pagemap_close(&pm);
 	return pg;
 }

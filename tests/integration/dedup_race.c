@@ -131,7 +131,7 @@ static uint64_t total(struct guest *g[2], size_t field_offset)
 /* Are all race pages of the guest merged? */
 static bool race_pages_merged(struct guest *g)
 {
-	uint64_t gfn0 = g->layout.race_gpa / FV_PAGE_SIZE;
+	uint64_t gfn0 = kt_page(g, g->layout.race_gpa);
 
 	for (uint64_t i = 0; i < g->layout.race_pages; i++)
 		if (dedup_page_state(g->dedup, g->dedup_guest, gfn0 + i) != DEDUP_PAGE_MERGED)
@@ -268,7 +268,7 @@ static void unmerge_races_writers(struct kvm_sys *kvm)
 			KT_ASSERT(dedup_page_state(e, g[k]->dedup_guest, gfn) == DEDUP_PAGE_PRIVATE,
 				  "%s: gfn %llu still shared", g[k]->cfg.name,
 				  (unsigned long long)gfn);
-		KT_ASSERT(kt_page_private(g[k], g[k]->layout.race_gpa / FV_PAGE_SIZE, zero_pfn),
+		KT_ASSERT(kt_page_private(g[k], kt_page(g[k], g[k]->layout.race_gpa), zero_pfn),
 			  "%s: a race page has no page of its own", g[k]->cfg.name);
 	}
 	/* The writers' counters, and every data page's checksum. */

@@ -135,7 +135,7 @@ int main(void)
 	 */
 	dedup_set_paused(e, true);
 	npages = gmem_pages(&a->mem);
-	data0 = a->layout.data_gpa / 4096;
+	data0 = kt_page(a, a->layout.data_gpa);
 	st0 = malloc(npages);
 	KT_ASSERT(st0, "oom");
 	for (uint64_t gfn = 0; gfn < npages; gfn++)

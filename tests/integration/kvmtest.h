@@ -153,18 +153,30 @@ static inline void kt_passes(struct dedup_engine *e, unsigned n)
 	KT_ASSERT(dedup_wait_passes(e, n, KT_TIMEOUT_MS) == 0, "passes timed out");
 }
 
+/* The RAM page index (what the engine and the dedup primitives count) of
+ * guest-physical address gpa. */
+static inline uint64_t kt_page(struct guest *g, uint64_t gpa)
+{
+	struct fv_error err;
+	uint64_t page = 0;
+
+	KT_ASSERT(gmem_gpa_to_page(&g->mem, gpa, &page, &err) == 0, "%s", err.msg);
+	return page;
+}
+
 /* Host PFN behind a guest page (0 if absent); needs root.  The page is
  * read first: a merged page has no PTE until something touches it. */
 static inline uint64_t kt_pfn(struct guest *g, uint64_t gpa)
 {
-	const volatile uint8_t *p = gmem_page_view(&g->mem, gpa / 4096);
-	uint64_t pfn = 0;
+	const volatile uint8_t *p;
+	uint64_t pfn = 0, page = 0;
 	bool present = false;
 	struct fv_error err;
 
-	KT_ASSERT(p, "gpa 0x%llx outside guest", (unsigned long long)gpa);
+	KT_ASSERT(gmem_gpa_to_page(&g->mem, gpa, &page, &err) == 0, "%s", err.msg);
+	p = gmem_page_view(&g->mem, page);
 	(void)p[0];
-	KT_ASSERT(procstat_pfn(gmem_page_hva(&g->mem, gpa / 4096), &pfn, &present,
+	KT_ASSERT(procstat_pfn(gmem_page_hva(&g->mem, page), &pfn, &present,
 			       &err) == 0, "%s", err.msg);
 	return present ? pfn : 0;
 }

@@ -51,7 +51,7 @@ static uint64_t private_pages(struct guest *g, uint64_t gpa, uint64_t n,
 	uint64_t k, c = 0;
 
 	for (k = 0; k < n; k++)
-		c += kt_page_private(g, gpa / 4096 + k, zero_pfn);
+		c += kt_page_private(g, kt_page(g, gpa) + k, zero_pfn);
 	return c;
 }
 
@@ -194,7 +194,7 @@ static void with_dedup(struct kvm_sys *kvm, uint64_t zero_pfn)
 	 * file as a whole also holds the meta pages, whose checksums the
 	 * guests just rewrote: its size is reported, not asserted). */
 	for (uint64_t k = 0; k < n; k++)
-		KT_ASSERT(gmem_home_refs(&a->mem, a->layout.data_gpa / 4096 + k) == 0,
+		KT_ASSERT(gmem_home_refs(&a->mem, kt_page(a, a->layout.data_gpa) + k) == 0,
 			  "the home slot of reported page %llu still holds content",
 			  (unsigned long long)k);
 	home_after = gmem_homes_resident_bytes();

@@ -246,6 +246,11 @@ static void test_linux_defaults(void)
 	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 16ull << 20);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=3G", kernel), 0);
 	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 3ull << 30);
+	/* above the 32-bit hole too, up to what any guest may have */
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=5G", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 5ull << 30);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=64G", kernel), 0);
+	CU_ASSERT_EQUAL(lvm.cfg.mem_size, 64ull << 30);
 
 	/* a trailing comma ends the spec like the end of the string */
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,", kernel), 0);
@@ -339,7 +344,7 @@ static void test_linux_rejects(void)
 	CU_ASSERT_EQUAL(temp_file(initrd, sizeof(initrd), "initrd"), 0);
 	CU_ASSERT_EQUAL(temp_file(payload, sizeof(payload), "\xf4"), 0);
 
-	/* any vCPU count a guest may have (the MADT names them), 16M..3G */
+	/* any vCPU count a guest may have (the MADT names them), 16M..64G */
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=2", kernel), 0);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=64", kernel), 0);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,vcpus=65", kernel), -1);
@@ -351,8 +356,10 @@ static void test_linux_rejects(void)
 	CU_ASSERT_EQUAL(vm_parse("virtio-cmdline=off"), 0);
 	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=8M", kernel), -1);
 	CU_ASSERT_EQUAL(lerr.code, FV_E_INVAL);
-	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=4G", kernel), -1);
-	CU_ASSERT_TRUE(refused("mem= must be 16M..3072M for a Linux guest"));
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=4G", kernel), 0);
+	CU_ASSERT_EQUAL(vm_parse("kernel=%s,mem=65G", kernel), -1);
+	CU_ASSERT_EQUAL(lerr.code, FV_E_INVAL);
+	CU_ASSERT_TRUE(refused("above the maximum of 64 GiB"));
 	CU_ASSERT_EQUAL(vm_parse("mem=4G,vcpus=2"), 0); /* fine for the payload */
 
 	/* settings of the test payload name themselves */

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -291,6 +292,223 @@ static void test_home_merge_in_place(void)
 	close(uffd);
 }
 
+#define GiB (1ull << 30)
+#define HIGH_MEM (5 * GiB)  /* 3 GiB below the hole, 2 GiB from 4 GiB */
+#define HOLE_PAGE (3 * GiB / 4096) /* the first RAM page above the hole */
+
+/* Where RAM goes: flat, or as on a PC around the 32-bit hole. */
+static void test_layout_ranges(void)
+{
+	struct gmem_range r[GMEM_MAX_RANGES];
+
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, 0, r), 0u);
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, 2 * GiB, r), 1u);
+	CU_ASSERT_EQUAL(r[0].gpa, 0);
+	CU_ASSERT_EQUAL(r[0].size, 2 * GiB);
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, 3 * GiB, r), 1u);
+	CU_ASSERT_EQUAL(r[0].size, 3 * GiB);
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, 3 * GiB + 4096, r), 2u);
+	CU_ASSERT_EQUAL(r[0].size, 3 * GiB);
+	CU_ASSERT_EQUAL(r[1].gpa, 4 * GiB);
+	CU_ASSERT_EQUAL(r[1].size, 4096);
+	CU_ASSERT_EQUAL(r[1].page, HOLE_PAGE);
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, HIGH_MEM, r), 2u);
+	CU_ASSERT_EQUAL(r[0].gpa, 0);
+	CU_ASSERT_EQUAL(r[0].page, 0);
+	CU_ASSERT_EQUAL(r[1].gpa, 0x100000000ull);
+	CU_ASSERT_EQUAL(r[1].size, 2 * GiB);
+	CU_ASSERT_EQUAL(r[1].page, 0xc0000ull);
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_PC, GMEM_MAX_SIZE, r), 2u);
+	CU_ASSERT_EQUAL(r[1].gpa + r[1].size, GMEM_MAX_SIZE + GiB);
+	/* test guests: one range from 0 whatever the size */
+	CU_ASSERT_EQUAL(gmem_layout_ranges(GMEM_LAYOUT_FLAT, HIGH_MEM, r), 1u);
+	CU_ASSERT_EQUAL(r[0].gpa, 0);
+	CU_ASSERT_EQUAL(r[0].size, HIGH_MEM);
+}
+
+/* A 5 GiB guest in the PC layout: every guest-physical address is
+ * translated once, the hole and whatever lies past the end refused. */
+static void test_translate_high(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+	uint8_t buf[8192], back[8192];
+	uint64_t page = 0;
+	int r = gmem_create_layout(&gm, -1, HIGH_MEM, GMEM_LAYOUT_PC, NULL, &err);
+
+	if (r)
+		fprintf(stderr, "\n    %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	CU_ASSERT_EQUAL(gm.nr_ranges, 2u);
+	CU_ASSERT_EQUAL(gmem_pages(&gm), HIGH_MEM / 4096);
+
+	/* low RAM: page = gpa / 4 KiB */
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 0, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, 0);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 0x12345678, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, 0x12345);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 3 * GiB - 1, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, HOLE_PAGE - 1);
+	/* the hole, every part of it */
+	const uint64_t hole[] = { 3 * GiB, 0xd0000000ull, 0xfec00000ull, 0xfee00000ull,
+				  4 * GiB - 1 };
+	for (size_t i = 0; i < sizeof(hole) / sizeof(hole[0]); i++) {
+		page = 0x1234;
+		err.code = FV_OK;
+		CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, hole[i], &page, &err), -1);
+		CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "32-bit hole"));
+		CU_ASSERT_EQUAL(page, 0x1234); /* untouched */
+		CU_ASSERT_FALSE(gmem_range_ok(&gm, hole[i], 1));
+		CU_ASSERT_EQUAL(gmem_read(&gm, hole[i], back, 1, &err), -1);
+		CU_ASSERT_EQUAL(gmem_write(&gm, hole[i], buf, 1, &err), -1);
+		CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	}
+	/* high RAM: page = 3 GiB / 4 KiB + (gpa - 4 GiB) / 4 KiB */
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 4 * GiB, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, HOLE_PAGE);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 4 * GiB + 0x5123, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, HOLE_PAGE + 5);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 6 * GiB - 1, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, HIGH_MEM / 4096 - 1);
+	/* past the end: 5 GiB is not RAM here, 6 GiB on neither */
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, 6 * GiB, &page, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "[0x100000000, 0x180000000)"));
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, UINT64_MAX, &page, &err), -1);
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 5 * GiB, 1)); /* high RAM */
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 6 * GiB, 1));
+	/* and back */
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, 0), 0);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, HOLE_PAGE - 1), 3 * GiB - 4096);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, HOLE_PAGE), 4 * GiB);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, HIGH_MEM / 4096 - 1), 6 * GiB - 4096);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, HIGH_MEM / 4096), UINT64_MAX);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, UINT64_MAX), UINT64_MAX);
+
+	/* a write above the hole lands on its RAM page, nowhere else */
+	memset(buf, 0x5c, sizeof(buf));
+	CU_ASSERT_EQUAL(gmem_write(&gm, 4 * GiB + 4096, buf, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE + 1)[0], 0x5c);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE + 1)[4095], 0x5c);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE)[4095], 0);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE + 2)[0], 0);
+	CU_ASSERT_EQUAL(gmem_read(&gm, 4 * GiB + 4096, back, 4096, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(back, buf, 4096), 0);
+	/* and one just below it on the last low page */
+	CU_ASSERT_EQUAL(gmem_fill(&gm, 3 * GiB - 4096, 0x3e, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE - 1)[0], 0x3e);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE)[0], 0);
+
+	/* ranges: up to each range's end, not one byte across */
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 3 * GiB - 4096, 4096));
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 3 * GiB, 0)); /* empty, at the end */
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 3 * GiB - 4096, 4097));
+	CU_ASSERT_EQUAL(gmem_read(&gm, 3 * GiB - 4096, back, 8192, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "runs past the end of low RAM into the 32-bit hole"));
+	/* the same bytes the host mapping has next (RAM page HOLE_PAGE), but
+	 * not the same guest-physical range: refused, nothing written */
+	CU_ASSERT_EQUAL(gmem_write(&gm, 3 * GiB - 4, buf, 8, &err), -1);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE)[0], 0);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE - 1)[4095], 0x3e);
+	CU_ASSERT_EQUAL(gmem_check_range(&gm, 3 * GiB - 4, 8, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "[0xbffffffc, +0x8) runs past the end of low RAM into the 32-bit hole: RAM [0, 0xc0000000) and [0x100000000, 0x180000000)"));
+	CU_ASSERT_EQUAL(gmem_check_range(&gm, 3 * GiB - 8, 8, &err), 0);
+	/* from low RAM over the whole hole into high RAM */
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 3 * GiB - 4096, GiB + 8192));
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 0, HIGH_MEM));
+	/* from the hole into high RAM */
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 4 * GiB - 4096, 8192));
+	CU_ASSERT_EQUAL(gmem_fill(&gm, 4 * GiB - 4096, 1, 8192, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "32-bit hole"));
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE)[0], 0);
+	/* high RAM to its end, and past it */
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 4 * GiB, 2 * GiB));
+	CU_ASSERT_TRUE(gmem_range_ok(&gm, 6 * GiB, 0));
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 6 * GiB - 4096, 4097));
+	CU_ASSERT_EQUAL(gmem_read(&gm, 6 * GiB - 1, back, 2, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "runs past the end of guest RAM"));
+	/* lengths that would wrap */
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 4 * GiB, UINT64_MAX));
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, UINT64_MAX - 1, 4));
+
+	/* giving pages back: whole pages in one range only */
+	CU_ASSERT_EQUAL(gmem_release(&gm, 4 * GiB + 4096, 4096, NULL, &err), 0);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE + 1)[0], 0);
+	CU_ASSERT_EQUAL(gmem_release(&gm, 3 * GiB - 4096, 8192, NULL, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_EQUAL(gmem_page_view(&gm, HOLE_PAGE - 1)[0], 0x3e); /* kept */
+	CU_ASSERT_EQUAL(gmem_release(&gm, 3 * GiB, 4096, NULL, &err), -1);
+	gmem_destroy(&gm);
+	CU_ASSERT_FALSE(gmem_range_ok(&gm, 4 * GiB, 1));
+}
+
+/* A test guest keeps the flat layout: RAM is RAM from 0 whatever its
+ * size, and page = gpa / 4 KiB everywhere. */
+static void test_translate_flat(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+	uint64_t page;
+
+	CU_ASSERT_EQUAL_FATAL(gmem_create(&gm, -1, MEM, &err), 0);
+	CU_ASSERT_EQUAL(gm.nr_ranges, 1u);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, MEM - 1, &page, &err), 0);
+	CU_ASSERT_EQUAL(page, MEM / 4096 - 1);
+	CU_ASSERT_EQUAL(gmem_gpa_to_page(&gm, MEM, &page, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "hole"));
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, 7), 7 * 4096);
+	gmem_destroy(&gm);
+	/* a PC layout of 3 GiB or less is one range too */
+	CU_ASSERT_EQUAL_FATAL(gmem_create_layout(&gm, -1, MEM, GMEM_LAYOUT_PC, NULL, &err), 0);
+	CU_ASSERT_EQUAL(gm.nr_ranges, 1u);
+	CU_ASSERT_EQUAL(gmem_page_to_gpa(&gm, MEM / 4096 - 1), MEM - 4096);
+	gmem_destroy(&gm);
+	/* an unknown layout is refused */
+	CU_ASSERT_EQUAL(gmem_create_layout(&gm, -1, MEM, (enum gmem_layout)7, NULL, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
+}
+
+/* Host writes (devices) above the hole are marked dirty on the RAM page
+ * they wrote, which is the bit the engine reads (no KVM here: the host
+ * half of the log). */
+static void test_dirty_high(void)
+{
+	struct guest_mem gm;
+	struct fv_error err;
+	uint64_t *bitmap;
+	int uffd = open_uffd();
+
+	if (uffd < 0) {
+		fprintf(stderr, "\n  SKIP dirty above the hole: no userfaultfd (needs root) ");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(gmem_create_layout(&gm, -1, HIGH_MEM, GMEM_LAYOUT_PC, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(gmem_dedup_enable(&gm, uffd, &err), 0);
+	CU_ASSERT_EQUAL(gm.bitmap_words, HIGH_MEM / 4096 / 64);
+	bitmap = calloc(gm.bitmap_words, sizeof(*bitmap));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bitmap);
+	CU_ASSERT_EQUAL(gmem_write(&gm, 4 * GiB + 3 * 4096, "x", 1, &err), 0);
+	CU_ASSERT_EQUAL(gmem_write(&gm, 3 * GiB - 1, "y", 1, &err), 0);
+	CU_ASSERT_EQUAL(gmem_fill(&gm, 6 * GiB - 4096, 1, 4096, &err), 0);
+	CU_ASSERT_EQUAL(gmem_fetch_dirty(&gm, bitmap, &err), 0);
+	for (uint64_t w = 0, n = 0; w < gm.bitmap_words; w++) {
+		n += (uint64_t)__builtin_popcountll(bitmap[w]);
+		if (w + 1 == gm.bitmap_words)
+			CU_ASSERT_EQUAL(n, 3u);
+	}
+	/* (a uint64_t is no CU_BOOL: compared, not truncated) */
+	CU_ASSERT_NOT_EQUAL(bitmap[(HOLE_PAGE + 3) / 64] & 1ull << ((HOLE_PAGE + 3) % 64), 0);
+	CU_ASSERT_NOT_EQUAL(bitmap[(HOLE_PAGE - 1) / 64] & 1ull << ((HOLE_PAGE - 1) % 64), 0);
+	CU_ASSERT_NOT_EQUAL(bitmap[gm.bitmap_words - 1] & 1ull << 63, 0);
+	free(bitmap);
+	gmem_destroy(&gm);
+	close(uffd);
+}
+
 void unit_add_guest_mem_suite(void)
 {
 	CU_pSuite s = CU_add_suite("guest_mem", NULL, NULL);
@@ -302,4 +520,8 @@ void unit_add_guest_mem_suite(void)
 	CU_add_test(s, "dedup enable failure", test_dedup_enable_failure);
 	CU_add_test(s, "dedup page numbers checked", test_dedup_gfn_bounds);
 	CU_add_test(s, "merging in place: the home rules", test_home_merge_in_place);
+	CU_add_test(s, "layout: RAM ranges around the 32-bit hole", test_layout_ranges);
+	CU_add_test(s, "translation: low RAM, hole, high RAM, boundaries", test_translate_high);
+	CU_add_test(s, "translation: flat layout", test_translate_flat);
+	CU_add_test(s, "host dirty bits above the hole", test_dirty_high);
 }

@@ -46,6 +46,7 @@
 #define ELF_BSS     0x1000u
 
 #define MiB (1ull << 20)
+#define GiB (1ull << 30)
 #define BUF_MAX 8192u
 
 static void put16(uint8_t *p, uint16_t v)
@@ -405,15 +406,17 @@ static void test_bzimage_rejected(void)
 	CHECK_REJECT(buf, len, "below 1 MiB");
 	put64(buf + OFF_PREF_ADDRESS, PREF + 0x800);
 	CHECK_REJECT(buf, len, "not page-aligned");
-	/* beyond what a guest can have, including addresses near 2^64 whose
-	 * end would wrap around */
-	put64(buf + OFF_PREF_ADDRESS, LINUX_MEM_MAX);
+	/* beyond low RAM (the 32-bit hole, and high RAM, where no kernel
+	 * loads), including addresses near 2^64 whose end would wrap around */
+	put64(buf + OFF_PREF_ADDRESS, LINUX_LOW_MEM_END);
+	CHECK_REJECT(buf, len, "beyond the 3072 MiB of RAM below the 32-bit hole");
+	put64(buf + OFF_PREF_ADDRESS, LINUX_LOW_MEM_END - INIT_SIZE + 0x1000);
 	CHECK_REJECT(buf, len, "beyond the 3072 MiB");
-	put64(buf + OFF_PREF_ADDRESS, LINUX_MEM_MAX - INIT_SIZE + 0x1000);
+	put64(buf + OFF_PREF_ADDRESS, GMEM_HIGH_START);
 	CHECK_REJECT(buf, len, "beyond the 3072 MiB");
 	put64(buf + OFF_PREF_ADDRESS, 0xfffffffffffff000ull);
 	CHECK_REJECT(buf, len, "beyond the 3072 MiB");
-	put64(buf + OFF_PREF_ADDRESS, LINUX_MEM_MAX - INIT_SIZE);
+	put64(buf + OFF_PREF_ADDRESS, LINUX_LOW_MEM_END - INIT_SIZE);
 	CU_ASSERT_TRUE(parses_ok(buf, len)); /* fits exactly */
 }
 
@@ -580,13 +583,16 @@ static void test_elf_segment_rejected(void)
 
 	make_elf(buf, 0);
 	elf_get_ph(buf, 2, &ph);
-	ph.p_paddr = LINUX_MEM_MAX - 0x800;
+	ph.p_paddr = LINUX_LOW_MEM_END - 0x800;
 	elf_set_ph(buf, 2, &ph);
-	CHECK_REJECT(buf, len, "segment 2 (0xbffff800 + 4096 bytes) ends beyond the 3072 MiB");
+	CHECK_REJECT(buf, len, "segment 2 (0xbffff800 + 4096 bytes) ends beyond the 3072 MiB of RAM below the 32-bit hole");
+	ph.p_paddr = GMEM_HIGH_START; /* high RAM: no kernel loads there */
+	elf_set_ph(buf, 2, &ph);
+	CHECK_REJECT(buf, len, "ends beyond the 3072 MiB");
 	ph.p_paddr = UINT64_MAX - 0x800; /* paddr + memsz wraps */
 	elf_set_ph(buf, 2, &ph);
 	CHECK_REJECT(buf, len, "ends beyond the 3072 MiB");
-	ph.p_paddr = LINUX_MEM_MAX - ELF_BSS; /* ends exactly at the limit */
+	ph.p_paddr = LINUX_LOW_MEM_END - ELF_BSS; /* ends exactly at the limit */
 	elf_set_ph(buf, 2, &ph);
 	CU_ASSERT_TRUE(parses_ok(buf, len));
 
@@ -663,6 +669,8 @@ static void test_check_fit(void)
 	/* load_end is PREF + INIT_SIZE = 48 MiB */
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, 48 * MiB, &err), 0);
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, 256 * MiB, &err), 0);
+	CU_ASSERT_EQUAL(linux_image_check_fit(&img, LINUX_LOW_MEM_END, &err), 0);
+	CU_ASSERT_EQUAL(linux_image_check_fit(&img, 5 * GiB, &err), 0);
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, LINUX_MEM_MAX, &err), 0);
 
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, 48 * MiB - 4096, &err), -1);
@@ -674,12 +682,12 @@ static void test_check_fit(void)
 
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, LINUX_MEM_MIN - 4096, &err), -1);
 	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
-	CU_ASSERT_TRUE(msg_has(&err, "needs 16 MiB to 3072 MiB of memory"));
+	CU_ASSERT_TRUE(msg_has(&err, "needs 16 MiB to 65536 MiB of memory"));
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, 0, &err), -1);
 	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, LINUX_MEM_MAX + 4096, &err), -1);
 	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
-	CU_ASSERT_TRUE(msg_has(&err, "3072 MiB of memory, not 3072.0 MiB"));
+	CU_ASSERT_TRUE(msg_has(&err, "65536 MiB of memory, not 65536.0 MiB"));
 	CU_ASSERT_EQUAL(linux_image_check_fit(&img, UINT64_MAX, &err), -1);
 	CU_ASSERT_EQUAL(err.code, FV_E_INVAL);
 
@@ -742,6 +750,28 @@ static void test_initrd_place(void)
 	CU_ASSERT_EQUAL(linux_initrd_place(&img, 256 * MiB, 1, &gpa, &err), -1);
 	CU_ASSERT_TRUE(msg_has(&err, "and 0x3000000"));
 
+	/* a guest above 3 GiB: the initrd stays below the 32-bit hole even
+	 * when the kernel would take it anywhere below 4 GiB */
+	put32(buf + OFF_INITRD_MAX, 0xffffffffu);
+	CU_ASSERT_EQUAL_FATAL(linux_image_parse(buf, len, &img, &err), 0);
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, 5 * GiB, 0x12345, &gpa, &err), 0);
+	CU_ASSERT_EQUAL(gpa, (3 * GiB - 0x12345) & ~0xfffull);
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, LINUX_MEM_MAX, 4096, &gpa, &err), 0);
+	CU_ASSERT_EQUAL(gpa, 3 * GiB - 4096);
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, 3 * GiB + 4096, 4096, &gpa, &err), 0);
+	CU_ASSERT_EQUAL(gpa, 3 * GiB - 4096);
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, 2 * GiB, 4096, &gpa, &err), 0);
+	CU_ASSERT_EQUAL(gpa, 2 * GiB - 4096);
+	/* and its own limit still holds */
+	put32(buf + OFF_INITRD_MAX, BZ_INITRD_MAX);
+	CU_ASSERT_EQUAL_FATAL(linux_image_parse(buf, len, &img, &err), 0);
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, 5 * GiB, 4096, &gpa, &err), 0);
+	CU_ASSERT_EQUAL(gpa, 2 * GiB - 4096);
+	/* too big for the RAM below the hole, however big the guest */
+	CU_ASSERT_EQUAL(linux_initrd_place(&img, 16 * GiB, 3 * GiB, &gpa, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	CU_ASSERT_TRUE(msg_has(&err, "below the 32-bit hole"));
+
 	/* an ELF ends at PREF + 2 MiB + 4 KiB: page-rounded floor */
 	len = make_elf(buf, 0);
 	CU_ASSERT_EQUAL_FATAL(linux_image_parse(buf, len, &img, &err), 0);
@@ -788,8 +818,74 @@ static void test_e820(void)
 	/* no high RAM, no map */
 	CU_ASSERT_EQUAL(linux_e820_build(LINUX_HIGH_GPA, e, 8), 0);
 	n = linux_e820_build(LINUX_MEM_MAX, e, 8);
-	CU_ASSERT_EQUAL(n, 3);
-	CU_ASSERT_EQUAL(e[2].addr + e[2].size, LINUX_MEM_MAX);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_EQUAL(e[2].addr + e[2].size, GMEM_HOLE_START);
+	CU_ASSERT_EQUAL(e[3].addr, GMEM_HIGH_START);
+	CU_ASSERT_EQUAL(e[3].addr + e[3].size, LINUX_MEM_MAX + GiB);
+}
+
+/* The e820 map (the one a guest of mem bytes gets) against the RAM ranges
+ * of the guest-memory layout: every RAM byte once, the legacy hole
+ * reserved, nothing in the 32-bit hole. */
+static void check_e820(uint64_t mem, unsigned want_n)
+{
+	struct boot_e820_entry e[8];
+	struct gmem_range r[GMEM_MAX_RANGES];
+	unsigned n = linux_e820_build(mem, e, 8), nr;
+	uint64_t ram = 0;
+
+	nr = gmem_layout_ranges(GMEM_LAYOUT_PC, mem, r);
+	CU_ASSERT_EQUAL_FATAL(n, want_n);
+	CU_ASSERT_EQUAL(nr, want_n - 2);
+	CU_ASSERT_EQUAL(e[0].addr, 0);
+	CU_ASSERT_EQUAL(e[0].size, LINUX_EBDA_GPA);
+	CU_ASSERT_EQUAL(e[0].type, 1);
+	CU_ASSERT_EQUAL(e[1].addr, LINUX_EBDA_GPA);
+	CU_ASSERT_EQUAL(e[1].addr + e[1].size, LINUX_HIGH_GPA);
+	CU_ASSERT_EQUAL(e[1].type, 2);
+	CU_ASSERT_EQUAL(e[2].addr, LINUX_HIGH_GPA);
+	CU_ASSERT_EQUAL(e[2].addr + e[2].size, r[0].size);
+	CU_ASSERT_EQUAL(e[2].type, 1);
+	CU_ASSERT_TRUE(e[2].addr + e[2].size <= GMEM_HOLE_START);
+	for (unsigned i = 0; i < n; i++) {
+		if (e[i].type == 1)
+			ram += e[i].size;
+		/* nothing reaches into the hole */
+		CU_ASSERT_TRUE(e[i].addr + e[i].size <= GMEM_HOLE_START ||
+			       e[i].addr >= GMEM_HIGH_START);
+		if (i > 0) /* sorted, no overlap */
+			CU_ASSERT_TRUE(e[i].addr >= e[i - 1].addr + e[i - 1].size);
+	}
+	/* all RAM but the legacy hole */
+	CU_ASSERT_EQUAL(ram, mem - (LINUX_HIGH_GPA - LINUX_EBDA_GPA));
+	if (want_n == 4) {
+		CU_ASSERT_EQUAL(e[3].addr, GMEM_HIGH_START);
+		CU_ASSERT_EQUAL(e[3].size, mem - GMEM_HOLE_START);
+		CU_ASSERT_EQUAL(e[3].type, 1);
+		CU_ASSERT_EQUAL(r[1].gpa, e[3].addr);
+		CU_ASSERT_EQUAL(r[1].size, e[3].size);
+		CU_ASSERT_EQUAL(r[1].page, GMEM_HOLE_START / 4096);
+	}
+}
+
+static void test_e820_high(void)
+{
+	struct boot_e820_entry e[8];
+
+	check_e820(2 * GiB, 3);
+	check_e820(3 * GiB, 3);          /* all of it below the hole */
+	check_e820(3 * GiB + 4096, 4);   /* one page from 4 GiB */
+	check_e820(5 * GiB, 4);
+	check_e820(LINUX_MEM_MAX, 4);
+	/* 5 GiB: RAM [4 GiB, 6 GiB) above the hole */
+	CU_ASSERT_EQUAL(linux_e820_build(5 * GiB, e, 8), 4);
+	CU_ASSERT_EQUAL(e[3].addr, 0x100000000ull);
+	CU_ASSERT_EQUAL(e[3].size, 0x80000000ull);
+	CU_ASSERT_EQUAL(e[2].addr + e[2].size, 0xc0000000ull);
+	/* bounded by max: the high entry is the one left off */
+	memset(e, 0xee, sizeof(e));
+	CU_ASSERT_EQUAL(linux_e820_build(5 * GiB, e, 3), 3);
+	CU_ASSERT_EQUAL(e[3].type, 0xeeeeeeee);
 }
 
 static void test_zero_page_bzimage(void)
@@ -1111,6 +1207,65 @@ static void test_load_elf(void)
 	unlink(kpath);
 }
 
+/* A 5 GiB guest (two RAM ranges): kernel, initrd, zero page and page
+ * tables in low RAM, the e820 map with RAM at 4 GiB. */
+static void test_load_high(void)
+{
+	uint8_t buf[BUF_MAX], back[BUF_MAX], initrd[5000];
+	size_t len = make_bzimage(buf, 1, BZ_KERNEL);
+	char kpath[256], ipath[256];
+	struct linux_boot_config cfg = { .kernel = kpath, .initrd = ipath,
+					 .cmdline = "console=ttyS0" };
+	struct linux_boot_info info;
+	struct boot_params bp;
+	struct guest_mem gm;
+	struct fv_error err;
+	uint64_t pd;
+	int r;
+
+	for (size_t i = 0; i < sizeof(initrd); i++)
+		initrd[i] = (uint8_t)(i * 7);
+	/* a kernel that takes an initrd anywhere below 4 GiB */
+	put32(buf + OFF_INITRD_MAX, 0xffffffffu);
+	CU_ASSERT_EQUAL_FATAL(write_temp(kpath, sizeof(kpath), buf, len), 0);
+	CU_ASSERT_EQUAL_FATAL(write_temp(ipath, sizeof(ipath), initrd, sizeof(initrd)), 0);
+	r = gmem_create_layout(&gm, -1, 5 * GiB, GMEM_LAYOUT_PC, NULL, &err);
+	if (r)
+		fprintf(stderr, "\n    %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	r = linux_boot_load(&gm, &cfg, &info, &err);
+	if (r)
+		fprintf(stderr, "\n    %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	/* the initrd at the top of low RAM, below the hole */
+	CU_ASSERT_EQUAL(info.initrd_gpa, (3 * GiB - sizeof(initrd)) & ~0xfffull);
+	CU_ASSERT_EQUAL(gmem_read(&gm, info.initrd_gpa, back, sizeof(initrd), &err), 0);
+	CU_ASSERT_EQUAL(memcmp(back, initrd, sizeof(initrd)), 0);
+	CU_ASSERT_EQUAL(gmem_read(&gm, PREF, back, BZ_KERNEL, &err), 0);
+	CU_ASSERT_EQUAL(memcmp(back, buf + 1024, BZ_KERNEL), 0);
+	/* the zero page's map: both RAM ranges, the legacy hole reserved */
+	CU_ASSERT_EQUAL(gmem_read(&gm, LINUX_ZERO_PAGE_GPA, &bp, sizeof(bp), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(bp.e820_entries, 4);
+	CU_ASSERT_EQUAL(bp.e820_table[1].type, 2);
+	CU_ASSERT_EQUAL(bp.e820_table[2].addr, LINUX_HIGH_GPA);
+	CU_ASSERT_EQUAL(bp.e820_table[2].size, 3 * GiB - LINUX_HIGH_GPA);
+	CU_ASSERT_EQUAL(bp.e820_table[2].type, 1);
+	CU_ASSERT_EQUAL(bp.e820_table[3].addr, 4 * GiB);
+	CU_ASSERT_EQUAL(bp.e820_table[3].size, 2 * GiB);
+	CU_ASSERT_EQUAL(bp.e820_table[3].type, 1);
+	CU_ASSERT_EQUAL(bp.hdr.ramdisk_image, info.initrd_gpa);
+	CU_ASSERT_EQUAL(bp.ext_ramdisk_image, 0);
+	/* the boot page tables still map the first 4 GiB */
+	CU_ASSERT_EQUAL(gmem_read(&gm, LINUX_PD_GPA + 8 * 2047, &pd, 8, &err), 0);
+	CU_ASSERT_EQUAL(pd, 2047ull * 0x200000 | 0x83);
+	/* the hole holds nothing the loader could have written: refused */
+	CU_ASSERT_EQUAL(gmem_read(&gm, 3 * GiB, back, 1, &err), -1);
+	CU_ASSERT_EQUAL(err.code, FV_E_RANGE);
+	gmem_destroy(&gm);
+	unlink(kpath);
+	unlink(ipath);
+}
+
 static void test_load_refused(void)
 {
 	uint8_t buf[BUF_MAX];
@@ -1199,11 +1354,13 @@ void unit_add_linux_boot_suite(void)
 	CU_add_test(s, "kernel fits in memory", test_check_fit);
 	CU_add_test(s, "initrd placement", test_initrd_place);
 	CU_add_test(s, "e820 map", test_e820);
+	CU_add_test(s, "e820 map above 3 GiB (2, 3, 5 GiB guests)", test_e820_high);
 	CU_add_test(s, "zero page of a bzImage", test_zero_page_bzimage);
 	CU_add_test(s, "zero page of a short buffer", test_zero_page_short);
 	CU_add_test(s, "zero page of an ELF", test_zero_page_elf);
 	CU_add_test(s, "describe", test_describe);
 	CU_add_test(s, "load a bzImage with initrd", test_load_bzimage);
 	CU_add_test(s, "load an ELF with bss", test_load_elf);
+	CU_add_test(s, "load into a 5 GiB guest (RAM above the hole)", test_load_high);
 	CU_add_test(s, "load refused, guest untouched", test_load_refused);
 }

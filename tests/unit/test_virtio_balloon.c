@@ -365,6 +365,61 @@ static void test_bal_inflate_counts_written(void)
 	gm = saved;
 }
 
+/* A 5 GiB guest (RAM above the 32-bit hole): a PFN is a guest-physical
+ * page, so the pages above 4 GiB are RAM up to 6 GiB, and a PFN in the
+ * hole is no RAM, even though it is below the guest's page count.  A
+ * reported range is released where it is, and one that crosses into the
+ * hole is refused with nothing released. */
+static void test_bal_inflate_high(void)
+{
+	const uint64_t G = 1ull << 30;
+	const uint32_t pfn[] = {
+		0x100000,  /* 4 GiB: the first page above the hole */
+		0x17ffff,  /* the last RAM page, beyond the RAM page count */
+		0xc0000,   /* 3 GiB: the hole starts */
+		0xfee00,   /* the LAPIC */
+		0x180000,  /* 6 GiB: past the end */
+		0x100,     /* low RAM */
+	};
+	struct guest_mem saved = gm;
+	struct virtio_balloon_counters c;
+	struct fv_error err;
+	int r = gmem_create_layout(&gm, -1, 5 * G, GMEM_LAYOUT_PC, NULL, &err);
+
+	if (r)
+		fprintf(stderr, "\n    %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	bal_open(F_STATS | F_REPORTING);
+	fill(4 * G, 0x44, GMEM_PAGE_SIZE);
+	fill(6 * G - GMEM_PAGE_SIZE, 0x66, GMEM_PAGE_SIZE);
+	fill(3 * G - GMEM_PAGE_SIZE, 0x33, GMEM_PAGE_SIZE);
+	fill(PAGES_GPA, 0x5a, GMEM_PAGE_SIZE);
+	put_pfns(pfn, 6);
+	submit1(Q_INFLATE, PFN_GPA, sizeof(pfn), 0);
+	CU_ASSERT_FALSE(needs_reset());
+	CU_ASSERT_EQUAL_FATAL(used_idx(Q_INFLATE), 1);
+	CU_ASSERT_TRUE(reads_as(4 * G, GMEM_PAGE_SIZE, 0));
+	CU_ASSERT_TRUE(reads_as(6 * G - GMEM_PAGE_SIZE, GMEM_PAGE_SIZE, 0));
+	CU_ASSERT_TRUE(reads_as(PAGES_GPA, GMEM_PAGE_SIZE, 0));
+	CU_ASSERT_TRUE(reads_as(3 * G - GMEM_PAGE_SIZE, GMEM_PAGE_SIZE, 0x33));
+	virtio_balloon_counters(&bx.b, &c);
+	CU_ASSERT_EQUAL(c.inflated_pages, 3);
+	CU_ASSERT_EQUAL(c.bad_pfns, 3);
+	/* free page reporting above the hole */
+	fill(5 * G, 0x55, 2 * GMEM_PAGE_SIZE);
+	submit1(Q_REPORTING, 5 * G, 2 * GMEM_PAGE_SIZE, VIRTQ_DESC_F_WRITE);
+	CU_ASSERT_FALSE(needs_reset());
+	CU_ASSERT_TRUE(reads_as(5 * G, 2 * GMEM_PAGE_SIZE, 0));
+	/* a range from low RAM into the hole: not RAM, nothing released */
+	submit1(Q_REPORTING, 3 * G - GMEM_PAGE_SIZE, 2 * GMEM_PAGE_SIZE,
+		VIRTQ_DESC_F_WRITE);
+	CU_ASSERT_TRUE(needs_reset());
+	CU_ASSERT_TRUE(reads_as(3 * G - GMEM_PAGE_SIZE, GMEM_PAGE_SIZE, 0x33));
+	bal_close();
+	gmem_destroy(&gm);
+	gm = saved;
+}
+
 static void test_bal_inflate_bad_buffers(void)
 {
 	const uint32_t pfn[] = { 0x100, 0x101 };
@@ -841,6 +896,7 @@ void unit_add_virtio_balloon_suite(void)
 	CU_add_test(s, "inflate counts pages that held data",
 		    test_bal_inflate_counts_written);
 	CU_add_test(s, "bad inflate buffers", test_bal_inflate_bad_buffers);
+	CU_add_test(s, "inflate and report above the 32-bit hole", test_bal_inflate_high);
 	CU_add_test(s, "deflate", test_bal_deflate);
 	CU_add_test(s, "free page reporting", test_bal_report);
 	CU_add_test(s, "statistics", test_bal_stats);
