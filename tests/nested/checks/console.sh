@@ -21,7 +21,7 @@ linux_images
 mk_ext4 "$TMP/img/disk.ext4" 16 hello=console
 PY=$(dirname "$0")/console.py
 trap 'rm -rf "$TMP"' EXIT
-for part in foreground foldctl; do
+for part in ${BED_CONSOLE_PARTS:-foreground foldctl}; do
 	python3 "$PY" "$part" "$BUILDDIR" "$KERNEL" "$INITRD" "$TMP/img/disk.ext4" "$FV_VCPUS" \
 		"$TMP/$part.seen" || fail "console: the $part part"
 done
