@@ -542,8 +542,12 @@ static void driver_shutdown_guest(struct driver *d)
 {
 	struct testdev *td = &d->guest->testdev;
 
+	/* A kernel's steps end early when foldvm is interrupted (a signal,
+	 * Ctrl-A x on its console): say which. */
 	if (d->rep->linux_guest)
-		guest_stop(d->guest, "stopped by foldvm: its steps are done");
+		guest_stop(d->guest, d->ctx->st->stop && *d->ctx->st->stop ?
+			   "stopped by foldvm: it was interrupted (a signal or Ctrl-A x)" :
+			   "stopped by foldvm: its steps are done");
 	else
 		for (unsigned i = 0; i < d->guest->cfg.nr_vcpus; i++)
 			testdev_submit(td, i, FV_CMD_EXIT, NULL, NULL);

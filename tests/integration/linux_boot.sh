@@ -78,6 +78,15 @@ if grep -q "virtio_mmio.device" "$TMP/logs-bz/bz.log"; then
 fi
 echo "bzImage: its disk's interrupt:$(sed -n 's/.*virtio-blk: IRQ 5 through \(.*\)/ \1/p' "$TMP/logs-bz/bz.log")"
 expect_in "$TMP/bz.out" "^bz .* 2 stopped .*its steps are done"
+# Stopped by a signal (as by Ctrl-A x on its console): its reason says so.
+"$BUILDDIR/foldvm" run --quiet --no-control --log-dir "$TMP/logs-bzi" \
+	--vm "name=bzi,mem=256M,kernel=$KERNEL" >"$TMP/bzi.out" 2>&1 &
+bzi=$!
+sleep 2
+kill -INT $bzi
+wait $bzi; rc=$?
+[ $rc -eq 0 ] || { cat "$TMP/bzi.out"; fail "a kernel guest stopped by SIGINT: foldvm exit $rc"; }
+expect_in "$TMP/bzi.out" "^bzi .* stopped .*stopped by foldvm: it was interrupted \\(a signal or Ctrl-A x\\)"
 "$BUILDDIR/foldvm" run --quiet --no-control --log-dir "$TMP/logs-bz2" \
 	--vm "name=bz2,mem=256M,kernel=$KERNEL,disk=$TMP/disk.img,balloon=on,virtio-cmdline=on,steps=sleep:1" \
 	>"$TMP/bz2.out" 2>&1 || { cat "$TMP/bz2.out"; fail "bzImage guest with virtio-cmdline=on"; }
