@@ -442,6 +442,14 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 		return -1;
 	w.range.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
 	w.range.len = npages * GMEM_PAGE_SIZE;
+	/* Without WP_UNPOPULATED (Linux < 6.4) protecting a page with no
+	 * entry does not hold: a write would populate it unseen.  A read puts
+	 * an entry there first (the zero page for untouched anonymous memory,
+	 * the engine's fault thread answers a dropped home page's MISSING
+	 * fault), and the protection lands on that entry. */
+	if (wp && !fv_uffd_wp_unpopulated())
+		for (uint64_t i = 0; i < npages; i++)
+			(void)*(volatile const uint8_t *)(gm->host + (gfn + i) * GMEM_PAGE_SIZE);
 	if (ioctl(gm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WRITEPROTECT(%s) gfn %llu",
 				    wp ? "on" : "off", (unsigned long long)gfn);
