@@ -379,8 +379,9 @@ NO_RUN = {
 
 
 def write_docs(results, top):
-    """docs/benchmarks.md = METHOD.md + the newest standard run and sweep;
-    the README's benchmark section quotes the standard run's targets."""
+    """docs/benchmarks.md = METHOD.md + the newest standard run and sweep
+    + LINUX.md (real Linux guests, from bench/linux, written by hand); the
+    README's benchmark section quotes the standard run's targets."""
     docs = os.path.join(top, "docs")
     with open(os.path.join(top, "bench", "METHOD.md")) as f:
         parts = [f.read()]
@@ -397,6 +398,10 @@ def write_docs(results, top):
                 shutil.copy(os.path.join(run, p), os.path.join(docs, name))
             text = text.replace("](%s)" % p, "](%s)" % name)
         parts.append(text)
+    linux = os.path.join(top, "bench", "LINUX.md")
+    if os.path.exists(linux):
+        with open(linux) as f:
+            parts.append(f.read())
     with open(os.path.join(docs, "benchmarks.md"), "w") as f:
         f.write("\n".join(parts))
     std = latest(results, "standard")

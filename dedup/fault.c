@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,8 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
+
+static bool wp_fallback_said;
 
 int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
 {
@@ -44,12 +47,32 @@ int fault_open_uffd(struct dedup_engine *e, struct fv_error *err)
 	/* WP_UNPOPULATED: protecting a never-touched page must hold too.
 	 * WP_HUGETLBFS_SHMEM: pages in store mappings and home-backed RAM (shmem)
 	 * can be protected.  MISSING_SHMEM: home-backed RAM's empty entries
-	 * fault to this thread. */
+	 * fault to this thread.  FOLDVM_UFFD_NO_WP_UNPOPULATED=1 asks for the
+	 * older kernels' way on any kernel (the tests of that way). */
 	api.features = UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
 		       UFFD_FEATURE_MISSING_SHMEM;
+	if (!getenv("FOLDVM_UFFD_NO_WP_UNPOPULATED") && ioctl(e->uffd, UFFDIO_API, &api) == 0) {
+		fv_uffd_set_wp_unpopulated(true);
+		return 0;
+	}
+	/* Linux before 6.4 (Debian 12's 6.1, the nested bed's host) has no
+	 * WP_UNPOPULATED: a fresh userfaultfd (a refused UFFDIO_API may leave
+	 * this one unusable) without it, and gmem_protect() reads a page in
+	 * before it protects it, so the protection lands on an entry. */
+	close(e->uffd);
+	e->uffd = fv_userfaultfd(O_CLOEXEC | O_NONBLOCK, err);
+	if (e->uffd < 0)
+		return -1;
+	api = (struct uffdio_api){ .api = UFFD_API };
+	api.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MISSING_SHMEM;
 	if (ioctl(e->uffd, UFFDIO_API, &api) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno,
-				    "userfaultfd lacks write-protect features (WP_UNPOPULATED, shmem WP)");
+				    "userfaultfd lacks write-protect features (shmem WP)");
+	fv_uffd_set_wp_unpopulated(false);
+	if (!__atomic_exchange_n(&wp_fallback_said, true, __ATOMIC_RELAXED))
+		fprintf(stderr, "foldvm: dedup: this kernel's userfaultfd has no "
+			"WP_UNPOPULATED (Linux < 6.4): pages are read in before "
+			"they are write-protected for a merge\n");
 	return 0;
 }
 

@@ -10,6 +10,18 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)   /* linux/userfaultfd.h, 6.1 */
 #endif
 
+static bool wp_unpopulated = true;
+
+void fv_uffd_set_wp_unpopulated(bool has)
+{
+	__atomic_store_n(&wp_unpopulated, has, __ATOMIC_RELAXED);
+}
+
+bool fv_uffd_wp_unpopulated(void)
+{
+	return __atomic_load_n(&wp_unpopulated, __ATOMIC_RELAXED);
+}
+
 int fv_userfaultfd(int flags, struct fv_error *err)
 {
 	int dev, fd, e;

@@ -583,6 +583,25 @@ int gmem_protect(struct guest_mem *gm, uint64_t gfn, uint64_t npages, bool wp,
 		return -1;
 	w.range.start = (uintptr_t)(gm->host + gfn * GMEM_PAGE_SIZE);
 	w.range.len = npages * GMEM_PAGE_SIZE;
+	/* Without WP_UNPOPULATED (Linux < 6.4) protecting a page with no
+	 * entry does not hold: a write would populate it unseen.  A read puts
+	 * an entry there first (the zero page for untouched anonymous memory,
+	 * the engine's fault thread answers a dropped home page's MISSING
+	 * fault), and the protection lands on that entry.
+	 *
+	 * The window: an entry the kernel drops between this read and the
+	 * ioctl below (reclaim of a clean page, or a migration that leaves
+	 * no entry) leaves the page unprotected, and a guest write landing
+	 * there before the merge's memcmp would be caught by it (the copy
+	 * differs: the merge is dropped), but one landing between the memcmp
+	 * and the mapping would not.  Anonymous pages reclaimed keep a swap
+	 * entry, which 6.1 protects; the window is then a shmem page of a
+	 * home file reclaimed within microseconds of its read.  Kernels with
+	 * WP_UNPOPULATED (6.4 on, every host foldvm supports for production
+	 * and CI) never take this path; the nested bed (6.1) does. */
+	if (wp && !fv_uffd_wp_unpopulated())
+		for (uint64_t i = 0; i < npages; i++)
+			(void)*(volatile const uint8_t *)(gm->host + (gfn + i) * GMEM_PAGE_SIZE);
 	if (ioctl(gm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "UFFDIO_WRITEPROTECT(%s) gfn %llu",
 				    wp ? "on" : "off", (unsigned long long)gfn);
