@@ -136,40 +136,56 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 	return 0;
 }
 
+/* The guests a census reads.  Hashing every guest's RAM is slow, so the
+ * run's lock is not held: each guest is held instead
+ * (runner_guest_get_all), and a held guest is not freed, not even by
+ * vm-destroy or the end of the run, until runner_guest_put; its RAM stays
+ * mapped while its vCPUs may still write it, as they did when this ran
+ * under the lock. */
+struct census_guests {
+	struct driver *held[CLI_MAX_VMS];
+	struct runner_guest_info in[CLI_MAX_VMS];
+	struct guest_mem *gms[CLI_MAX_VMS];
+	uint64_t npages[CLI_MAX_VMS];
+	uint32_t doms[CLI_MAX_VMS];
+	unsigned n;
+};
+
+static void census_hold(struct control *c, struct census_guests *cg)
+{
+	cg->n = runner_guest_get_all(c->ctx, cg->held, cg->in, CLI_MAX_VMS);
+	for (unsigned i = 0; i < cg->n; i++) {
+		/* Equal domain names get equal numbers. */
+		cg->doms[i] = i + 1;
+		for (unsigned k = 0; k < i; k++)
+			if (!strcmp(cg->in[i].domain, cg->in[k].domain)) {
+				cg->doms[i] = cg->doms[k];
+				break;
+			}
+		cg->gms[i] = &runner_guest(cg->held[i])->mem;
+		cg->npages[i] = gmem_pages(cg->gms[i]);
+	}
+}
+
+static void census_put(struct census_guests *cg)
+{
+	for (unsigned i = 0; i < cg->n; i++)
+		runner_guest_put(cg->held[i]);
+}
+
 /* The census: the most full-page dedup could save on the guests now. */
 static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
 				 struct json_object **ret, struct qmp_error *err)
 {
-	struct control *c = opaque;
-	struct driver *held[CLI_MAX_VMS];
-	struct runner_guest_info in[CLI_MAX_VMS];
-	struct guest_mem *gms[CLI_MAX_VMS];
-	uint32_t doms[CLI_MAX_VMS];
+	struct census_guests cg;
 	struct dedup_ideal id;
 	struct fv_error e = { 0 };
-	unsigned n;
 	int r;
 
 	(void)args;
-	n = runner_guest_get_all(c->ctx, held, in, CLI_MAX_VMS);
-	for (unsigned i = 0; i < n; i++) {
-		/* Equal domain names get equal numbers. */
-		doms[i] = i + 1;
-		for (unsigned k = 0; k < i; k++)
-			if (!strcmp(in[i].domain, in[k].domain)) {
-				doms[i] = doms[k];
-				break;
-			}
-		gms[i] = &runner_guest(held[i])->mem;
-	}
-	/* Hashing every guest's RAM is slow, so the run's lock is not held:
-	 * each guest is held instead (runner_guest_get_all), and a held
-	 * guest is not freed, not even by vm-destroy or the end of the run,
-	 * until runner_guest_put; its RAM stays mapped while its vCPUs may
-	 * still write it, as they did when this ran under the lock. */
-	r = dedup_ideal(gms, doms, n, &id, &e);
-	for (unsigned i = 0; i < n; i++)
-		runner_guest_put(held[i]);
+	census_hold(opaque, &cg);
+	r = dedup_ideal(cg.gms, cg.doms, cg.n, &id, &e);
+	census_put(&cg);
 	if (r)
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	*ret = json_object_new_object();
@@ -196,36 +212,18 @@ static int cmd_query_dedup_census(void *opaque, struct json_object *args,
 	static const char *const run_keys[CENSUS_RUNS] = {
 		"run-1-pages", "run-2-15-pages", "run-16-511-pages", "run-512-pages",
 	};
-	struct control *c = opaque;
-	struct driver *held[CLI_MAX_VMS];
-	struct runner_guest_info in[CLI_MAX_VMS];
-	struct guest_mem *gms[CLI_MAX_VMS];
-	uint64_t npages[CLI_MAX_VMS];
-	uint32_t doms[CLI_MAX_VMS];
+	struct census_guests cg;
 	struct dedup_census cs;
-	struct census_src src = { .npages = npages, .domains = doms, .view = census_view,
-				  .opaque = gms };
+	struct census_src src = { .npages = cg.npages, .domains = cg.doms,
+				  .view = census_view, .opaque = cg.gms };
 	struct fv_error e = { 0 };
-	unsigned n;
 	int r;
 
 	(void)args;
-	n = runner_guest_get_all(c->ctx, held, in, CLI_MAX_VMS);
-	for (unsigned i = 0; i < n; i++) {
-		doms[i] = i + 1;
-		for (unsigned k = 0; k < i; k++)
-			if (!strcmp(in[i].domain, in[k].domain)) {
-				doms[i] = doms[k];
-				break;
-			}
-		gms[i] = &runner_guest(held[i])->mem;
-		npages[i] = gmem_pages(gms[i]);
-	}
-	src.n = n;
-	/* Held, not locked, as for query-dedup-ideal above. */
+	census_hold(opaque, &cg);
+	src.n = cg.n;
 	r = dedup_census(&src, &cs, &e);
-	for (unsigned i = 0; i < n; i++)
-		runner_guest_put(held[i]);
+	census_put(&cg);
 	if (r)
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	*ret = json_object_new_object();
