@@ -138,15 +138,18 @@ qemu_start() {
 	trap 'for p in $FV_PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
 }
 
-# fv_wait_init NAME: wait until foldvm's guest NAME (started by fv_start)
-# runs /init; T_INIT is the wall time from foldvm's start, in ms.
-fv_wait_init() {
-	wait_marker "$TMP/logs/$1.log" '^FV: init ' "$BOOT_TIMEOUT" "$FV_PID" >/dev/null || {
-		show_log "$TMP/logs/$1.log"; echo "--- foldvm said:"; cat "$TMP/$1.out"
-		fail "foldvm: the Linux guest $1 did not reach /init"
+# wait_init NAME PID T0 VMM: wait until guest NAME (its VMM's process PID,
+# started at T0 ms) runs /init; T_INIT is the wall time since T0, in ms.
+wait_init() {
+	wait_marker "$TMP/logs/$1.log" '^FV: init ' "$BOOT_TIMEOUT" "$2" >/dev/null || {
+		show_log "$TMP/logs/$1.log"; echo "--- $4 said:"; cat "$TMP/$1.out"
+		fail "$4: the Linux guest $1 did not reach /init"
 	}
-	T_INIT=$(( $(now_ms) - FV_T0 ))
+	T_INIT=$(( $(now_ms) - $3 ))
 }
+
+# fv_wait_init NAME: wait_init for foldvm's guest NAME (started by fv_start).
+fv_wait_init() { wait_init "$1" "$FV_PID" "$FV_T0" foldvm; }
 
 # fv_finish NAME PID: the guest's test ran to its end (FV: test NAME exit=0),
 # `poweroff -f` ended the guest and foldvm reports it as shutdown, exit 0.
@@ -203,14 +206,8 @@ vm_start() {
 	VM_PID=$Q_PID VM_T0=$Q_T0
 }
 
-# vm_wait_init NAME: as fv_wait_init, for either VMM (T_INIT in ms).
-vm_wait_init() {
-	wait_marker "$TMP/logs/$1.log" '^FV: init ' "$BOOT_TIMEOUT" "$VM_PID" >/dev/null || {
-		show_log "$TMP/logs/$1.log"; echo "--- $VMM said:"; cat "$TMP/$1.out"
-		fail "$VMM: the Linux guest $1 did not reach /init"
-	}
-	T_INIT=$(( $(now_ms) - VM_T0 ))
-}
+# vm_wait_init NAME: wait_init for either VMM's guest (started by vm_start).
+vm_wait_init() { wait_init "$1" "$VM_PID" "$VM_T0" "$VMM"; }
 
 # vm_finish NAME PID: the guest's test passed, `poweroff -f` ended the guest:
 # foldvm reports it as shutdown (exit 0), QEMU exits 0.
