@@ -3,11 +3,14 @@
  *
  * Per guest (RUNDIR/NAME.qmp, and RUNDIR/by-uuid/UUID.qmp for a libvirt
  * domain): query-status, stop, cont, quit, query-name, query-uuid,
- * query-dedup, dedup-set, dedup-unmerge.  Host (RUNDIR/host.qmp): query-vms,
- * query-dedup-host, vm-create, vm-destroy, dedup-unmerge.  Both: qmp_capabilities and
- * query-commands (built into control/qmp.c).  Events: STOP, RESUME and
- * SHUTDOWN on a guest's socket; DEDUP_PASS_COMPLETE (at most one a second)
- * and DEDUP_BUDGET_EXHAUSTED on every socket.  docs/qmp.md lists it all.
+ * query-dedup, dedup-set, dedup-unmerge.  The link to the supervisor
+ * (a worker's host commands, which supervisor/host.c asks for host.qmp):
+ * query-vms, query-dedup-host, vm-create, vm-destroy, dedup-unmerge,
+ * query-worker, worker-start.  Both: qmp_capabilities and query-commands
+ * (built into control/qmp.c).  Events: STOP, RESUME and SHUTDOWN on a
+ * guest's socket; DEDUP_PASS_COMPLETE (at most one a second) and
+ * DEDUP_BUDGET_EXHAUSTED on every socket and the link.  docs/qmp.md lists
+ * it all.
  *
  * Handlers run on the QMP server thread.  They see the guests through the
  * runner's records and held guests (runner.h), never wait for long and do
@@ -323,7 +326,7 @@ static int control_ready(void *data, struct fv_error *err)
 	struct control *c = data;
 	bool go;
 
-	if (!c || !c->ctx->opt->worker)
+	if (!c)
 		return 0;
 	pthread_mutex_lock(&c->ev_lock);
 	c->ready = true;
@@ -344,11 +347,9 @@ static int control_ready(void *data, struct fv_error *err)
 static void worker_guest_event(struct control *c, const char *event,
 			       const char *name, const char *uuid)
 {
-	struct json_object *data;
+	struct json_object *data = json_object_new_object();
 
-	if (!c->ctx->opt->worker)
-		return;
-	data = json_object_new_object();
+
 	jadd_str(data, "name", name);
 	if (uuid && uuid[0])
 		jadd_str(data, "uuid", uuid);
@@ -366,11 +367,6 @@ static void worker_guest_event(struct control *c, const char *event,
 	{ "vm-destroy", cmd_vm_destroy, vm_destroy_args, 0, "stop and free a guest" }, \
 	{ "dedup-unmerge", cmd_dedup_unmerge, unmerge_host_args, 0, \
 	  "give a guest (vm) or trust domain (domain) private copies of its shared pages" }
-
-static const struct qmp_command host_commands[] = {
-	HOST_COMMAND_ROWS,
-	{ NULL, NULL, NULL, 0, NULL },
-};
 
 /* A worker's link: the host commands for its own domain, and the start. */
 static const struct qmp_command worker_commands[] = {
@@ -453,8 +449,6 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 	struct dedup_engine *engine = runner_dedup(ctx);
 	struct control *c;
 
-	if (!ctx->opt->control && !ctx->opt->worker)
-		return 0;
 	if (ctx->opt->control &&
 	    fv_private_dir(ctx->opt->run_dir, "run directory", err))
 		return -1;
@@ -465,21 +459,13 @@ static int control_start(struct run_ctx *ctx, void **data, struct fv_error *err)
 	c->stdio_fd = ctx->opt->console_stdio ? ctx->opt->console_fd : -1;
 	pthread_mutex_init(&c->ev_lock, NULL);
 	pthread_cond_init(&c->start_cond, NULL);
-	if (ctx->opt->worker) {
-		snprintf(c->host_path, sizeof(c->host_path), "supervisor link");
-		endpoint_config(&c->host_cfg, c->host_path, worker_commands, c);
-	} else {
-		snprintf(c->host_path, sizeof(c->host_path), "%s/host.qmp",
-			 ctx->opt->run_dir);
-		endpoint_config(&c->host_cfg, c->host_path, host_commands, c);
-	}
+	snprintf(c->host_path, sizeof(c->host_path), "supervisor link");
+	endpoint_config(&c->host_cfg, c->host_path, worker_commands, c);
 	if (qmp_server_create(&c->server, err))
 		goto fail;
-	if (ctx->opt->worker ?
-	    qmp_endpoint_add_connected(c->server, &c->host_cfg,
-				       ctx->opt->worker_fd, &c->host_ep, err) :
-	    qmp_endpoint_add(c->server, &c->host_cfg, &c->host_ep, err)) {
-		fv_err_prefix(err, "host control socket: ");
+	if (qmp_endpoint_add_connected(c->server, &c->host_cfg, ctx->opt->worker_fd,
+				       &c->host_ep, err)) {
+		fv_err_prefix(err, "link to the supervisor: ");
 		qmp_server_destroy(c->server);
 		goto fail;
 	}

@@ -1,7 +1,8 @@
 /*
- * commands.h - foldvm's control sockets: one QMP endpoint per guest
- * (RUNDIR/NAME.qmp) and one for the host (RUNDIR/host.qmp), served by one
- * thread (control/qmp_server.c).  Commands are data tables in commands.c;
+ * commands.h - a worker's control sockets: one QMP endpoint per guest
+ * (RUNDIR/NAME.qmp) and its link to the supervisor (which alone serves
+ * RUNDIR/host.qmp, supervisor/host.c), served by one thread
+ * (control/qmp_server.c).  Commands are data tables in commands.c;
  * every one validates its input and answers with a QMP error class on
  * failure.  The sockets follow a run through the runner's observer
  * callbacks: the runner never calls into control/.
@@ -13,9 +14,9 @@
 
 /*
  * Hand this to runner_run().
- *  start: with opt->control, create the run directory, the server and the
- *         host endpoint, and subscribe to the engine's events (no-op
- *         otherwise);
+ *  start: the server, the link to the supervisor (opt->worker_fd), with
+ *         opt->control the run directory, and subscribe to the engine's
+ *         events;
  *  guest_added / guest_removed: the guest's own endpoint (and its by-uuid
  *         link for a libvirt domain) comes and goes with its slot;
  *  stop:  everything goes.

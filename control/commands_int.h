@@ -38,7 +38,7 @@ struct control {
 	pthread_mutex_t ev_lock;        /* last_pass_event_ns, guests */
 	uint64_t last_pass_event_ns;
 	struct control_guest *guests;   /* every guest socket, for events */
-	/* A worker (opt->worker): host_ep is the link to the supervisor,
+	/* host_ep is the link to the supervisor,
 	 * which starts the guests (ready, then worker-start). */
 	pthread_cond_t start_cond;      /* under ev_lock: */
 	bool ready;                     /* every initial guest created */

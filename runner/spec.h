@@ -173,8 +173,7 @@ struct cli_options {
 				   guest console_vm (its serial console) */
 	int console_fd;
 	char console_vm[GUEST_NAME_MAX + 1];
-	bool worker;            /* this run is a worker's */
-	int worker_fd;          /* its link to the supervisor (QMP, host commands) */
+	int worker_fd;          /* its link to the supervisor (control/) */
 	struct timespec start;  /* CLOCK_MONOTONIC at the run's start (0: now) */
 	const struct blob *blob; /* the file contents, loaded once by the
 				    supervisor and shared by every worker

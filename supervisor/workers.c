@@ -126,7 +126,6 @@ worker_main(const struct supervisor *sup, const struct spawn_msg *m,
 	wopt.nr_vms = m->nr;
 	for (unsigned i = 0; i < m->nr; i++)
 		wopt.vms[i] = sup->opt->vms[m->idx[i]];
-	wopt.worker = true;
 	wopt.worker_fd = link;
 	/* The terminal's channel: this guest's output goes there, raw, and
 	 * not as "[name] ..." lines to stdout as well. */
