@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "runner/figures.h"
 #include "runner/runner.h"
 
 #define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
@@ -54,33 +55,6 @@ void run_result_lost(struct run_result *res, const char *why)
 	}
 }
 
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
-/* Engines of different processes: counts add up, so do budgets and the
- * VMAs spent (each process has its own vm.max_map_count to spend); the
- * sysctl itself and per-pass figures do not. */
-static void host_add(struct dedup_host_stats *d, const struct dedup_host_stats *s)
-{
-	d->guests += s->guests;
-	d->store_frames += s->store_frames;
-	d->store_bytes += s->store_bytes;
-	d->saved_bytes += s->saved_bytes;
-	d->pages_in_place += s->pages_in_place;
-	d->vma_budget += s->vma_budget;
-	d->vmas_used += s->vmas_used;
-	d->max_map_count = max_u64(d->max_map_count, s->max_map_count);
-	d->budget_exhausted |= s->budget_exhausted;
-	d->passes += s->passes;
-	d->cpu_ns += s->cpu_ns;
-	d->merges += s->merges;
-	d->unmerges += s->unmerges;
-	d->pass_cpu_max_ns = max_u64(d->pass_cpu_max_ns, s->pass_cpu_max_ns);
-	d->pass_cpu_last_ns = max_u64(d->pass_cpu_last_ns, s->pass_cpu_last_ns);
-}
-
 static void rollup_add(struct procstat_rollup *d, const struct procstat_rollup *s)
 {
 	d->rss += s->rss;
@@ -102,7 +76,7 @@ static void snapshot_add(struct mem_snapshot *d, const struct mem_snapshot *s)
 	d->t = d->taken && d->t > s->t ? d->t : s->t;
 	d->taken = true;
 	rollup_add(&d->rollup, &s->rollup);
-	host_add(&d->host, &s->host);
+	figures_engine_add(&d->host, &s->host);
 }
 
 /* The savings over time of both: at each sample time of either, the last
@@ -152,6 +126,6 @@ unsigned run_result_merge(struct run_result *dst, const struct run_result *src)
 	snapshot_add(&dst->last, &src->last);
 	dst->syncs = dst->syncs > src->syncs ? dst->syncs : src->syncs;
 	samples_add(dst, src);
-	host_add(&dst->final_host, &src->final_host);
+	figures_engine_add(&dst->final_host, &src->final_host);
 	return dropped;
 }
