@@ -1,7 +1,7 @@
 /*
- * commands_int.h - what the files of foldvm's QMP commands share
- * (commands.c: host commands, events, the sockets' life; guest_commands.c:
- * the commands of a guest's socket).  Private to control/.
+ * commands_int.h - what the files of a worker's control sockets share
+ * (commands.c: events, the sockets' life; guest_commands.c: the commands
+ * of a guest's socket).  Private to control/.
  */
 #ifndef FOLDVM_CONTROL_COMMANDS_INT_H
 #define FOLDVM_CONTROL_COMMANDS_INT_H
@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include "control/console.h"
 #include "control/qmp.h"
+#include "control/replies.h"
 #include "runner/runner.h"
 
 /* A guest's control socket; one per guest slot, from guest_added to
@@ -31,46 +32,17 @@ struct control_guest {
 /* The control sockets of a run (the observer's data). */
 struct control {
 	struct run_ctx *ctx;
-	struct qmp_server *server;
-	struct qmp_endpoint_config host_cfg;
-	struct qmp_endpoint *host_ep;
-	char host_path[PATH_MAX + 16];
+	struct qmp_server *server;      /* the guests' sockets (opt->control) */
+	struct worker_link *link;       /* to the supervisor (worker_link.c) */
 	pthread_mutex_t ev_lock;        /* last_pass_event_ns, guests */
 	uint64_t last_pass_event_ns;
 	struct control_guest *guests;   /* every guest socket, for events */
-	/* host_ep is the link to the supervisor,
-	 * which starts the guests (ready, then worker-start). */
-	pthread_cond_t start_cond;      /* under ev_lock: */
-	bool ready;                     /* every initial guest created */
-	bool start_decided, start_go;   /* worker-start came, and said */
 	/* Guests' serial consoles (control/console.c): NAME.console sockets
 	 * and the foreground terminal's channel, taken by the guest it is for
 	 * (opt->console_fd, -1 once taken). */
 	struct console_server *consoles;
 	int stdio_fd;
 };
-
-static inline void jadd_int(struct json_object *o, const char *k, uint64_t v)
-{
-	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
-}
-
-static inline void jadd_str(struct json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, json_object_new_string(v));
-}
-
-static inline void jadd_bool(struct json_object *o, const char *k, bool v)
-{
-	json_object_object_add(o, k, json_object_new_boolean(v));
-}
-
-/* QMP's RunState name of a guest state. */
-const char *qmp_status(enum guest_state s);
-
-/* A guest's query-dedup object from its record; asks the kernel about its
- * RAM (/proc/self/smaps: slow), so never call it under the run's lock. */
-struct json_object *dedup_json(const struct runner_guest_info *in);
 
 /* guest_commands.c: a guest socket's commands and its state events. */
 extern const struct qmp_command guest_commands[];

@@ -149,70 +149,17 @@ static int cmd_query_uuid(void *opaque, struct json_object *args,
 	return 0;
 }
 
-/* Every per-guest statistic, pages and bytes, plus the kernel's view. */
-struct json_object *dedup_json(const struct runner_guest_info *in)
-{
-	struct json_object *o = json_object_new_object();
-	const struct dedup_guest_stats *s = &in->dstats;
-	struct procstat_mem m = { 0 };
-
-	jadd_bool(o, "enabled", in->dedup && in->merging);
-	jadd_str(o, "domain", in->domain);
-	/* Without the run's lock, and the guest may be gone by now: safe,
-	 * since the range is only numbers that the kernel is asked about,
-	 * never memory that is read.  A guest freed meanwhile has its range
-	 * unmapped (zeros) or reused by a later mapping (that one's counts):
-	 * a stale answer, as any answer about a guest being destroyed is. */
-	if (in->ram_start)
-		procstat_range(in->ram_start, in->ram_end, &m, NULL);
-	/* The kernel's view of the guest's RAM (see procstat.h for why a
-	 * guest's own cost is anon-bytes plus its share of the store). */
-	jadd_int(o, "rss-bytes", m.rss);
-	jadd_int(o, "pss-bytes", m.pss);
-	jadd_int(o, "anon-bytes", m.anon);
-	/* What the guest gave back through its balloon (docs/virtio.md). */
-	if (in->balloon) {
-		jadd_int(o, "reported-free-bytes", in->balloon_c.reported_bytes);
-		jadd_int(o, "balloon-inflated-bytes", in->balloon_c.inflated_pages * 4096);
-	}
-	if (!in->dedup)
-		return o;
-	jadd_int(o, "pages", s->pages);
-	jadd_int(o, "pages-scanned", s->pages_scanned);
-	jadd_int(o, "pages-hashed", s->pages_hashed);
-	jadd_int(o, "pages-merged", s->pages_merged);
-	jadd_int(o, "bytes-merged", s->pages_merged * 4096);
-	jadd_int(o, "pages-in-place", s->pages_in_place);
-	jadd_int(o, "pages-zero", s->pages_zero);
-	jadd_int(o, "bytes-zero", s->pages_zero * 4096);
-	jadd_int(o, "frames-referenced", s->frames_referenced);
-	jadd_int(o, "merge-attempts", s->merge_attempts);
-	jadd_int(o, "merges", s->merges);
-	jadd_int(o, "merges-in-place", s->merges_in_place);
-	jadd_int(o, "merge-races", s->merge_races);
-	jadd_int(o, "unmerges", s->unmerges);
-	jadd_int(o, "volatile-skipped", s->volatile_skipped);
-	jadd_int(o, "budget-skipped", s->budget_skipped);
-	jadd_int(o, "bytes-saved", s->bytes_saved);
-	jadd_int(o, "vmas", s->vmas);
-	jadd_int(o, "full-passes", s->full_passes);
-	jadd_int(o, "scanner-cpu-ns", s->cpu_ns);
-	jadd_int(o, "scan-rate", s->rate);
-	jadd_bool(o, "unmerging", s->unmerging);
-	jadd_int(o, "unmerge-pages-left", s->unmerge_left);
-	jadd_int(o, "unmerge-pages-done", s->unmerge_done);
-	return o;
-}
-
 static int cmd_query_dedup(void *opaque, struct json_object *args,
 			   struct json_object **ret, struct qmp_error *err)
 {
 	struct runner_guest_info in;
+	struct vm_figures f;
 
 	(void)args;
 	if (guest_info(opaque, &in, err))
 		return -1;
-	*ret = dedup_json(&in);
+	vm_figures_read(&f, &in);
+	*ret = replies_vm_dedup(&f);
 	return 0;
 }
 
@@ -268,7 +215,7 @@ static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
 {
 	struct control_guest *cg = opaque;
 
-	return unmerge_command(cg->c->ctx, cg->name, args, ret, err);
+	return unmerge_guest_command(cg->c->ctx, cg->name, args, ret, err);
 }
 
 /* The guest's balloon, held: DeviceNotActive when it has none (QEMU's

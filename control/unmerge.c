@@ -45,21 +45,30 @@ int unmerge_parse(struct json_object *args, bool host, const char **vm,
 	return 0;
 }
 
-int unmerge_command(struct run_ctx *ctx, const char *guest, struct json_object *args,
-		    struct json_object **ret, struct qmp_error *err)
+int unmerge_guest_command(struct run_ctx *ctx, const char *guest,
+			  struct json_object *args, struct json_object **ret,
+			  struct qmp_error *err)
+{
+	const char *vm, *domain;
+	uint64_t pages, rate;
+
+	if (unmerge_parse(args, false, &vm, &domain, &rate, err) ||
+	    unmerge_run(ctx, guest, NULL, rate, &pages, err))
+		return -1;
+	*ret = json_object_new_object();
+	json_object_object_add(*ret, "pages", json_object_new_int64((int64_t)pages));
+	return 0;
+}
+
+int unmerge_run(struct run_ctx *ctx, const char *vm, const char *domain,
+		uint64_t rate, uint64_t *pages, struct qmp_error *err)
 {
 	struct runner_guest_info info[CLI_MAX_VMS];
 	struct driver *ds[CLI_MAX_VMS];
 	struct fv_error e = { 0 };
-	const char *vm, *domain;
 	unsigned n = 0, all;
-	uint64_t pages, rate;
 	int r;
 
-	if (unmerge_parse(args, !guest, &vm, &domain, &rate, err))
-		return -1;
-	if (guest)
-		vm = guest;
 	if (!runner_dedup(ctx))
 		return qmp_error_set(err, "GenericError",
 				     "foldvm runs without the dedup engine: nothing is merged");
@@ -79,12 +88,10 @@ int unmerge_command(struct run_ctx *ctx, const char *guest, struct json_object *
 			return qmp_error_set(err, "DeviceNotFound",
 					     "no guest of trust domain '%s'", domain);
 	}
-	r = runner_guests_unmerge(ds, n, rate, &pages, &e);
+	r = runner_guests_unmerge(ds, n, rate, pages, &e);
 	for (unsigned i = 0; i < n; i++)
 		runner_guest_put(ds[i]);
 	if (r)
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
-	*ret = json_object_new_object();
-	json_object_object_add(*ret, "pages", json_object_new_int64((int64_t)pages));
 	return 0;
 }

@@ -25,9 +25,17 @@ extern const struct qmp_arg unmerge_guest_args[];
 int unmerge_parse(struct json_object *args, bool host, const char **vm,
 		  const char **domain, uint64_t *rate, struct qmp_error *err);
 
-/* The command in this process, from a guest's socket (guest: its name) or
- * the host's (guest NULL); returns {"pages": pages to copy}. */
-int unmerge_command(struct run_ctx *ctx, const char *guest, struct json_object *args,
-		    struct json_object **ret, struct qmp_error *err);
+/* The command on a guest's socket (guest: its name); returns {"pages":
+ * pages to copy}. */
+int unmerge_guest_command(struct run_ctx *ctx, const char *guest,
+			  struct json_object *args, struct json_object **ret,
+			  struct qmp_error *err);
+
+/* Unmerge guest vm, or every guest of trust domain `domain` (the other
+ * NULL), in this process: *pages, the pages to copy.  The host socket's
+ * command comes here through the worker's link, parsed by the
+ * supervisor. */
+int unmerge_run(struct run_ctx *ctx, const char *vm, const char *domain,
+		uint64_t rate, uint64_t *pages, struct qmp_error *err);
 
 #endif

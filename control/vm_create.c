@@ -1,7 +1,8 @@
 /*
  * vm_create.c - the QMP command vm-create of the host socket: a guest spec
  * from the command's typed arguments (each through its typed setter in
- * runner/spec.h), then a runtime guest from the spec.  Errors name the
+ * runner/spec.h), made by the supervisor, then a runtime guest from the
+ * spec, made by the worker that gets the spec over its link.  Errors name the
  * parameter, as QEMU's do: "Parameter 'vcpus': 0 is out of range 1..64".
  */
 #include <stdio.h>
@@ -182,25 +183,20 @@ int vm_create_spec(struct json_object *args, struct vm_spec *vm,
 	return 0;
 }
 
-int vm_create(struct run_ctx *ctx, struct json_object *args,
-	      struct json_object **ret, struct qmp_error *err)
+int vm_create_add(struct run_ctx *ctx, struct vm_spec *vm, struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct vm_spec vm;
 
-	(void)ret;
-	if (vm_create_spec(args, &vm, err))
-		return -1;
 	/* The runtime guest gets what a command-line one would. */
 	if (ctx->opt->quiet)
-		vm.cfg.console = false;
-	if (ctx->opt->dedup_all && !vm.dedup_set)
-		vm.cfg.dedup = true;
+		vm->cfg.console = false;
+	if (ctx->opt->dedup_all && !vm->dedup_set)
+		vm->cfg.dedup = true;
 	if (ctx->opt->ksm) {
-		vm.cfg.ksm = true;
-		vm.cfg.dedup = false;
+		vm->cfg.ksm = true;
+		vm->cfg.dedup = false;
 	}
-	if (runner_add_guest(ctx, &vm, &e))
+	if (runner_add_guest(ctx, vm, &e))
 		return qmp_error_set(err, "GenericError", "%s", e.msg);
 	return 0;
 }

@@ -18,8 +18,8 @@ extern const struct qmp_arg vm_destroy_args[];
 int vm_create_spec(struct json_object *args, struct vm_spec *vm,
 		   struct qmp_error *err);
 
-/* Build the guest that args describe and add it to the run (ctx). */
-int vm_create(struct run_ctx *ctx, struct json_object *args,
-	      struct json_object **ret, struct qmp_error *err);
+/* Build the guest of vm (from vm_create_spec, made by the supervisor and
+ * sent typed over the link) and add it to the run (ctx). */
+int vm_create_add(struct run_ctx *ctx, struct vm_spec *vm, struct qmp_error *err);
 
 #endif

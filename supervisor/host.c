@@ -1,23 +1,25 @@
 /*
- * host.c - RUNDIR/host.qmp when the guests live in workers: the same
- * commands and events as a single process served (control/commands.c),
- * each answered by asking the workers over their links.  query-vms lists
- * every worker's guests (with the worker's pid); query-dedup-host,
- * query-dedup-ideal and query-dedup-census add the workers' figures up
- * (and the first lists each domain's too); vm-create goes to the worker of the guest's trust
- * domain, started first when the domain has none; vm-destroy goes to the
- * worker holding the guest, dedup-unmerge to the guest's or the domain's.
- * Workers' dedup events are passed on with
- * their domain; a worker that dies ends its guests with SHUTDOWN here.
+ * host.c - RUNDIR/host.qmp, the host's control socket: its commands,
+ * each answered by asking the workers over their typed links (links.c)
+ * and written as JSON here, the only place host.qmp's answers are
+ * written.  query-vms lists every worker's guests (with the worker's
+ * pid); query-dedup-host, query-dedup-ideal and query-dedup-census add
+ * the workers' figures up (runner/figures.h; the first lists each
+ * domain's too); vm-create parses and checks the guest's spec and sends
+ * it typed to the worker of the guest's trust domain, started first when
+ * the domain has none; vm-destroy goes to the worker holding the guest,
+ * dedup-unmerge to the guest's or the domain's.  Its events come from
+ * the links thread: the workers' engine events with their domain
+ * (links.c) and SHUTDOWN for the guests of a worker that died (exits.c).
  *
  * Handlers run on the QMP server thread, one at a time.  A worker's
  * answer is from another process and trusted no more than a client's:
- * only objects and arrays of the expected shape are passed on.
+ * control/link.c checks every packet before it is used.
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "config.h"
+#include "control/replies.h"
 #include "control/vm_create.h"
 #include "control/unmerge.h"
 #include "lib/fileutil.h"
@@ -48,59 +50,28 @@ static unsigned hold_workers(struct supervisor *sup, struct sup_worker **out)
 	return n;
 }
 
-/* Let go of w; a worker left without guests by the commands that just
- * ran (vm-destroy, a vm-create that failed) is not needed any more. */
-static void put_worker_locked(struct sup_worker *w)
-{
-	w->busy--;
-	if (!w->busy && !w->nr_names && (w->sup->opt->persist || !w->from_cli))
-		sup_worker_terminate_locked(w);
-}
-
 static void put_workers(struct supervisor *sup, struct sup_worker **w, unsigned n)
 {
 	pthread_mutex_lock(&sup->lock);
 	for (unsigned i = 0; i < n; i++)
-		put_worker_locked(w[i]);
+		sup_worker_put_locked(w[i]);
 	pthread_mutex_unlock(&sup->lock);
 }
 
-/* The error a worker answered cmd with, class included (only the two
- * parts QMP defines), or that it gave no answer. */
-static int worker_error(const struct sup_worker *w, const char *cmd,
-			struct json_object *reply, struct qmp_error *err)
-{
-	struct json_object *error, *cls, *desc;
-
-	if (json_object_object_get_ex(reply, "error", &error) &&
-	    json_object_object_get_ex(error, "class", &cls) &&
-	    json_object_object_get_ex(error, "desc", &desc))
-		return qmp_error_set(err, json_object_get_string(cls), "%s",
-				     json_object_get_string(desc));
-	return qmp_error_set(err, "GenericError",
-			     "the worker of domain %s gave no answer to %s",
-			     w->domain, cmd);
-}
-
-/* What a command returned on w, or NULL (the worker failed or is gone;
- * err says why, as a QMP error). */
-static struct json_object *ask(struct sup_worker *w, const char *cmd,
-			       struct json_object *args, json_type want,
-			       struct json_object **reply, struct qmp_error *err)
+/* Ask w (m: the request, then its reply): 0, or -1 with err, a QMP error:
+ * the one w answered (class included), or gone_class when w is gone. */
+static int ask(struct sup_worker *w, struct link_msg *m, const char *gone_class,
+	       struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct json_object *ret;
 
-	*reply = sup_worker_execute(w, cmd, args, &e);
-	if (!*reply) {
-		qmp_error_set(err, "GenericError", "%s", e.msg);
-		return NULL;
+	if (sup_link_call(w, m, &e))
+		return qmp_error_set(err, gone_class, "%s", e.msg);
+	if (m->failed) {
+		*err = m->err;
+		return -1;
 	}
-	if (json_object_object_get_ex(*reply, "return", &ret) &&
-	    json_object_is_type(ret, want))
-		return ret;
-	worker_error(w, cmd, *reply, err);
-	return NULL;
+	return 0;
 }
 
 /* ---- commands ---- */
@@ -111,155 +82,113 @@ static int cmd_query_vms(void *opaque, struct json_object *args,
 	struct supervisor *sup = opaque;
 	struct sup_worker *w[SUP_MAX_WORKERS];
 	unsigned n = hold_workers(sup, w);
+	struct link_msg m;
 
 	(void)args;
+	(void)err;
 	*ret = json_object_new_array();
 	for (unsigned i = 0; i < n; i++) {
-		struct json_object *reply, *vms;
 		struct qmp_error e;
 
 		/* A worker that died meanwhile has no guests to list. */
-		vms = ask(w[i], "query-vms", NULL, json_type_array, &reply, &e);
-		for (size_t k = 0; vms && k < json_object_array_length(vms); k++) {
-			struct json_object *vm = json_object_array_get_idx(vms, k);
+		m.code = LINK_REQ_QUERY_VMS;
+		if (ask(w[i], &m, "GenericError", &e))
+			continue;
+		for (unsigned k = 0; k < m.u.vms.n; k++) {
+			struct json_object *vm = replies_vm(&m.u.vms.vm[k]);
 
-			if (!json_object_is_type(vm, json_type_object))
-				continue;
-			json_object_object_add(vm, "pid", json_object_new_int(w[i]->pid));
-			json_object_array_add(*ret, json_object_get(vm));
+			jadd_int(vm, "pid", (uint64_t)w[i]->pid);
+			json_object_array_add(*ret, vm);
 		}
-		json_object_put(reply);
 	}
 	put_workers(sup, w, n);
-	(void)err;
 	return 0;
 }
 
-/* dst += src, field by field: numbers add up (max-map-count and the
- * per-pass figures take the largest), booleans are true if either is. */
-static void add_figures(struct json_object *dst, struct json_object *src)
-{
-	json_object_object_foreach(src, key, v) {
-		struct json_object *d;
-		bool is_max = !strcmp(key, "max-map-count") ||
-			      !strncmp(key, "pass-cpu-", 9) ||
-			      (!strncmp(key, "memory-pressure-", 16) &&
-			       strcmp(key, "memory-pressure-pauses"));
-
-		if (!json_object_object_get_ex(dst, key, &d)) {
-			if (json_object_is_type(v, json_type_int) ||
-			    json_object_is_type(v, json_type_boolean))
-				json_object_object_add(dst, key, json_object_get(v));
-			continue;
-		}
-		if (json_object_is_type(v, json_type_int) &&
-		    json_object_is_type(d, json_type_int)) {
-			int64_t a = json_object_get_int64(d), b = json_object_get_int64(v);
-
-			json_object_object_add(dst, key, json_object_new_int64(
-				is_max ? (a > b ? a : b) : a + b));
-		} else if (json_object_is_type(v, json_type_boolean) &&
-			   json_object_is_type(d, json_type_boolean)) {
-			json_object_object_add(dst, key, json_object_new_boolean(
-				json_object_get_boolean(d) || json_object_get_boolean(v)));
-		}
-	}
-}
-
+/* The host's figures are the supervisor's own process and every
+ * worker's, added up (runner/figures.h), and each domain's besides. */
 static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 				struct json_object **ret, struct qmp_error *err)
 {
 	struct supervisor *sup = opaque;
 	struct sup_worker *w[SUP_MAX_WORKERS];
 	struct procstat_rollup self = { 0 };
+	struct host_figures sum = { 0 };
 	struct json_object *domains = json_object_new_array();
 	unsigned n = hold_workers(sup, w);
+	struct link_msg m;
 
 	(void)args;
 	(void)err;
-	*ret = json_object_new_object();
-	/* The supervisor's own memory counts too. */
 	procstat_rollup(0, &self, NULL);
-	json_object_object_add(*ret, "process-rss-bytes", json_object_new_int64((int64_t)self.rss));
-	json_object_object_add(*ret, "process-pss-bytes", json_object_new_int64((int64_t)self.pss));
-	json_object_object_add(*ret, "enabled", json_object_new_boolean(false));
+	sum.rss = self.rss;
+	sum.pss = self.pss;
 	for (unsigned i = 0; i < n; i++) {
-		struct json_object *reply, *h, *dom, *cg;
+		struct json_object *dom, *h, *cg;
 		struct qmp_error e;
 
-		h = ask(w[i], "query-dedup-host", NULL, json_type_object, &reply, &e);
-		if (h) {
-			add_figures(*ret, h);
-			dom = json_object_new_object();
-			json_object_object_add(dom, "domain", json_object_new_string(w[i]->domain));
-			json_object_object_add(dom, "pid", json_object_new_int(w[i]->pid));
-			json_object_object_foreach(h, key, v)
-				json_object_object_add(dom, key, json_object_get(v));
-			cg = sup_cgroup_stats(w[i]);
-			if (cg)
-				json_object_object_add(dom, "cgroup", cg);
-			json_object_array_add(domains, dom);
-		}
-		json_object_put(reply);
+		m.code = LINK_REQ_HOST;
+		if (ask(w[i], &m, "GenericError", &e))
+			continue;
+		figures_host_add(&sum, &m.u.host);
+		dom = json_object_new_object();
+		jadd_str(dom, "domain", w[i]->domain);
+		jadd_int(dom, "pid", (uint64_t)w[i]->pid);
+		h = replies_host(&m.u.host);
+		json_object_object_foreach(h, key, v)
+			json_object_object_add(dom, key, json_object_get(v));
+		json_object_put(h);
+		cg = sup_cgroup_stats(w[i]);
+		if (cg)
+			json_object_object_add(dom, "cgroup", cg);
+		json_object_array_add(domains, dom);
 	}
 	put_workers(sup, w, n);
+	*ret = replies_host(&sum);
 	json_object_object_add(*ret, "domains", domains);
 	return 0;
 }
 
 /* Each worker's census is of its own domain; domains share nothing, so
- * the host's figures are the workers' added up (query-dedup-ideal,
- * query-dedup-census: `keys`, the figures a worker without guests lacks). */
-static int census_sum(struct supervisor *sup, const char *cmd,
-		      const char *const *keys, struct json_object **ret,
+ * the host's figures are the workers' added up (query-dedup-ideal: ideal,
+ * else query-dedup-census). */
+static int census_sum(struct supervisor *sup, bool ideal, struct json_object **ret,
 		      struct qmp_error *err)
 {
 	struct sup_worker *w[SUP_MAX_WORKERS];
 	unsigned n = hold_workers(sup, w);
+	struct dedup_ideal id = { 0 };
+	struct dedup_census cs = { 0 };
+	struct link_msg m;
 	int r = 0;
 
-	*ret = json_object_new_object();
-	for (const char *const *k = keys; *k; k++)
-		json_object_object_add(*ret, *k, json_object_new_int64(0));
 	for (unsigned i = 0; i < n && !r; i++) {
-		struct json_object *reply, *id;
-
-		id = ask(w[i], cmd, NULL, json_type_object, &reply, err);
-		if (id)
-			add_figures(*ret, id);
-		else if (reply)
-			r = -1;   /* the worker is there and said no */
-		json_object_put(reply);
+		m.code = ideal ? LINK_REQ_IDEAL : LINK_REQ_CENSUS;
+		if (ask(w[i], &m, "GenericError", err))
+			r = m.failed ? -1 : 0;  /* the worker is there and said no */
+		else if (ideal)
+			figures_ideal_add(&id, &m.u.ideal);
+		else
+			figures_census_add(&cs, &m.u.census);
 	}
 	put_workers(sup, w, n);
-	if (r) {
-		json_object_put(*ret);
-		*ret = NULL;
-	}
+	if (!r)
+		*ret = ideal ? replies_ideal(&id) : replies_census(&cs);
 	return r;
 }
 
 static int cmd_query_dedup_ideal(void *opaque, struct json_object *args,
 				 struct json_object **ret, struct qmp_error *err)
 {
-	static const char *const keys[] = {
-		"pages", "zero-pages", "nonzero-pages", "distinct-contents", "ideal-bytes", NULL,
-	};
-
 	(void)args;
-	return census_sum(opaque, "query-dedup-ideal", keys, ret, err);
+	return census_sum(opaque, true, ret, err);
 }
 
 static int cmd_query_dedup_census(void *opaque, struct json_object *args,
 				  struct json_object **ret, struct qmp_error *err)
 {
-	static const char *const keys[] = {
-		"pages", "zero-pages", "same-address-pages", "run-1-pages", "run-2-15-pages",
-		"run-16-511-pages", "run-512-pages", "unique-pages", NULL,
-	};
-
 	(void)args;
-	return census_sum(opaque, "query-dedup-census", keys, ret, err);
+	return census_sum(opaque, false, ret, err);
 }
 
 /* lock held: the worker holding guest `name`, or NULL. */
@@ -323,26 +252,15 @@ static struct sup_worker *spawn_worker(struct supervisor *sup, const char *domai
 	return req.w;
 }
 
-/* Pass the command on to w, held (busy), and its answer back; a worker
- * gone meanwhile is an error of class gone_class. */
-static int forward(struct sup_worker *w, const char *cmd, struct json_object *args,
-		   const char *gone_class, struct json_object **ret,
-		   struct qmp_error *err)
+/* Pass request m on to w, held (busy), and let w go; a worker gone
+ * meanwhile is an error of class gone_class. */
+static int forward(struct sup_worker *w, struct link_msg *m,
+		   const char *gone_class, struct qmp_error *err)
 {
-	struct fv_error e = { 0 };
-	struct json_object *reply = sup_worker_execute(w, cmd, args, &e), *rv;
-	int r = 0;
+	int r = ask(w, m, gone_class, err);
 
-	if (!reply)
-		r = qmp_error_set(err, gone_class, "%s", e.msg);
-	else if (!json_object_object_get_ex(reply, "return", &rv))
-		r = worker_error(w, cmd, reply, err);
-	else if (json_object_is_type(rv, json_type_object))
-		*ret = json_object_get(rv);
-
-	json_object_put(reply);
 	pthread_mutex_lock(&w->sup->lock);
-	put_worker_locked(w);
+	sup_worker_put_locked(w);
 	pthread_mutex_unlock(&w->sup->lock);
 	return r;
 }
@@ -354,19 +272,23 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 	const char *domain;
 	struct sup_worker *w;
 	struct fv_error ferr = { 0 };
-	struct vm_spec vm;
+	struct link_msg m = { .code = LINK_REQ_VM_CREATE };
+	struct vm_spec *vm = &m.u.spec;
 
-	/* Checked here too: the answer must not depend on which worker. */
-	if (vm_create_spec(args, &vm, err))
+	(void)ret;
+	/* Parsed and checked here, once: the worker gets the spec typed. */
+	if (vm_create_spec(args, vm, err))
 		return -1;
-	if (sandbox_check_images(sup->opt, &vm.cfg, &ferr))
+	if (sandbox_check_images(sup->opt, &vm->cfg, &ferr))
 		return qmp_error_set(err, "GenericError", "%s", ferr.msg);
-	domain = guest_config_domain(&vm.cfg);
+	vm->payload_key = NULL;         /* no pointer crosses the link */
+	vm->domain_xml = NULL;
+	domain = guest_config_domain(&vm->cfg);
 	pthread_mutex_lock(&sup->lock);
-	if (find_guest_locked(sup, vm.cfg.name)) {
+	if (find_guest_locked(sup, vm->cfg.name)) {
 		pthread_mutex_unlock(&sup->lock);
 		return qmp_error_set(err, "GenericError",
-				     "a guest named '%s' exists already", vm.cfg.name);
+				     "a guest named '%s' exists already", vm->cfg.name);
 	}
 	if (count_guests_locked(sup) >= CLI_MAX_VMS) {
 		pthread_mutex_unlock(&sup->lock);
@@ -378,16 +300,18 @@ static int cmd_vm_create(void *opaque, struct json_object *args,
 	pthread_mutex_unlock(&sup->lock);
 	if (!w && !(w = spawn_worker(sup, domain, err)))
 		return -1;
-	return forward(w, "vm-create", args, "GenericError", ret, err);
+	return forward(w, &m, "GenericError", err);
 }
 
 static int cmd_vm_destroy(void *opaque, struct json_object *args,
 			  struct json_object **ret, struct qmp_error *err)
 {
 	struct supervisor *sup = opaque;
+	struct link_msg m = { .code = LINK_REQ_VM_DESTROY };
 	struct json_object *name;
 	struct sup_worker *w;
 
+	(void)ret;
 	json_object_object_get_ex(args, "name", &name);
 	pthread_mutex_lock(&sup->lock);
 	w = find_guest_locked(sup, json_object_get_string(name));
@@ -397,7 +321,8 @@ static int cmd_vm_destroy(void *opaque, struct json_object *args,
 	if (!w)
 		return qmp_error_set(err, "DeviceNotFound", "no guest named '%s'",
 				     json_object_get_string(name));
-	return forward(w, "vm-destroy", args, "DeviceNotFound", ret, err);
+	snprintf(m.u.name, sizeof(m.u.name), "%s", json_object_get_string(name));
+	return forward(w, &m, "DeviceNotFound", err);
 }
 
 /* To the worker holding the guest, or the domain's worker. */
@@ -405,11 +330,11 @@ static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
 			     struct json_object **ret, struct qmp_error *err)
 {
 	struct supervisor *sup = opaque;
+	struct link_msg m = { .code = LINK_REQ_UNMERGE };
 	const char *vm, *domain;
 	struct sup_worker *w;
-	uint64_t rate;
 
-	if (unmerge_parse(args, true, &vm, &domain, &rate, err))
+	if (unmerge_parse(args, true, &vm, &domain, &m.u.unmerge.rate, err))
 		return -1;
 	pthread_mutex_lock(&sup->lock);
 	w = vm ? find_guest_locked(sup, vm) : find_domain_locked(sup, domain);
@@ -420,7 +345,14 @@ static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
 		return vm ? qmp_error_set(err, "DeviceNotFound", "no guest named '%s'", vm)
 			  : qmp_error_set(err, "DeviceNotFound", "no guest of trust domain '%s'",
 					  domain);
-	return forward(w, "dedup-unmerge", args, "DeviceNotFound", ret, err);
+	snprintf(m.u.unmerge.vm, sizeof(m.u.unmerge.vm), "%s", vm ? vm : "");
+	snprintf(m.u.unmerge.domain, sizeof(m.u.unmerge.domain), "%s",
+		 domain ? domain : "");
+	if (forward(w, &m, "DeviceNotFound", err))
+		return -1;
+	*ret = json_object_new_object();
+	jadd_int(*ret, "pages", m.u.pages);
+	return 0;
 }
 
 static const struct qmp_command host_commands[] = {
@@ -439,104 +371,16 @@ static const struct qmp_command host_commands[] = {
 	{ NULL, NULL, NULL, 0, NULL },
 };
 
-/* ---- events ---- */
-
-static void names_add_locked(struct sup_worker *w, const char *name)
-{
-	if (w->nr_names < CLI_MAX_VMS && strlen(name) <= GUEST_NAME_MAX)
-		snprintf(w->names[w->nr_names++], sizeof(w->names[0]), "%s", name);
-}
-
-static void names_remove_locked(struct sup_worker *w, const char *name)
-{
-	for (unsigned i = 0; i < w->nr_names; i++) {
-		if (strcmp(w->names[i], name))
-			continue;
-		memmove(w->names[i], w->names[i + 1],
-			(w->nr_names - i - 1) * sizeof(w->names[0]));
-		w->nr_names--;
-		return;
-	}
-}
-
-void sup_host_worker_event(struct sup_worker *w, const char *name,
-			   struct json_object *data)
-{
-	struct supervisor *sup = w->sup;
-	struct json_object *v, *copy;
-	const char *guest = NULL;
-
-	if (data && json_object_object_get_ex(data, "name", &v) &&
-	    json_object_is_type(v, json_type_string))
-		guest = json_object_get_string(v);
-	if (!strcmp(name, "WORKER_READY")) {
-		pthread_mutex_lock(&sup->lock);
-		w->ready = true;
-		pthread_cond_broadcast(&sup->cond);
-		pthread_mutex_unlock(&sup->lock);
-	} else if (!strcmp(name, "WORKER_GUEST_ADDED") && guest) {
-		pthread_mutex_lock(&sup->lock);
-		names_add_locked(w, guest);
-		pthread_mutex_unlock(&sup->lock);
-	} else if (!strcmp(name, "WORKER_GUEST_REMOVED") && guest) {
-		pthread_mutex_lock(&sup->lock);
-		names_remove_locked(w, guest);
-		w->busy++;
-		put_worker_locked(w);
-		pthread_mutex_unlock(&sup->lock);
-	} else if (!strcmp(name, "DEDUP_PASS_COMPLETE") ||
-		   !strcmp(name, "DEDUP_BUDGET_EXHAUSTED") ||
-		   !strcmp(name, "MEMORY_PRESSURE")) {
-		if (!sup->host_ep || (data && !json_object_is_type(data, json_type_object)))
-			return;
-		copy = json_object_new_object();
-		if (data) {
-			json_object_object_foreach(data, key, val)
-				if (json_object_is_type(val, json_type_int) ||
-				    json_object_is_type(val, json_type_boolean))
-					json_object_object_add(copy, key, json_object_get(val));
-		}
-		json_object_object_add(copy, "domain", json_object_new_string(w->domain));
-		qmp_endpoint_event(sup->host_ep, name, copy);
-	}
-}
-
-void sup_host_worker_died(struct sup_worker *w, char names[][GUEST_NAME_MAX + 1],
-			  unsigned n, const char *why)
-{
-	struct supervisor *sup = w->sup;
-
-	if (!sup->host_ep)
-		return;
-	for (unsigned i = 0; i < n; i++) {
-		struct json_object *data = json_object_new_object();
-
-		json_object_object_add(data, "guest", json_object_new_boolean(false));
-		json_object_object_add(data, "reason", json_object_new_string("host-error"));
-		json_object_object_add(data, "name", json_object_new_string(names[i]));
-		json_object_object_add(data, "domain", json_object_new_string(w->domain));
-		json_object_object_add(data, "detail", json_object_new_string(why));
-		qmp_endpoint_event(sup->host_ep, "SHUTDOWN", data);
-	}
-}
-
 /* ---- lifecycle ---- */
 
 int sup_host_start(struct supervisor *sup, struct fv_error *err)
 {
-	int major = 0, minor = 0, micro = 0;
-
 	if (!sup->opt->control)
 		return 0;
 	if (fv_private_dir(sup->opt->run_dir, "run directory", err))
 		return -1;
-	sscanf(PACKAGE_VERSION, "%d.%d.%d", &major, &minor, &micro);
 	snprintf(sup->host_path, sizeof(sup->host_path), "%s/host.qmp", sup->opt->run_dir);
-	sup->host_cfg = (struct qmp_endpoint_config){
-		.path = sup->host_path, .commands = host_commands, .ctx = sup,
-		.major = major, .minor = minor, .micro = micro,
-		.package = "foldvm " PACKAGE_VERSION,
-	};
+	replies_endpoint_config(&sup->host_cfg, sup->host_path, host_commands, sup);
 	if (qmp_server_create(&sup->server, err))
 		return -1;
 	if (qmp_endpoint_add(sup->server, &sup->host_cfg, &sup->host_ep, err)) {

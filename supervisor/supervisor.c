@@ -23,17 +23,13 @@
 /* Tell w to start its guests (go) or to give up its start. */
 static int worker_start(struct sup_worker *w, bool go, struct fv_error *err)
 {
-	struct json_object *args = json_object_new_object(), *r;
-	bool ok;
+	struct link_msg m = { .code = LINK_REQ_START, .u.go = go };
 
-	json_object_object_add(args, "go", json_object_new_boolean(go));
-	r = sup_worker_execute(w, "worker-start", args, err);
-	json_object_put(args);
-	ok = r && json_object_object_get_ex(r, "return", NULL);
-	json_object_put(r);
-	if (!ok)
-		return r ? fv_err(err, FV_E_STATE, "worker of domain %s refused to start",
-				  w->domain) : -1;
+	if (sup_link_call(w, &m, err))
+		return -1;
+	if (m.failed)
+		return fv_err(err, FV_E_STATE, "worker of domain %s refused to start",
+			      w->domain);
 	return 0;
 }
 
@@ -314,6 +310,42 @@ static void collect(struct supervisor *sup, struct run_result *res)
 	sort_like_cli(sup->opt, res);
 }
 
+static void sup_init(struct supervisor *sup, const struct cli_options *opt,
+		     struct run_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	memset(sup, 0, sizeof(*sup));
+	sup->opt = opt;
+	sup->res = res;
+	sup->pid = getpid();
+	sup->spawn_fd = -1;
+	sup->spawner_fd = -1;
+	sup->console_vm = -1;
+	sup->console_fd = sup->console_worker_fd = -1;
+	sup->console_stop = sup->console_quit = -1;
+	clock_gettime(CLOCK_MONOTONIC, &sup->t0);
+	pthread_mutex_init(&sup->lock, NULL);
+	pthread_cond_init(&sup->cond, NULL);
+}
+
+/* The run is ending: no more spawning, every worker told to finish, and
+ * waited for.  A handler still waiting for a worker gets its answer
+ * first: the server thread is joined next. */
+static void end_workers(struct supervisor *sup)
+{
+	pthread_mutex_lock(&sup->lock);
+	sup->closing = true;
+	if (sup->spawn && !sup->spawn->done) {
+		fv_err(&sup->spawn->err, FV_E_STATE, "foldvm is shutting down");
+		sup->spawn->done = true;
+		pthread_cond_broadcast(&sup->cond);
+	}
+	for (struct sup_worker *w = sup->workers; w; w = w->next)
+		sup_worker_terminate_locked(w);
+	pthread_mutex_unlock(&sup->lock);
+	wait_all_exited(sup);
+}
+
 int supervisor_run(const struct cli_options *opt, struct run_result *res,
 		   struct fv_error *err)
 {
@@ -321,19 +353,7 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	sigset_t set, old;
 	int sig_fd = -1, ret = -1;
 
-	memset(res, 0, sizeof(*res));
-	memset(&sup, 0, sizeof(sup));
-	sup.opt = opt;
-	sup.res = res;
-	sup.pid = getpid();
-	sup.spawn_fd = -1;
-	sup.spawner_fd = -1;
-	sup.console_vm = -1;
-	sup.console_fd = sup.console_worker_fd = -1;
-	sup.console_stop = sup.console_quit = -1;
-	clock_gettime(CLOCK_MONOTONIC, &sup.t0);
-	pthread_mutex_init(&sup.lock, NULL);
-	pthread_cond_init(&sup.cond, NULL);
+	sup_init(&sup, opt, res);
 	/* Blocked before any thread starts, so every thread inherits it and
 	 * only the signalfd sees them. */
 	sigemptyset(&set);
@@ -352,7 +372,7 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	if (raise_max_map_count(opt->max_map_count, err) || sup_cgroups_start(&sup, err) ||
 	    runner_load_blob(opt, &sup.blob, err) || sup_spawner_start(&sup, err))
 		goto out;
-	if (sup_console_prepare(&sup, err) || sup_pump_start(&sup, err))
+	if (sup_console_prepare(&sup, err) || sup_links_start(&sup, err))
 		goto out;
 	if (sup_host_start(&sup, err) || start_cli_workers(&sup, err) ||
 	    sup_console_start(&sup, err))
@@ -360,22 +380,10 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 	main_loop(&sup, sig_fd, &res->interrupted);
 	ret = 0;
 out_host:
-	/* A handler still waiting for a worker gets its answer first: the
-	 * server thread is joined next. */
-	pthread_mutex_lock(&sup.lock);
-	sup.closing = true;
-	if (sup.spawn && !sup.spawn->done) {
-		fv_err(&sup.spawn->err, FV_E_STATE, "foldvm is shutting down");
-		sup.spawn->done = true;
-		pthread_cond_broadcast(&sup.cond);
-	}
-	for (struct sup_worker *w = sup.workers; w; w = w->next)
-		sup_worker_terminate_locked(w);
-	pthread_mutex_unlock(&sup.lock);
-	wait_all_exited(&sup);
+	end_workers(&sup);
 	sup_console_stop(&sup);
 	sup_host_stop(&sup);
-	sup_pump_stop(&sup);
+	sup_links_stop(&sup);
 	if (!ret)
 		collect(&sup, res);
 	while (sup.workers) {

@@ -25,6 +25,7 @@ int main(void)
 	unit_add_hooks_suite();
 	unit_add_spec_suite();
 	unit_add_result_suite();
+	unit_add_figures_suite();
 	unit_add_virtio_suite();
 	unit_add_virtio_balloon_suite();
 	unit_add_virtio_net_suite();
