@@ -234,16 +234,6 @@ int qmp_endpoint_add(struct qmp_server *s,
 		     struct qmp_endpoint **out, struct fv_error *err);
 
 /*
- * Serve cfg's commands on fd, a socket already connected to its one peer
- * (a socketpair to a parent process, say): the greeting goes out at once;
- * no socket file, no other client, no peer check (whoever holds the other
- * end was given it).  fd is taken over, made nonblocking and close-on-exec.
- */
-int qmp_endpoint_add_connected(struct qmp_server *s,
-			       const struct qmp_endpoint_config *cfg, int fd,
-			       struct qmp_endpoint **out, struct fv_error *err);
-
-/*
  * Close the endpoint's clients and socket and unlink its socket file; ep is
  * gone afterwards.  From any thread other than the server's, this waits
  * until no handler of ep runs any more, so its ctx may be freed on return.

@@ -5,7 +5,6 @@
  * negotiated clients.  Locking: qmp_server_int.h.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,45 +154,6 @@ int qmp_endpoint_add(struct qmp_server *srv,
 	pthread_mutex_lock(&srv->lock);
 	ep->next = srv->endpoints;
 	srv->endpoints = ep;
-	qmp_wake_locked(srv);
-	pthread_mutex_unlock(&srv->lock);
-	*out = ep;
-	return 0;
-}
-
-int qmp_endpoint_add_connected(struct qmp_server *srv,
-			       const struct qmp_endpoint_config *cfg, int fd,
-			       struct qmp_endpoint **out, struct fv_error *err)
-{
-	struct qmp_endpoint *ep;
-	int fl;
-
-	*out = NULL;
-	if (!srv || !cfg || fd < 0)
-		return fv_err(err, FV_E_INVAL, "qmp: no connection");
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-		return fv_err_errno(err, FV_E_IO, errno, "qmp: connection fd %d", fd);
-	ep = calloc(1, sizeof(*ep));
-	if (!ep)
-		return fv_err(err, FV_E_NOMEM, "qmp: endpoint");
-	ep->cfg = *cfg;
-	ep->cfg.path = strdup(cfg->path ? cfg->path : "");
-	ep->cfg.package = strdup(cfg->package ? cfg->package : "");
-	ep->srv = srv;
-	ep->listen_fd = -1;
-	ep->unlinked = true;    /* no socket file of ours */
-	if (!ep->cfg.path || !ep->cfg.package) {
-		qmp_endpoint_free(ep);
-		return fv_err(err, FV_E_NOMEM, "qmp: endpoint");
-	}
-	pthread_mutex_lock(&srv->lock);
-	ep->next = srv->endpoints;
-	srv->endpoints = ep;
-	pthread_mutex_unlock(&srv->lock);
-	qmp_accept_one(srv, ep, fd);
-	pthread_mutex_lock(&srv->lock);
 	qmp_wake_locked(srv);
 	pthread_mutex_unlock(&srv->lock);
 	*out = ep;
