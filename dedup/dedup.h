@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "lib/error.h"
+#include "lib/syscall_rules.h"
 #include "memory/guest_mem.h"
 
 #define DEDUP_DOMAIN_MAX 32
@@ -235,5 +236,11 @@ bool dedup_pressure_pauses(bool paused, uint32_t some_avg10, unsigned pct);
  * books are within an eighth of the budget (or 1,000 VMAs) of binding. */
 bool dedup_recount_wanted(bool due, uint64_t merges_since, uint64_t used,
 			  uint64_t budget);
+
+/* What the engine needs of a sandboxed worker beyond its base list, each
+ * table beside its code (store.c, fault.c); composed by
+ * supervisor/sandbox.c (docs/sandbox.md). */
+extern const struct syscall_rules dedup_store_syscalls;
+extern const struct syscall_rules dedup_fault_syscalls;
 
 #endif

@@ -180,3 +180,13 @@ void *fault_thread(void *arg)
 	}
 	return NULL;
 }
+
+/* The fault thread and the merges: userfaultfd's requests (type 0xAA:
+ * API, REGISTER, WRITEPROTECT, ZEROPAGE, WAKE, ...), the thread's stop
+ * eventfd. */
+static const struct syscall_rule fault_rules[] = {
+	SYSCALL_MASKED("ioctl", 1, 0xff00, 0xAA00),
+	SYSCALL_ANY("eventfd2"),
+};
+
+const struct syscall_rules dedup_fault_syscalls = SYSCALL_RULES("the engine's fault thread", fault_rules);

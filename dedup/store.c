@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include "dedup/dedup.h"
 #include "dedup/store.h"
 
 #define PAGE 4096ull
@@ -143,3 +144,14 @@ uint64_t store_resident_bytes(const struct dedup_store *s)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
 }
+
+/* The store: a memfd of its size, pages punched out of it when their last
+ * reference goes, its mapping's pages dropped. */
+static const struct syscall_rule store_rules[] = {
+	SYSCALL_ANY("memfd_create"),
+	SYSCALL_ANY("ftruncate"),
+	SYSCALL_ANY("fallocate"),
+	SYSCALL_ANY("madvise"),
+};
+
+const struct syscall_rules dedup_store_syscalls = SYSCALL_RULES("the engine's store", store_rules);

@@ -321,3 +321,14 @@ void virtio_blk_destroy(struct virtio_blk *b)
 		close(b->fd);
 	b->fd = -1;
 }
+
+/* The image's I/O: reads and writes at an offset, discards and
+ * write-zeroes (fallocate's PUNCH_HOLE and ZERO_RANGE), flushes. */
+static const struct syscall_rule blk_rules[] = {
+	SYSCALL_ANY("pread64"),
+	SYSCALL_ANY("pwrite64"),
+	SYSCALL_ANY("fallocate"),
+	SYSCALL_ANY("fdatasync"),
+};
+
+const struct syscall_rules virtio_blk_syscalls = SYSCALL_RULES("virtio-blk", blk_rules);

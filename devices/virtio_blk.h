@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "devices/virtio_mmio.h"
 #include "lib/error.h"
+#include "lib/syscall_rules.h"
 
 #define VIRTIO_BLK_SECTOR 512u
 #define VIRTIO_BLK_ID_BYTES 20u
@@ -72,5 +73,9 @@ void virtio_blk_destroy(struct virtio_blk *b);
 
 /* The device model's operations (for the transport and the fuzzer). */
 extern const struct virtio_device_ops virtio_blk_ops;
+
+/* What the disk needs of a sandboxed worker (composed by
+ * supervisor/sandbox.c; docs/sandbox.md). */
+extern const struct syscall_rules virtio_blk_syscalls;
 
 #endif

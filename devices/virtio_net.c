@@ -509,3 +509,15 @@ void virtio_net_destroy(struct virtio_net *n)
 	free(n->rx_buf);
 	n->tx_buf = n->rx_buf = NULL;
 }
+
+/* A tap's set-up (net_tap_setup, for a vm-create guest's tap), these
+ * three ioctls alone: the rest of type 'T' (0x54) would let a worker
+ * make a tap persistent, give it away, or attach a BPF filter.  Its I/O
+ * (read, write, poll, eventfd2) is on the base list. */
+static const struct syscall_rule net_rules[] = {
+	SYSCALL_EQ("ioctl", 1, TUNSETIFF),
+	SYSCALL_EQ("ioctl", 1, TUNSETOFFLOAD),
+	SYSCALL_EQ("ioctl", 1, TUNSETVNETHDRSZ),
+};
+
+const struct syscall_rules virtio_net_syscalls = SYSCALL_RULES("virtio-net", net_rules);

@@ -26,6 +26,7 @@
 #include "devices/virtio_mmio.h"
 #include "lib/error.h"
 #include "lib/netname.h"
+#include "lib/syscall_rules.h"
 
 /* Feature bits (5.1.3) */
 #define VIRTIO_NET_F_CSUM 0
@@ -129,5 +130,9 @@ int virtio_net_rx_step(struct virtio_net *n);
 
 /* The device model's operations (for the transport and the fuzzer). */
 extern const struct virtio_device_ops virtio_net_ops;
+
+/* What a tap needs of a sandboxed worker beyond its base list (composed
+ * by supervisor/sandbox.c; docs/sandbox.md). */
+extern const struct syscall_rules virtio_net_syscalls;
 
 #endif

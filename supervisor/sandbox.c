@@ -15,7 +15,10 @@
  *     effective, permitted, inheritable): uid 0 stays, but without
  *     capabilities it is only the owner of root's files, which Landlock
  *     already hides;
- *  5. the seccomp filter, last, as it forbids the calls steps 1-4 make.
+ *  5. the seccomp filter, last, as it forbids the calls steps 1-4 make:
+ *     this file's base list (what the process itself, guest RAM and the
+ *     VMM need) composed with what each device and the engine declare
+ *     beside their code (lib/syscall_rules.h; declared[] below).
  * The worker then runs only its own threads, all of which inherit the
  * filter (it is loaded before the first is started).
  */
@@ -42,6 +45,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "dedup/dedup.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "lib/fileutil.h"
 #include "lib/memroom.h"
 #include "lib/procstat.h"
@@ -385,14 +391,15 @@ static int drop_capabilities(struct fv_error *err)
 
 /* ---- seccomp ---- */
 
-/* Allowed with any arguments.  Why each is needed: docs/sandbox.md. */
+/* The base list: allowed with any arguments.  Why each is needed:
+ * docs/sandbox.md.  A device's or the engine's own needs are declared
+ * beside it (declared[] below); a call both need is listed in both. */
 static const char *const allowed_calls[] = {
 	/* memory */
 	"brk", "munmap", "mremap", "madvise", "mincore",
 	"memfd_create", "fallocate", "ftruncate",
 	/* files and descriptors (which files: Landlock) */
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek",
-	"fdatasync",
 	"openat", "close", "close_range", "dup", "dup2", "dup3", "fcntl",
 	"fstat", "newfstatat", "statx", "unlink", "unlinkat", "mkdir", "mkdirat",
 	"symlink", "symlinkat", "readlink", "readlinkat", "getdents64",
@@ -442,50 +449,89 @@ static struct scmp_arg_cmp arg_masked(unsigned arg, scmp_datum_t mask, scmp_datu
 				      .datum_a = mask, .datum_b = v };
 }
 
+/* The base list's rules with a condition (constant ones; kill and tgkill
+ * to itself are added with its pid). */
+static const struct syscall_rule base_rules[] = {
+	/* Threads, never processes. */
+	SYSCALL_MASKED("clone", 0, CLONE_THREAD, CLONE_THREAD),
+	SYSCALL_EQ("socket", 0, AF_UNIX),
+	/* ioctl: KVM's requests (type 0xAE, vmm/), userfaultfd's (0xAA,
+	 * guest RAM's: memory/), and isatty's TCGETS on stdio. */
+	SYSCALL_MASKED("ioctl", 1, 0xff00, 0xAE00),
+	SYSCALL_MASKED("ioctl", 1, 0xff00, 0xAA00),
+	SYSCALL_EQ("ioctl", 1, TCGETS),
+	SYSCALL_EQ("prctl", 0, PR_SET_NAME),
+	SYSCALL_EQ("prctl", 0, PR_GET_NAME),
+	/* No new executable memory: code a guest smuggles into a device
+	 * model's buffers can never be made runnable. */
+	SYSCALL_MASKED("mmap", 2, PROT_EXEC, 0),
+	SYSCALL_MASKED("mprotect", 2, PROT_EXEC, 0),
+};
+
+/* What the devices and the engine declare beside their code. */
+static const struct syscall_rules *const declared[] = {
+	&virtio_blk_syscalls, &virtio_net_syscalls,
+	&dedup_store_syscalls, &dedup_fault_syscalls,
+};
+
+static bool rule_same(const struct syscall_rule *a, const struct syscall_rule *b)
+{
+	return !strcmp(a->name, b->name) && a->test == b->test &&
+	       (a->test == SYSCALL_ANY_ARGS ||
+		(a->arg == b->arg && a->mask == b->mask && a->value == b->value));
+}
+
+/* Is r on the base list, or declared before declared[t].rules[k]? */
+static bool rule_given(const struct syscall_rule *r, size_t t, unsigned k)
+{
+	for (size_t i = 0; i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++)
+		if (r->test == SYSCALL_ANY_ARGS && !strcmp(r->name, allowed_calls[i]))
+			return true;
+	for (size_t i = 0; i < sizeof(base_rules) / sizeof(base_rules[0]); i++)
+		if (rule_same(r, &base_rules[i]))
+			return true;
+	for (size_t i = 0; i <= t; i++)
+		for (unsigned j = 0; j < (i < t ? declared[i]->n : k); j++)
+			if (rule_same(r, &declared[i]->rules[j]))
+				return true;
+	return false;
+}
+
+static int add_syscall_rule(scmp_filter_ctx ctx, const struct syscall_rule *r,
+			    struct fv_error *err)
+{
+	struct scmp_arg_cmp cmp = r->test == SYSCALL_ARG_EQ ? arg_eq(r->arg, r->value) :
+				  arg_masked(r->arg, r->mask, r->value);
+
+	return add_rule(ctx, SCMP_ACT_ALLOW, r->name,
+			r->test == SYSCALL_ANY_ARGS ? 0 : 1, &cmp, err);
+}
+
+/* The base list, then each declared rule the base or an earlier table
+ * does not give already (libseccomp takes each rule once). */
 static int seccomp_add_rules(scmp_filter_ctx ctx, struct fv_error *err)
 {
 	const scmp_datum_t self = (scmp_datum_t)getpid();
-	const struct scmp_arg_cmp thread = arg_masked(0, CLONE_THREAD, CLONE_THREAD);
-	const struct scmp_arg_cmp unix_only = arg_eq(0, AF_UNIX);
 	const struct scmp_arg_cmp to_self = arg_eq(0, self);
-	/* ioctl: KVM's requests (type 0xAE), userfaultfd's (0xAA), and
-	 * isatty's TCGETS on stdio. */
-	const struct scmp_arg_cmp kvm = arg_masked(1, 0xff00, 0xAE00);
-	const struct scmp_arg_cmp uffd = arg_masked(1, 0xff00, 0xAA00);
-	const struct scmp_arg_cmp tcgets = arg_eq(1, TCGETS);
-	/* A tap's set-up (devices/virtio_net.c), these three alone: the
-	 * rest of type 'T' (0x54) would let a worker make a tap persistent,
-	 * give it away, or attach a BPF filter. */
-	const struct scmp_arg_cmp tun_setiff = arg_eq(1, TUNSETIFF);
-	const struct scmp_arg_cmp tun_offload = arg_eq(1, TUNSETOFFLOAD);
-	const struct scmp_arg_cmp tun_hdrsz = arg_eq(1, TUNSETVNETHDRSZ);
-	const struct scmp_arg_cmp set_name = arg_eq(0, PR_SET_NAME);
-	const struct scmp_arg_cmp get_name = arg_eq(0, PR_GET_NAME);
-	/* No new executable memory: code a guest smuggles into a device
-	 * model's buffers can never be made runnable. */
-	const struct scmp_arg_cmp no_exec = arg_masked(2, PROT_EXEC, 0);
 
 	for (size_t i = 0; i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++)
 		if (add_rule(ctx, SCMP_ACT_ALLOW, allowed_calls[i], 0, NULL, err))
 			return -1;
-	/* Threads, never processes; clone3 hides its flags in memory the
-	 * filter cannot read, so glibc is told it does not exist and falls
-	 * back to clone. */
-	return add_rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread, err) ||
-	       add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &unix_only, err) ||
+	for (size_t i = 0; i < sizeof(base_rules) / sizeof(base_rules[0]); i++)
+		if (add_syscall_rule(ctx, &base_rules[i], err))
+			return -1;
+	for (size_t t = 0; t < sizeof(declared) / sizeof(declared[0]); t++)
+		for (unsigned k = 0; k < declared[t]->n; k++)
+			if (!rule_given(&declared[t]->rules[k], t, k) &&
+			    add_syscall_rule(ctx, &declared[t]->rules[k], err)) {
+				fv_err_prefix(err, "%s: ", declared[t]->who);
+				return -1;
+			}
+	/* clone3 hides its flags in memory the filter cannot read, so glibc
+	 * is told it does not exist and falls back to clone. */
+	return add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, err) ||
 	       add_rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &to_self, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &to_self, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &kvm, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &uffd, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tcgets, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_setiff, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_offload, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &tun_hdrsz, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &get_name, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &no_exec, err) ||
-	       add_rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &no_exec, err) ? -1 : 0;
+	       add_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &to_self, err) ? -1 : 0;
 }
 
 static int seccomp_enter(enum sandbox_mode mode, struct fv_error *err)
