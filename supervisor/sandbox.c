@@ -474,6 +474,12 @@ static const struct syscall_rules *const declared[] = {
 	&dedup_store_syscalls, &dedup_fault_syscalls,
 };
 
+const struct syscall_rules *const *sandbox_declared(unsigned *n)
+{
+	*n = sizeof(declared) / sizeof(declared[0]);
+	return declared;
+}
+
 static bool rule_same(const struct syscall_rule *a, const struct syscall_rule *b)
 {
 	return !strcmp(a->name, b->name) && a->test == b->test &&

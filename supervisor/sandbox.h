@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include "lib/error.h"
+#include "lib/syscall_rules.h"
 #include "runner/spec.h"
 
 /* Where a worker that broke its filter says which call it was (in its
@@ -37,6 +38,10 @@ int sandbox_enter(const struct cli_options *opt, const struct cli_options *cli,
  * do, before a worker is asked. */
 int sandbox_check_images(const struct cli_options *cli,
 			 const struct guest_config *c, struct fv_error *err);
+
+/* The rule tables devices and the engine declare (lib/syscall_rules.h),
+ * which the filter composes with its base list: n of them. */
+const struct syscall_rules *const *sandbox_declared(unsigned *n);
 
 /* "execve" for a report's call ("syscall 999" for one unknown). */
 void sandbox_syscall_name(const struct sandbox_report *r, char *buf, size_t len);

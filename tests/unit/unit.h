@@ -19,6 +19,7 @@ void unit_add_hooks_suite(void);
 void unit_add_spec_suite(void);
 void unit_add_result_suite(void);
 void unit_add_figures_suite(void);
+void unit_add_syscall_rules_suite(void);
 void unit_add_virtio_suite(void);
 void unit_add_virtio_balloon_suite(void);
 void unit_add_virtio_net_suite(void);

@@ -26,6 +26,7 @@ int main(void)
 	unit_add_spec_suite();
 	unit_add_result_suite();
 	unit_add_figures_suite();
+	unit_add_syscall_rules_suite();
 	unit_add_virtio_suite();
 	unit_add_virtio_balloon_suite();
 	unit_add_virtio_net_suite();
