@@ -165,6 +165,8 @@ static void answer(struct worker_link *l, struct link_msg *m)
 		r = start(l, m->u.go, &m->err);
 		break;
 	case LINK_REQ_QUERY_VMS:
+		/* the slots past n are sent too: nothing left in them */
+		memset(&m->u.vms, 0, sizeof(m->u.vms));
 		query_vms(l->ctx, &m->u.vms);
 		break;
 	case LINK_REQ_HOST:
