@@ -347,12 +347,11 @@ void guest_state_event(void *opaque, struct guest *g, enum guest_state old_state
 	} else if (new_state == GUEST_RUNNING && old_state == GUEST_PAUSED) {
 		name = "RESUME";
 	} else if (!guest_state_is_live(new_state)) {
-		name = "SHUTDOWN";
-		data = json_object_new_object();
-		jadd_bool(data, "guest", new_state == GUEST_SHUTDOWN);
-		jadd_str(data, "reason", new_state == GUEST_SHUTDOWN ? "guest-shutdown" :
-			 new_state == GUEST_FAILED ? "guest-panic" : "host-qmp-quit");
-		jadd_str(data, "detail", reason ? reason : "");
+		name = REPLIES_SHUTDOWN;
+		data = replies_shutdown(new_state == GUEST_SHUTDOWN,
+					new_state == GUEST_SHUTDOWN ? "guest-shutdown" :
+					new_state == GUEST_FAILED ? "guest-panic" : "host-qmp-quit",
+					NULL, NULL, reason);
 	}
 	if (name)
 		qmp_endpoint_event(cg->ep, name, data);

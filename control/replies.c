@@ -211,6 +211,22 @@ struct json_object *replies_engine_event(enum engine_event ev,
 	return data;
 }
 
+struct json_object *replies_shutdown(bool by_guest, const char *reason,
+				     const char *name, const char *domain,
+				     const char *detail)
+{
+	struct json_object *data = json_object_new_object();
+
+	jadd_bool(data, "guest", by_guest);
+	jadd_str(data, "reason", reason);
+	if (name)
+		jadd_str(data, "name", name);
+	if (domain)
+		jadd_str(data, "domain", domain);
+	jadd_str(data, "detail", detail ? detail : "");
+	return data;
+}
+
 void replies_endpoint_config(struct qmp_endpoint_config *cfg, const char *path,
 			     const struct qmp_command *cmds, void *ctx)
 {

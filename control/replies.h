@@ -58,6 +58,14 @@ const char *replies_engine_event_name(enum engine_event ev);
 struct json_object *replies_engine_event(enum engine_event ev,
 					 const struct dedup_host_stats *st);
 
+/* SHUTDOWN: a guest ended (by_guest: it shut itself down), and why.
+ * name and domain are given on host.qmp (the guests of a worker that
+ * died); NULL on the guest's own socket. */
+#define REPLIES_SHUTDOWN "SHUTDOWN"
+struct json_object *replies_shutdown(bool by_guest, const char *reason,
+				     const char *name, const char *domain,
+				     const char *detail);
+
 /* An endpoint of foldvm's: its path, commands, their context, and the
  * version its greeting gives. */
 void replies_endpoint_config(struct qmp_endpoint_config *cfg, const char *path,

@@ -86,16 +86,10 @@ static void worker_died_events(struct sup_worker *w,
 
 	if (!sup->host_ep)
 		return;
-	for (unsigned i = 0; i < n; i++) {
-		struct json_object *data = json_object_new_object();
-
-		jadd_bool(data, "guest", false);
-		jadd_str(data, "reason", "host-error");
-		jadd_str(data, "name", names[i]);
-		jadd_str(data, "domain", w->domain);
-		jadd_str(data, "detail", why);
-		qmp_endpoint_event(sup->host_ep, "SHUTDOWN", data);
-	}
+	for (unsigned i = 0; i < n; i++)
+		qmp_endpoint_event(sup->host_ep, REPLIES_SHUTDOWN,
+				   replies_shutdown(false, "host-error", names[i],
+						    w->domain, why));
 }
 
 void sup_worker_reap(struct sup_worker *w)
