@@ -100,8 +100,9 @@ size_t link_body_size(const struct link_msg *m);
 int link_send(int fd, const struct link_msg *m, struct fv_error *err);
 
 /* Receive one packet into m and check it: 1 a good one, 0 the other end
- * closed the link, -1 with err a broken one (wrong size, kind or code,
- * a string not terminated, a count out of range) or a read error. */
+ * closed the link, -1 with err a broken one (FV_E_INVAL: wrong size, kind
+ * or code, a string not terminated, a count out of range) or a read
+ * error (FV_E_IO). */
 int link_recv(int fd, struct link_msg *m, struct fv_error *err);
 
 #endif

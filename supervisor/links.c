@@ -153,7 +153,9 @@ static void link_read(struct sup_worker *w, struct link_msg *m)
 	struct fv_error e = { 0 };
 	int r = link_recv(w->link_fd, m, &e);
 
-	if (r == 0) {
+	/* Closed, or failing to read (it is gone): dead, as at its end.  A
+	 * packet that is not one of the link's: broken. */
+	if (r == 0 || (r < 0 && e.code == FV_E_IO)) {
 		pthread_mutex_lock(&w->sup->lock);
 		w->link_dead = true;
 		pthread_cond_broadcast(&w->sup->cond);
