@@ -23,6 +23,7 @@
 #include "vmm/guest.h"
 
 #define CLI_MAX_VMS 16
+#define CLI_MAX_DOMAIN_MEM 16 /* --domain-mem-max: limits of trust domains */
 #define CLI_MAX_STEPS 32
 #define CLI_MAX_FILES 8
 #define CLI_MAX_SECONDS (7 * 24 * 3600)
@@ -153,7 +154,7 @@ struct cli_options {
 	struct domain_mem {     /* --domain-mem-max DOMAIN=SIZE */
 		char domain[GUEST_NAME_MAX + 1];
 		uint64_t bytes;
-	} domain_mem[CLI_MAX_VMS];
+	} domain_mem[CLI_MAX_DOMAIN_MEM];
 	unsigned nr_domain_mem;
 	enum sandbox_mode {     /* --sandbox: the workers' (supervisor/sandbox.c) */
 		SANDBOX_ON = 0, /* a system call off the list kills the worker */
@@ -243,7 +244,8 @@ int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err);
 /* The guest's MAC, "52:54:00:12:34:56" (unicast); needs net=. */
 int spec_set_mac(struct vm_spec *vm, const char *mac, struct fv_error *err);
 
-/* ---- the keys: one row per field, for the interfaces that go by name ---- */
+/* ---- the keys: one row per field, for the interfaces that go by name
+ * (made from the one list, runner/spec_keys.h) ---- */
 enum spec_type {
 	SPEC_T_STR,     /* set_str */
 	SPEC_T_UINT,    /* set_uint; text: a decimal number */
@@ -252,9 +254,17 @@ enum spec_type {
 	SPEC_T_STEPS,   /* set_steps; text: spec_parse_steps */
 };
 
+/* A key's flags: */
+#define SPEC_K_PAYLOAD  (1u << 0) /* the test payload's: an attribute of
+				     <foldvm:payload> in domain XML */
+#define SPEC_K_REQUIRED (1u << 1) /* vm-create needs it (--vm has a default) */
+
 struct spec_key {
 	const char *name;       /* the --vm key; NULL ends spec_keys[] */
 	enum spec_type type;
+	unsigned flags;         /* SPEC_K_* */
+	const char *arg;        /* --help's word for the value ("SIZE") */
+	const char *help;       /* --help's lines, '\n'-separated */
 	int (*set_str)(struct vm_spec *, const char *, struct fv_error *);
 	int (*set_uint)(struct vm_spec *, uint64_t, struct fv_error *);
 	int (*set_bool)(struct vm_spec *, bool, struct fv_error *);
