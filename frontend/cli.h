@@ -6,6 +6,7 @@
 #ifndef FOLDVM_CLI_H
 #define FOLDVM_CLI_H
 
+#include <stdio.h>
 #include "lib/error.h"
 #include "runner/spec.h"
 
@@ -16,6 +17,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 /* Free what cli_parse allocated (domain XML documents). */
 void cli_options_free(struct cli_options *opt);
 
-extern const char cli_usage[];
+/* foldvm --help: the commands, the --vm keys, the options. */
+void cli_usage(FILE *f);
 
 #endif

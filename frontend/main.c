@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	}
 	switch (opt.cmd) {
 	case CLI_HELP:
-		fputs(cli_usage, stdout);
+		cli_usage(stdout);
 		return 0;
 	case CLI_VERSION:
 		printf("foldvm %s\n", PACKAGE_VERSION);

@@ -540,6 +540,58 @@ static void test_demo_options(void)
 	CU_ASSERT_EQUAL(parse(4, bad_mem), -1);
 }
 
+/* The option table: each kind of row, its checks and its messages. */
+static void opt_said(int argc, char *const argv[], const char *msg)
+{
+	struct fv_error err = { 0 };
+
+	CU_ASSERT_EQUAL(cli_parse(argc, argv, &opt, &err), -1);
+	if (strcmp(err.msg, msg))
+		fprintf(stderr, "\n  wanted: %s\n  got:    %s\n", msg, err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg, msg);
+}
+
+static void test_option_table(void)
+{
+	char *ok[] = { "foldvm", "run", "--persist", "--dedup-cpu=50",
+		       "--dedup-rate", "1000", "--run-dir", "/tmp/r",
+		       "--hooks-dir=/h", "--no-hooks", "--no-control",
+		       "--cgroup", "/sys/fs/cgroup/f", "--domain-mem-max",
+		       "t=64M", "--sandbox", "log", "--console=none" };
+	char *demo[] = { "foldvm", "demo", "--guests", "2", "--no-dedup" };
+	char *persist_demo[] = { "foldvm", "demo", "--persist" };
+	char *flag_value[] = { "foldvm", "run", "--quiet=1" };
+	char *cpu[] = { "foldvm", "run", "--dedup-cpu", "0" };
+	char *rel[] = { "foldvm", "run", "--run-dir", "tmp" };
+	char *small[] = { "foldvm", "run", "--domain-mem-max", "t=8M" };
+	char *nothing[] = { "foldvm", "run", "--files" };
+	char *sandbox[] = { "foldvm", "run", "--sandbox=maybe" };
+
+	CU_ASSERT_EQUAL_FATAL(parse(18, ok), -1); /* --no-control: no --persist */
+	ok[10] = "--quiet";
+	CU_ASSERT_EQUAL_FATAL(parse(18, ok), 0);
+	CU_ASSERT_TRUE(opt.persist);
+	CU_ASSERT_EQUAL(opt.dedup_cpu, 50);
+	CU_ASSERT_EQUAL(opt.dedup_rate, 1000);
+	CU_ASSERT_STRING_EQUAL(opt.run_dir, "/tmp/r");
+	CU_ASSERT_STRING_EQUAL(opt.hooks.dir, "");
+	CU_ASSERT_STRING_EQUAL(opt.cgroup, "/sys/fs/cgroup/f");
+	CU_ASSERT_EQUAL(opt.nr_domain_mem, 1);
+	CU_ASSERT_EQUAL(opt.domain_mem[0].bytes, 64ull << 20);
+	CU_ASSERT_EQUAL(opt.sandbox, SANDBOX_LOG);
+	CU_ASSERT_EQUAL(opt.console, CONSOLE_NONE);
+	CU_ASSERT_EQUAL_FATAL(parse(5, demo), 0);
+	CU_ASSERT_EQUAL(opt.demo_guests, 2);
+	CU_ASSERT_TRUE(opt.demo_no_dedup);
+	opt_said(3, persist_demo, "unknown option '--persist' for demo (see foldvm --help)");
+	opt_said(3, flag_value, "unknown option '--quiet=1' for run (see foldvm --help)");
+	opt_said(4, cpu, "--dedup-cpu 0 is out of range 1..100");
+	opt_said(4, rel, "--run-dir needs an absolute path of reasonable length");
+	opt_said(4, small, "--domain-mem-max t: less than 16 MiB leaves a worker no room");
+	opt_said(3, nothing, "--files needs a value");
+	opt_said(3, sandbox, "--sandbox: 'maybe' is none of on, off, log");
+}
+
 static void test_names(void)
 {
 	CU_ASSERT_TRUE(spec_name_ok("a"));
@@ -566,6 +618,7 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "dedup options", test_dedup_options);
 	CU_add_test(s, "demo options", test_demo_options);
 	CU_add_test(s, "guest names", test_names);
+	CU_add_test(s, "option table", test_option_table);
 	CU_add_test(s, "linux guest defaults", test_linux_defaults);
 	CU_add_test(s, "linux guest cmdline", test_linux_cmdline);
 	CU_add_test(s, "linux guest steps", test_linux_steps);
