@@ -26,15 +26,16 @@ static const char cli_usage_head[] =
 "\n"
 "--vm SPEC is a comma-separated list of key=value (',,' is a literal comma):\n";
 
-static void cli_defaults(struct cli_options *opt)
+static void cli_defaults(struct cli_args *cl)
 {
+	struct cli_options *opt = &cl->opt;
 	const char *tmp = getenv("TMPDIR");
 
-	memset(opt, 0, sizeof(*opt));
-	opt->demo_guests = 4;
-	opt->demo_mem = 128ull << 20;
-	opt->demo_vcpus = 1;
-	opt->demo_seconds = 3;
+	memset(cl, 0, sizeof(*cl));
+	cl->demo.guests = 4;
+	cl->demo.mem = 128ull << 20;
+	cl->demo.vcpus = 1;
+	cl->demo.seconds = 3;
 	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s/foldvm-%u",
 		 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
 	qmpc_default_run_dir(opt->run_dir, sizeof(opt->run_dir));
@@ -153,6 +154,7 @@ enum cli_opt_kind {
 	OPT_SET,        /* no value: sets a bool field to .value */
 	OPT_UNSIGNED,   /* a decimal number in min..max, into an unsigned field */
 	OPT_U64,        /* the same, into a uint64_t field */
+	OPT_MEM,        /* a size of guest RAM, into a uint64_t field */
 	OPT_PATH,       /* an absolute path into a char[max] field, leaving
 			   room for min more bytes (names put under it) */
 	OPT_CALLBACK,   /* .fn takes it (val is NULL when .arg is NULL) */
@@ -163,17 +165,17 @@ struct cli_opt {
 	const char *name;       /* "--dedup-rate"; OPT_HEADING: the heading */
 	const char *arg;        /* --help's word for the value; NULL: none */
 	unsigned cmds;          /* CMD_*: the commands that take it */
-	size_t field;           /* OPT_SET, OPT_UNSIGNED, OPT_U64: offsetof */
+	size_t field;           /* offsetof its field in struct cli_args */
 	bool value;             /* OPT_SET */
 	uint64_t min, max;      /* OPT_UNSIGNED, OPT_U64, OPT_PATH */
 	int (*fn)(struct cli_options *opt, const char *val, struct fv_error *err);
 	const char *help;       /* '\n'-separated lines; NULL: not listed */
 };
 
-/* offsetof(struct cli_options, f), refused at compile time unless the
- * field has the type the row writes. */
-#define CLI_FIELD(f, type) (offsetof(struct cli_options, f) + \
-	0 * sizeof(_Generic(((struct cli_options *)0)->f, type: 1)))
+/* offsetof(struct cli_args, f) (f is opt.NAME or demo.NAME), refused
+ * at compile time unless the field has the type the row writes. */
+#define CLI_FIELD(f, type) (offsetof(struct cli_args, f) + \
+	0 * sizeof(_Generic(((struct cli_args *)0)->f, type: 1)))
 #define OPT_HEAD(text) { .kind = OPT_HEADING, .name = text }
 #define OPT_FLAG(n, c, f, v, h) { .kind = OPT_SET, .name = n, .cmds = c, \
 	.field = CLI_FIELD(f, bool), .value = v, .help = h }
@@ -185,7 +187,9 @@ struct cli_opt {
 	.max = hi, .help = h }
 #define OPT_DIR(n, a, c, f, room, h) { .kind = OPT_PATH, .name = n, \
 	.arg = a, .cmds = c, .field = CLI_FIELD(f, char *), .min = room, \
-	.max = sizeof(((struct cli_options *)0)->f), .help = h }
+	.max = sizeof(((struct cli_args *)0)->f), .help = h }
+#define OPT_SIZE(n, a, c, f, h) { .kind = OPT_MEM, .name = n, .arg = a, \
+	.cmds = c, .field = CLI_FIELD(f, uint64_t), .help = h }
 #define OPT_FN(n, a, c, f, h) { .kind = OPT_CALLBACK, .name = n, .arg = a, \
 	.cmds = c, .fn = f, .help = h }
 
@@ -363,13 +367,6 @@ static int opt_domain_mem_max(struct cli_options *opt, const char *val,
 	return 0;
 }
 
-static int opt_demo_mem(struct cli_options *opt, const char *val,
-			struct fv_error *err)
-{
-	return spec_parse_size(val, &opt->demo_mem, err) ||
-	       gmem_check_size(opt->demo_mem, err) ? -1 : 0;
-}
-
 static const struct cli_opt cli_opts[] = {
 	OPT_FN("--vm", "SPEC", CMD_RUN, opt_vm, NULL),
 	OPT_FN("--help", NULL, CMD_ALL, opt_help, NULL),
@@ -379,13 +376,13 @@ static const struct cli_opt cli_opts[] = {
 	       "(repeatable; demo default: /usr/lib and /usr/share)"),
 	OPT_FN("--log-dir", "DIR", CMD_ALL, opt_log_dir,
 	       "per-guest serial logs (default $TMPDIR/foldvm-UID)"),
-	OPT_FLAG("--quiet", CMD_ALL, quiet, true, "no guest console on stdout"),
-	OPT_DIR("--run-dir", "DIR", CMD_ALL, run_dir, GUEST_NAME_MAX + 8,
+	OPT_FLAG("--quiet", CMD_ALL, opt.quiet, true, "no guest console on stdout"),
+	OPT_DIR("--run-dir", "DIR", CMD_ALL, opt.run_dir, GUEST_NAME_MAX + 8,
 	       "control sockets: DIR/host.qmp, DIR/NAME.qmp and\n"
 	       "DIR/NAME.console (default\n"
 	       "$FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
 	       "$XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md"),
-	OPT_FLAG("--persist", CMD_RUN, persist, true,
+	OPT_FLAG("--persist", CMD_RUN, opt.persist, true,
 		 "run: keep serving with no guest (a host daemon)"),
 	OPT_FN("--console", "auto|stdio|none", CMD_RUN, opt_console,
 	       "run: the terminal as a guest's serial console:\n"
@@ -403,33 +400,33 @@ static const struct cli_opt cli_opts[] = {
 	       "fetch domains from this libvirt connection (read-only)"),
 	OPT_FN("--domain", "NAME", CMD_RUN, opt_domain,
 	       "run this domain of --libvirt URI (repeatable)"),
-	OPT_FLAG("--strict", CMD_RUN, strict, true,
+	OPT_FLAG("--strict", CMD_RUN, opt.strict, true,
 		 "refuse a domain with settings foldvm cannot honour\n"
 		 "(default: list them on stderr and run)"),
-	OPT_DIR("--hooks-dir", "DIR", CMD_RUN, hooks.dir, 128,
+	OPT_DIR("--hooks-dir", "DIR", CMD_RUN, opt.hooks.dir, 128,
 	       "libvirt qemu hooks run for domain guests: DIR/qemu,\n"
 	       "DIR/qemu.d/* (default " HOOKS_DEFAULT_DIR ")"),
 	OPT_FN("--no-hooks", NULL, CMD_RUN, opt_no_hooks, "run no hook scripts"),
 	OPT_FN("--hook-timeout", "S", CMD_RUN, opt_hook_timeout,
 	       "kill a hook still running after S seconds (default 30)"),
-	OPT_DIR("--lock-dir", "DIR", CMD_RUN, lock_dir, 128,
+	OPT_DIR("--lock-dir", "DIR", CMD_RUN, opt.lock_dir, 128,
 	       "per-domain locks, by uuid (default: the default run\n"
 	       "directory + /domains)"),
-	OPT_FLAG("--no-control", CMD_RUN, control, false, "run: no control sockets"),
-	OPT_FLAG("--dedup", CMD_ALL, dedup_all, true,
+	OPT_FLAG("--no-control", CMD_RUN, opt.control, false, "run: no control sockets"),
+	OPT_FLAG("--dedup", CMD_ALL, opt.dedup_all, true,
 		 "merge memory of every guest (per guest: dedup=on)"),
-	OPT_FLAG("--ksm", CMD_ALL, ksm, true,
+	OPT_FLAG("--ksm", CMD_ALL, opt.ksm, true,
 		 "let Linux KSM merge instead (MADV_MERGEABLE; the\n"
 		 "benchmark baseline; KSM itself is set in /sys/kernel/mm/ksm)"),
-	OPT_UINT64("--dedup-rate", "N", CMD_ALL, dedup_rate, 0, 1ull << 40,
+	OPT_UINT64("--dedup-rate", "N", CMD_ALL, opt.dedup_rate, 0, 1ull << 40,
 		   "pages scanned per second (default: no limit)"),
-	OPT_UINT("--dedup-cpu", "PCT", CMD_ALL, dedup_cpu, 1, 100,
+	OPT_UINT("--dedup-cpu", "PCT", CMD_ALL, opt.dedup_cpu, 1, 100,
 		 "cap the scanner's CPU share, 1..100 (default: no cap)"),
 	OPT_FN("--dedup-pressure", "PCT", CMD_ALL, opt_dedup_pressure,
 	       "pause new merges while memory pressure (PSI, some\n"
 	       "avg10) is at least PCT%, until it is below half of it;\n"
 	       "0..100, 0: never (default 10)"),
-	OPT_UINT64("--dedup-vma-budget", "N", CMD_ALL, dedup_vma_budget, 1,
+	OPT_UINT64("--dedup-vma-budget", "N", CMD_ALL, opt.dedup_vma_budget, 1,
 		   1ull << 32,
 		   "VMAs merges may add (default: vm.max_map_count\n"
 		   "less what the process needs)"),
@@ -438,11 +435,11 @@ static const struct cli_opt cli_opts[] = {
 	       "file and merge what they hold at the same address in\n"
 	       "place, without a VMA (default on; off: anonymous RAM,\n"
 	       "cheaper first writes to never-written pages)"),
-	OPT_UINT64("--max-map-count", "N", CMD_ALL, max_map_count, 65530,
+	OPT_UINT64("--max-map-count", "N", CMD_ALL, opt.max_map_count, 65530,
 		   1ull << 31,
 		   "raise the host-wide sysctl vm.max_map_count to N first\n"
 		   "(root; logged; never done without this option)"),
-	OPT_DIR("--cgroup", "DIR", CMD_ALL, cgroup, GUEST_NAME_MAX + 8,
+	OPT_DIR("--cgroup", "DIR", CMD_ALL, opt.cgroup, GUEST_NAME_MAX + 8,
 	       "each trust domain's worker in its own cgroup v2,\n"
 	       "DIR/DOMAIN (made, and removed when the worker ends)"),
 	OPT_FN("--domain-mem-max", "DOMAIN=SIZE", CMD_ALL, opt_domain_mem_max,
@@ -460,16 +457,16 @@ static const struct cli_opt cli_opts[] = {
 	       "own files (default on; log: calls off the list are\n"
 	       "logged by the kernel, not stopped; docs/sandbox.md)"),
 	OPT_HEAD("demo only:"),
-	OPT_UINT("--guests", "N", CMD_DEMO, demo_guests, 1, CLI_MAX_VMS,
+	OPT_UINT("--guests", "N", CMD_DEMO, demo.guests, 1, CLI_MAX_VMS,
 		 "guests to start (default 4)"),
-	OPT_FN("--mem", "SIZE", CMD_DEMO, opt_demo_mem,
-	       "RAM per guest (default 128M)"),
-	OPT_UINT("--vcpus", "N", CMD_DEMO, demo_vcpus, 1, FV_MAX_VCPUS,
+	OPT_SIZE("--mem", "SIZE", CMD_DEMO, demo.mem,
+		 "RAM per guest (default 128M)"),
+	OPT_UINT("--vcpus", "N", CMD_DEMO, demo.vcpus, 1, FV_MAX_VCPUS,
 		 "vCPUs per guest (default 1)"),
-	OPT_UINT("--seconds", "N", CMD_DEMO, demo_seconds, 0, CLI_MAX_SECONDS,
+	OPT_UINT("--seconds", "N", CMD_DEMO, demo.seconds, 0, CLI_MAX_SECONDS,
 		 "how long guests run once dedup has converged (two\n"
 		 "passes after filling; default 3)"),
-	OPT_FLAG("--no-dedup", CMD_DEMO, demo_no_dedup, true,
+	OPT_FLAG("--no-dedup", CMD_DEMO, demo.no_dedup, true,
 		 "run the demo without the dedup engine"),
 };
 
@@ -491,9 +488,10 @@ static const struct cli_opt *cli_find_option(const char *arg)
 }
 
 static int cli_parse_option(int argc, char *const argv[], int *i,
-			    struct cli_options *opt, struct fv_error *err)
+			    struct cli_args *cl, struct fv_error *err)
 {
 	const struct cli_opt *o = cli_find_option(argv[*i]);
+	struct cli_options *opt = &cl->opt;
 	const char *val = NULL;
 	char *field;
 	uint64_t x;
@@ -503,7 +501,7 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 			      argv[*i], opt->cmd == CLI_RUN ? "run" : "demo");
 	if (o->arg && cli_option_value(argc, argv, i, o->name, &val, err))
 		return -1;
-	field = (char *)opt + o->field;
+	field = (char *)cl + o->field;
 	switch (o->kind) {
 	case OPT_SET:
 		*(bool *)field = o->value;
@@ -517,6 +515,9 @@ static int cli_parse_option(int argc, char *const argv[], int *i,
 		else
 			*(unsigned *)field = (unsigned)x;
 		return 0;
+	case OPT_MEM:
+		return spec_parse_size(val, (uint64_t *)field, err) ||
+		       gmem_check_size(*(uint64_t *)field, err) ? -1 : 0;
 	case OPT_PATH:
 		if (*val != '/' || strlen(val) >= o->max - o->min)
 			return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
@@ -632,10 +633,12 @@ static void cli_apply_files(struct cli_options *opt)
 	}
 }
 
-int cli_parse(int argc, char *const argv[], struct cli_options *opt,
+int cli_parse(int argc, char *const argv[], struct cli_args *cl,
 	      struct fv_error *err)
 {
-	cli_defaults(opt);
+	struct cli_options *opt = &cl->opt;
+
+	cli_defaults(cl);
 	if (argc < 2)
 		return fv_err(err, FV_E_INVAL, "no command given (try foldvm --help)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -657,7 +660,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return fv_err(err, FV_E_INVAL, "unknown command '%s' (run, demo, --help)",
 			      argv[1]);
 	for (int i = 2; i < argc; i++) {
-		if (cli_parse_option(argc, argv, &i, opt, err))
+		if (cli_parse_option(argc, argv, &i, cl, err))
 			return -1;
 		if (opt->cmd == CLI_HELP)
 			return 0;
@@ -670,7 +673,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return -1;
 	if (opt->cmd == CLI_RUN && opt->nr_vms == 0 && !opt->persist)
 		return fv_err(err, FV_E_INVAL, "run needs at least one --vm, --domain-xml or --domain (or --persist)");
-	if (opt->ksm && (opt->dedup_all || opt->demo_no_dedup))
+	if (opt->ksm && (opt->dedup_all || cl->demo.no_dedup))
 		return fv_err(err, FV_E_INVAL, "--ksm replaces foldvm's engine: not with --dedup or --no-dedup");
 	if (opt->persist && !opt->control)
 		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");

@@ -182,12 +182,6 @@ struct cli_options {
 				    (NULL: runner_run loads its own) */
 	const struct domain_host *domain_host; /* the locks and hooks of
 						  its domain guests */
-	/* demo */
-	bool demo_no_dedup;     /* --no-dedup */
-	unsigned demo_guests;
-	uint64_t demo_mem;
-	unsigned demo_vcpus;
-	unsigned demo_seconds;
 };
 
 /*

@@ -8,13 +8,13 @@
 #include "tests/unit/unit.h"
 #include "frontend/cli.h"
 
-static struct cli_options opt;
+static struct cli_args cl;
 
 static int parse(int argc, char *const argv[])
 {
 	struct fv_error err = { 0 };
 
-	return cli_parse(argc, argv, &opt, &err);
+	return cli_parse(argc, argv, &cl, &err);
 }
 
 static void test_size_units(void)
@@ -435,10 +435,10 @@ static void test_run_linux_guest(void)
 	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "kernel"), 0);
 	snprintf(spec, sizeof(spec), "name=lx,kernel=%s", kernel);
 	CU_ASSERT_EQUAL(parse(6, argv), 0);
-	CU_ASSERT_EQUAL(opt.nr_vms, 1);
-	CU_ASSERT_STRING_EQUAL(opt.vms[0].cfg.kernel, kernel);
+	CU_ASSERT_EQUAL(cl.opt.nr_vms, 1);
+	CU_ASSERT_STRING_EQUAL(cl.opt.vms[0].cfg.kernel, kernel);
 	/* --files gives file pages to test payloads only */
-	CU_ASSERT_EQUAL(opt.vms[0].cfg.content.pct_blob, 0);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].cfg.content.pct_blob, 0);
 	unlink(kernel);
 }
 
@@ -454,9 +454,9 @@ static void test_commands(void)
 	char *vm_missing_value[] = { "foldvm", "run", "--vm" };
 
 	CU_ASSERT_EQUAL(parse(2, help), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_HELP);
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_HELP);
 	CU_ASSERT_EQUAL(parse(2, version), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_VERSION);
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_VERSION);
 	CU_ASSERT_EQUAL(parse(1, none), -1);
 	CU_ASSERT_EQUAL(parse(2, unknown), -1);
 	CU_ASSERT_EQUAL(parse(2, run_no_vm), -1);
@@ -472,15 +472,15 @@ static void test_run_guests(void)
 	char *dup[] = { "foldvm", "run", "--vm", "name=a", "--vm", "name=a" };
 
 	CU_ASSERT_EQUAL_FATAL(parse(10, ok), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_RUN);
-	CU_ASSERT_EQUAL(opt.nr_vms, 2);
-	CU_ASSERT_STRING_EQUAL(opt.vms[1].cfg.name, "b");
-	CU_ASSERT_STRING_EQUAL(opt.log_dir, "/tmp/x");
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_RUN);
+	CU_ASSERT_EQUAL(cl.opt.nr_vms, 2);
+	CU_ASSERT_STRING_EQUAL(cl.opt.vms[1].cfg.name, "b");
+	CU_ASSERT_STRING_EQUAL(cl.opt.log_dir, "/tmp/x");
 	/* --files gives guests file pages unless blob= said otherwise... */
-	CU_ASSERT_EQUAL(opt.vms[0].cfg.content.pct_blob, 25);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].cfg.content.pct_blob, 25);
 	/* ...but never more than what zero and shared left */
-	CU_ASSERT_EQUAL(opt.vms[1].cfg.content.pct_blob, 25);
-	CU_ASSERT_FALSE(opt.vms[0].cfg.console);
+	CU_ASSERT_EQUAL(cl.opt.vms[1].cfg.content.pct_blob, 25);
+	CU_ASSERT_FALSE(cl.opt.vms[0].cfg.console);
 	CU_ASSERT_EQUAL(parse(6, dup), -1);
 }
 
@@ -498,13 +498,13 @@ static void test_settle_step(void)
 	struct fv_error err = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(parse(6, ok), 0);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[2].kind, STEP_SETTLE);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[2].arg, 2);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[2].kind, STEP_SETTLE);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[2].arg, 2);
 	CU_ASSERT_STRING_EQUAL(step_name(STEP_SETTLE), "settle");
-	CU_ASSERT_EQUAL(cli_parse(6, early, &opt, &err), -1);
+	CU_ASSERT_EQUAL(cli_parse(6, early, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "guest a: 'settle' before the first 'sync'"));
 	CU_ASSERT_EQUAL(parse(4, nosync), 0);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[1].arg, 3);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[1].arg, 3);
 }
 
 /* The engine's options: --dedup-in-place takes on or off, nothing else. */
@@ -516,11 +516,11 @@ static void test_dedup_options(void)
 	struct fv_error err = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(parse(7, on), 0);
-	CU_ASSERT_EQUAL(opt.dedup_cpu, 5);
-	CU_ASSERT_FALSE(opt.dedup_no_in_place); /* on unless told */
+	CU_ASSERT_EQUAL(cl.opt.dedup_cpu, 5);
+	CU_ASSERT_FALSE(cl.opt.dedup_no_in_place); /* on unless told */
 	CU_ASSERT_EQUAL_FATAL(parse(6, off), 0);
-	CU_ASSERT_TRUE(opt.dedup_no_in_place);
-	CU_ASSERT_EQUAL(cli_parse(5, bad, &opt, &err), -1);
+	CU_ASSERT_TRUE(cl.opt.dedup_no_in_place);
+	CU_ASSERT_EQUAL(cli_parse(5, bad, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--dedup-in-place"));
 }
 
@@ -532,10 +532,10 @@ static void test_demo_options(void)
 	char *bad_mem[] = { "foldvm", "demo", "--mem", "lots" };
 
 	CU_ASSERT_EQUAL_FATAL(parse(9, ok), 0);
-	CU_ASSERT_EQUAL(opt.demo_guests, 2);
-	CU_ASSERT_EQUAL(opt.demo_mem, 64ull << 20);
-	CU_ASSERT_EQUAL(opt.demo_seconds, 0);
-	CU_ASSERT_EQUAL(opt.demo_vcpus, 2);
+	CU_ASSERT_EQUAL(cl.demo.guests, 2);
+	CU_ASSERT_EQUAL(cl.demo.mem, 64ull << 20);
+	CU_ASSERT_EQUAL(cl.demo.seconds, 0);
+	CU_ASSERT_EQUAL(cl.demo.vcpus, 2);
 	CU_ASSERT_EQUAL(parse(4, bad), -1);
 	CU_ASSERT_EQUAL(parse(4, bad_mem), -1);
 }
@@ -545,7 +545,7 @@ static void opt_said(int argc, char *const argv[], const char *msg)
 {
 	struct fv_error err = { 0 };
 
-	CU_ASSERT_EQUAL(cli_parse(argc, argv, &opt, &err), -1);
+	CU_ASSERT_EQUAL(cli_parse(argc, argv, &cl, &err), -1);
 	if (strcmp(err.msg, msg))
 		fprintf(stderr, "\n  wanted: %s\n  got:    %s\n", msg, err.msg);
 	CU_ASSERT_STRING_EQUAL(err.msg, msg);
@@ -570,19 +570,19 @@ static void test_option_table(void)
 	CU_ASSERT_EQUAL_FATAL(parse(18, ok), -1); /* --no-control: no --persist */
 	ok[10] = "--quiet";
 	CU_ASSERT_EQUAL_FATAL(parse(18, ok), 0);
-	CU_ASSERT_TRUE(opt.persist);
-	CU_ASSERT_EQUAL(opt.dedup_cpu, 50);
-	CU_ASSERT_EQUAL(opt.dedup_rate, 1000);
-	CU_ASSERT_STRING_EQUAL(opt.run_dir, "/tmp/r");
-	CU_ASSERT_STRING_EQUAL(opt.hooks.dir, "");
-	CU_ASSERT_STRING_EQUAL(opt.cgroup, "/sys/fs/cgroup/f");
-	CU_ASSERT_EQUAL(opt.nr_domain_mem, 1);
-	CU_ASSERT_EQUAL(opt.domain_mem[0].bytes, 64ull << 20);
-	CU_ASSERT_EQUAL(opt.sandbox, SANDBOX_LOG);
-	CU_ASSERT_EQUAL(opt.console, CONSOLE_NONE);
+	CU_ASSERT_TRUE(cl.opt.persist);
+	CU_ASSERT_EQUAL(cl.opt.dedup_cpu, 50);
+	CU_ASSERT_EQUAL(cl.opt.dedup_rate, 1000);
+	CU_ASSERT_STRING_EQUAL(cl.opt.run_dir, "/tmp/r");
+	CU_ASSERT_STRING_EQUAL(cl.opt.hooks.dir, "");
+	CU_ASSERT_STRING_EQUAL(cl.opt.cgroup, "/sys/fs/cgroup/f");
+	CU_ASSERT_EQUAL(cl.opt.nr_domain_mem, 1);
+	CU_ASSERT_EQUAL(cl.opt.domain_mem[0].bytes, 64ull << 20);
+	CU_ASSERT_EQUAL(cl.opt.sandbox, SANDBOX_LOG);
+	CU_ASSERT_EQUAL(cl.opt.console, CONSOLE_NONE);
 	CU_ASSERT_EQUAL_FATAL(parse(5, demo), 0);
-	CU_ASSERT_EQUAL(opt.demo_guests, 2);
-	CU_ASSERT_TRUE(opt.demo_no_dedup);
+	CU_ASSERT_EQUAL(cl.demo.guests, 2);
+	CU_ASSERT_TRUE(cl.demo.no_dedup);
 	opt_said(3, persist_demo, "unknown option '--persist' for demo (see foldvm --help)");
 	opt_said(3, flag_value, "unknown option '--quiet=1' for run (see foldvm --help)");
 	opt_said(4, cpu, "--dedup-cpu 0 is out of range 1..100");
