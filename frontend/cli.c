@@ -224,31 +224,50 @@ static int opt_image_dir(struct cli_options *opt, const char *val,
 	return 0;
 }
 
+/* The index of val among names[0..n), or -1 with "NAME: 'val' is none
+ * of a, b, c". */
+static int opt_choice(const char *name, const char *val,
+		      const char *const *names, unsigned n, struct fv_error *err)
+{
+	char list[64] = "";
+	size_t len = 0;
+
+	for (unsigned k = 0; k < n; k++) {
+		if (!strcmp(val, names[k]))
+			return (int)k;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+					k ? ", " : "", names[k]);
+	}
+	fv_err(err, FV_E_INVAL, "%s: '%s' is none of %s", name, val, list);
+	return -1;
+}
+
 static int opt_console(struct cli_options *opt, const char *val,
 		       struct fv_error *err)
 {
-	if (!strcmp(val, "auto"))
-		opt->console = CONSOLE_AUTO;
-	else if (!strcmp(val, "stdio"))
-		opt->console = CONSOLE_STDIO;
-	else if (!strcmp(val, "none"))
-		opt->console = CONSOLE_NONE;
-	else
-		return fv_err(err, FV_E_INVAL, "--console: '%s' is none of auto, stdio, none", val);
+	static const char *const names[] = {
+		[CONSOLE_AUTO] = "auto", [CONSOLE_STDIO] = "stdio",
+		[CONSOLE_NONE] = "none",
+	};
+	int k = opt_choice("--console", val, names, sizeof(names) / sizeof(names[0]), err);
+
+	if (k < 0)
+		return -1;
+	opt->console = (enum console_mode)k;
 	return 0;
 }
 
 static int opt_sandbox(struct cli_options *opt, const char *val,
 		       struct fv_error *err)
 {
-	if (!strcmp(val, "on"))
-		opt->sandbox = SANDBOX_ON;
-	else if (!strcmp(val, "off"))
-		opt->sandbox = SANDBOX_OFF;
-	else if (!strcmp(val, "log"))
-		opt->sandbox = SANDBOX_LOG;
-	else
-		return fv_err(err, FV_E_INVAL, "--sandbox: '%s' is none of on, off, log", val);
+	static const char *const names[] = {
+		[SANDBOX_ON] = "on", [SANDBOX_OFF] = "off", [SANDBOX_LOG] = "log",
+	};
+	int k = opt_choice("--sandbox", val, names, sizeof(names) / sizeof(names[0]), err);
+
+	if (k < 0)
+		return -1;
+	opt->sandbox = (enum sandbox_mode)k;
 	return 0;
 }
 

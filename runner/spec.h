@@ -166,7 +166,7 @@ struct cli_options {
 	enum console_mode {
 		CONSOLE_AUTO = 0, /* stdio when one guest, a terminal, foreground */
 		CONSOLE_STDIO,    /* stdio: the run must have exactly one guest */
-		CONSOLE_NONE,     /* never: "[name] ..." lines as before */
+		CONSOLE_NONE,     /* never: the output as "[name] ..." lines */
 	} console;
 	/* Set by the supervisor for one trust domain's worker process, never
 	 * from the command line (supervisor/): */
