@@ -594,43 +594,6 @@ void cli_usage(FILE *f)
 	      "2 bad command line or a guest could not be created.\n", f);
 }
 
-static unsigned cli_count_syncs(const struct vm_spec *vm)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < vm->nr_steps; i++)
-		n += vm->steps[i].kind == STEP_SYNC;
-	return n;
-}
-
-/* With sync steps the engine starts at the first sync (runner.c), so a
- * settle before it would wait for passes that cannot come. */
-static int cli_check_settle(const struct vm_spec *vm, struct fv_error *err)
-{
-	if (!cli_count_syncs(vm))
-		return 0;
-	for (unsigned i = 0; vm->steps[i].kind != STEP_SYNC; i++)
-		if (vm->steps[i].kind == STEP_SETTLE)
-			return fv_err(err, FV_E_INVAL,
-				      "guest %s: 'settle' before the first 'sync' would wait forever (the engine starts at the first sync)",
-				      vm->cfg.name);
-	return 0;
-}
-
-/* Every guest meets the others at each sync: all need as many. */
-static int cli_check_syncs(const struct cli_options *opt, struct fv_error *err)
-{
-	for (unsigned i = 0; i < opt->nr_vms; i++)
-		if (cli_check_settle(&opt->vms[i], err))
-			return -1;
-	for (unsigned i = 1; i < opt->nr_vms; i++)
-		if (cli_count_syncs(&opt->vms[i]) != cli_count_syncs(&opt->vms[0]))
-			return fv_err(err, FV_E_INVAL,
-				      "guests %s and %s have different numbers of sync steps",
-				      opt->vms[0].cfg.name, opt->vms[i].cfg.name);
-	return 0;
-}
-
 /* Guests without an explicit blob= hold file pages when there are files. */
 static void cli_apply_files(struct cli_options *opt)
 {
@@ -701,7 +664,7 @@ int cli_parse(int argc, char *const argv[], struct cli_args *cl,
 	if (opt->console == CONSOLE_STDIO && opt->nr_vms != 1)
 		return fv_err(err, FV_E_INVAL, "--console stdio needs exactly one guest (there %s %u)",
 			      opt->nr_vms == 1 ? "is" : "are", opt->nr_vms);
-	if (cli_check_syncs(opt, err))
+	if (spec_check_syncs(opt->vms, opt->nr_vms, err))
 		return -1;
 	cli_apply_files(opt);
 	return 0;

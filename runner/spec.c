@@ -551,3 +551,42 @@ int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
 		return fv_err(err, FV_E_INVAL, "zero+shared+blob is more than 100%%");
 	return finish_net(vm, field, err) || check_linux(vm, field, err) ? -1 : 0;
 }
+
+/* ---- across guests ---- */
+
+static unsigned count_syncs(const struct vm_spec *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->nr_steps; i++)
+		n += vm->steps[i].kind == STEP_SYNC;
+	return n;
+}
+
+/* With sync steps the engine starts at the first sync (runner.c), so a
+ * settle before it would wait for passes that cannot come. */
+static int check_settle(const struct vm_spec *vm, struct fv_error *err)
+{
+	if (!count_syncs(vm))
+		return 0;
+	for (unsigned i = 0; vm->steps[i].kind != STEP_SYNC; i++)
+		if (vm->steps[i].kind == STEP_SETTLE)
+			return fv_err(err, FV_E_INVAL,
+				      "guest %s: 'settle' before the first 'sync' would wait forever (the engine starts at the first sync)",
+				      vm->cfg.name);
+	return 0;
+}
+
+int spec_check_syncs(const struct vm_spec *vms, unsigned nr,
+		     struct fv_error *err)
+{
+	for (unsigned i = 0; i < nr; i++)
+		if (check_settle(&vms[i], err))
+			return -1;
+	for (unsigned i = 1; i < nr; i++)
+		if (count_syncs(&vms[i]) != count_syncs(&vms[0]))
+			return fv_err(err, FV_E_INVAL,
+				      "guests %s and %s have different numbers of sync steps",
+				      vms[0].cfg.name, vms[i].cfg.name);
+	return 0;
+}

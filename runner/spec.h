@@ -288,6 +288,12 @@ spec_field_fn spec_field_kv;
  * checks across them (field NULL: spec_field_kv). */
 int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err);
 
+/* The guests of one command line, across them: every guest meets the
+ * others at each sync, so all have as many; and with syncs the engine
+ * starts at the first one (runner.c), so no settle may come before it. */
+int spec_check_syncs(const struct vm_spec *vms, unsigned nr,
+		     struct fv_error *err);
+
 /* ---- text ---- */
 
 /* "256M", "1G", "2GiB", "65536K", "4096B"; a bare number is in MiB (as
