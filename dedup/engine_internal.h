@@ -124,7 +124,7 @@ struct dedup_engine {
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
 	uint64_t guests_removed;   /* with merges and unmerges: what changes
-				      the derived statistics (engine.c) */
+				      the derived statistics (stats.c) */
 	unsigned idle_passes;      /* passes in a row that visited no page */
 	bool kick;                 /* end the scanner's pause now (new work) */
 	uint64_t scanner_cpu_ns;
