@@ -49,7 +49,7 @@ int unmerge_command(struct run_ctx *ctx, const char *guest, struct json_object *
 		    struct json_object **ret, struct qmp_error *err)
 {
 	struct runner_guest_info info[CLI_MAX_VMS];
-	struct driver *ds[CLI_MAX_VMS];
+	struct guest_slot *ds[CLI_MAX_VMS];
 	struct fv_error e = { 0 };
 	const char *vm, *domain;
 	unsigned n = 0, all;
