@@ -20,7 +20,7 @@ static int guest_info(struct control_guest *cg, struct runner_guest_info *in,
 		      struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct driver *d = runner_guest_get(cg->c->ctx, cg->name, in, &e);
+	struct guest_slot *d = runner_guest_get(cg->c->ctx, cg->name, in, &e);
 
 	if (!d)
 		return qmp_error_set(err, "DeviceNotFound", "%s", e.msg);
@@ -81,7 +81,7 @@ static int cmd_query_status(void *opaque, struct json_object *args,
 static int cmd_stop_cont(struct control_guest *cg, bool stop, struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct driver *d = runner_guest_get(cg->c->ctx, cg->name, NULL, &e);
+	struct guest_slot *d = runner_guest_get(cg->c->ctx, cg->name, NULL, &e);
 	int r;
 
 	if (!d)
@@ -173,7 +173,7 @@ static int cmd_dedup_set(void *opaque, struct json_object *args,
 	struct dedup_engine *engine = runner_dedup(cg->c->ctx);
 	struct fv_error e = { 0 };
 	struct json_object *v;
-	struct driver *d;
+	struct guest_slot *d;
 	uint64_t rate;
 	unsigned cpu;
 	int r = 0;
@@ -220,11 +220,11 @@ static int cmd_dedup_unmerge(void *opaque, struct json_object *args,
 
 /* The guest's balloon, held: DeviceNotActive when it has none (QEMU's
  * answer), DeviceNotFound when the guest is going. */
-static struct driver *balloon_get(struct control_guest *cg,
-				  struct virtio_balloon **b, struct qmp_error *err)
+static struct guest_slot *balloon_get(struct control_guest *cg,
+				      struct virtio_balloon **b, struct qmp_error *err)
 {
 	struct fv_error e = { 0 };
-	struct driver *d = runner_guest_get(cg->c->ctx, cg->name, NULL, &e);
+	struct guest_slot *d = runner_guest_get(cg->c->ctx, cg->name, NULL, &e);
 
 	if (!d) {
 		qmp_error_set(err, "DeviceNotFound", "%s", e.msg);
@@ -247,7 +247,7 @@ static int cmd_balloon(void *opaque, struct json_object *args,
 	struct json_object *v = NULL;
 	struct virtio_balloon *b;
 	struct fv_error e = { 0 };
-	struct driver *d;
+	struct guest_slot *d;
 	int64_t value;
 	int r;
 
@@ -274,7 +274,7 @@ static int cmd_query_balloon(void *opaque, struct json_object *args,
 	struct virtio_balloon_info in;
 	struct virtio_balloon *b;
 	struct json_object *stats;
-	struct driver *d;
+	struct guest_slot *d;
 
 	(void)args;
 	d = balloon_get(opaque, &b, err);

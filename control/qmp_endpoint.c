@@ -2,7 +2,9 @@
  * qmp_endpoint.c - the QMP server's endpoints: a listening socket each
  * (bound safely over a stale file, unlinked only if still ours), added
  * and removed while the server runs, and the events sent to their
- * negotiated clients.  Locking: qmp_server_int.h.
+ * negotiated clients.  Locking: qmp_server_int.h.  It calls into
+ * qmp_server.c (accepting a connected client, queueing output, waking the
+ * thread, freeing an endpoint), never the other way.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,25 +18,6 @@
 #include <sys/un.h>
 #include <json-c/json.h>
 #include "control/qmp_server_int.h"
-
-void qmp_unlink_own(struct qmp_endpoint *ep)
-{
-	struct stat st;
-
-	if (ep->unlinked)
-		return;
-	ep->unlinked = true;
-	if (lstat(ep->cfg.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	    st.st_dev == ep->dev && st.st_ino == ep->ino)
-		unlink(ep->cfg.path);
-}
-
-void qmp_endpoint_free(struct qmp_endpoint *ep)
-{
-	free((char *)ep->cfg.path);
-	free((char *)ep->cfg.package);
-	free(ep);
-}
 
 static void qmp_sockaddr(struct sockaddr_un *addr, const char *path)
 {

@@ -105,6 +105,26 @@ static void qmp_client_flush(struct qmp_client *c)
 		c->dead = true;
 }
 
+/* Unlink ep's socket file if it is still the one we bound. */
+void qmp_unlink_own(struct qmp_endpoint *ep)
+{
+	struct stat st;
+
+	if (ep->unlinked)
+		return;
+	ep->unlinked = true;
+	if (lstat(ep->cfg.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == ep->dev && st.st_ino == ep->ino)
+		unlink(ep->cfg.path);
+}
+
+void qmp_endpoint_free(struct qmp_endpoint *ep)
+{
+	free((char *)ep->cfg.path);
+	free((char *)ep->cfg.package);
+	free(ep);
+}
+
 static void qmp_client_free(struct qmp_client *c)
 {
 	close(c->fd);

@@ -1,7 +1,8 @@
 /*
  * qmp_server_int.h - the QMP server's insides, shared by its two files:
- * qmp_server.c (the thread: poll, accept, client I/O) and qmp_endpoint.c
- * (listening sockets and events).  Private to control/.
+ * qmp_server.c (the thread: poll, accept, client I/O, freeing what it
+ * reaps) and qmp_endpoint.c (listening sockets and events), which calls
+ * the former and is not called by it.  Private to control/.
  */
 #ifndef FOLDVM_CONTROL_QMP_SERVER_INT_H
 #define FOLDVM_CONTROL_QMP_SERVER_INT_H
@@ -75,15 +76,14 @@ struct qmp_server {
 	size_t cap;
 };
 
-/* qmp_server.c */
+/* qmp_server.c, for qmp_endpoint.c (calls go that way only) */
 void qmp_wake_locked(struct qmp_server *srv);
 void qmp_client_queue(struct qmp_client *c, const char *data, size_t len);
-
-/* qmp_endpoint.c */
-void qmp_unlink_own(struct qmp_endpoint *ep);
-void qmp_endpoint_free(struct qmp_endpoint *ep);
 /* Serve fd (connected, nonblocking) as a client of ep: greeting first.
  * Over the client limit or out of memory, fd is closed. */
 void qmp_accept_one(struct qmp_server *srv, struct qmp_endpoint *ep, int fd);
+/* Unlink ep's socket file, once, and only if it is still the one bound. */
+void qmp_unlink_own(struct qmp_endpoint *ep);
+void qmp_endpoint_free(struct qmp_endpoint *ep);
 
 #endif

@@ -64,7 +64,7 @@ int unmerge_run(struct run_ctx *ctx, const char *vm, const char *domain,
 		uint64_t rate, uint64_t *pages, struct qmp_error *err)
 {
 	struct runner_guest_info info[CLI_MAX_VMS];
-	struct driver *ds[CLI_MAX_VMS];
+	struct guest_slot *ds[CLI_MAX_VMS];
 	struct fv_error e = { 0 };
 	unsigned n = 0, all;
 	int r;

@@ -9,36 +9,20 @@
 #include <string.h>
 #include <json-c/json.h>
 #include "control/vm_create.h"
+#include "runner/spec_keys.h"
 
-/* The keys of runner/spec.h, each with its QMP type.  Numbers and
- * booleans used to be accepted as strings too ("2", "on"): the _OR_STR
- * types keep that working. */
+/* The keys of runner/spec_keys.h, each with its QMP type.  Numbers and
+ * booleans used to be accepted as strings too ("2", "on"; a size as
+ * "256M"): the _OR_STR types keep that working. */
+#define QMP_TYPE_STR   QMP_T_STR
+#define QMP_TYPE_UINT  QMP_T_INT_OR_STR
+#define QMP_TYPE_SIZE  QMP_T_INT_OR_STR    /* bytes, or "256M" */
+#define QMP_TYPE_BOOL  QMP_T_BOOL_OR_STR
+#define QMP_TYPE_STEPS QMP_T_STR           /* "fill+verify" */
+#define ARG_ROW(t, n, f, fl, a, h) { n, QMP_TYPE_##t, !((fl) & SPEC_K_REQUIRED) },
+
 const struct qmp_arg vm_create_args[] = {
-	{ "name", QMP_T_STR, false },
-	{ "mem", QMP_T_INT_OR_STR, true },      /* bytes, or "256M" */
-	{ "vcpus", QMP_T_INT_OR_STR, true },
-	{ "payload", QMP_T_STR, true },
-	{ "zero", QMP_T_INT_OR_STR, true },
-	{ "shared", QMP_T_INT_OR_STR, true },
-	{ "blob", QMP_T_INT_OR_STR, true },
-	{ "pool", QMP_T_INT_OR_STR, true },
-	{ "seed", QMP_T_INT_OR_STR, true },
-	{ "layout", QMP_T_STR, true },          /* "scattered", "mix", "clones" */
-	{ "steps", QMP_T_STR, true },           /* "fill+verify" */
-	{ "console", QMP_T_BOOL_OR_STR, true },
-	{ "dedup", QMP_T_BOOL_OR_STR, true },
-	{ "domain", QMP_T_STR, true },
-	{ "race-pages", QMP_T_INT_OR_STR, true },
-	{ "probe-pages", QMP_T_INT_OR_STR, true },
-	{ "kernel", QMP_T_STR, true },
-	{ "initrd", QMP_T_STR, true },
-	{ "cmdline", QMP_T_STR, true },
-	{ "disk", QMP_T_STR, true },
-	{ "disk-ro", QMP_T_BOOL_OR_STR, true },
-	{ "balloon", QMP_T_BOOL_OR_STR, true },
-	{ "net", QMP_T_STR, true },             /* "tap:NAME", "tap" */
-	{ "mac", QMP_T_STR, true },
-	{ "virtio-cmdline", QMP_T_BOOL_OR_STR, true },
+	SPEC_KEY_LIST(ARG_ROW)
 	{ NULL, QMP_T_ANY, false },
 };
 

@@ -8,7 +8,7 @@
 #include "control/qmp.h"
 #include "runner/runner.h"
 
-/* Every key of runner/spec.h, with its QMP type. */
+/* Every key of runner/spec_keys.h, with its QMP type. */
 extern const struct qmp_arg vm_create_args[];
 /* vm-destroy's: the guest's name. */
 extern const struct qmp_arg vm_destroy_args[];

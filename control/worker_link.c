@@ -53,7 +53,7 @@ static void link_out(struct worker_link *l, const struct link_msg *m)
  * mapped while its vCPUs may still write it, as they did when this ran
  * under the lock. */
 struct census_guests {
-	struct driver *held[CLI_MAX_VMS];
+	struct guest_slot *held[CLI_MAX_VMS];
 	struct runner_guest_info in[CLI_MAX_VMS];
 	struct guest_mem *gms[CLI_MAX_VMS];
 	uint64_t npages[CLI_MAX_VMS];

@@ -1,14 +1,16 @@
 /*
- * engine.c - the dedup engine: lifecycle, guests, events, statistics.
+ * engine.c - the dedup engine: lifecycle, guests, settings.
  *
  * DOC: Overview
  *
- * The engine is five files along its seams (engine_internal.h shares
- * their state): this one creates and destroys the engine, adds and
- * removes guests and reports statistics; merge.c holds the merge protocol
- * and the frames and candidates it changes; scan.c the scanner thread, its
- * pacing and the unmerge accounting; budget.c the VMA budget; fault.c the
- * userfaultfd and its fault thread.
+ * The engine is seven files along its seams (engine_internal.h shares
+ * their state), whose calls go one way, engine.c -> scan.c -> merge.c ->
+ * pages.c: this one creates and destroys the engine, adds and removes
+ * guests and takes settings; scan.c holds the scanner thread, its pacing
+ * and the unmerge accounting; merge.c the merge protocol and the frames
+ * and candidates it changes; pages.c a guest's pages as the others find
+ * and queue them; stats.c the statistics and the events that carry them;
+ * budget.c the VMA budget; fault.c the userfaultfd and its fault thread.
  *
  * State lives in three places, all owned by the scanner thread under
  * e->lock:
@@ -64,70 +66,9 @@ void dedup_config_defaults(struct dedup_config *cfg)
 	cfg->pressure_pct = 10;
 }
 
-/* Pause at pct, go on below half of it: avg10 moves smoothly, and a
- * threshold with one edge would flap around it. */
-bool dedup_pressure_pauses(bool paused, uint32_t some_avg10, unsigned pct)
-{
-	if (!pct)
-		return false;
-	return paused ? some_avg10 * 2 >= pct * 100 : some_avg10 >= pct * 100;
-}
-
 bool dedup_in_place(const struct dedup_engine *e)
 {
 	return e->cfg.in_place;
-}
-
-/* ---- guests and their pages ---- */
-
-struct dedup_guest *guest_by_id(struct dedup_engine *e, uint32_t id)
-{
-	for (struct dedup_guest *g = e->guests; g; g = g->next)
-		if (g->id == id)
-			return g;
-	return NULL;
-}
-
-void guest_page_entry(struct dedup_engine *e, struct dedup_guest *g,
-		      uint64_t gfn, struct procstat_page *out)
-{
-	procstat_pagemap_read(&e->pagemap, gmem_page_hva(g->gm, gfn), out, NULL);
-}
-
-/* ---- events ---- */
-
-/* Tell the owner a pass ended (and, once, that the budget binds).  The
- * callback runs without the engine lock (it takes its owner's locks);
- * event_running lets dedup_set_event_callback() wait for it, so an owner
- * that unhooks itself can free what `opaque` points to right after. */
-void engine_notify(struct dedup_engine *e)
-{
-	struct dedup_host_stats st;
-	dedup_event_fn fn;
-	void *opaque;
-	unsigned events = 0;
-
-	pthread_mutex_lock(&e->lock);
-	fn = e->event_fn;
-	opaque = e->event_opaque;
-	if (e->budget_exhausted && !e->budget_reported) {
-		e->budget_reported = true;
-		events |= DEDUP_EVENT_BUDGET;
-	}
-	if (e->pressure_changed) {
-		e->pressure_changed = false;
-		events |= DEDUP_EVENT_PRESSURE;
-	}
-	e->event_running = fn != NULL;
-	pthread_mutex_unlock(&e->lock);
-	if (!fn)
-		return;
-	dedup_get_host_stats(e, &st);
-	fn(opaque, &st, events);
-	pthread_mutex_lock(&e->lock);
-	e->event_running = false;
-	pthread_cond_broadcast(&e->cond);
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- engine lifecycle ---- */
@@ -379,9 +320,6 @@ void dedup_guest_set_merging(struct dedup_engine *e, struct dedup_guest *g,
 	pthread_mutex_unlock(&e->lock);
 }
 
-static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
-				struct dedup_guest_stats *st);
-
 uint64_t dedup_guest_unmerge(struct dedup_engine *e, struct dedup_guest *g,
 			     uint64_t rate)
 {
@@ -434,18 +372,6 @@ enum dedup_page_state dedup_page_state(struct dedup_engine *e,
 	return st;
 }
 
-void dedup_set_event_callback(struct dedup_engine *e, dedup_event_fn fn,
-			      void *opaque)
-{
-	pthread_mutex_lock(&e->lock);
-	e->event_fn = fn;
-	e->event_opaque = opaque;
-	/* A call already under way finishes with the old callback first. */
-	while (e->event_running)
-		pthread_cond_wait(&e->cond, &e->lock);
-	pthread_mutex_unlock(&e->lock);
-}
-
 void dedup_set_limits(struct dedup_engine *e, uint64_t rate, unsigned cpu_pct)
 {
 	pthread_mutex_lock(&e->lock);
@@ -477,124 +403,6 @@ void dedup_set_paused(struct dedup_engine *e, bool paused)
 	e->paused = paused;
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
-}
-
-/* ---- statistics ---- */
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Counts that are derived from the page states (e->lock held): a walk of
- * every page and a sort of its frames, so it is kept until a page or a
- * frame changes.  Only merges (zero discards included), unmerges and guest
- * removals (which drop frame references other guests share) change them;
- * owners poll the statistics many times a second, also while nothing
- * happens. */
-static void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
-				struct dedup_guest_stats *st)
-{
-	uint64_t gen = e->merges + e->unmerges + e->guests_removed + 1;
-	uint32_t *frames;
-	uint64_t nf = 0, saved = 0;
-
-	if (g->derived_gen == gen) {
-		st->pages_merged = g->derived.pages_merged;
-		st->pages_in_place = g->derived.pages_in_place;
-		st->pages_zero = g->derived.pages_zero;
-		st->frames_referenced = g->derived.frames_referenced;
-		st->bytes_saved = g->derived.bytes_saved;
-		return;
-	}
-	frames = malloc(g->npages * sizeof(*frames));
-	st->pages_merged = st->pages_zero = st->frames_referenced = 0;
-	st->pages_in_place = 0;
-	for (uint64_t gfn = 0; gfn < g->npages; gfn++) {
-		const struct dedup_page *p = &g->pages[gfn];
-
-		if (p->flags & PG_ZERO) {
-			st->pages_zero++;
-			saved += PAGE;
-		} else if (p->flags & PG_MERGED) {
-			uint32_t refs = e->store.refs[p->frame];
-
-			st->pages_merged++;
-			/* Its share of the frame: n pages on one frame cost one. */
-			saved += PAGE - PAGE / (refs ? refs : 1);
-			if (frames)
-				frames[nf++] = p->frame;
-		} else if (p->flags & PG_HOME) {
-			uint32_t refs = gmem_home_refs(g->gm, gfn);
-
-			/* Its share of its home slot, which no other page of
-			 * this guest can read: a frame of its own. */
-			st->pages_merged++;
-			st->pages_in_place++;
-			st->frames_referenced++;
-			saved += PAGE - PAGE / (refs ? refs : 1);
-		}
-	}
-	if (frames) {
-		qsort(frames, nf, sizeof(*frames), cmp_u32);
-		for (uint64_t i = 0; i < nf; i++)
-			st->frames_referenced += i == 0 || frames[i] != frames[i - 1];
-		free(frames);
-	}
-	st->bytes_saved = saved;
-	if (frames) { /* without the sort, frames_referenced is not known */
-		g->derived = *st;
-		g->derived_gen = gen;
-	}
-}
-
-void dedup_get_guest_stats(struct dedup_engine *e, struct dedup_guest *g,
-			   struct dedup_guest_stats *out)
-{
-	pthread_mutex_lock(&e->lock);
-	*out = g->st;
-	out->pages = g->npages;
-	out->unmerging = g->unmerging;
-	guest_derived_stats(e, g, out);
-	pthread_mutex_unlock(&e->lock);
-}
-
-void dedup_get_host_stats(struct dedup_engine *e, struct dedup_host_stats *out)
-{
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&e->lock);
-	for (struct dedup_guest *g = e->guests; g; g = g->next) {
-		struct dedup_guest_stats st;
-
-		guest_derived_stats(e, g, &st);
-		out->saved_bytes += st.bytes_saved;
-		out->pages_in_place += st.pages_in_place;
-		out->guests++;
-	}
-	out->store_frames = e->store.used;
-	out->vma_budget = e->vma_budget;
-	out->vmas_used = e->vmas_used;
-	out->max_map_count = e->max_map_count;
-	out->budget_exhausted = e->budget_exhausted;
-	out->passes = e->passes;
-	out->merges = e->merges;
-	out->unmerges = e->unmerges;
-	out->pass_cpu_max_ns = e->pass_cpu_max_ns;
-	out->pass_cpu_last_ns = e->pass_cpu_last_ns;
-	out->pressure_known = e->pressure_known;
-	out->pressure_paused = e->pressure_paused;
-	out->pressure_cgroup = e->pressure.cgroup;
-	out->pressure_some_avg10 = e->pressure.some_avg10;
-	out->pressure_full_avg10 = e->pressure.full_avg10;
-	out->pressure_pct = e->cfg.pressure_pct;
-	out->pressure_pauses = e->pressure_pauses;
-	out->cpu_ns = e->scanner_cpu_ns +
-		      __atomic_load_n(&e->fault_cpu_ns, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&e->lock);
-	/* The home files hold what was merged in place. */
-	out->store_bytes = store_resident_bytes(&e->store) + gmem_homes_resident_bytes();
 }
 
 int dedup_wait_passes(struct dedup_engine *e, unsigned n, int timeout_ms)

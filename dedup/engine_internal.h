@@ -2,12 +2,18 @@
  * engine_internal.h - what the files of the dedup engine share; nothing
  * outside dedup/ includes it (the engine's API is dedup.h).
  *
- *   engine.c  lifecycle, guests, events, statistics (DOC: Overview)
- *   merge.c   frames, candidates, the merge protocol
+ *   engine.c  lifecycle, guests, settings (DOC: Overview)
  *   scan.c    the scanner thread, its pacing, unmerge accounting,
- *             unmerging on request
+ *             unmerging on request, memory pressure
+ *   merge.c   frames, candidates, the merge protocol
+ *   pages.c   a guest by id, a page's entry, the next pass's todo list
+ *   stats.c   statistics, and the events that carry them
  *   budget.c  the VMA budget and its recount from /proc/self/maps
  *   fault.c   the userfaultfd and its fault thread
+ *
+ * Calls go one way: engine.c -> scan.c -> merge.c -> pages.c (engine.c
+ * and scan.c call pages.c and merge.c too); stats.c, budget.c and fault.c
+ * are called from above and call only pages.c or nothing of the engine.
  *
  * Locking: every field below is guarded by e->lock unless it says
  * otherwise; every function declared here expects e->lock held unless it
@@ -118,7 +124,7 @@ struct dedup_engine {
 	bool budget_exhausted;
 	uint64_t passes, merges, unmerges;
 	uint64_t guests_removed;   /* with merges and unmerges: what changes
-				      the derived statistics (engine.c) */
+				      the derived statistics (stats.c) */
 	unsigned idle_passes;      /* passes in a row that visited no page */
 	bool kick;                 /* end the scanner's pause now (new work) */
 	uint64_t scanner_cpu_ns;
@@ -136,19 +142,26 @@ struct dedup_engine {
 	uint8_t zero_page[PAGE] __attribute__((aligned(64)));
 };
 
-/* ---- engine.c ---- */
+/* ---- pages.c ---- */
 
 struct dedup_guest *guest_by_id(struct dedup_engine *e, uint32_t id);
 /* What the kernel's page table says about a guest page ("not present"
  * when pagemap cannot be read). */
 void guest_page_entry(struct dedup_engine *e, struct dedup_guest *g,
 		      uint64_t gfn, struct procstat_page *out);
-/* Tell the owner a pass ended; called without e->lock. */
-void engine_notify(struct dedup_engine *e);
 /* The next pass visits this page (and not just when the dirty log says). */
 void page_requeue(struct dedup_guest *g, uint64_t gfn);
 /* Every page of the guest, e.g. when merging is switched back on. */
 void guest_requeue_all(struct dedup_guest *g);
+
+/* ---- stats.c ---- */
+
+/* The counts derived from a guest's page states (cached until a page or
+ * a frame changes). */
+void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
+			 struct dedup_guest_stats *st);
+/* Tell the owner a pass ended; called without e->lock. */
+void engine_notify(struct dedup_engine *e);
 
 /* ---- merge.c ---- */
 

@@ -68,19 +68,6 @@ static bool test_bit(const uint64_t *map, uint64_t i)
 	return map[i / 64] >> (i % 64) & 1;
 }
 
-void page_requeue(struct dedup_guest *g, uint64_t gfn)
-{
-	g->todo[gfn / 64] |= 1ull << (gfn % 64);
-}
-
-void guest_requeue_all(struct dedup_guest *g)
-{
-	for (uint64_t w = 0; w < g->nwords; w++)
-		g->todo[w] = ~0ull;
-	if (g->npages % 64)
-		g->todo[g->nwords - 1] = (1ull << (g->npages % 64)) - 1;
-}
-
 /* Does the page need the next pass although nothing may write it? */
 static bool page_unsettled(const struct dedup_guest *g, uint64_t gfn)
 {
@@ -264,6 +251,15 @@ static bool next_work(struct dedup_guest *g, uint64_t *w, uint64_t *bits)
 }
 
 /* ---- memory pressure ---- */
+
+/* Pause at pct, go on below half of it: avg10 moves smoothly, and a
+ * threshold with one edge would flap around it. */
+bool dedup_pressure_pauses(bool paused, uint32_t some_avg10, unsigned pct)
+{
+	if (!pct)
+		return false;
+	return paused ? some_avg10 * 2 >= pct * 100 : some_avg10 >= pct * 100;
+}
 
 /*
  * Under memory pressure a merge is the wrong work: it makes copies-on-write

@@ -1,4 +1,11 @@
+/*
+ * cli.c - the command line: `foldvm run`, `foldvm demo`, --help,
+ * --version.  The options are one table (cli_opts[], in the manner of
+ * kvmtool's parse-options) that gives their parsing, checks and --help;
+ * the --vm keys' help comes from the spec's key table (runner/spec_keys.h).
+ */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +14,7 @@
 #include "frontend/domain.h"
 #include "control/qmp_client.h"
 
-const char cli_usage[] =
+static const char cli_usage_head[] =
 "Usage: foldvm run [OPTIONS] --vm SPEC [--vm SPEC]...\n"
 "       foldvm run [OPTIONS] --domain-xml FILE [--domain-xml FILE]...\n"
 "       foldvm run [OPTIONS] --libvirt URI --domain NAME [--domain NAME]...\n"
@@ -17,150 +24,18 @@ const char cli_usage[] =
 "Runs KVM guests (foldvm's test payload or a Linux kernel) whose memory\n"
 "foldvm can deduplicate.\n"
 "\n"
-"--vm SPEC is a comma-separated list of key=value (',,' is a literal comma):\n"
-"  name=NAME        guest name, [A-Za-z0-9._-], up to 32 chars (default vmN)\n"
-"  mem=SIZE         RAM, e.g. 128M, 1G; a bare number is MiB (default 128M)\n"
-"  vcpus=N          vCPUs, 1..64 (default 1)\n"
-"  payload=PATH     flat test payload (default: the one built into foldvm)\n"
-"  kernel=PATH      boot this Linux kernel instead: a bzImage or an ELF\n"
-"                   vmlinux (64-bit boot protocol; mem 16M..64G; foldvm\n"
-"                   writes ACPI tables: its vCPUs, COM1, virtio devices)\n"
-"  initrd=PATH      initramfs for the kernel\n"
-"  cmdline=TEXT     kernel command line (default \"" CLI_DEFAULT_CMDLINE "\")\n"
-"                   A Linux guest runs until it resets or foldvm is\n"
-"                   interrupted; its steps may only be sleep, settle,\n"
-"                   wait, sync\n"
-"                   (default wait).  docs/linux.md tells more.\n"
-"  zero=PCT         % of data pages left zero (default 25)\n"
-"  shared=PCT       % of data pages with content shared by all guests (25)\n"
-"  blob=PCT         % of data pages holding file contents from --files\n"
-"                   (default 25 with --files, else 0)\n"
-"  pool=N           distinct shared contents (default: one per shared page)\n"
-"  seed=N           seed of the shared content (default the same everywhere)\n"
-"  layout=L         where pages land in guest RAM (default scattered):\n"
-"                   scattered (every page, file pages too, at its own\n"
-"                   random frame), mix (each file's pages consecutive, at a\n"
-"                   random frame, as a page cache holds them), clones (as\n"
-"                   scattered, but every guest of one seed= holds the same\n"
-"                   content at the same addresses; unique pages stay unique)\n"
-"  steps=LIST       what the guest does, '+'-separated (default fill+verify):\n"
-"                   fill, verify, churn:PAGES, race:ITERATIONS, measure,\n"
-"                   sleep:SECONDS, wait (until interrupted), fault,\n"
-"                   settle:PASSES (until the dedup engine has made PASSES\n"
-"                   passes that began after the step did),\n"
-"                   sync (all guests meet; foldvm snapshots memory use),\n"
-"                   measure-merged (time first writes to the probe pages\n"
-"                   again: identical since measure, so merged by then),\n"
-"                   measure-merging (after measure: wait until every probe\n"
-"                   page of this guest is merged, by the engine or KSM, and\n"
-"                   time first writes to them at once, while other memory\n"
-"                   may still be merging),\n"
-"                   sandbox-probe:N (the test build foldvm-san only: the\n"
-"                   guest's worker tries 1 execve, 2 opening /etc/passwd,\n"
-"                   which its sandbox must stop),\n"
-"                   echo:N (read N lines from the serial console and\n"
-"                   write each back in upper case; docs/console.md)\n"
-"  console=on|off   echo the guest's serial output as \"[name] ...\" (on)\n"
-"  dedup=on|off     merge this guest's memory (default off, or on with --dedup)\n"
-"  domain=NAME      trust domain: full pages merge only within one domain,\n"
-"                   zero pages across domains (default: the guest's name)\n"
-"  race-pages=N     counter pages for race (default 16)\n"
-"  probe-pages=N    untouched pages for measure (default 256)\n"
-"  disk=PATH        a raw image as a virtio-blk disk (virtio-mmio; a Linux\n"
-"                   guest's command line names it: docs/virtio.md)\n"
-"  disk-ro=on|off   the guest may only read the disk (default off)\n"
-"  balloon=on|off   a virtio-balloon with statistics and free page reporting;\n"
-"                   QMP balloon / query-balloon (default off)\n"
-"  net=tap:NAME     a virtio-net device on tap NAME (attached if it exists,\n"
-"                   else made, and gone when foldvm ends); net=tap makes\n"
-"                   fv-GUESTNAME (docs/virtio.md)\n"
-"  mac=MAC          its MAC, six hex pairs, unicast (default 52:54:00 and\n"
-"                   three bytes of a hash of the guest's name)\n"
-"  virtio-cmdline=on|off  a Linux guest's command line also gets a\n"
-"                   virtio_mmio.device= entry per device, for kernels\n"
-"                   without ACPI (default off: the DSDT names them)\n"
-"\n"
-"Options:\n"
-"  --files PATH     file or directory whose files guests hold as page cache\n"
-"                   (repeatable; demo default: /usr/lib and /usr/share)\n"
-"  --log-dir DIR    per-guest serial logs (default $TMPDIR/foldvm-UID)\n"
-"  --quiet          no guest console on stdout\n"
-"  --run-dir DIR    control sockets: DIR/host.qmp, DIR/NAME.qmp and\n"
-"                   DIR/NAME.console (default\n"
-"                   $FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
-"                   $XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md\n"
-"  --persist        run: keep serving with no guest (a host daemon)\n"
-"  --console auto|stdio|none  run: the terminal as a guest's serial console:\n"
-"                   stdio: the one guest's ttyS0 reads this terminal (raw\n"
-"                   mode; Ctrl-C goes to the guest, Ctrl-A x quits) and its\n"
-"                   output comes here as it is; auto (default): so when one\n"
-"                   guest runs in the foreground of a terminal (stdin and\n"
-"                   stdout), without --persist; none: never.  Any guest's\n"
-"                   console is also RUNDIR/NAME.console (foldctl console;\n"
-"                   docs/console.md)\n"
-"  libvirt (run only; docs/libvirt.md):\n"
-"  --domain-xml FILE  a guest defined by libvirt domain XML (repeatable)\n"
-"  --libvirt URI    fetch domains from this libvirt connection (read-only)\n"
-"  --domain NAME    run this domain of --libvirt URI (repeatable)\n"
-"  --strict         refuse a domain with settings foldvm cannot honour\n"
-"                   (default: list them on stderr and run)\n"
-"  --hooks-dir DIR  libvirt qemu hooks run for domain guests: DIR/qemu,\n"
-"                   DIR/qemu.d/* (default " HOOKS_DEFAULT_DIR ")\n"
-"  --no-hooks       run no hook scripts\n"
-"  --hook-timeout S kill a hook still running after S seconds (default 30)\n"
-"  --lock-dir DIR   per-domain locks, by uuid (default: the default run\n"
-"                   directory + /domains)\n"
-"  --no-control     run: no control sockets\n"
-"  --dedup          merge memory of every guest (per guest: dedup=on)\n"
-"  --ksm            let Linux KSM merge instead (MADV_MERGEABLE; the\n"
-"                   benchmark baseline; KSM itself is set in /sys/kernel/mm/ksm)\n"
-"  --dedup-rate N   pages scanned per second (default: no limit)\n"
-"  --dedup-cpu PCT  cap the scanner's CPU share, 1..100 (default: no cap)\n"
-"  --dedup-pressure PCT  pause new merges while memory pressure (PSI, some\n"
-"                   avg10) is at least PCT%, until it is below half of it;\n"
-"                   0..100, 0: never (default 10)\n"
-"  --dedup-vma-budget N  VMAs merges may add (default: vm.max_map_count\n"
-"                   less what the process needs)\n"
-"  --dedup-in-place on|off  guests of a named domain (domain=) map its home\n"
-"                   file and merge what they hold at the same address in\n"
-"                   place, without a VMA (default on; off: anonymous RAM,\n"
-"                   cheaper first writes to never-written pages)\n"
-"  --max-map-count N  raise the host-wide sysctl vm.max_map_count to N first\n"
-"                   (root; logged; never done without this option)\n"
-"  --cgroup DIR     each trust domain's worker in its own cgroup v2,\n"
-"                   DIR/DOMAIN (made, and removed when the worker ends)\n"
-"  --domain-mem-max DOMAIN=SIZE  memory.max of DOMAIN's cgroup (with\n"
-"                   --cgroup; repeatable): past it the kernel reclaims, then\n"
-"                   kills that worker alone\n"
-"  --image-dir DIR  run: a sandboxed worker may also read guest images\n"
-"                   (kernel=, initrd=, payload= of vm-create) in DIR; it\n"
-"                   reads those in the command line's images' directories\n"
-"                   (repeatable)\n"
-"  --sandbox on|off|log  each trust domain's worker process runs under a\n"
-"                   system call filter with no capability and sees only its\n"
-"                   own files (default on; log: calls off the list are\n"
-"                   logged by the kernel, not stopped; docs/sandbox.md)\n"
-"  demo only:\n"
-"  --guests N       guests to start (default 4)\n"
-"  --mem SIZE       RAM per guest (default 128M)\n"
-"  --vcpus N        vCPUs per guest (default 1)\n"
-"  --seconds N      how long guests run once dedup has converged (two\n"
-"                   passes after filling; default 3)\n"
-"  --no-dedup       run the demo without the dedup engine\n"
-"\n"
-"Exit status: 0 all guests verified, 1 a guest failed or lost data,\n"
-"2 bad command line or a guest could not be created.\n";
+"--vm SPEC is a comma-separated list of key=value (',,' is a literal comma):\n";
 
-
-static void cli_defaults(struct cli_options *opt)
+static void cli_defaults(struct cli_args *cl)
 {
+	struct cli_options *opt = &cl->opt;
 	const char *tmp = getenv("TMPDIR");
 
-	memset(opt, 0, sizeof(*opt));
-	opt->demo_guests = 4;
-	opt->demo_mem = 128ull << 20;
-	opt->demo_vcpus = 1;
-	opt->demo_seconds = 3;
+	memset(cl, 0, sizeof(*cl));
+	cl->demo.guests = 4;
+	cl->demo.mem = 128ull << 20;
+	cl->demo.vcpus = 1;
+	cl->demo.seconds = 3;
 	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s/foldvm-%u",
 		 tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
 	qmpc_default_run_dir(opt->run_dir, sizeof(opt->run_dir));
@@ -268,329 +143,455 @@ void cli_options_free(struct cli_options *opt)
 		domain_spec_free(&opt->vms[i]);
 }
 
-/* --domain-xml FILE, --libvirt URI, --domain NAME, --strict, the hooks and
- * the lock directory.  1 when `arg` is none of them. */
-static int cli_domain_option(int argc, char *const argv[], int *i,
-			     struct cli_options *opt, struct fv_error *err)
-{
-	const char *arg = argv[*i], *val;
-	uint64_t x;
+/* ---- the options: one table gives parsing, checks and --help ---- */
 
-	if (!strcmp(arg, "--strict")) {
-		opt->strict = true;
-		return 0;
-	}
-	if (!strcmp(arg, "--no-hooks")) {
-		opt->hooks.dir[0] = '\0';
-		return 0;
-	}
-	if (cli_is_option(arg, "--domain-xml") || cli_is_option(arg, "--domain")) {
-		bool file = cli_is_option(arg, "--domain-xml");
-		unsigned *nr = file ? &opt->nr_domain_files : &opt->nr_libvirt_domains;
+#define CMD_RUN  (1u << CLI_RUN)
+#define CMD_DEMO (1u << CLI_DEMO)
+#define CMD_ALL  (CMD_RUN | CMD_DEMO)
 
-		if (cli_option_value(argc, argv, i, file ? "--domain-xml" : "--domain",
-				     &val, err))
-			return -1;
-		if (*nr == CLI_MAX_VMS)
-			return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
-		(file ? opt->domain_files : opt->libvirt_domains)[(*nr)++] = val;
-		return 0;
-	}
-	if (cli_is_option(arg, "--libvirt")) {
-		if (cli_option_value(argc, argv, i, "--libvirt", &val, err))
-			return -1;
-		if (opt->libvirt_uri)
-			return fv_err(err, FV_E_INVAL, "--libvirt given twice (one connection per foldvm)");
-		opt->libvirt_uri = val;
-		return 0;
-	}
-	if (cli_is_option(arg, "--hook-timeout")) {
-		if (cli_option_value(argc, argv, i, "--hook-timeout", &val, err) ||
-		    spec_parse_uint(val, 1, HOOKS_MAX_TIMEOUT_MS / 1000, &x,
-				    "--hook-timeout", err))
-			return -1;
-		opt->hooks.timeout_ms = (unsigned)x * 1000u;
-		return 0;
-	}
-	if (cli_is_option(arg, "--hooks-dir") || cli_is_option(arg, "--lock-dir")) {
-		bool hooks = cli_is_option(arg, "--hooks-dir");
-		char *dst = hooks ? opt->hooks.dir : opt->lock_dir;
-
-		if (cli_option_value(argc, argv, i, hooks ? "--hooks-dir" : "--lock-dir",
-				     &val, err))
-			return -1;
-		if (*val != '/' || strlen(val) >= PATH_MAX - 128)
-			return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
-				      hooks ? "--hooks-dir" : "--lock-dir");
-		snprintf(dst, PATH_MAX, "%s", val);
-		return 0;
-	}
-	return 1;
-}
-
-static int cli_demo_option(struct cli_options *opt, const char *name,
-			   const char *val, struct fv_error *err)
-{
-	uint64_t x;
-
-	if (!strcmp(name, "--guests")) {
-		if (spec_parse_uint(val, 1, CLI_MAX_VMS, &x, "--guests", err))
-			return -1;
-		opt->demo_guests = (unsigned)x;
-	} else if (!strcmp(name, "--mem")) {
-		if (spec_parse_size(val, &opt->demo_mem, err) ||
-		    gmem_check_size(opt->demo_mem, err))
-			return -1;
-	} else if (!strcmp(name, "--vcpus")) {
-		if (spec_parse_uint(val, 1, FV_MAX_VCPUS, &x, "--vcpus", err))
-			return -1;
-		opt->demo_vcpus = (unsigned)x;
-	} else {
-		if (spec_parse_uint(val, 0, CLI_MAX_SECONDS, &x, "--seconds", err))
-			return -1;
-		opt->demo_seconds = (unsigned)x;
-	}
-	return 0;
-}
-
-static const char *const dedup_opts[] = {
-	"--dedup-rate", "--dedup-cpu", "--dedup-vma-budget", "--dedup-in-place",
-	"--dedup-pressure", "--max-map-count",
+enum cli_opt_kind {
+	OPT_HEADING,    /* a heading of --help's option list */
+	OPT_SET,        /* no value: sets a bool field to .value */
+	OPT_UNSIGNED,   /* a decimal number in min..max, into an unsigned field */
+	OPT_U64,        /* the same, into a uint64_t field */
+	OPT_MEM,        /* a size of guest RAM, into a uint64_t field */
+	OPT_PATH,       /* an absolute path into a char[max] field, leaving
+			   room for min more bytes (names put under it) */
+	OPT_CALLBACK,   /* .fn takes it (val is NULL when .arg is NULL) */
 };
 
-static int cli_dedup_option(struct cli_options *opt, const char *name,
-			    const char *val, struct fv_error *err)
+struct cli_opt {
+	enum cli_opt_kind kind;
+	const char *name;       /* "--dedup-rate"; OPT_HEADING: the heading */
+	const char *arg;        /* --help's word for the value; NULL: none */
+	unsigned cmds;          /* CMD_*: the commands that take it */
+	size_t field;           /* offsetof its field in struct cli_args */
+	bool value;             /* OPT_SET */
+	uint64_t min, max;      /* OPT_UNSIGNED, OPT_U64, OPT_PATH */
+	int (*fn)(struct cli_options *opt, const char *val, struct fv_error *err);
+	const char *help;       /* '\n'-separated lines; NULL: not listed */
+};
+
+/* offsetof(struct cli_args, f) (f is opt.NAME or demo.NAME), refused
+ * at compile time unless the field has the type the row writes. */
+#define CLI_FIELD(f, type) (offsetof(struct cli_args, f) + \
+	0 * sizeof(_Generic(((struct cli_args *)0)->f, type: 1)))
+#define OPT_HEAD(text) { .kind = OPT_HEADING, .name = text }
+#define OPT_FLAG(n, c, f, v, h) { .kind = OPT_SET, .name = n, .cmds = c, \
+	.field = CLI_FIELD(f, bool), .value = v, .help = h }
+#define OPT_UINT(n, a, c, f, lo, hi, h) { .kind = OPT_UNSIGNED, .name = n, \
+	.arg = a, .cmds = c, .field = CLI_FIELD(f, unsigned), .min = lo, \
+	.max = hi, .help = h }
+#define OPT_UINT64(n, a, c, f, lo, hi, h) { .kind = OPT_U64, .name = n, \
+	.arg = a, .cmds = c, .field = CLI_FIELD(f, uint64_t), .min = lo, \
+	.max = hi, .help = h }
+#define OPT_DIR(n, a, c, f, room, h) { .kind = OPT_PATH, .name = n, \
+	.arg = a, .cmds = c, .field = CLI_FIELD(f, char *), .min = room, \
+	.max = sizeof(((struct cli_args *)0)->f), .help = h }
+#define OPT_SIZE(n, a, c, f, h) { .kind = OPT_MEM, .name = n, .arg = a, \
+	.cmds = c, .field = CLI_FIELD(f, uint64_t), .help = h }
+#define OPT_FN(n, a, c, f, h) { .kind = OPT_CALLBACK, .name = n, .arg = a, \
+	.cmds = c, .fn = f, .help = h }
+
+static int opt_log_dir(struct cli_options *opt, const char *val,
+		       struct fv_error *err)
+{
+	if (!*val || strlen(val) >= sizeof(opt->log_dir) - GUEST_NAME_MAX - 8)
+		return fv_err(err, FV_E_INVAL, "--log-dir: bad directory name");
+	snprintf(opt->log_dir, sizeof(opt->log_dir), "%s", val);
+	return 0;
+}
+
+static int opt_files(struct cli_options *opt, const char *val,
+		     struct fv_error *err)
+{
+	if (opt->nr_files == CLI_MAX_FILES)
+		return fv_err(err, FV_E_INVAL, "at most %d --files", CLI_MAX_FILES);
+	if (access(val, R_OK) < 0)
+		return fv_err_errno(err, FV_E_INVAL, errno, "--files %s", val);
+	opt->files[opt->nr_files++] = val;
+	return 0;
+}
+
+static int opt_image_dir(struct cli_options *opt, const char *val,
+			 struct fv_error *err)
+{
+	if (opt->nr_image_dirs == CLI_MAX_FILES)
+		return fv_err(err, FV_E_INVAL, "at most %d --image-dir", CLI_MAX_FILES);
+	if (*val != '/' || strlen(val) >= PATH_MAX)
+		return fv_err(err, FV_E_INVAL, "--image-dir needs an absolute path");
+	opt->image_dirs[opt->nr_image_dirs++] = val;
+	return 0;
+}
+
+/* The index of val among names[0..n), or -1 with "NAME: 'val' is none
+ * of a, b, c". */
+static int opt_choice(const char *name, const char *val,
+		      const char *const *names, unsigned n, struct fv_error *err)
+{
+	char list[64] = "";
+	size_t len = 0;
+
+	for (unsigned k = 0; k < n; k++) {
+		if (!strcmp(val, names[k]))
+			return (int)k;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+					k ? ", " : "", names[k]);
+	}
+	fv_err(err, FV_E_INVAL, "%s: '%s' is none of %s", name, val, list);
+	return -1;
+}
+
+static int opt_console(struct cli_options *opt, const char *val,
+		       struct fv_error *err)
+{
+	static const char *const names[] = {
+		[CONSOLE_AUTO] = "auto", [CONSOLE_STDIO] = "stdio",
+		[CONSOLE_NONE] = "none",
+	};
+	int k = opt_choice("--console", val, names, sizeof(names) / sizeof(names[0]), err);
+
+	if (k < 0)
+		return -1;
+	opt->console = (enum console_mode)k;
+	return 0;
+}
+
+static int opt_sandbox(struct cli_options *opt, const char *val,
+		       struct fv_error *err)
+{
+	static const char *const names[] = {
+		[SANDBOX_ON] = "on", [SANDBOX_OFF] = "off", [SANDBOX_LOG] = "log",
+	};
+	int k = opt_choice("--sandbox", val, names, sizeof(names) / sizeof(names[0]), err);
+
+	if (k < 0)
+		return -1;
+	opt->sandbox = (enum sandbox_mode)k;
+	return 0;
+}
+
+static int opt_help(struct cli_options *opt, const char *val,
+		    struct fv_error *err)
+{
+	(void)val;
+	(void)err;
+	opt->cmd = CLI_HELP;
+	return 0;
+}
+
+static int opt_vm(struct cli_options *opt, const char *val,
+		  struct fv_error *err)
+{
+	return cli_add_vm(opt, val, err);
+}
+
+static int opt_domain_xml(struct cli_options *opt, const char *val,
+			  struct fv_error *err)
+{
+	if (opt->nr_domain_files == CLI_MAX_VMS)
+		return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+	opt->domain_files[opt->nr_domain_files++] = val;
+	return 0;
+}
+
+static int opt_domain(struct cli_options *opt, const char *val,
+		      struct fv_error *err)
+{
+	if (opt->nr_libvirt_domains == CLI_MAX_VMS)
+		return fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
+	opt->libvirt_domains[opt->nr_libvirt_domains++] = val;
+	return 0;
+}
+
+static int opt_libvirt(struct cli_options *opt, const char *val,
+		       struct fv_error *err)
+{
+	if (opt->libvirt_uri)
+		return fv_err(err, FV_E_INVAL, "--libvirt given twice (one connection per foldvm)");
+	opt->libvirt_uri = val;
+	return 0;
+}
+
+static int opt_no_hooks(struct cli_options *opt, const char *val,
+			struct fv_error *err)
+{
+	(void)val;
+	(void)err;
+	opt->hooks.dir[0] = '\0';
+	return 0;
+}
+
+static int opt_hook_timeout(struct cli_options *opt, const char *val,
+			    struct fv_error *err)
 {
 	uint64_t x;
 
-	if (!strcmp(name, "--dedup-rate"))
-		return spec_parse_uint(val, 0, 1ull << 40, &opt->dedup_rate,
-				       "--dedup-rate", err);
-	if (!strcmp(name, "--dedup-cpu")) {
-		if (spec_parse_uint(val, 1, 100, &x, "--dedup-cpu", err))
-			return -1;
-		opt->dedup_cpu = (unsigned)x;
-		return 0;
-	}
-	if (!strcmp(name, "--dedup-pressure")) {
-		if (spec_parse_uint(val, 0, 100, &x, "--dedup-pressure", err))
-			return -1;
-		opt->dedup_pressure = (unsigned)x;
-		opt->dedup_pressure_set = true;
-		return 0;
-	}
-	if (!strcmp(name, "--dedup-vma-budget"))
-		return spec_parse_uint(val, 1, 1ull << 32, &opt->dedup_vma_budget,
-				       "--dedup-vma-budget", err);
-	if (!strcmp(name, "--dedup-in-place")) {
-		bool on;
-
-		if (spec_parse_bool(val, &on, err)) {
-			fv_err_prefix(err, "--dedup-in-place: ");
-			return -1;
-		}
-		opt->dedup_no_in_place = !on;
-		return 0;
-	}
-	return spec_parse_uint(val, 65530, 1ull << 31, &opt->max_map_count,
-			       "--max-map-count", err);
+	if (spec_parse_uint(val, 1, HOOKS_MAX_TIMEOUT_MS / 1000, &x,
+			    "--hook-timeout", err))
+		return -1;
+	opt->hooks.timeout_ms = (unsigned)x * 1000u;
+	return 0;
 }
 
-/* An absolute directory with room for "/NAME.qmp" after it, into dst. */
-static int cli_dir_option(int argc, char *const argv[], int *i,
-			  const char *name, char *dst, size_t size,
-			  struct fv_error *err)
+static int opt_dedup_pressure(struct cli_options *opt, const char *val,
+			      struct fv_error *err)
 {
-	const char *val;
+	uint64_t x;
 
-	if (cli_option_value(argc, argv, i, name, &val, err))
+	if (spec_parse_uint(val, 0, 100, &x, "--dedup-pressure", err))
 		return -1;
-	if (*val != '/' || strlen(val) >= size - GUEST_NAME_MAX - 8)
-		return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
-			      name);
-	snprintf(dst, size, "%s", val);
+	opt->dedup_pressure = (unsigned)x;
+	opt->dedup_pressure_set = true;
 	return 0;
+}
+
+static int opt_dedup_in_place(struct cli_options *opt, const char *val,
+			      struct fv_error *err)
+{
+	bool on;
+
+	if (spec_parse_bool(val, &on, err)) {
+		fv_err_prefix(err, "--dedup-in-place: ");
+		return -1;
+	}
+	opt->dedup_no_in_place = !on;
+	return 0;
+}
+
+/* --domain-mem-max DOMAIN=SIZE */
+static int opt_domain_mem_max(struct cli_options *opt, const char *val,
+			      struct fv_error *err)
+{
+	const char *eq = strchr(val, '=');
+	struct domain_mem *dm;
+
+	if (opt->nr_domain_mem == CLI_MAX_DOMAIN_MEM)
+		return fv_err(err, FV_E_INVAL, "at most %d --domain-mem-max",
+			      CLI_MAX_DOMAIN_MEM);
+	dm = &opt->domain_mem[opt->nr_domain_mem];
+	if (!eq || (size_t)(eq - val) >= sizeof(dm->domain))
+		return fv_err(err, FV_E_INVAL, "--domain-mem-max wants DOMAIN=SIZE, not '%s'", val);
+	snprintf(dm->domain, sizeof(dm->domain), "%.*s", (int)(eq - val), val);
+	if (!spec_name_ok(dm->domain))
+		return fv_err(err, FV_E_INVAL, "--domain-mem-max: '%s' is not a domain name", dm->domain);
+	if (spec_parse_size(eq + 1, &dm->bytes, err)) {
+		fv_err_prefix(err, "--domain-mem-max %s: ", dm->domain);
+		return -1;
+	}
+	if (dm->bytes < GMEM_MIN_SIZE)
+		return fv_err(err, FV_E_INVAL, "--domain-mem-max %s: less than %llu MiB leaves a worker no room",
+			      dm->domain, GMEM_MIN_SIZE >> 20);
+	opt->nr_domain_mem++;
+	return 0;
+}
+
+static const struct cli_opt cli_opts[] = {
+	OPT_FN("--vm", "SPEC", CMD_RUN, opt_vm, NULL),
+	OPT_FN("--help", NULL, CMD_ALL, opt_help, NULL),
+	OPT_FN("-h", NULL, CMD_ALL, opt_help, NULL),
+	OPT_FN("--files", "PATH", CMD_ALL, opt_files,
+	       "file or directory whose files guests hold as page cache\n"
+	       "(repeatable; demo default: /usr/lib and /usr/share)"),
+	OPT_FN("--log-dir", "DIR", CMD_ALL, opt_log_dir,
+	       "per-guest serial logs (default $TMPDIR/foldvm-UID)"),
+	OPT_FLAG("--quiet", CMD_ALL, opt.quiet, true, "no guest console on stdout"),
+	OPT_DIR("--run-dir", "DIR", CMD_ALL, opt.run_dir, GUEST_NAME_MAX + 8,
+	       "control sockets: DIR/host.qmp, DIR/NAME.qmp and\n"
+	       "DIR/NAME.console (default\n"
+	       "$FOLDVM_RUN_DIR, /run/foldvm as root, else\n"
+	       "$XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md"),
+	OPT_FLAG("--persist", CMD_RUN, opt.persist, true,
+		 "run: keep serving with no guest (a host daemon)"),
+	OPT_FN("--console", "auto|stdio|none", CMD_RUN, opt_console,
+	       "run: the terminal as a guest's serial console:\n"
+	       "stdio: the one guest's ttyS0 reads this terminal (raw\n"
+	       "mode; Ctrl-C goes to the guest, Ctrl-A x quits) and its\n"
+	       "output comes here as it is; auto (default): so when one\n"
+	       "guest runs in the foreground of a terminal (stdin and\n"
+	       "stdout), without --persist; none: never.  Any guest's\n"
+	       "console is also RUNDIR/NAME.console (foldctl console;\n"
+	       "docs/console.md)"),
+	OPT_HEAD("libvirt (run only; docs/libvirt.md):"),
+	OPT_FN("--domain-xml", "FILE", CMD_RUN, opt_domain_xml,
+	       "a guest defined by libvirt domain XML (repeatable)"),
+	OPT_FN("--libvirt", "URI", CMD_RUN, opt_libvirt,
+	       "fetch domains from this libvirt connection (read-only)"),
+	OPT_FN("--domain", "NAME", CMD_RUN, opt_domain,
+	       "run this domain of --libvirt URI (repeatable)"),
+	OPT_FLAG("--strict", CMD_RUN, opt.strict, true,
+		 "refuse a domain with settings foldvm cannot honour\n"
+		 "(default: list them on stderr and run)"),
+	OPT_DIR("--hooks-dir", "DIR", CMD_RUN, opt.hooks.dir, 128,
+	       "libvirt qemu hooks run for domain guests: DIR/qemu,\n"
+	       "DIR/qemu.d/* (default " HOOKS_DEFAULT_DIR ")"),
+	OPT_FN("--no-hooks", NULL, CMD_RUN, opt_no_hooks, "run no hook scripts"),
+	OPT_FN("--hook-timeout", "S", CMD_RUN, opt_hook_timeout,
+	       "kill a hook still running after S seconds (default 30)"),
+	OPT_DIR("--lock-dir", "DIR", CMD_RUN, opt.lock_dir, 128,
+	       "per-domain locks, by uuid (default: the default run\n"
+	       "directory + /domains)"),
+	OPT_FLAG("--no-control", CMD_RUN, opt.control, false, "run: no control sockets"),
+	OPT_FLAG("--dedup", CMD_ALL, opt.dedup_all, true,
+		 "merge memory of every guest (per guest: dedup=on)"),
+	OPT_FLAG("--ksm", CMD_ALL, opt.ksm, true,
+		 "let Linux KSM merge instead (MADV_MERGEABLE; the\n"
+		 "benchmark baseline; KSM itself is set in /sys/kernel/mm/ksm)"),
+	OPT_UINT64("--dedup-rate", "N", CMD_ALL, opt.dedup_rate, 0, 1ull << 40,
+		   "pages scanned per second (default: no limit)"),
+	OPT_UINT("--dedup-cpu", "PCT", CMD_ALL, opt.dedup_cpu, 1, 100,
+		 "cap the scanner's CPU share, 1..100 (default: no cap)"),
+	OPT_FN("--dedup-pressure", "PCT", CMD_ALL, opt_dedup_pressure,
+	       "pause new merges while memory pressure (PSI, some\n"
+	       "avg10) is at least PCT%, until it is below half of it;\n"
+	       "0..100, 0: never (default 10)"),
+	OPT_UINT64("--dedup-vma-budget", "N", CMD_ALL, opt.dedup_vma_budget, 1,
+		   1ull << 32,
+		   "VMAs merges may add (default: vm.max_map_count\n"
+		   "less what the process needs)"),
+	OPT_FN("--dedup-in-place", "on|off", CMD_ALL, opt_dedup_in_place,
+	       "guests of a named domain (domain=) map its home\n"
+	       "file and merge what they hold at the same address in\n"
+	       "place, without a VMA (default on; off: anonymous RAM,\n"
+	       "cheaper first writes to never-written pages)"),
+	OPT_UINT64("--max-map-count", "N", CMD_ALL, opt.max_map_count, 65530,
+		   1ull << 31,
+		   "raise the host-wide sysctl vm.max_map_count to N first\n"
+		   "(root; logged; never done without this option)"),
+	OPT_DIR("--cgroup", "DIR", CMD_ALL, opt.cgroup, GUEST_NAME_MAX + 8,
+	       "each trust domain's worker in its own cgroup v2,\n"
+	       "DIR/DOMAIN (made, and removed when the worker ends)"),
+	OPT_FN("--domain-mem-max", "DOMAIN=SIZE", CMD_ALL, opt_domain_mem_max,
+	       "memory.max of DOMAIN's cgroup (with\n"
+	       "--cgroup; repeatable): past it the kernel reclaims, then\n"
+	       "kills that worker alone"),
+	OPT_FN("--image-dir", "DIR", CMD_ALL, opt_image_dir,
+	       "run: a sandboxed worker may also read guest images\n"
+	       "(kernel=, initrd=, payload= of vm-create) in DIR; it\n"
+	       "reads those in the command line's images' directories\n"
+	       "(repeatable)"),
+	OPT_FN("--sandbox", "on|off|log", CMD_ALL, opt_sandbox,
+	       "each trust domain's worker process runs under a\n"
+	       "system call filter with no capability and sees only its\n"
+	       "own files (default on; log: calls off the list are\n"
+	       "logged by the kernel, not stopped; docs/sandbox.md)"),
+	OPT_HEAD("demo only:"),
+	OPT_UINT("--guests", "N", CMD_DEMO, demo.guests, 1, CLI_MAX_VMS,
+		 "guests to start (default 4)"),
+	OPT_SIZE("--mem", "SIZE", CMD_DEMO, demo.mem,
+		 "RAM per guest (default 128M)"),
+	OPT_UINT("--vcpus", "N", CMD_DEMO, demo.vcpus, 1, FV_MAX_VCPUS,
+		 "vCPUs per guest (default 1)"),
+	OPT_UINT("--seconds", "N", CMD_DEMO, demo.seconds, 0, CLI_MAX_SECONDS,
+		 "how long guests run once dedup has converged (two\n"
+		 "passes after filling; default 3)"),
+	OPT_FLAG("--no-dedup", CMD_DEMO, demo.no_dedup, true,
+		 "run the demo without the dedup engine"),
+};
+
+#define CLI_NR_OPTS (sizeof(cli_opts) / sizeof(cli_opts[0]))
+
+/* The row argv[*i] names ("--name", or "--name=VALUE" for an option with
+ * a value), or NULL. */
+static const struct cli_opt *cli_find_option(const char *arg)
+{
+	for (size_t k = 0; k < CLI_NR_OPTS; k++) {
+		const struct cli_opt *o = &cli_opts[k];
+
+		if (o->kind == OPT_HEADING)
+			continue;
+		if (o->arg ? cli_is_option(arg, o->name) : !strcmp(arg, o->name))
+			return o;
+	}
+	return NULL;
 }
 
 static int cli_parse_option(int argc, char *const argv[], int *i,
-			    struct cli_options *opt, struct fv_error *err)
+			    struct cli_args *cl, struct fv_error *err)
 {
-	static const char *const demo_opts[] = {
-		"--guests", "--mem", "--vcpus", "--seconds",
-	};
-	const char *arg = argv[*i], *val;
+	const struct cli_opt *o = cli_find_option(argv[*i]);
+	struct cli_options *opt = &cl->opt;
+	const char *val = NULL;
+	char *field;
+	uint64_t x;
 
-	if (!strcmp(arg, "--quiet")) {
-		opt->quiet = true;
+	if (!o || !(o->cmds & (1u << opt->cmd)))
+		return fv_err(err, FV_E_INVAL, "unknown option '%s' for %s (see foldvm --help)",
+			      argv[*i], opt->cmd == CLI_RUN ? "run" : "demo");
+	if (o->arg && cli_option_value(argc, argv, i, o->name, &val, err))
+		return -1;
+	field = (char *)cl + o->field;
+	switch (o->kind) {
+	case OPT_SET:
+		*(bool *)field = o->value;
 		return 0;
-	}
-	if (!strcmp(arg, "--dedup")) {
-		opt->dedup_all = true;
-		return 0;
-	}
-	if (!strcmp(arg, "--ksm")) {
-		opt->ksm = true;
-		return 0;
-	}
-	if (!strcmp(arg, "--persist") && opt->cmd == CLI_RUN) {
-		opt->persist = true;
-		return 0;
-	}
-	if (cli_is_option(arg, "--console") && opt->cmd == CLI_RUN) {
-		if (cli_option_value(argc, argv, i, "--console", &val, err))
+	case OPT_UNSIGNED:
+	case OPT_U64:
+		if (spec_parse_uint(val, o->min, o->max, &x, o->name, err))
 			return -1;
-		if (!strcmp(val, "auto"))
-			opt->console = CONSOLE_AUTO;
-		else if (!strcmp(val, "stdio"))
-			opt->console = CONSOLE_STDIO;
-		else if (!strcmp(val, "none"))
-			opt->console = CONSOLE_NONE;
+		if (o->kind == OPT_U64)
+			*(uint64_t *)field = x;
 		else
-			return fv_err(err, FV_E_INVAL, "--console: '%s' is none of auto, stdio, none", val);
+			*(unsigned *)field = (unsigned)x;
 		return 0;
-	}
-	if (!strcmp(arg, "--no-control") && opt->cmd == CLI_RUN) {
-		opt->control = false;
+	case OPT_MEM:
+		return spec_parse_size(val, (uint64_t *)field, err) ||
+		       gmem_check_size(*(uint64_t *)field, err) ? -1 : 0;
+	case OPT_PATH:
+		if (*val != '/' || strlen(val) >= o->max - o->min)
+			return fv_err(err, FV_E_INVAL, "%s needs an absolute path of reasonable length",
+				      o->name);
+		snprintf(field, o->max, "%s", val);
 		return 0;
+	case OPT_CALLBACK:
+		return o->fn(opt, val, err);
+	case OPT_HEADING:
+		break;
 	}
-	/* Directories that get a guest's or a domain's name appended. */
-	if (cli_is_option(arg, "--run-dir"))
-		return cli_dir_option(argc, argv, i, "--run-dir", opt->run_dir,
-				      sizeof(opt->run_dir), err);
-	if (cli_is_option(arg, "--cgroup"))
-		return cli_dir_option(argc, argv, i, "--cgroup", opt->cgroup,
-				      sizeof(opt->cgroup), err);
-	if (cli_is_option(arg, "--sandbox")) {
-		if (cli_option_value(argc, argv, i, "--sandbox", &val, err))
-			return -1;
-		if (!strcmp(val, "on"))
-			opt->sandbox = SANDBOX_ON;
-		else if (!strcmp(val, "off"))
-			opt->sandbox = SANDBOX_OFF;
-		else if (!strcmp(val, "log"))
-			opt->sandbox = SANDBOX_LOG;
-		else
-			return fv_err(err, FV_E_INVAL, "--sandbox: '%s' is none of on, off, log", val);
-		return 0;
-	}
-	if (!strcmp(arg, "--no-dedup") && opt->cmd == CLI_DEMO) {
-		opt->demo_no_dedup = true;
-		return 0;
-	}
-	for (size_t k = 0; k < sizeof(dedup_opts) / sizeof(dedup_opts[0]); k++)
-		if (cli_is_option(arg, dedup_opts[k]))
-			return cli_option_value(argc, argv, i, dedup_opts[k], &val, err) ||
-			       cli_dedup_option(opt, dedup_opts[k], val, err);
-	if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-		opt->cmd = CLI_HELP;
-		return 0;
-	}
-	if (opt->cmd == CLI_RUN) {
-		int r = cli_domain_option(argc, argv, i, opt, err);
+	return fv_err(err, FV_E_INVAL, "option '%s' has no kind", o->name);
+}
 
-		if (r <= 0)
-			return r;
-	}
-	if (cli_is_option(arg, "--vm") && opt->cmd == CLI_RUN)
-		return cli_option_value(argc, argv, i, "--vm", &val, err) ||
-		       cli_add_vm(opt, val, err);
-	if (cli_is_option(arg, "--files")) {
-		if (cli_option_value(argc, argv, i, "--files", &val, err))
-			return -1;
-		if (opt->nr_files == CLI_MAX_FILES)
-			return fv_err(err, FV_E_INVAL, "at most %d --files",
-				      CLI_MAX_FILES);
-		if (access(val, R_OK) < 0)
-			return fv_err_errno(err, FV_E_INVAL, errno, "--files %s", val);
-		opt->files[opt->nr_files++] = val;
-		return 0;
-	}
-	if (cli_is_option(arg, "--domain-mem-max")) {
-		struct domain_mem *dm;
-		const char *eq;
+/* "  LEFT  line\n" and the help's further lines under the first. */
+static void usage_item(FILE *f, const char *left, const char *help)
+{
+	const char *line = help, *nl;
 
-		if (cli_option_value(argc, argv, i, "--domain-mem-max", &val, err))
-			return -1;
-		eq = strchr(val, '=');
-		if (opt->nr_domain_mem == CLI_MAX_VMS)
-			return fv_err(err, FV_E_INVAL, "at most %d --domain-mem-max", CLI_MAX_VMS);
-		dm = &opt->domain_mem[opt->nr_domain_mem];
-		if (!eq || (size_t)(eq - val) >= sizeof(dm->domain))
-			return fv_err(err, FV_E_INVAL, "--domain-mem-max wants DOMAIN=SIZE, not '%s'", val);
-		snprintf(dm->domain, sizeof(dm->domain), "%.*s", (int)(eq - val), val);
-		if (!spec_name_ok(dm->domain))
-			return fv_err(err, FV_E_INVAL, "--domain-mem-max: '%s' is not a domain name", dm->domain);
-		if (spec_parse_size(eq + 1, &dm->bytes, err)) {
-			fv_err_prefix(err, "--domain-mem-max %s: ", dm->domain);
-			return -1;
+	if (strlen(left) <= 16)
+		fprintf(f, "  %-16s ", left);
+	else
+		fprintf(f, "  %s  ", left);
+	while ((nl = strchr(line, '\n'))) {
+		fprintf(f, "%.*s\n%19s", (int)(nl - line), line, "");
+		line = nl + 1;
+	}
+	fprintf(f, "%s\n", line);
+}
+
+void cli_usage(FILE *f)
+{
+	char left[64];
+
+	fputs(cli_usage_head, f);
+	for (const struct spec_key *k = spec_keys; k->name; k++) {
+		snprintf(left, sizeof(left), "%s=%s", k->name, k->arg);
+		usage_item(f, left, k->help);
+	}
+	fputs("\nOptions:\n", f);
+	for (size_t k = 0; k < CLI_NR_OPTS; k++) {
+		const struct cli_opt *o = &cli_opts[k];
+
+		if (o->kind == OPT_HEADING) {
+			fprintf(f, "  %s\n", o->name);
+			continue;
 		}
-		if (dm->bytes < (16ull << 20))
-			return fv_err(err, FV_E_INVAL, "--domain-mem-max %s: less than 16 MiB leaves a worker no room",
-				      dm->domain);
-		opt->nr_domain_mem++;
-		return 0;
+		if (!o->help)
+			continue;
+		snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+		usage_item(f, left, o->help);
 	}
-	if (cli_is_option(arg, "--image-dir")) {
-		if (cli_option_value(argc, argv, i, "--image-dir", &val, err))
-			return -1;
-		if (opt->nr_image_dirs == CLI_MAX_FILES)
-			return fv_err(err, FV_E_INVAL, "at most %d --image-dir", CLI_MAX_FILES);
-		if (*val != '/' || strlen(val) >= PATH_MAX)
-			return fv_err(err, FV_E_INVAL, "--image-dir needs an absolute path");
-		opt->image_dirs[opt->nr_image_dirs++] = val;
-		return 0;
-	}
-	if (cli_is_option(arg, "--log-dir")) {
-		if (cli_option_value(argc, argv, i, "--log-dir", &val, err))
-			return -1;
-		if (!*val || strlen(val) >= sizeof(opt->log_dir) - GUEST_NAME_MAX - 8)
-			return fv_err(err, FV_E_INVAL, "--log-dir: bad directory name");
-		snprintf(opt->log_dir, sizeof(opt->log_dir), "%s", val);
-		return 0;
-	}
-	for (size_t k = 0; opt->cmd == CLI_DEMO && k < 4; k++)
-		if (cli_is_option(arg, demo_opts[k]))
-			return cli_option_value(argc, argv, i, demo_opts[k], &val, err) ||
-			       cli_demo_option(opt, demo_opts[k], val, err);
-	return fv_err(err, FV_E_INVAL, "unknown option '%s' for %s (see foldvm --help)",
-		      arg, opt->cmd == CLI_RUN ? "run" : "demo");
-}
-
-static unsigned cli_count_syncs(const struct vm_spec *vm)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < vm->nr_steps; i++)
-		n += vm->steps[i].kind == STEP_SYNC;
-	return n;
-}
-
-/* With sync steps the engine starts at the first sync (runner.c), so a
- * settle before it would wait for passes that cannot come. */
-static int cli_check_settle(const struct vm_spec *vm, struct fv_error *err)
-{
-	if (!cli_count_syncs(vm))
-		return 0;
-	for (unsigned i = 0; vm->steps[i].kind != STEP_SYNC; i++)
-		if (vm->steps[i].kind == STEP_SETTLE)
-			return fv_err(err, FV_E_INVAL,
-				      "guest %s: 'settle' before the first 'sync' would wait forever (the engine starts at the first sync)",
-				      vm->cfg.name);
-	return 0;
-}
-
-/* Every guest meets the others at each sync: all need as many. */
-static int cli_check_syncs(const struct cli_options *opt, struct fv_error *err)
-{
-	for (unsigned i = 0; i < opt->nr_vms; i++)
-		if (cli_check_settle(&opt->vms[i], err))
-			return -1;
-	for (unsigned i = 1; i < opt->nr_vms; i++)
-		if (cli_count_syncs(&opt->vms[i]) != cli_count_syncs(&opt->vms[0]))
-			return fv_err(err, FV_E_INVAL,
-				      "guests %s and %s have different numbers of sync steps",
-				      opt->vms[0].cfg.name, opt->vms[i].cfg.name);
-	return 0;
+	fputs("\nExit status: 0 all guests verified, 1 a guest failed or lost data,\n"
+	      "2 bad command line or a guest could not be created.\n", f);
 }
 
 /* Guests without an explicit blob= hold file pages when there are files. */
@@ -614,10 +615,12 @@ static void cli_apply_files(struct cli_options *opt)
 	}
 }
 
-int cli_parse(int argc, char *const argv[], struct cli_options *opt,
+int cli_parse(int argc, char *const argv[], struct cli_args *cl,
 	      struct fv_error *err)
 {
-	cli_defaults(opt);
+	struct cli_options *opt = &cl->opt;
+
+	cli_defaults(cl);
 	if (argc < 2)
 		return fv_err(err, FV_E_INVAL, "no command given (try foldvm --help)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -639,7 +642,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return fv_err(err, FV_E_INVAL, "unknown command '%s' (run, demo, --help)",
 			      argv[1]);
 	for (int i = 2; i < argc; i++) {
-		if (cli_parse_option(argc, argv, &i, opt, err))
+		if (cli_parse_option(argc, argv, &i, cl, err))
 			return -1;
 		if (opt->cmd == CLI_HELP)
 			return 0;
@@ -652,7 +655,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 		return -1;
 	if (opt->cmd == CLI_RUN && opt->nr_vms == 0 && !opt->persist)
 		return fv_err(err, FV_E_INVAL, "run needs at least one --vm, --domain-xml or --domain (or --persist)");
-	if (opt->ksm && (opt->dedup_all || opt->demo_no_dedup))
+	if (opt->ksm && (opt->dedup_all || cl->demo.no_dedup))
 		return fv_err(err, FV_E_INVAL, "--ksm replaces foldvm's engine: not with --dedup or --no-dedup");
 	if (opt->persist && !opt->control)
 		return fv_err(err, FV_E_INVAL, "--persist needs the control sockets (drop --no-control)");
@@ -661,7 +664,7 @@ int cli_parse(int argc, char *const argv[], struct cli_options *opt,
 	if (opt->console == CONSOLE_STDIO && opt->nr_vms != 1)
 		return fv_err(err, FV_E_INVAL, "--console stdio needs exactly one guest (there %s %u)",
 			      opt->nr_vms == 1 ? "is" : "are", opt->nr_vms);
-	if (cli_check_syncs(opt, err))
+	if (spec_check_syncs(opt->vms, opt->nr_vms, err))
 		return -1;
 	cli_apply_files(opt);
 	return 0;

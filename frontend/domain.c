@@ -75,6 +75,28 @@ static int map_domain(const struct domxml_def *def, struct vm_spec *vm,
 	return mapped(spec_set_console(vm, def->console, err), "<serial>", err);
 }
 
+/* Is k an attribute of <foldvm:payload>: a --vm key of the test payload? */
+static bool payload_attr(const char *k)
+{
+	const struct spec_key *key = spec_key_find(k);
+
+	return key && (key->flags & SPEC_K_PAYLOAD);
+}
+
+/* "<foldvm:payload> has no attribute 'K' (steps, zero, ...)" */
+static int bad_payload_attr(const char *k, struct fv_error *err)
+{
+	char list[256] = "";
+	size_t n = 0;
+
+	for (const struct spec_key *key = spec_keys; key->name; key++)
+		if ((key->flags & SPEC_K_PAYLOAD) && n < sizeof(list))
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+					      n ? ", " : "", key->name);
+	return fv_err(err, FV_E_INVAL, "<foldvm:payload> has no attribute '%s' (%s)",
+		      k, list);
+}
+
 /* The <foldvm:vm> part: dedup settings and the test payload, whose
  * attributes are the text of the --vm keys of the same names. */
 static int map_metadata(const struct domxml_def *def, struct vm_spec *vm,
@@ -93,6 +115,8 @@ static int map_metadata(const struct domxml_def *def, struct vm_spec *vm,
 		const struct domxml_kv *kv = &def->payload[i];
 		char element[48];
 
+		if (!payload_attr(kv->key))
+			return bad_payload_attr(kv->key, err);
 		snprintf(element, sizeof(element), "<foldvm:payload %s>", kv->key);
 		if (mapped(spec_set_kv(vm, kv->key, kv->val, err), element, err))
 			return -1;

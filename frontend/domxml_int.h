@@ -1,7 +1,8 @@
 /*
  * domxml_int.h - the bounded accessors over libxml2 and the value parsers
- * (domxml_node.c) that the domain-XML mapping (domxml.c) is built on.
- * Private to frontend/domxml*.c.
+ * (domxml_node.c) that the domain-XML mapping (domxml.c, and
+ * domxml_meta.c for foldvm's metadata) is built on.  Private to
+ * frontend/domxml*.c.
  */
 #ifndef FOLDVM_FRONTEND_DOMXML_INT_H
 #define FOLDVM_FRONTEND_DOMXML_INT_H
@@ -36,6 +37,12 @@ int parse_onoff(const char *v, bool *out, const char *what,
 
 /* A scaled <memory>-like element: its text in its unit attribute. */
 int parse_memory_element(xmlNode *n, uint64_t *bytes,
+			 struct fv_error *err);
+
+/* domxml_meta.c: <foldvm:vm> (the element itself), and a <metadata>
+ * element holding it among other applications' (domxml.c walks them). */
+int domxml_meta_vm(xmlNode *vm, struct domxml_def *def, struct fv_error *err);
+int domxml_walk_metadata(xmlNode *md, struct domxml_def *def,
 			 struct fv_error *err);
 
 #endif

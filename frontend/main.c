@@ -18,12 +18,12 @@ static const char *const demo_default_files[] = { "/usr/lib", "/usr/share" };
 /* One demo guest: fill, time fresh writes, baseline, let dedup converge
  * (two passes) and run on for --seconds, measure, time writes to merged
  * pages, churn, and verify everything. */
-static int demo_spec(const struct cli_options *opt, unsigned i,
-		     struct vm_spec *vm, struct fv_error *err)
+static int demo_spec(const struct cli_options *opt, const struct cli_demo *demo,
+		     unsigned i, struct vm_spec *vm, struct fv_error *err)
 {
 	struct step steps[] = {
 		{ STEP_FILL, 0 }, { STEP_MEASURE, 0 }, { STEP_SYNC, 0 },
-		{ STEP_SETTLE, 2 }, { STEP_SLEEP, opt->demo_seconds },
+		{ STEP_SETTLE, 2 }, { STEP_SLEEP, demo->seconds },
 		{ STEP_SYNC, 0 }, { STEP_MEASURE_MERGED, 0 }, { STEP_CHURN, 512 },
 		{ STEP_VERIFY, 0 },
 	};
@@ -32,21 +32,21 @@ static int demo_spec(const struct cli_options *opt, unsigned i,
 	snprintf(name, sizeof(name), "guest%u", i + 1);
 	spec_defaults(vm, i);
 	return spec_set_name(vm, name, err) ||
-	       spec_set_mem(vm, opt->demo_mem >> 20 << 20, err) ||
-	       spec_set_vcpus(vm, opt->demo_vcpus, err) ||
+	       spec_set_mem(vm, demo->mem >> 20 << 20, err) ||
+	       spec_set_vcpus(vm, demo->vcpus, err) ||
 	       spec_set_zero(vm, 25, err) || spec_set_shared(vm, 20, err) ||
 	       spec_set_blob(vm, 30, err) ||
 	       spec_set_console(vm, !opt->quiet, err) ||
-	       spec_set_dedup(vm, !opt->demo_no_dedup && !opt->ksm, err) ||
+	       spec_set_dedup(vm, !demo->no_dedup && !opt->ksm, err) ||
 	       spec_set_domain(vm, "demo", err) ||
 	       spec_set_steps(vm, steps, sizeof(steps) / sizeof(steps[0]), err) ||
 	       spec_finish(vm, NULL, err) ? -1 : 0;
 }
 
 /* The demo: several guests with a realistic mix of page contents. */
-static void demo_build(struct cli_options *opt)
+static void demo_build(struct cli_options *opt, const struct cli_demo *demo)
 {
-	opt->nr_vms = opt->demo_guests;
+	opt->nr_vms = demo->guests;
 	if (!opt->nr_files) {
 		for (unsigned i = 0; i < 2; i++)
 			opt->files[opt->nr_files++] = demo_default_files[i];
@@ -55,7 +55,7 @@ static void demo_build(struct cli_options *opt)
 		struct fv_error err;
 
 		/* Built from validated values, so it is accepted. */
-		if (demo_spec(opt, i, &opt->vms[i], &err))
+		if (demo_spec(opt, demo, i, &opt->vms[i], &err))
 			fprintf(stderr, "foldvm: internal: demo spec: %s\n", err.msg);
 	}
 }
@@ -104,33 +104,34 @@ static int run_and_report(const struct cli_options *opt, struct run_result *res)
 
 int main(int argc, char **argv)
 {
-	static struct cli_options opt;
+	static struct cli_args cl;
 	static struct run_result res;
+	struct cli_options *opt = &cl.opt;
 	struct fv_error err = { 0 };
 	int ret;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (cli_parse(argc, argv, &opt, &err)) {
+	if (cli_parse(argc, argv, &cl, &err)) {
 		fprintf(stderr, "foldvm: %s\n", err.msg);
-		cli_options_free(&opt);
+		cli_options_free(opt);
 		return EXIT_USAGE;
 	}
-	switch (opt.cmd) {
+	switch (opt->cmd) {
 	case CLI_HELP:
-		fputs(cli_usage, stdout);
+		cli_usage(stdout);
 		return 0;
 	case CLI_VERSION:
 		printf("foldvm %s\n", PACKAGE_VERSION);
 		return 0;
 	case CLI_DEMO:
-		demo_build(&opt);
+		demo_build(opt, &cl.demo);
 		break;
 	default:
 		break;
 	}
-	print_intro(&opt);
-	print_domain_notes(&opt);
-	ret = run_and_report(&opt, &res);
-	cli_options_free(&opt);
+	print_intro(opt);
+	print_domain_notes(opt);
+	ret = run_and_report(opt, &res);
+	cli_options_free(opt);
 	return ret;
 }

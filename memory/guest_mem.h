@@ -21,7 +21,9 @@
  *    gmem_pages() - 1, the order of the host mapping, of the dirty bitmap
  *    and of the home file.  Equal to gpa / 4 KiB below the hole only.
  *
- * This module is the only code that maps or remaps guest pages, and the
+ * This module (guest_mem.c: the mapping, the translation, access and the
+ * dirty log; remap.c: the dedup primitives below) is the only code that
+ * maps or remaps guest pages, and the
  * only way devices and boot code read or write guest memory: every access
  * names a (gpa, length) range that is checked against the layout, and
  * nobody outside keeps a host pointer into guest RAM.  That is what lets

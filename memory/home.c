@@ -8,7 +8,8 @@
  * A private file mapping shows the file's page wherever the guest has no
  * page of its own (no page-table entry), and the guest's first write copies
  * it.  So a guest must never have an empty entry over content it did not
- * put there.  Three rules, all enforced in this file and guest_mem.c:
+ * put there.  Three rules, all enforced in this file, guest_mem.c (rule 1)
+ * and remap.c (rules 2 and 3, the pages' side):
  *
  * 1. A guest's RAM starts with an entry everywhere: gmem_create_in_home()
  *    maps the kernel's zero page at every page (UFFDIO_ZEROPAGE) before
@@ -18,7 +19,7 @@
  *    reclaim, which reads the same content back.
  * 2. A slot holds content only while a reference says a page reads it.  A
  *    slot gets content only when empty and never reserved for zeros
- *    (gmem_home_publish); then no guest reads it: nobody dropped a page
+ *    (home_publish); then no guest reads it: nobody dropped a page
  *    over an empty, unreserved slot.  The content never changes while held;
  *    the last reference punches the slot out, when no page reads it any
  *    more (the engine drops a reference only when pagemap shows the
@@ -44,7 +45,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "memory/guest_mem.h"
 #include "memory/home.h"
 
 #define HOME_KEY_MAX 128
@@ -65,7 +65,7 @@ static struct gmem_home *homes;
 
 static int home_grow(struct gmem_home *h, uint64_t size, struct fv_error *err)
 {
-	uint64_t pages = size / GMEM_PAGE_SIZE, words = (pages + 63) / 64;
+	uint64_t pages = size / HOME_SLOT_SIZE, words = (pages + 63) / 64;
 	uint64_t old_words = (h->pages + 63) / 64;
 	uint32_t *refs;
 	uint64_t *zero;
@@ -216,29 +216,17 @@ int home_ref(struct gmem_home *h, uint64_t slot, struct fv_error *err)
 	return r;
 }
 
-/* ---- the API of guest_mem.h ---- */
-
-static int home_check_slot(const struct guest_mem *gm, uint64_t gfn,
-			   struct fv_error *err)
-{
-	if (!gm->home)
-		return fv_err(err, FV_E_STATE, "guest memory has no home");
-	if (gfn >= gmem_pages(gm))
-		return fv_err(err, FV_E_RANGE, "guest page %llu outside %llu pages",
-			      (unsigned long long)gfn,
-			      (unsigned long long)gmem_pages(gm));
-	return 0;
-}
+/* ---- a slot's content and references ---- */
 
 /* Copy one slot's page in or out of the memfd (h->lock held). */
 static int home_slot_io(struct gmem_home *h, uint64_t slot, void *buf, bool out,
 			struct fv_error *err)
 {
-	off_t off = (off_t)(slot * GMEM_PAGE_SIZE);
-	ssize_t n = out ? pwrite(h->fd, buf, GMEM_PAGE_SIZE, off) :
-			  pread(h->fd, buf, GMEM_PAGE_SIZE, off);
+	off_t off = (off_t)(slot * HOME_SLOT_SIZE);
+	ssize_t n = out ? pwrite(h->fd, buf, HOME_SLOT_SIZE, off) :
+			  pread(h->fd, buf, HOME_SLOT_SIZE, off);
 
-	if (n == (ssize_t)GMEM_PAGE_SIZE)
+	if (n == (ssize_t)HOME_SLOT_SIZE)
 		return 0;
 	if (n < 0)
 		return fv_err_errno(err, FV_E_SYS, errno, "%s home slot %llu of %s",
@@ -248,95 +236,74 @@ static int home_slot_io(struct gmem_home *h, uint64_t slot, void *buf, bool out,
 		      out ? "write" : "read", (unsigned long long)slot, h->key);
 }
 
-/* The home of gm, locked, if gfn is one of its slots. */
-static struct gmem_home *home_lock_slot(const struct guest_mem *gm, uint64_t gfn,
-					struct fv_error *err)
+int home_publish(struct gmem_home *h, uint64_t slot, const void *page,
+		 struct fv_error *err)
 {
-	if (home_check_slot(gm, gfn, err))
-		return NULL;
-	pthread_mutex_lock(&gm->home->lock);
-	return gm->home;
-}
-
-int gmem_home_publish(struct guest_mem *gm, uint64_t gfn, const void *page,
-		      struct fv_error *err)
-{
-	struct gmem_home *h = home_lock_slot(gm, gfn, err);
 	int r = 0;
 
-	if (!h)
-		return -1;
+	pthread_mutex_lock(&h->lock);
 	/* Rule 2: an empty, unreserved slot is read by no guest, so giving it
 	 * content changes nothing anybody reads. */
-	if (h->refs[gfn] || slot_reserved_zero(h, gfn))
+	if (h->refs[slot] || slot_reserved_zero(h, slot))
 		r = fv_err(err, FV_E_STATE, "home slot %llu is not free",
-			   (unsigned long long)gfn);
-	else if (home_slot_io(h, gfn, (void *)page, true, err))
+			   (unsigned long long)slot);
+	else if (home_slot_io(h, slot, (void *)page, true, err))
 		r = -1;
 	else
-		h->refs[gfn] = 1; /* the publisher's, until gmem_home_put */
+		h->refs[slot] = 1; /* the publisher's, until home_put */
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
-uint32_t gmem_home_refs(const struct guest_mem *gm, uint64_t gfn)
+uint32_t home_refs(struct gmem_home *h, uint64_t slot)
 {
-	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
 	uint32_t refs;
 
-	if (!h)
-		return 0;
-	refs = h->refs[gfn];
+	pthread_mutex_lock(&h->lock);
+	refs = h->refs[slot];
 	pthread_mutex_unlock(&h->lock);
 	return refs;
 }
 
-bool gmem_home_free(const struct guest_mem *gm, uint64_t gfn)
+bool home_slot_free(struct gmem_home *h, uint64_t slot)
 {
-	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
 	bool free_slot;
 
-	if (!h)
-		return false;
-	free_slot = !h->refs[gfn] && !slot_reserved_zero(h, gfn);
+	pthread_mutex_lock(&h->lock);
+	free_slot = !h->refs[slot] && !slot_reserved_zero(h, slot);
 	pthread_mutex_unlock(&h->lock);
 	return free_slot;
 }
 
-int gmem_home_read(const struct guest_mem *gm, uint64_t gfn, void *buf,
-		   struct fv_error *err)
+int home_read(struct gmem_home *h, uint64_t slot, void *buf,
+	      struct fv_error *err)
 {
-	struct gmem_home *h = home_lock_slot(gm, gfn, err);
-	int r = 0;
+	int r;
 
-	if (!h)
-		return -1;
+	pthread_mutex_lock(&h->lock);
 	/* Only a held slot: reading a hole would allocate a page in it. */
-	if (!h->refs[gfn])
+	if (!h->refs[slot])
 		r = fv_err(err, FV_E_STATE, "home slot %llu holds no content",
-			   (unsigned long long)gfn);
+			   (unsigned long long)slot);
 	else
-		r = home_slot_io(h, gfn, buf, false, err);
+		r = home_slot_io(h, slot, buf, false, err);
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
-void gmem_home_put(struct guest_mem *gm, uint64_t gfn)
+void home_put(struct gmem_home *h, uint64_t slot)
 {
-	struct gmem_home *h = home_lock_slot(gm, gfn, NULL);
-
-	if (!h)
-		return;
+	pthread_mutex_lock(&h->lock);
 	/* Rule 2: the last reader is gone (it has its own copy now, or the
 	 * guest is), so the slot can become a hole: memory returns to the
 	 * host, and the slot may take other content later. */
-	if (h->refs[gfn] && --h->refs[gfn] == 0)
+	if (h->refs[slot] && --h->refs[slot] == 0)
 		fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(gfn * GMEM_PAGE_SIZE), (off_t)GMEM_PAGE_SIZE);
+			  (off_t)(slot * HOME_SLOT_SIZE), (off_t)HOME_SLOT_SIZE);
 	pthread_mutex_unlock(&h->lock);
 }
 
-uint64_t gmem_homes_resident_bytes(void)
+uint64_t homes_resident_bytes(void)
 {
 	uint64_t total = 0;
 	struct stat st;

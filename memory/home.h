@@ -8,13 +8,18 @@
  * page a guest writes is its own (copy-on-write); a page equal to the home
  * page at its own offset can drop its copy and read the home page again,
  * with no VMA of its own.  The rules that keep this safe live here, not in
- * the engine (DOC in home.c).
+ * the engine (DOC in home.c).  It knows slots, not guests: the guest's
+ * side (which slot a page reads, a page number's bounds) is remap.c's.
+ * A slot number given to the calls below is one of the size acquired.
  */
 #ifndef FOLDVM_MEMORY_HOME_H
 #define FOLDVM_MEMORY_HOME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "lib/error.h"
+
+#define HOME_SLOT_SIZE 4096ull   /* a slot is one guest page (GMEM_PAGE_SIZE) */
 
 struct gmem_home;
 
@@ -34,5 +39,23 @@ void home_unreserve_zero(struct gmem_home *h, uint64_t slot);
 /* A page is about to read the slot's content: one more reference, refused
  * (FV_E_STATE) when the slot holds none. */
 int home_ref(struct gmem_home *h, uint64_t slot, struct fv_error *err);
+
+/* Give an empty slot no page reads, and not reserved for zeros, the
+ * content `page` and one reference (the publisher's, until home_put);
+ * FV_E_STATE when the slot is not free. */
+int home_publish(struct gmem_home *h, uint64_t slot, const void *page,
+		 struct fv_error *err);
+/* The references to a slot's content (0: a hole). */
+uint32_t home_refs(struct gmem_home *h, uint64_t slot);
+/* Would home_publish take the slot? */
+bool home_slot_free(struct gmem_home *h, uint64_t slot);
+/* Copy a held slot's content out (FV_E_STATE for a hole). */
+int home_read(struct gmem_home *h, uint64_t slot, void *buf,
+	      struct fv_error *err);
+/* One reference fewer; the last one punches the slot out. */
+void home_put(struct gmem_home *h, uint64_t slot);
+
+/* Bytes resident in every home of the process. */
+uint64_t homes_resident_bytes(void);
 
 #endif

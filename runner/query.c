@@ -3,7 +3,7 @@
  * (copies, taken under the run's lock) and held guests (pins) for work
  * that must not run under the lock.
  *
- * A pin is a count on the slot (driver.pins, under the lock).  runner_reap
+ * A pin is a count on the slot (guest_slot.pins, under the lock).  runner_reap
  * leaves a pinned slot for a later round and the teardown of a run waits
  * for every pin (runner.c: driver_unpinned), so a pinned guest is never
  * destroyed under its holder.  Pins are taken only on slots that are not
@@ -14,8 +14,8 @@
 #include "lib/memroom.h"
 #include "runner/run_ctx.h"
 
-/* Lock held, driver_has_guest(d). */
-static void guest_info_locked(struct run_ctx *ctx, struct driver *d,
+/* Lock held, slot_has_guest(d). */
+static void guest_info_locked(struct run_ctx *ctx, struct guest_slot *d,
 			      struct runner_guest_info *in)
 {
 	struct guest *g = d->guest;
@@ -58,26 +58,26 @@ unsigned runner_snapshot_guests(struct run_ctx *ctx,
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS && n < max; i++)
 		/* a slot being released is as good as gone */
-		if (driver_has_guest(&ctx->st->drv[i]))
-			guest_info_locked(ctx, &ctx->st->drv[i], &out[n++]);
+		if (slot_has_guest(&ctx->st->slot[i]))
+			guest_info_locked(ctx, &ctx->st->slot[i], &out[n++]);
 	pthread_mutex_unlock(&ctx->st->lock);
 	return n;
 }
 
 /* Lock held: pin a live slot that is not being destroyed. */
-static bool guest_pin_locked(struct driver *d)
+static bool guest_pin_locked(struct guest_slot *d)
 {
-	if (!driver_has_guest(d) || d->destroying)
+	if (!slot_has_guest(d) || d->destroying)
 		return false;
 	d->pins++;
 	return true;
 }
 
-struct driver *runner_guest_get(struct run_ctx *ctx, const char *name,
-				struct runner_guest_info *info,
-				struct fv_error *err)
+struct guest_slot *runner_guest_get(struct run_ctx *ctx, const char *name,
+				    struct runner_guest_info *info,
+				    struct fv_error *err)
 {
-	struct driver *d;
+	struct guest_slot *d;
 
 	pthread_mutex_lock(&ctx->st->lock);
 	d = runner_find_locked(ctx, name);
@@ -91,14 +91,14 @@ struct driver *runner_guest_get(struct run_ctx *ctx, const char *name,
 	return d;
 }
 
-unsigned runner_guest_get_all(struct run_ctx *ctx, struct driver **out,
+unsigned runner_guest_get_all(struct run_ctx *ctx, struct guest_slot **out,
 			      struct runner_guest_info *info, unsigned max)
 {
 	unsigned n = 0;
 
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS && n < max; i++) {
-		struct driver *d = &ctx->st->drv[i];
+		struct guest_slot *d = &ctx->st->slot[i];
 
 		if (!guest_pin_locked(d))
 			continue;
@@ -110,7 +110,7 @@ unsigned runner_guest_get_all(struct run_ctx *ctx, struct driver **out,
 	return n;
 }
 
-void runner_guest_put(struct driver *d)
+void runner_guest_put(struct guest_slot *d)
 {
 	struct run_state *st = d->ctx->st;
 
@@ -120,12 +120,12 @@ void runner_guest_put(struct driver *d)
 	pthread_mutex_unlock(&st->lock);
 }
 
-struct guest *runner_guest(struct driver *d)
+struct guest *runner_guest(struct guest_slot *d)
 {
 	return d->guest;
 }
 
-int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err)
+int runner_guest_set_merging(struct guest_slot *d, bool on, struct fv_error *err)
 {
 	struct run_state *st = d->ctx->st;
 	struct guest *g = d->guest;
@@ -148,7 +148,7 @@ int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err)
 	return r;
 }
 
-int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
+int runner_guests_unmerge(struct guest_slot **ds, unsigned n, uint64_t rate,
 			  uint64_t *pages, struct fv_error *err)
 {
 	struct run_state *st;

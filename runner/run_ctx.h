@@ -6,7 +6,7 @@
  * Locking: run_state.lock guards every slot's bookkeeping (used, started,
  * finished, destroying, releasing, pins) and the slots' guests against
  * being freed: a holder of the lock may use d->guest while
- * driver_has_guest(d); a pinned slot (pins > 0) is not released, so a
+ * slot_has_guest(d); a pinned slot (pins > 0) is not released, so a
  * pin holder may use its guest without the lock.
  */
 #ifndef FOLDVM_RUNNER_RUN_CTX_H
@@ -15,7 +15,7 @@
 #include "runner/runner.h"
 
 /* One guest slot: the guest, its spec, its driver thread, its report. */
-struct driver {
+struct guest_slot {
 	bool used;
 	struct guest *guest;
 	struct vm_spec spec;
@@ -42,8 +42,8 @@ struct driver {
 };
 
 /* May a holder of the lock use d->guest?  Not once the slot is being
- * released: driver_release destroys the guest without the lock. */
-static inline bool driver_has_guest(const struct driver *d)
+ * released: slot_release destroys the guest without the lock. */
+static inline bool slot_has_guest(const struct guest_slot *d)
 {
 	return d->used && !d->releasing && d->guest;
 }
@@ -55,7 +55,7 @@ struct run_state {
 	pthread_cond_t unpinned;    /* a slot's pins dropped to 0 */
 	pthread_barrier_t barrier;
 	unsigned nr_initial;
-	struct driver drv[CLI_MAX_VMS];
+	struct guest_slot slot[CLI_MAX_VMS];
 	struct kvm_sys *kvm;
 	const struct blob *blob;
 	struct dedup_engine *dedup;
@@ -67,13 +67,13 @@ struct run_state {
 };
 
 /* The slot of a guest by name (lock held), or NULL. */
-struct driver *runner_find_locked(struct run_ctx *ctx, const char *name);
+struct guest_slot *runner_find_locked(struct run_ctx *ctx, const char *name);
 
 /* steps.c: a guest's driver thread, and the libvirt points of its slot. */
 void *driver_thread(void *arg);
-int driver_point(const struct driver *d, enum domain_point p,
+int driver_point(const struct guest_slot *d, enum domain_point p,
 		 struct fv_error *err);
-void driver_point_cleanup(const struct driver *d, enum domain_point p);
+void driver_point_cleanup(const struct guest_slot *d, enum domain_point p);
 double run_elapsed(const struct run_ctx *ctx);
 
 #endif

@@ -102,11 +102,11 @@ static int runner_start_dedup(const struct cli_options *opt,
 	return 0;
 }
 
-struct driver *runner_find_locked(struct run_ctx *ctx, const char *name)
+struct guest_slot *runner_find_locked(struct run_ctx *ctx, const char *name)
 {
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-		if (ctx->st->drv[i].used && !strcmp(ctx->st->drv[i].spec.cfg.name, name))
-			return &ctx->st->drv[i];
+		if (ctx->st->slot[i].used && !strcmp(ctx->st->slot[i].spec.cfg.name, name))
+			return &ctx->st->slot[i];
 	return NULL;
 }
 
@@ -114,7 +114,7 @@ struct driver *runner_find_locked(struct run_ctx *ctx, const char *name)
  * the guest ('stopped end' hooks for one that never ran, as libvirt does
  * after a failed start), its resources, the 'release end' hooks, and last
  * the domain lock, so no second foldvm starts it before cleanup is done. */
-static void driver_release(struct driver *d)
+static void slot_release(struct guest_slot *d)
 {
 	const struct run_state *st = d->ctx->st;
 
@@ -135,24 +135,24 @@ static void driver_release(struct driver *d)
 
 /* A domain guest, before anything is built: its lock (one domain runs
  * once), then the 'prepare begin' hooks, which may refuse it. */
-static int driver_prepare_domain(struct driver *d, struct fv_error *err)
+static int driver_prepare_domain(struct guest_slot *d, struct fv_error *err)
 {
 	if (driver_point(d, DOMAIN_LOCK, err))
 		return -1;
 	d->prepared = d->spec.uuid[0] && d->vm_index >= 0;
 	if (driver_point(d, DOMAIN_PREPARE, err)) {
-		driver_release(d);
+		slot_release(d);
 		return -1;
 	}
 	return 0;
 }
 
 /* Build a guest into a free slot (ctx->st->lock held); not started yet. */
-static struct driver *runner_create_locked(struct run_ctx *ctx,
-					   const struct vm_spec *spec,
-					   bool initial, struct fv_error *err)
+static struct guest_slot *runner_create_locked(struct run_ctx *ctx,
+					       const struct vm_spec *spec,
+					       bool initial, struct fv_error *err)
 {
-	struct driver *d = NULL;
+	struct guest_slot *d = NULL;
 
 	if (runner_find_locked(ctx, spec->cfg.name)) {
 		fv_err(err, FV_E_INVAL, "a guest named '%s' exists already",
@@ -160,8 +160,8 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 		return NULL;
 	}
 	for (unsigned i = 0; i < CLI_MAX_VMS && !d; i++)
-		if (!ctx->st->drv[i].used)
-			d = &ctx->st->drv[i];
+		if (!ctx->st->slot[i].used)
+			d = &ctx->st->slot[i];
 	if (!d) {
 		fv_err(err, FV_E_INVAL, "at most %d guests", CLI_MAX_VMS);
 		return NULL;
@@ -172,7 +172,7 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 	}
 	memset(d, 0, sizeof(*d));
 	d->spec = *spec;
-	d->rep = &ctx->st->res->reports[d - ctx->st->drv];
+	d->rep = &ctx->st->res->reports[d - ctx->st->slot];
 	d->ctx = ctx;
 	d->stop = ctx->st->stop;
 	d->initial = initial;
@@ -183,25 +183,25 @@ static struct driver *runner_create_locked(struct run_ctx *ctx,
 	if (guest_create(&d->guest, ctx->st->kvm, &spec->cfg, ctx->st->blob, ctx->st->dedup,
 			 ctx->opt->log_dir, err) ||
 	    driver_point(d, DOMAIN_START, err)) {
-		driver_release(d);
+		slot_release(d);
 		return NULL;
 	}
 	if (ctx->st->observer && ctx->st->observer->guest_added &&
 	    ctx->st->observer->guest_added(ctx->st->observer_data, d->guest,
 					   spec->cfg.name, spec->uuid,
 					   &d->observer_data, err)) {
-		driver_release(d);
+		slot_release(d);
 		return NULL;
 	}
 	d->rep->created = true;
 	d->used = true;
-	if ((unsigned)(d - ctx->st->drv) + 1 > ctx->st->res->nr)
-		ctx->st->res->nr = (unsigned)(d - ctx->st->drv) + 1;
+	if ((unsigned)(d - ctx->st->slot) + 1 > ctx->st->res->nr)
+		ctx->st->res->nr = (unsigned)(d - ctx->st->slot) + 1;
 	return d;
 }
 
 /* Start a created guest and its driver (ctx->st->lock held). */
-static void runner_start_locked(struct driver *d)
+static void runner_start_locked(struct guest_slot *d)
 {
 	struct fv_error err;
 
@@ -223,7 +223,7 @@ static void runner_start_locked(struct driver *d)
 int runner_add_guest(struct run_ctx *ctx, const struct vm_spec *spec,
 		     struct fv_error *err)
 {
-	struct driver *d;
+	struct guest_slot *d;
 	int ret = -1;
 
 	for (unsigned i = 0; i < spec->nr_steps; i++)
@@ -243,7 +243,7 @@ int runner_add_guest(struct run_ctx *ctx, const struct vm_spec *spec,
 int runner_destroy_guest(struct run_ctx *ctx, const char *name,
 			 struct fv_error *err)
 {
-	struct driver *d;
+	struct guest_slot *d;
 	struct guest *g = NULL;
 
 	pthread_mutex_lock(&ctx->st->lock);
@@ -264,7 +264,7 @@ int runner_destroy_guest(struct run_ctx *ctx, const char *name,
 static void runner_reap(struct run_ctx *ctx)
 {
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
-		struct driver *d = &ctx->st->drv[i];
+		struct guest_slot *d = &ctx->st->slot[i];
 		bool reap;
 
 		pthread_mutex_lock(&ctx->st->lock);
@@ -281,7 +281,7 @@ static void runner_reap(struct run_ctx *ctx)
 			continue;
 		if (d->started)
 			pthread_join(d->thread, NULL);
-		driver_release(d);
+		slot_release(d);
 		pthread_mutex_lock(&ctx->st->lock);
 		d->used = false;
 		d->releasing = false;
@@ -297,7 +297,7 @@ static bool runner_busy(struct run_ctx *ctx)
 
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-		busy |= ctx->st->drv[i].used && !ctx->st->drv[i].finished;
+		busy |= ctx->st->slot[i].used && !ctx->st->slot[i].finished;
 	pthread_mutex_unlock(&ctx->st->lock);
 	return busy;
 }
@@ -306,8 +306,8 @@ static void runner_stop_all(struct run_ctx *ctx, const char *why)
 {
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-		if (driver_has_guest(&ctx->st->drv[i]))
-			guest_stop(ctx->st->drv[i].guest, why);
+		if (slot_has_guest(&ctx->st->slot[i]))
+			guest_stop(ctx->st->slot[i].guest, why);
 	pthread_mutex_unlock(&ctx->st->lock);
 }
 
@@ -344,8 +344,8 @@ static void runner_main_loop(struct run_ctx *ctx, bool *interrupted)
 		}
 	}
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-		if (ctx->st->drv[i].used && ctx->st->drv[i].started)
-			pthread_join(ctx->st->drv[i].thread, NULL);
+		if (ctx->st->slot[i].used && ctx->st->slot[i].started)
+			pthread_join(ctx->st->slot[i].thread, NULL);
 	runner_sample(ctx);
 }
 
@@ -368,8 +368,8 @@ static int runner_create_initial(struct run_ctx *ctx, struct fv_error *err)
 	/* Only the command line's: a guest vm-create added while the ready
 	 * hook waited was started by runner_add_guest. */
 	for (unsigned i = 0; i < CLI_MAX_VMS && !ret; i++)
-		if (ctx->st->drv[i].used && ctx->st->drv[i].initial)
-			runner_start_locked(&ctx->st->drv[i]);
+		if (ctx->st->slot[i].used && ctx->st->slot[i].initial)
+			runner_start_locked(&ctx->st->slot[i]);
 	pthread_mutex_unlock(&ctx->st->lock);
 	return ret;
 }
@@ -381,7 +381,7 @@ static void runner_release_all(struct run_ctx *ctx)
 	struct run_state *st = ctx->st;
 
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
-		struct driver *d = &st->drv[i];
+		struct guest_slot *d = &st->slot[i];
 
 		if (!d->used)
 			continue;
@@ -390,7 +390,7 @@ static void runner_release_all(struct run_ctx *ctx)
 		while (d->pins)
 			pthread_cond_wait(&st->unpinned, &st->lock);
 		pthread_mutex_unlock(&st->lock);
-		driver_release(d);
+		slot_release(d);
 	}
 }
 
@@ -448,8 +448,8 @@ out_guests:
 	if (ret) {
 		runner_stop_all(&ctx, "start failed");
 		for (unsigned i = 0; i < CLI_MAX_VMS; i++)
-			if (st.drv[i].used && st.drv[i].started)
-				pthread_join(st.drv[i].thread, NULL);
+			if (st.slot[i].used && st.slot[i].started)
+				pthread_join(st.slot[i].thread, NULL);
 	}
 	runner_release_all(&ctx);
 	if (observer && observer->stop)

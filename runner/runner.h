@@ -97,7 +97,7 @@ struct run_ctx {
 };
 
 /* A guest slot (opaque): a handle from runner_guest_get(). */
-struct driver;
+struct guest_slot;
 
 /*
  * What a front-end that serves a run while it lasts (the QMP control
@@ -158,26 +158,26 @@ unsigned runner_snapshot_guests(struct run_ctx *ctx,
  * lock: its slot, and so its guest, is not freed until runner_guest_put().
  * info (may be NULL) gets its record.  NULL with err when there is no such
  * guest or it is being destroyed.  Hold it briefly: vm-destroy waits. */
-struct driver *runner_guest_get(struct run_ctx *ctx, const char *name,
-				struct runner_guest_info *info,
-				struct fv_error *err);
-void runner_guest_put(struct driver *d);
+struct guest_slot *runner_guest_get(struct run_ctx *ctx, const char *name,
+				    struct runner_guest_info *info,
+				    struct fv_error *err);
+void runner_guest_put(struct guest_slot *d);
 /* The held guest (valid until runner_guest_put). */
-struct guest *runner_guest(struct driver *d);
+struct guest *runner_guest(struct guest_slot *d);
 
 /* Hold every guest not being destroyed (at most max), as above. */
-unsigned runner_guest_get_all(struct run_ctx *ctx, struct driver **out,
+unsigned runner_guest_get_all(struct run_ctx *ctx, struct guest_slot **out,
 			      struct runner_guest_info *info, unsigned max);
 
 /* dedup-set enabled=on/off for a held guest: a guest outside the engine
  * joins it. */
-int runner_guest_set_merging(struct driver *d, bool on, struct fv_error *err);
+int runner_guest_set_merging(struct guest_slot *d, bool on, struct fv_error *err);
 
 /* Unmerge held guests (dedup_guest_unmerge, at most rate pages/s each)
  * if the memory their copies take at most is there (lib/memroom.h), else
  * FV_E_NOMEM saying what is needed and what is left, and nothing starts.
  * *pages: the pages to copy. */
-int runner_guests_unmerge(struct driver **ds, unsigned n, uint64_t rate,
+int runner_guests_unmerge(struct guest_slot **ds, unsigned n, uint64_t rate,
 			  uint64_t *pages, struct fv_error *err);
 
 /* The run's dedup engine, or NULL; it lives as long as the run. */

@@ -1,6 +1,7 @@
 /*
- * spec.c - one guest's spec: its typed setters, the table of its keys, the
- * key=value text of a --vm spec, its steps, sizes and defaults.
+ * spec.c - one guest's spec: its typed setters, the table of its keys
+ * (made from runner/spec_keys.h), its steps and defaults, and the checks
+ * across fields (spec_finish).  Its text forms are spec_text.c's.
  * Untrusted input: every value is bounded and checked.
  */
 #include <ctype.h>
@@ -12,9 +13,9 @@
 #include "lib/netname.h"
 #include "lib/fileutil.h"
 #include "runner/spec.h"
+#include "runner/spec_keys.h"
 #include "vmm/payload.h"
 
-#define CLI_MAX_SIZE (1ull << 40)
 #define DEFAULT_SHARED_SEED 0x5eedf01dull
 
 bool spec_name_ok(const char *name)
@@ -28,69 +29,6 @@ bool spec_name_ok(const char *name)
 		    name[i] != '_' && name[i] != '-')
 			return false;
 	return true;
-}
-
-int spec_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		    const char *what, struct fv_error *err)
-{
-	unsigned long long v = 0;
-	char *end = NULL;
-	bool ok = s && isdigit((unsigned char)*s);
-
-	if (ok) {
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		ok = !*end && errno != ERANGE;
-	}
-	if (!ok)
-		return fv_err(err, FV_E_INVAL, "%s%s'%s' is not a number",
-			      what ? what : "", what ? " " : "", s ? s : "");
-	if (v < min || v > max)
-		return fv_err(err, FV_E_INVAL, "%s%s%llu is out of range %llu..%llu",
-			      what ? what : "", what ? " " : "", v,
-			      (unsigned long long)min, (unsigned long long)max);
-	*out = v;
-	return 0;
-}
-
-static int size_suffix_shift(const char *suffix, unsigned *shift)
-{
-	static const struct { const char *s; unsigned shift; } tab[] = {
-		{ "", 20 }, { "B", 0 },
-		{ "K", 10 }, { "KB", 10 }, { "KiB", 10 }, { "k", 10 },
-		{ "M", 20 }, { "MB", 20 }, { "MiB", 20 }, { "m", 20 },
-		{ "G", 30 }, { "GB", 30 }, { "GiB", 30 }, { "g", 30 },
-		{ "T", 40 }, { "TB", 40 }, { "TiB", 40 }, { "t", 40 },
-	};
-
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (!strcmp(suffix, tab[i].s)) {
-			*shift = tab[i].shift;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-int spec_parse_size(const char *s, uint64_t *bytes, struct fv_error *err)
-{
-	unsigned long long v;
-	unsigned shift;
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		goto bad;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE || size_suffix_shift(end, &shift))
-		goto bad;
-	if (v > (CLI_MAX_SIZE >> shift))
-		return fv_err(err, FV_E_INVAL, "size '%s' is larger than 1 TiB", s);
-	*bytes = (uint64_t)v << shift;
-	return 0;
-bad:
-	return fv_err(err, FV_E_INVAL,
-		      "'%s' is not a size (examples: 256M, 1G, 65536K)", s ? s : "");
 }
 
 const char *step_name(enum step_kind kind)
@@ -503,38 +441,19 @@ int spec_set_probe_pages(struct vm_spec *vm, uint64_t n, struct fv_error *err)
 	return 0;
 }
 
-/* ---- the keys ---- */
+/* ---- the keys (runner/spec_keys.h) ---- */
 
-#define KEY_STR(n, f)  { .name = n, .type = SPEC_T_STR, .set_str = f }
-#define KEY_UINT(n, f) { .name = n, .type = SPEC_T_UINT, .set_uint = f }
-#define KEY_BOOL(n, f) { .name = n, .type = SPEC_T_BOOL, .set_bool = f }
+#define SETTER_STR(f)   .set_str = f
+#define SETTER_UINT(f)  .set_uint = f
+#define SETTER_SIZE(f)  .set_uint = f
+#define SETTER_BOOL(f)  .set_bool = f
+#define SETTER_STEPS(f) .set_steps = f
+#define KEY_ROW(t, n, f, fl, a, h) \
+	{ .name = n, .type = SPEC_T_##t, SETTER_##t(f), .flags = fl, .arg = a, \
+	  .help = h },
 
 const struct spec_key spec_keys[] = {
-	KEY_STR("name", spec_set_name),
-	{ .name = "mem", .type = SPEC_T_SIZE, .set_uint = spec_set_mem },
-	KEY_UINT("vcpus", spec_set_vcpus),
-	KEY_STR("payload", spec_set_payload),
-	KEY_STR("kernel", spec_set_kernel),
-	KEY_STR("initrd", spec_set_initrd),
-	KEY_STR("cmdline", spec_set_cmdline),
-	KEY_UINT("zero", spec_set_zero),
-	KEY_UINT("shared", spec_set_shared),
-	KEY_UINT("blob", spec_set_blob),
-	KEY_UINT("pool", spec_set_pool),
-	KEY_UINT("seed", spec_set_seed),
-	KEY_STR("layout", spec_set_layout),
-	{ .name = "steps", .type = SPEC_T_STEPS, .set_steps = spec_set_steps },
-	KEY_BOOL("console", spec_set_console),
-	KEY_BOOL("dedup", spec_set_dedup),
-	KEY_STR("domain", spec_set_domain),
-	KEY_UINT("race-pages", spec_set_race_pages),
-	KEY_UINT("probe-pages", spec_set_probe_pages),
-	KEY_STR("disk", spec_set_disk),
-	KEY_BOOL("disk-ro", spec_set_disk_ro),
-	KEY_BOOL("balloon", spec_set_balloon),
-	KEY_STR("net", spec_set_net),
-	KEY_STR("mac", spec_set_mac),
-	KEY_BOOL("virtio-cmdline", spec_set_virtio_cmdline),
+	SPEC_KEY_LIST(KEY_ROW)
 	{ .name = NULL },
 };
 
@@ -546,54 +465,7 @@ const struct spec_key *spec_key_find(const char *name)
 	return NULL;
 }
 
-int spec_parse_bool(const char *s, bool *out, struct fv_error *err)
-{
-	if (!strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "1"))
-		*out = true;
-	else if (!strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "0"))
-		*out = false;
-	else
-		return fv_err(err, FV_E_INVAL, "must be on or off, not '%s'", s);
-	return 0;
-}
-
-int spec_set_kv(struct vm_spec *vm, const char *key, const char *value,
-		struct fv_error *err)
-{
-	const struct spec_key *k = spec_key_find(key);
-	struct step steps[CLI_MAX_STEPS];
-	unsigned nr;
-	uint64_t x;
-	bool b;
-
-	if (!k)
-		return fv_err(err, FV_E_INVAL, "unknown key '%s'", key);
-	switch (k->type) {
-	case SPEC_T_STR:
-		return k->set_str(vm, value, err);
-	case SPEC_T_UINT:
-		return spec_parse_uint(value, 0, UINT64_MAX, &x, NULL, err) ||
-		       k->set_uint(vm, x, err) ? -1 : 0;
-	case SPEC_T_SIZE:
-		return spec_parse_size(value, &x, err) ||
-		       k->set_uint(vm, x, err) ? -1 : 0;
-	case SPEC_T_BOOL:
-		return spec_parse_bool(value, &b, err) ||
-		       k->set_bool(vm, b, err) ? -1 : 0;
-	case SPEC_T_STEPS:
-		return spec_parse_steps(value, steps, &nr, err) ||
-		       k->set_steps(vm, steps, nr, err) ? -1 : 0;
-	}
-	return fv_err(err, FV_E_INVAL, "key '%s' has no type", key);
-}
-
 /* ---- across fields ---- */
-
-const char *spec_field_kv(const char *key, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s=", key);
-	return buf;
-}
 
 /* A Linux guest: memory the boot layout allows, no test-payload settings,
  * and only the steps that do not talk to the test payload.  Any vCPU
@@ -680,55 +552,41 @@ int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err)
 	return finish_net(vm, field, err) || check_linux(vm, field, err) ? -1 : 0;
 }
 
-/* ---- a whole --vm spec ---- */
+/* ---- across guests ---- */
 
-char *spec_next_kv(char **cursor)
+static unsigned count_syncs(const struct vm_spec *vm)
 {
-	char *start = *cursor, *out = start, *p = start;
+	unsigned n = 0;
 
-	if (!*p)
-		return NULL;
-	while (*p) {
-		if (*p == ',' && p[1] == ',') {
-			*out++ = ',';
-			p += 2;
-		} else if (*p == ',') {
-			p++;
-			break;
-		} else {
-			*out++ = *p++;
-		}
-	}
-	*out = '\0';
-	*cursor = p;
-	return start;
+	for (unsigned i = 0; i < vm->nr_steps; i++)
+		n += vm->steps[i].kind == STEP_SYNC;
+	return n;
 }
 
-int spec_from_kv(const char *text, unsigned index, struct vm_spec *vm,
-		 struct fv_error *err)
+/* With sync steps the engine starts at the first sync (runner.c), so a
+ * settle before it would wait for passes that cannot come. */
+static int check_settle(const struct vm_spec *vm, struct fv_error *err)
 {
-	char buf[CLI_SPEC_MAX], *cursor = buf, *tok;
-
-	spec_defaults(vm, index);
-	if (strlen(text) >= sizeof(buf))
-		return fv_err(err, FV_E_INVAL, "--vm spec longer than %d bytes",
-			      CLI_SPEC_MAX - 1);
-	snprintf(buf, sizeof(buf), "%s", text);
-	while ((tok = spec_next_kv(&cursor))) {
-		char *eq = strchr(tok, '=');
-
-		if (!eq || eq == tok)
+	if (!count_syncs(vm))
+		return 0;
+	for (unsigned i = 0; vm->steps[i].kind != STEP_SYNC; i++)
+		if (vm->steps[i].kind == STEP_SETTLE)
 			return fv_err(err, FV_E_INVAL,
-				      "--vm: '%s' is not key=value", tok);
-		*eq = '\0';
-		if (spec_set_kv(vm, tok, eq + 1, err)) {
-			fv_err_prefix(err, "--vm %s: ", tok);
+				      "guest %s: 'settle' before the first 'sync' would wait forever (the engine starts at the first sync)",
+				      vm->cfg.name);
+	return 0;
+}
+
+int spec_check_syncs(const struct vm_spec *vms, unsigned nr,
+		     struct fv_error *err)
+{
+	for (unsigned i = 0; i < nr; i++)
+		if (check_settle(&vms[i], err))
 			return -1;
-		}
-	}
-	if (spec_finish(vm, spec_field_kv, err)) {
-		fv_err_prefix(err, "--vm %s: ", vm->cfg.name);
-		return -1;
-	}
+	for (unsigned i = 1; i < nr; i++)
+		if (count_syncs(&vms[i]) != count_syncs(&vms[0]))
+			return fv_err(err, FV_E_INVAL,
+				      "guests %s and %s have different numbers of sync steps",
+				      vms[0].cfg.name, vms[i].cfg.name);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include "vmm/guest.h"
 
 #define CLI_MAX_VMS 16
+#define CLI_MAX_DOMAIN_MEM 16 /* --domain-mem-max: limits of trust domains */
 #define CLI_MAX_STEPS 32
 #define CLI_MAX_FILES 8
 #define CLI_MAX_SECONDS (7 * 24 * 3600)
@@ -153,7 +154,7 @@ struct cli_options {
 	struct domain_mem {     /* --domain-mem-max DOMAIN=SIZE */
 		char domain[GUEST_NAME_MAX + 1];
 		uint64_t bytes;
-	} domain_mem[CLI_MAX_VMS];
+	} domain_mem[CLI_MAX_DOMAIN_MEM];
 	unsigned nr_domain_mem;
 	enum sandbox_mode {     /* --sandbox: the workers' (supervisor/sandbox.c) */
 		SANDBOX_ON = 0, /* a system call off the list kills the worker */
@@ -165,7 +166,7 @@ struct cli_options {
 	enum console_mode {
 		CONSOLE_AUTO = 0, /* stdio when one guest, a terminal, foreground */
 		CONSOLE_STDIO,    /* stdio: the run must have exactly one guest */
-		CONSOLE_NONE,     /* never: "[name] ..." lines as before */
+		CONSOLE_NONE,     /* never: the output as "[name] ..." lines */
 	} console;
 	/* Set by the supervisor for one trust domain's worker process, never
 	 * from the command line (supervisor/): */
@@ -180,12 +181,6 @@ struct cli_options {
 				    (NULL: runner_run loads its own) */
 	const struct domain_host *domain_host; /* the locks and hooks of
 						  its domain guests */
-	/* demo */
-	bool demo_no_dedup;     /* --no-dedup */
-	unsigned demo_guests;
-	uint64_t demo_mem;
-	unsigned demo_vcpus;
-	unsigned demo_seconds;
 };
 
 /*
@@ -242,7 +237,8 @@ int spec_set_net(struct vm_spec *vm, const char *value, struct fv_error *err);
 /* The guest's MAC, "52:54:00:12:34:56" (unicast); needs net=. */
 int spec_set_mac(struct vm_spec *vm, const char *mac, struct fv_error *err);
 
-/* ---- the keys: one row per field, for the interfaces that go by name ---- */
+/* ---- the keys: one row per field, for the interfaces that go by name
+ * (made from the one list, runner/spec_keys.h) ---- */
 enum spec_type {
 	SPEC_T_STR,     /* set_str */
 	SPEC_T_UINT,    /* set_uint; text: a decimal number */
@@ -251,9 +247,17 @@ enum spec_type {
 	SPEC_T_STEPS,   /* set_steps; text: spec_parse_steps */
 };
 
+/* A key's flags: */
+#define SPEC_K_PAYLOAD  (1u << 0) /* the test payload's: an attribute of
+				     <foldvm:payload> in domain XML */
+#define SPEC_K_REQUIRED (1u << 1) /* vm-create needs it (--vm has a default) */
+
 struct spec_key {
 	const char *name;       /* the --vm key; NULL ends spec_keys[] */
 	enum spec_type type;
+	unsigned flags;         /* SPEC_K_* */
+	const char *arg;        /* --help's word for the value ("SIZE") */
+	const char *help;       /* --help's lines, '\n'-separated */
 	int (*set_str)(struct vm_spec *, const char *, struct fv_error *);
 	int (*set_uint)(struct vm_spec *, uint64_t, struct fv_error *);
 	int (*set_bool)(struct vm_spec *, bool, struct fv_error *);
@@ -282,6 +286,12 @@ spec_field_fn spec_field_kv;
 /* After the last setter: defaults that depend on several fields, and the
  * checks across them (field NULL: spec_field_kv). */
 int spec_finish(struct vm_spec *vm, spec_field_fn *field, struct fv_error *err);
+
+/* The guests of one command line, across them: every guest meets the
+ * others at each sync, so all have as many; and with syncs the engine
+ * starts at the first one (runner.c), so no settle may come before it. */
+int spec_check_syncs(const struct vm_spec *vms, unsigned nr,
+		     struct fv_error *err);
 
 /* ---- text ---- */
 

@@ -54,14 +54,14 @@ static void run_snapshot(struct run_ctx *ctx)
 		dedup_get_host_stats(ctx->st->dedup, &snap->host);
 	pthread_mutex_lock(&ctx->st->lock);
 	for (unsigned i = 0; i < CLI_MAX_VMS; i++) {
-		struct guest_report *r = ctx->st->drv[i].rep;
+		struct guest_report *r = ctx->st->slot[i].rep;
 
-		if (!driver_has_guest(&ctx->st->drv[i]))
+		if (!slot_has_guest(&ctx->st->slot[i]))
 			continue;
 		if (first)
-			r->anon_before = guest_private_bytes(ctx->st->drv[i].guest);
+			r->anon_before = guest_private_bytes(ctx->st->slot[i].guest);
 		else
-			r->anon_after = guest_private_bytes(ctx->st->drv[i].guest);
+			r->anon_after = guest_private_bytes(ctx->st->slot[i].guest);
 	}
 	pthread_mutex_unlock(&ctx->st->lock);
 	if (first)
@@ -72,7 +72,7 @@ static void run_snapshot(struct run_ctx *ctx)
 		dedup_set_paused(ctx->st->dedup, false);
 }
 
-static int step_sync(struct driver *d)
+static int step_sync(struct guest_slot *d)
 {
 	if (pthread_barrier_wait(&d->ctx->st->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
 		run_snapshot(d->ctx);
@@ -81,7 +81,7 @@ static int step_sync(struct driver *d)
 	return 0;
 }
 
-static int run_cmd(struct driver *d, unsigned vcpu, uint32_t cmd,
+static int run_cmd(struct guest_slot *d, unsigned vcpu, uint32_t cmd,
 		   const uint64_t arg[8], struct testdev_result *res,
 		   struct fv_error *err)
 {
@@ -99,7 +99,7 @@ static int run_cmd(struct driver *d, unsigned vcpu, uint32_t cmd,
 	return 0;
 }
 
-static int step_fill(struct driver *d, struct fv_error *err)
+static int step_fill(struct guest_slot *d, struct fv_error *err)
 {
 	struct testdev_result r;
 
@@ -115,7 +115,7 @@ static int step_fill(struct driver *d, struct fv_error *err)
 	return 0;
 }
 
-static int step_verify(struct driver *d, struct fv_error *err)
+static int step_verify(struct guest_slot *d, struct fv_error *err)
 {
 	struct testdev_result r;
 
@@ -134,7 +134,7 @@ static int step_verify(struct driver *d, struct fv_error *err)
 	return 0;
 }
 
-static int step_churn(struct driver *d, uint64_t pages, struct fv_error *err)
+static int step_churn(struct guest_slot *d, uint64_t pages, struct fv_error *err)
 {
 	static uint64_t round;
 	uint64_t arg[8] = { pages, 0, 0x0c4u ^ __atomic_add_fetch(&round, 1, __ATOMIC_RELAXED) };
@@ -153,7 +153,7 @@ static int step_churn(struct driver *d, uint64_t pages, struct fv_error *err)
 }
 
 /* Every vCPU races on the counters; then vCPU 0 learns the totals. */
-static int step_race(struct driver *d, uint64_t iters, struct fv_error *err)
+static int step_race(struct guest_slot *d, uint64_t iters, struct fv_error *err)
 {
 	struct testdev *td = &d->guest->testdev;
 	unsigned n = d->guest->cfg.nr_vcpus;
@@ -180,7 +180,7 @@ static int step_race(struct driver *d, uint64_t iters, struct fv_error *err)
  * then rewrites the same value (the guest reads the word first, outside
  * the timed window): the first-write cost of a merged page.
  */
-static int step_measure(struct driver *d, bool merged, struct fv_error *err)
+static int step_measure(struct guest_slot *d, bool merged, struct fv_error *err)
 {
 	const struct fv_guest_config *l = &d->guest->layout;
 	uint64_t arg[8] = { l->probe_gpa, l->probe_pages, FV_PAGE_SIZE, merged };
@@ -206,7 +206,7 @@ static int step_measure(struct driver *d, bool merged, struct fv_error *err)
 
 /* The guest's place in the engine, or NULL: `dedup-set enabled` may
  * attach it at any time (under the run lock, runner_guest_set_merging). */
-static struct dedup_guest *engine_entry(struct driver *d)
+static struct dedup_guest *engine_entry(struct guest_slot *d)
 {
 	struct dedup_guest *dg;
 
@@ -220,7 +220,7 @@ static struct dedup_guest *engine_entry(struct driver *d)
  * engine's per-page state, or the kernel's KSM flag of its frame (read
  * through pm, open for KSM guests)?  1 yes, 0 no (also while the guest is
  * not attached to the engine yet), -1 when nobody can tell (err set). */
-static int page_merged(struct driver *d, const struct procstat_pagemap *pm,
+static int page_merged(struct guest_slot *d, const struct procstat_pagemap *pm,
 		       uint64_t gfn, struct fv_error *err)
 {
 	struct dedup_guest *dg = engine_entry(d);
@@ -249,7 +249,7 @@ static uint64_t engine_merges(struct dedup_engine *e)
 
 /* Wait until every probe page of the guest is merged: 0, or -1 (err set)
  * on an interrupt, a guest that died, or after 10 minutes. */
-static int wait_probes_merged(struct driver *d, const struct procstat_pagemap *pm,
+static int wait_probes_merged(struct guest_slot *d, const struct procstat_pagemap *pm,
 			      struct fv_error *err)
 {
 	const struct fv_guest_config *l = &d->guest->layout;
@@ -319,7 +319,7 @@ static int wait_probes_merged(struct driver *d, const struct procstat_pagemap *p
  * has not reached yet (created with dedup=off, before `dedup-set
  * enabled`; KSM not running yet) just waits longer.
  */
-static int step_measure_merging(struct driver *d, struct fv_error *err)
+static int step_measure_merging(struct guest_slot *d, struct fv_error *err)
 {
 	const struct fv_guest_config *l = &d->guest->layout;
 	uint64_t arg[8] = { l->probe_gpa, l->probe_pages, FV_PAGE_SIZE, 1 };
@@ -362,7 +362,7 @@ static int step_measure_merging(struct driver *d, struct fv_error *err)
 
 /* One 0.1 s slice of an idle step: 1 to go on, 0 to end the step, -1 when
  * the guest failed. */
-static int idle_slice(struct driver *d, struct fv_error *err)
+static int idle_slice(struct guest_slot *d, struct fv_error *err)
 {
 	struct timespec ts = { 0, 100 * 1000000L };
 	enum guest_state st;
@@ -386,7 +386,7 @@ static int idle_slice(struct driver *d, struct fv_error *err)
 }
 
 /* Sleep in short slices so an interrupt or a guest failure ends it. */
-static int step_sleep(struct driver *d, uint64_t seconds, bool forever,
+static int step_sleep(struct guest_slot *d, uint64_t seconds, bool forever,
 		      struct fv_error *err)
 {
 	uint64_t slices = seconds * 10;
@@ -414,7 +414,7 @@ static uint64_t engine_passes(struct dedup_engine *e)
  * converge in two).  It counts passes, not seconds: a loaded host makes it
  * slower, never wrong, which is what tests and demos that assert a saving
  * need.  Without an engine there is nothing to wait for. */
-static int step_settle(struct driver *d, uint64_t passes, struct fv_error *err)
+static int step_settle(struct guest_slot *d, uint64_t passes, struct fv_error *err)
 {
 	struct dedup_engine *e = d->ctx->st->dedup;
 	uint64_t seen, now, target, idle = 0;
@@ -436,7 +436,7 @@ static int step_settle(struct driver *d, uint64_t passes, struct fv_error *err)
 	return rc < 0 ? -1 : 0;
 }
 
-static int step_fault(struct driver *d, struct fv_error *err)
+static int step_fault(struct guest_slot *d, struct fv_error *err)
 {
 	struct testdev_result r;
 
@@ -449,7 +449,7 @@ static int step_fault(struct driver *d, struct fv_error *err)
 /* The guest asks its worker for a call the sandbox must stop (the test
  * build's device only; docs/sandbox.md).  An execve the filter stops
  * ends the whole worker, so only a refused open comes back here. */
-static int step_sandbox_probe(struct driver *d, uint64_t probe,
+static int step_sandbox_probe(struct guest_slot *d, uint64_t probe,
 			      struct fv_error *err)
 {
 	uint64_t arg[8] = { probe };
@@ -473,7 +473,7 @@ static int step_sandbox_probe(struct driver *d, uint64_t probe,
 
 /* echo:N - the guest reads N lines from its serial console and writes
  * each back uppercased; a byte it lost (LSR.OE) fails the step. */
-static int step_echo(struct driver *d, uint64_t lines, struct fv_error *err)
+static int step_echo(struct guest_slot *d, uint64_t lines, struct fv_error *err)
 {
 	uint64_t arg[8] = { lines };
 	struct testdev_result r;
@@ -489,7 +489,7 @@ static int step_echo(struct driver *d, uint64_t lines, struct fv_error *err)
 	return 0;
 }
 
-static int run_step(struct driver *d, const struct step *st, struct fv_error *err)
+static int run_step(struct guest_slot *d, const struct step *st, struct fv_error *err)
 {
 	switch (st->kind) {
 	case STEP_FILL: return step_fill(d, err);
@@ -512,7 +512,7 @@ static int run_step(struct driver *d, const struct step *st, struct fv_error *er
 
 /* Tell whoever holds a domain guest's lock and runs its libvirt hooks
  * (opt->domain_host) that it reached point p; other guests have none. */
-int driver_point(const struct driver *d, enum domain_point p,
+int driver_point(const struct guest_slot *d, enum domain_point p,
 		 struct fv_error *err)
 {
 	const struct domain_host *h = d->ctx->opt->domain_host;
@@ -527,7 +527,7 @@ int driver_point(const struct driver *d, enum domain_point p,
 
 /* The points that cannot refuse (STOPPED, RELEASE, UNLOCK): a failure to
  * report one is worth a line on stderr, nothing more. */
-void driver_point_cleanup(const struct driver *d, enum domain_point p)
+void driver_point_cleanup(const struct guest_slot *d, enum domain_point p)
 {
 	struct fv_error err = { 0 };
 
@@ -538,7 +538,7 @@ void driver_point_cleanup(const struct driver *d, enum domain_point p)
 
 /* Ask every vCPU to leave, then wait for the threads.  A kernel has no
  * such request (no ACPI): foldvm stops it, as a power switch would. */
-static void driver_shutdown_guest(struct driver *d)
+static void driver_shutdown_guest(struct guest_slot *d)
 {
 	struct testdev *td = &d->guest->testdev;
 
@@ -558,7 +558,7 @@ static void driver_shutdown_guest(struct driver *d)
 }
 
 /* The engine's and the kernel's numbers for this guest, while it lives. */
-static void driver_final_stats(struct driver *d)
+static void driver_final_stats(struct guest_slot *d)
 {
 	struct guest *g = d->guest;
 
@@ -573,7 +573,7 @@ static void driver_final_stats(struct driver *d)
 
 void *driver_thread(void *arg)
 {
-	struct driver *d = arg;
+	struct guest_slot *d = arg;
 	struct fv_error err = { 0 };
 	bool ok = true;
 

@@ -15,17 +15,16 @@ PAYLOAD_CFLAGS="-std=c11 -O2 -g0 -ffreestanding -fno-builtin -nostdlib -fno-pic 
 # (byte-identical payload.bin), so the default here is "-static".
 PAYLOAD_LDFLAGS=${PAYLOAD_LDFLAGS:--static}
 
+# The sources: the Makefile's PAYLOAD_SRCS, read from Makefile.am so that
+# this list cannot drift from the real one.
+SRCS=$(sed -n '/^PAYLOAD_SRCS = /,/[^\\]$/p' Makefile.am |
+	sed 's/^PAYLOAD_SRCS = //; s/\\$//')
+[ -n "$SRCS" ] || { echo "build.sh: no PAYLOAD_SRCS in Makefile.am (run from the repository root)" >&2; exit 1; }
+
 mkdir -p "$OUT"
 # shellcheck disable=SC2086
 $CC $PAYLOAD_CFLAGS $PAYLOAD_LDFLAGS -Wl,-T,guest-tools/payload/payload.ld \
-	-Wl,--build-id=none -o "$OUT/payload.elf" \
-	guest-tools/payload/start.S guest-tools/payload/payload.c \
-	guest-tools/payload/libc.c guest-tools/payload/log.c \
-	guest-tools/payload/cmd_data.c guest-tools/payload/cmd_measure.c \
-	guest-tools/payload/cmd_virtio.c guest-tools/payload/cmd_blk.c \
-	guest-tools/payload/cmd_balloon.c \
-	guest-tools/content.c
-	guest-tools/payload/cmd_net.c guest-tools/content.c
+	-Wl,--build-id=none -o "$OUT/payload.elf" $SRCS
 objcopy -O binary "$OUT/payload.elf" "$OUT/payload.bin"
 
 fail() { echo "build.sh: $*" >&2; exit 1; }

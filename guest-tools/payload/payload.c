@@ -144,6 +144,41 @@ static void cmd_sandbox_probe(struct vcpu *v)
 	v->result[1] = mb->arg[1];
 }
 
+/* What each command of the host's runs (guest-tools/testdev_abi.h);
+ * NONE, FAULT and EXIT are run_command's own. */
+static void (*const cmd_table[])(struct vcpu *v) = {
+	[FV_CMD_FILL] = cmd_fill,
+	[FV_CMD_VERIFY] = cmd_verify,
+	[FV_CMD_CHURN] = cmd_churn,
+	[FV_CMD_RACE] = cmd_race,
+	[FV_CMD_RACE_SETTLE] = cmd_race_settle,
+	[FV_CMD_MEASURE_WRITE] = cmd_measure_write,
+	[FV_CMD_SANDBOX_PROBE] = cmd_sandbox_probe,
+	[FV_CMD_VIRTIO_INIT] = cmd_virtio_init,
+	[FV_CMD_BLK] = cmd_blk,
+	[FV_CMD_BLK_BAD] = cmd_blk_bad,
+	[FV_CMD_BALLOON_ADJUST] = cmd_balloon_adjust,
+	[FV_CMD_BALLOON_REPORT] = cmd_balloon_report,
+	[FV_CMD_BALLOON_STATS] = cmd_balloon_stats,
+	[FV_CMD_NET_SEND] = cmd_net_send,
+	[FV_CMD_NET_RECV] = cmd_net_recv,
+	[FV_CMD_ECHO] = cmd_echo,
+};
+
+static void run_command(struct vcpu *v)
+{
+	if (v->cmd == FV_CMD_NONE)
+		return;  /* nothing to do: report OK and ask again */
+	if (v->cmd == FV_CMD_FAULT)
+		cmd_fault();
+	if (v->cmd == FV_CMD_EXIT)
+		fv_exit_forever();
+	if (v->cmd < sizeof(cmd_table) / sizeof(cmd_table[0]) && cmd_table[v->cmd])
+		cmd_table[v->cmd](v);
+	else
+		v->status = FV_STATUS_BAD_COMMAND;
+}
+
 void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 {
 	struct vcpu v;
@@ -166,64 +201,6 @@ void payload_main(uint64_t vcpu, const struct fv_guest_config *cfg)
 
 	for (;;) {
 		next_command(&v);
-		switch (v.cmd) {
-		case FV_CMD_NONE:
-			break;  /* nothing to do: report OK and ask again */
-		case FV_CMD_FILL:
-			cmd_fill(&v);
-			break;
-		case FV_CMD_VERIFY:
-			cmd_verify(&v);
-			break;
-		case FV_CMD_CHURN:
-			cmd_churn(&v);
-			break;
-		case FV_CMD_RACE:
-			cmd_race(&v);
-			break;
-		case FV_CMD_RACE_SETTLE:
-			cmd_race_settle(&v);
-			break;
-		case FV_CMD_MEASURE_WRITE:
-			cmd_measure_write(&v);
-			break;
-		case FV_CMD_SANDBOX_PROBE:
-			cmd_sandbox_probe(&v);
-			break;
-		case FV_CMD_VIRTIO_INIT:
-			cmd_virtio_init(&v);
-			break;
-		case FV_CMD_BLK:
-			cmd_blk(&v);
-			break;
-		case FV_CMD_BLK_BAD:
-			cmd_blk_bad(&v);
-			break;
-		case FV_CMD_BALLOON_ADJUST:
-			cmd_balloon_adjust(&v);
-			break;
-		case FV_CMD_BALLOON_REPORT:
-			cmd_balloon_report(&v);
-			break;
-		case FV_CMD_BALLOON_STATS:
-			cmd_balloon_stats(&v);
-			break;
-		case FV_CMD_NET_SEND:
-			cmd_net_send(&v);
-			break;
-		case FV_CMD_NET_RECV:
-			cmd_net_recv(&v);
-			break;
-		case FV_CMD_ECHO:
-			cmd_echo(&v);
-			break;
-		case FV_CMD_FAULT:
-			cmd_fault();
-		case FV_CMD_EXIT:
-			fv_exit_forever();
-		default:
-			v.status = FV_STATUS_BAD_COMMAND;
-			break;
-		}
+		run_command(&v);
 	}
 }

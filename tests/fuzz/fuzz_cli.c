@@ -13,7 +13,7 @@
 
 #define FUZZ_MAX_ARGS 64
 
-static struct cli_options opt;
+static struct cli_args cl;
 
 static void fuzz_argv(char *buf, size_t len)
 {
@@ -27,8 +27,8 @@ static void fuzz_argv(char *buf, size_t len)
 		i += strlen(buf + i) + 1;
 	}
 	argv[argc] = NULL;
-	cli_parse(argc, argv, &opt, &err);
-	cli_options_free(&opt);
+	cli_parse(argc, argv, &cl, &err);
+	cli_options_free(&cl.opt);
 }
 
 /* --libvirt with a session URI would start a libvirt daemon. */

@@ -8,13 +8,13 @@
 #include "tests/unit/unit.h"
 #include "frontend/cli.h"
 
-static struct cli_options opt;
+static struct cli_args cl;
 
 static int parse(int argc, char *const argv[])
 {
 	struct fv_error err = { 0 };
 
-	return cli_parse(argc, argv, &opt, &err);
+	return cli_parse(argc, argv, &cl, &err);
 }
 
 static void test_size_units(void)
@@ -435,10 +435,10 @@ static void test_run_linux_guest(void)
 	CU_ASSERT_EQUAL_FATAL(temp_file(kernel, sizeof(kernel), "kernel"), 0);
 	snprintf(spec, sizeof(spec), "name=lx,kernel=%s", kernel);
 	CU_ASSERT_EQUAL(parse(6, argv), 0);
-	CU_ASSERT_EQUAL(opt.nr_vms, 1);
-	CU_ASSERT_STRING_EQUAL(opt.vms[0].cfg.kernel, kernel);
+	CU_ASSERT_EQUAL(cl.opt.nr_vms, 1);
+	CU_ASSERT_STRING_EQUAL(cl.opt.vms[0].cfg.kernel, kernel);
 	/* --files gives file pages to test payloads only */
-	CU_ASSERT_EQUAL(opt.vms[0].cfg.content.pct_blob, 0);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].cfg.content.pct_blob, 0);
 	unlink(kernel);
 }
 
@@ -454,9 +454,9 @@ static void test_commands(void)
 	char *vm_missing_value[] = { "foldvm", "run", "--vm" };
 
 	CU_ASSERT_EQUAL(parse(2, help), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_HELP);
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_HELP);
 	CU_ASSERT_EQUAL(parse(2, version), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_VERSION);
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_VERSION);
 	CU_ASSERT_EQUAL(parse(1, none), -1);
 	CU_ASSERT_EQUAL(parse(2, unknown), -1);
 	CU_ASSERT_EQUAL(parse(2, run_no_vm), -1);
@@ -472,15 +472,15 @@ static void test_run_guests(void)
 	char *dup[] = { "foldvm", "run", "--vm", "name=a", "--vm", "name=a" };
 
 	CU_ASSERT_EQUAL_FATAL(parse(10, ok), 0);
-	CU_ASSERT_EQUAL(opt.cmd, CLI_RUN);
-	CU_ASSERT_EQUAL(opt.nr_vms, 2);
-	CU_ASSERT_STRING_EQUAL(opt.vms[1].cfg.name, "b");
-	CU_ASSERT_STRING_EQUAL(opt.log_dir, "/tmp/x");
+	CU_ASSERT_EQUAL(cl.opt.cmd, CLI_RUN);
+	CU_ASSERT_EQUAL(cl.opt.nr_vms, 2);
+	CU_ASSERT_STRING_EQUAL(cl.opt.vms[1].cfg.name, "b");
+	CU_ASSERT_STRING_EQUAL(cl.opt.log_dir, "/tmp/x");
 	/* --files gives guests file pages unless blob= said otherwise... */
-	CU_ASSERT_EQUAL(opt.vms[0].cfg.content.pct_blob, 25);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].cfg.content.pct_blob, 25);
 	/* ...but never more than what zero and shared left */
-	CU_ASSERT_EQUAL(opt.vms[1].cfg.content.pct_blob, 25);
-	CU_ASSERT_FALSE(opt.vms[0].cfg.console);
+	CU_ASSERT_EQUAL(cl.opt.vms[1].cfg.content.pct_blob, 25);
+	CU_ASSERT_FALSE(cl.opt.vms[0].cfg.console);
 	CU_ASSERT_EQUAL(parse(6, dup), -1);
 }
 
@@ -498,13 +498,13 @@ static void test_settle_step(void)
 	struct fv_error err = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(parse(6, ok), 0);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[2].kind, STEP_SETTLE);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[2].arg, 2);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[2].kind, STEP_SETTLE);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[2].arg, 2);
 	CU_ASSERT_STRING_EQUAL(step_name(STEP_SETTLE), "settle");
-	CU_ASSERT_EQUAL(cli_parse(6, early, &opt, &err), -1);
+	CU_ASSERT_EQUAL(cli_parse(6, early, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "guest a: 'settle' before the first 'sync'"));
 	CU_ASSERT_EQUAL(parse(4, nosync), 0);
-	CU_ASSERT_EQUAL(opt.vms[0].steps[1].arg, 3);
+	CU_ASSERT_EQUAL(cl.opt.vms[0].steps[1].arg, 3);
 }
 
 /* The engine's options: --dedup-in-place takes on or off, nothing else. */
@@ -516,11 +516,11 @@ static void test_dedup_options(void)
 	struct fv_error err = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(parse(7, on), 0);
-	CU_ASSERT_EQUAL(opt.dedup_cpu, 5);
-	CU_ASSERT_FALSE(opt.dedup_no_in_place); /* on unless told */
+	CU_ASSERT_EQUAL(cl.opt.dedup_cpu, 5);
+	CU_ASSERT_FALSE(cl.opt.dedup_no_in_place); /* on unless told */
 	CU_ASSERT_EQUAL_FATAL(parse(6, off), 0);
-	CU_ASSERT_TRUE(opt.dedup_no_in_place);
-	CU_ASSERT_EQUAL(cli_parse(5, bad, &opt, &err), -1);
+	CU_ASSERT_TRUE(cl.opt.dedup_no_in_place);
+	CU_ASSERT_EQUAL(cli_parse(5, bad, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--dedup-in-place"));
 }
 
@@ -532,12 +532,64 @@ static void test_demo_options(void)
 	char *bad_mem[] = { "foldvm", "demo", "--mem", "lots" };
 
 	CU_ASSERT_EQUAL_FATAL(parse(9, ok), 0);
-	CU_ASSERT_EQUAL(opt.demo_guests, 2);
-	CU_ASSERT_EQUAL(opt.demo_mem, 64ull << 20);
-	CU_ASSERT_EQUAL(opt.demo_seconds, 0);
-	CU_ASSERT_EQUAL(opt.demo_vcpus, 2);
+	CU_ASSERT_EQUAL(cl.demo.guests, 2);
+	CU_ASSERT_EQUAL(cl.demo.mem, 64ull << 20);
+	CU_ASSERT_EQUAL(cl.demo.seconds, 0);
+	CU_ASSERT_EQUAL(cl.demo.vcpus, 2);
 	CU_ASSERT_EQUAL(parse(4, bad), -1);
 	CU_ASSERT_EQUAL(parse(4, bad_mem), -1);
+}
+
+/* The option table: each kind of row, its checks and its messages. */
+static void opt_said(int argc, char *const argv[], const char *msg)
+{
+	struct fv_error err = { 0 };
+
+	CU_ASSERT_EQUAL(cli_parse(argc, argv, &cl, &err), -1);
+	if (strcmp(err.msg, msg))
+		fprintf(stderr, "\n  wanted: %s\n  got:    %s\n", msg, err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg, msg);
+}
+
+static void test_option_table(void)
+{
+	char *ok[] = { "foldvm", "run", "--persist", "--dedup-cpu=50",
+		       "--dedup-rate", "1000", "--run-dir", "/tmp/r",
+		       "--hooks-dir=/h", "--no-hooks", "--no-control",
+		       "--cgroup", "/sys/fs/cgroup/f", "--domain-mem-max",
+		       "t=64M", "--sandbox", "log", "--console=none" };
+	char *demo[] = { "foldvm", "demo", "--guests", "2", "--no-dedup" };
+	char *persist_demo[] = { "foldvm", "demo", "--persist" };
+	char *flag_value[] = { "foldvm", "run", "--quiet=1" };
+	char *cpu[] = { "foldvm", "run", "--dedup-cpu", "0" };
+	char *rel[] = { "foldvm", "run", "--run-dir", "tmp" };
+	char *small[] = { "foldvm", "run", "--domain-mem-max", "t=8M" };
+	char *nothing[] = { "foldvm", "run", "--files" };
+	char *sandbox[] = { "foldvm", "run", "--sandbox=maybe" };
+
+	CU_ASSERT_EQUAL_FATAL(parse(18, ok), -1); /* --no-control: no --persist */
+	ok[10] = "--quiet";
+	CU_ASSERT_EQUAL_FATAL(parse(18, ok), 0);
+	CU_ASSERT_TRUE(cl.opt.persist);
+	CU_ASSERT_EQUAL(cl.opt.dedup_cpu, 50);
+	CU_ASSERT_EQUAL(cl.opt.dedup_rate, 1000);
+	CU_ASSERT_STRING_EQUAL(cl.opt.run_dir, "/tmp/r");
+	CU_ASSERT_STRING_EQUAL(cl.opt.hooks.dir, "");
+	CU_ASSERT_STRING_EQUAL(cl.opt.cgroup, "/sys/fs/cgroup/f");
+	CU_ASSERT_EQUAL(cl.opt.nr_domain_mem, 1);
+	CU_ASSERT_EQUAL(cl.opt.domain_mem[0].bytes, 64ull << 20);
+	CU_ASSERT_EQUAL(cl.opt.sandbox, SANDBOX_LOG);
+	CU_ASSERT_EQUAL(cl.opt.console, CONSOLE_NONE);
+	CU_ASSERT_EQUAL_FATAL(parse(5, demo), 0);
+	CU_ASSERT_EQUAL(cl.demo.guests, 2);
+	CU_ASSERT_TRUE(cl.demo.no_dedup);
+	opt_said(3, persist_demo, "unknown option '--persist' for demo (see foldvm --help)");
+	opt_said(3, flag_value, "unknown option '--quiet=1' for run (see foldvm --help)");
+	opt_said(4, cpu, "--dedup-cpu 0 is out of range 1..100");
+	opt_said(4, rel, "--run-dir needs an absolute path of reasonable length");
+	opt_said(4, small, "--domain-mem-max t: less than 16 MiB leaves a worker no room");
+	opt_said(3, nothing, "--files needs a value");
+	opt_said(3, sandbox, "--sandbox: 'maybe' is none of on, off, log");
 }
 
 static void test_names(void)
@@ -566,6 +618,7 @@ void unit_add_cli_suite(void)
 	CU_add_test(s, "dedup options", test_dedup_options);
 	CU_add_test(s, "demo options", test_demo_options);
 	CU_add_test(s, "guest names", test_names);
+	CU_add_test(s, "option table", test_option_table);
 	CU_add_test(s, "linux guest defaults", test_linux_defaults);
 	CU_add_test(s, "linux guest cmdline", test_linux_cmdline);
 	CU_add_test(s, "linux guest steps", test_linux_steps);

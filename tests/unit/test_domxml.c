@@ -164,6 +164,10 @@ static void test_refusals(void)
 	expect_refused("<foldvm:payload", "<foldvm:extra/><foldvm:payload",
 		       "not <foldvm:extra>");
 	expect_refused("<foldvm:dedup", "<foldvm:dedup/><foldvm:dedup", "twice");
+	expect_refused("zero='10'", "zero='10' mac='52:54:00:12:34:56'",
+		       "<foldvm:payload> has no attribute 'mac' (payload, zero, shared, blob, pool, seed, layout, steps, race-pages, probe-pages)");
+	expect_refused("zero='10'", "zero='10' a-very-long-attribute='1'",
+		       "<foldvm:payload> has no attribute 'a-very-long-attribute'");
 	expect_refused("<foldvm:vm ", "<foldvm:vmm " NS "/><foldvm:vm ", "not <foldvm:vmm>");
 	expect_refused("<foldvm:payload steps='fill+verify+sleep:1' zero='10' shared='30'/>",
 		       "", "nothing to run");

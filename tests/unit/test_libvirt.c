@@ -145,7 +145,8 @@ static void test_libvirt_refusals(void)
 /* The command line: --libvirt/--domain, --domain-xml, and their checks. */
 static void test_cli_domains(void)
 {
-	static struct cli_options opt;
+	static struct cli_args cl;
+	struct cli_options *opt = &cl.opt;
 	struct fv_error err = { 0 };
 	char *ok[] = { "foldvm", "run", "--libvirt", node_uri, "--domain", "fv-a",
 		       "--domain=fv-b", "--vm", "name=x", "--no-hooks",
@@ -158,36 +159,36 @@ static void test_cli_domains(void)
 			   "--domain", "fv-b", NULL };
 	char *timeout[] = { "foldvm", "run", "--vm", "name=x", "--hook-timeout", "0", NULL };
 
-	CU_ASSERT_EQUAL_FATAL(cli_parse(12, ok, &opt, &err), 0);
-	CU_ASSERT_EQUAL(opt.nr_vms, 3);
-	CU_ASSERT_STRING_EQUAL(opt.vms[0].cfg.name, "x");
-	CU_ASSERT_STRING_EQUAL(opt.vms[0].uuid, "");
-	CU_ASSERT_STRING_EQUAL(opt.vms[1].cfg.name, "fv-a");
-	CU_ASSERT_STRING_EQUAL(opt.vms[2].cfg.name, "fv-b");
-	CU_ASSERT_STRING_EQUAL(opt.vms[2].uuid, "11111111-2222-3333-4444-666666666666");
-	CU_ASSERT_STRING_EQUAL(opt.hooks.dir, "");
-	CU_ASSERT_STRING_EQUAL(opt.lock_dir, "/tmp/foldvm-locks");
-	cli_options_free(&opt);
-	CU_ASSERT_EQUAL(cli_parse(4, no_uri, &opt, &err), -1);
+	CU_ASSERT_EQUAL_FATAL(cli_parse(12, ok, &cl, &err), 0);
+	CU_ASSERT_EQUAL(opt->nr_vms, 3);
+	CU_ASSERT_STRING_EQUAL(opt->vms[0].cfg.name, "x");
+	CU_ASSERT_STRING_EQUAL(opt->vms[0].uuid, "");
+	CU_ASSERT_STRING_EQUAL(opt->vms[1].cfg.name, "fv-a");
+	CU_ASSERT_STRING_EQUAL(opt->vms[2].cfg.name, "fv-b");
+	CU_ASSERT_STRING_EQUAL(opt->vms[2].uuid, "11111111-2222-3333-4444-666666666666");
+	CU_ASSERT_STRING_EQUAL(opt->hooks.dir, "");
+	CU_ASSERT_STRING_EQUAL(opt->lock_dir, "/tmp/foldvm-locks");
+	cli_options_free(opt);
+	CU_ASSERT_EQUAL(cli_parse(4, no_uri, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--domain NAME needs --libvirt URI"));
-	CU_ASSERT_EQUAL(cli_parse(4, no_dom, &opt, &err), -1);
+	CU_ASSERT_EQUAL(cli_parse(4, no_dom, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs at least one --domain"));
-	cli_options_free(&opt);
-	CU_ASSERT_EQUAL(cli_parse(8, twice, &opt, &err), -1);
+	cli_options_free(opt);
+	CU_ASSERT_EQUAL(cli_parse(8, twice, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "same domain"));
-	cli_options_free(&opt);
-	CU_ASSERT_EQUAL(cli_parse(7, strict, &opt, &err), -1);
+	cli_options_free(opt);
+	CU_ASSERT_EQUAL(cli_parse(7, strict, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--strict"));
-	cli_options_free(&opt);
-	CU_ASSERT_EQUAL(cli_parse(6, timeout, &opt, &err), -1);
+	cli_options_free(opt);
+	CU_ASSERT_EQUAL(cli_parse(6, timeout, &cl, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--hook-timeout"));
-	cli_options_free(&opt);
+	cli_options_free(opt);
 	/* defaults: libvirt's hook directory, 30 s */
 	CU_ASSERT_EQUAL(cli_parse(4, (char *[]){ "foldvm", "run", "--vm", "name=y", NULL },
-				  &opt, &err), 0);
-	CU_ASSERT_STRING_EQUAL(opt.hooks.dir, "/etc/libvirt/hooks");
-	CU_ASSERT_EQUAL(opt.hooks.timeout_ms, 30000);
-	cli_options_free(&opt);
+				  &cl, &err), 0);
+	CU_ASSERT_STRING_EQUAL(opt->hooks.dir, "/etc/libvirt/hooks");
+	CU_ASSERT_EQUAL(opt->hooks.timeout_ms, 30000);
+	cli_options_free(opt);
 }
 
 void unit_add_libvirt_suite(void)
