@@ -75,8 +75,6 @@
 #define AML_ROOT       '\\'
 #define RES_IO         0x47   /* small, 7 bytes */
 #define RES_IO_LEN     8u
-#define RES_IRQ        0x22   /* small, 2 bytes: no flags byte */
-#define RES_IRQ_LEN    3u
 #define RES_MEM32FIXED 0x86   /* large */
 #define RES_MEM32FIXED_LEN 12u
 #define RES_EXTIRQ     0x89   /* large */
@@ -278,7 +276,6 @@ static size_t res_size(const struct acpi_resource *r)
 	switch (r->kind) {
 	case ACPI_RES_IO: return RES_IO_LEN;
 	case ACPI_RES_MEM32: return RES_MEM32FIXED_LEN;
-	case ACPI_RES_IRQ: return RES_IRQ_LEN;
 	case ACPI_RES_IRQ_LEVEL: return RES_EXTIRQ_LEN;
 	}
 	return 0;
@@ -301,10 +298,6 @@ static void aml_resource(struct cur *c, const struct acpi_resource *r)
 		put8(c, 1);                     /* read-write */
 		put32(c, (uint32_t)r->base);
 		put32(c, (uint32_t)r->len);
-		break;
-	case ACPI_RES_IRQ:
-		put8(c, RES_IRQ);
-		put16(c, (uint16_t)(1u << r->irq));
 		break;
 	case ACPI_RES_IRQ_LEVEL:
 		put8(c, RES_EXTIRQ);
@@ -425,11 +418,6 @@ static int check_resource(const struct acpi_device *d, const struct acpi_resourc
 			return fv_err(err, FV_E_INVAL,
 				      "ACPI device %s: memory range 0x%" PRIx64 "+0x%" PRIx64 " is empty or not below 4 GiB",
 				      d->name, r->base, r->len);
-		return 0;
-	case ACPI_RES_IRQ:
-		if (r->irq >= 16)
-			return fv_err(err, FV_E_INVAL, "ACPI device %s: ISA IRQ %u is not 0..15",
-				      d->name, r->irq);
 		return 0;
 	case ACPI_RES_IRQ_LEVEL:
 		if (r->irq >= ACPI_IOAPIC_PINS)

@@ -53,7 +53,6 @@
 enum acpi_res_kind {
 	ACPI_RES_IO,        /* IO(Decode16, base, base, 1, len) */
 	ACPI_RES_MEM32,     /* Memory32Fixed(ReadWrite, base, len) */
-	ACPI_RES_IRQ,       /* IRQNoFlags(){irq}: ISA, edge, active high */
 	ACPI_RES_IRQ_LEVEL, /* Interrupt(ResourceConsumer, Level, ActiveHigh,
 			       Exclusive){irq} */
 };
@@ -62,7 +61,7 @@ struct acpi_resource {
 	enum acpi_res_kind kind;
 	uint64_t base;      /* IO, MEM32 */
 	uint64_t len;       /* IO, MEM32 */
-	uint32_t irq;       /* IRQ, IRQ_LEVEL: a GSI of the IOAPIC */
+	uint32_t irq;       /* IRQ_LEVEL: a GSI of the IOAPIC */
 };
 
 /* One device of the DSDT, as its owner describes it. */

@@ -292,7 +292,22 @@ static void guest_serial_acpi(struct acpi_device *d)
 	d->nr_res = 2;
 	d->res[0] = (struct acpi_resource){ .kind = ACPI_RES_IO,
 		.base = FV_SERIAL_PORT, .len = SERIAL_NR_PORTS };
-	d->res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ,
+	/*
+	 * Level-triggered, not the ISA bus's edge.  Linux's 8250 driver loops
+	 * in its handler until IIR says no interrupt, but gives up after 512
+	 * passes (PASS_LIMIT in 8250_core.c) with the cause still pending.
+	 * This UART is infinitely fast both ways (THRE re-arms at each THR
+	 * write, queued console input refills the FIFO at each RBR read), so
+	 * a long paste echoed back can keep the handler busy for that long;
+	 * on an edge-triggered pin the line then stays up with no new edge
+	 * and the port never interrupts again (the 8250 driver's own comment:
+	 * "since ISA irqs are edge triggered, no more IRQs will be seen").
+	 * A level-triggered pin is delivered again after the EOI while the
+	 * line is up, so the handler simply runs once more.  With an
+	 * Interrupt() descriptor (not IRQ()) Linux takes the trigger from
+	 * _CRS, as for the virtio windows' level GSIs 5 and up.
+	 */
+	d->res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ_LEVEL,
 		.irq = GUEST_SERIAL_IRQ };
 }
 

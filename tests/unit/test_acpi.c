@@ -46,7 +46,7 @@ static unsigned make_devices(struct acpi_device *d, unsigned n)
 	d[0].uid = 1;
 	d[0].nr_res = 2;
 	d[0].res[0] = (struct acpi_resource){ .kind = ACPI_RES_IO, .base = 0x3f8, .len = 8 };
-	d[0].res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ, .irq = 4 };
+	d[0].res[1] = (struct acpi_resource){ .kind = ACPI_RES_IRQ_LEVEL, .irq = 4 };
 	for (unsigned i = 1; i <= n; i++) {
 		snprintf(d[i].name, sizeof(d[i].name), "VR%02u", i - 1);
 		memcpy(d[i].hid, "LNRO0005", 9);
@@ -262,7 +262,7 @@ static void test_tables_iasl(void)
 	dsl = iasl_disassemble(dir, "dsdt", buf, &t.dsdt);
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "Name (_HID, \"LNRO0005\")") : 0, 3);
 	CU_ASSERT_EQUAL(dsl ? count(dsl, "EisaId (\"PNP0501\")") : 0, 1);
-	CU_ASSERT_EQUAL(dsl ? count(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive") : 0, 3);
+	CU_ASSERT_EQUAL(dsl ? count(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive") : 0, 4);
 	CU_ASSERT_TRUE(dsl && strstr(dsl, "0xD0002000,         // Address Base") != NULL);
 	CU_ASSERT_TRUE(dsl && strstr(dsl, "0x00000007,") != NULL);
 	CU_ASSERT_TRUE(dsl && strstr(dsl, "Name (\\_S5, Package (0x02)") != NULL);
@@ -354,8 +354,9 @@ static void test_limits(void)
 	dev[0].res[0].base = 0xfffc;
 	CU_ASSERT_EQUAL(acpi_build(&cfg, BASE, big, AREA, &t, &err), -1);
 	cfg.nr_devices = make_devices(dev, 3);
-	dev[0].res[1].irq = 16;
+	dev[0].res[1].kind = (enum acpi_res_kind)99;   /* no such kind */
 	CU_ASSERT_EQUAL(acpi_build(&cfg, BASE, big, AREA, &t, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown resource kind"));
 	cfg.nr_devices = make_devices(dev, 3);
 	dev[0].nr_res = ACPI_MAX_RESOURCES + 1;
 	CU_ASSERT_EQUAL(acpi_build(&cfg, BASE, big, AREA, &t, &err), -1);

@@ -35,6 +35,8 @@ from console_pty import Term, fail  # noqa: E402
 BOOT = int(os.environ.get("BED_BOOT_TIMEOUT", "240"))
 CMD_T = 120     # a typed command's output (emulated, nested)
 PASTE_T = int(os.environ.get("BED_PASTE_TIMEOUT", "300"))
+# lines of 100 bytes pasted into `cat` (64: 6,400 bytes; more to stress)
+PASTE_N = int(os.environ.get("BED_PASTE_LINES", "64"))
 BANNER = b"built-in commands."   # busybox ash's interactive banner
 PROMPT = b"# "
 
@@ -140,24 +142,28 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
     p = t.expect(BANNER, 30)
     p = t.expect(PROMPT, 30, start=p)
     p, got = run_command(t, p, vcpus)
-    # 64 lines of 100 bytes pasted at once into `cat`: 6400 bytes, more
-    # than the UART's 4096-byte queue holds, so foldvm stops reading the
-    # socket and resumes as the 8250 driver drains the FIFO: all arrive.
-    t.send(b"cat >/tmp/paste\r")
-    p = t.expect(b"cat >/tmp/paste", CMD_T, start=p)
+    # PASTE_N (64) lines of 100 bytes pasted at once into `cat`, then ^D:
+    # 6400 bytes, more than the UART's 4096-byte queue holds, so foldvm
+    # stops reading the socket and resumes as the 8250 driver drains the
+    # FIFO: all arrive, and the shell's prompt after cat's end says so.
+    # The guest's echo is off meanwhile: Linux's n_tty drops the oldest
+    # echoes when input outruns the output (a real terminal would see the
+    # same), and what is counted is what reached the file.
+    t.send(b"stty -echo; cat >/tmp/paste; stty echo\r")
+    p = t.expect(b"stty echo", CMD_T, start=p)
     time.sleep(1)
     tp = time.monotonic()
-    paste = b"".join(b"%03d " % i + b"y" * 95 + b"\r" for i in range(64))
+    paste = b"".join(b"%03d " % (i % 1000) + b"y" * 95 + b"\r"
+                     for i in range(PASTE_N)) + b"\x04"
     while paste:        # all of it, even if the pty takes it in parts
         paste = paste[os.write(t.master, paste):]
-    p = t.expect(b"063 " + b"y" * 95, PASTE_T, start=p)
+    p = t.expect(PROMPT, PASTE_T, start=p)
     t_paste = time.monotonic() - tp
-    t.send(b"\x04")
-    p = t.expect(PROMPT, CMD_T, start=p)
     t.send(b"echo P=$(wc -l </tmp/paste),$(wc -c </tmp/paste),"
            b"$(grep -c '^[0-9][0-9][0-9] y\\{95\\}$' /tmp/paste)\r")
     # (the guest's tty turns each CR into a newline: 99 bytes + 1 a line)
-    p = t.expect(b"P=64,6400,64", CMD_T, start=p)
+    p = t.expect(b"P=%d,%d,%d" % (PASTE_N, PASTE_N * 100, PASTE_N), CMD_T,
+                 start=p)
     p = t.expect(PROMPT, CMD_T, start=p)
     t.send(b"\x1d")
     rc = t.finish(30)
@@ -193,12 +199,12 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
         fail("foldvm after poweroff -f: exit %d, row %r" %
              (brc, row.group(0) if row else None), text.encode())
     return ("foldvm run --console none + foldctl console: prompt after %.0f s, "
-            "in the backlog; typed command printed '%s'; 64 pasted lines "
-            "(6400 bytes) reached cat whole and were echoed in %.0f s; "
+            "in the backlog; typed command printed '%s'; %d pasted lines "
+            "(%d bytes) reached cat whole in %.0f s; "
             "Ctrl-] detached "
             "(exit 0), guest ran on; attached again, poweroff -f: foldctl "
             "'closed' (exit 1), foldvm exit 0, '%s'" %
-            (t_prompt, got, t_paste, re.sub(r"\s+", " ", row.group(0).strip())))
+            (t_prompt, got, PASTE_N, PASTE_N * 100, t_paste, re.sub(r"\s+", " ", row.group(0).strip())))
 
 
 if __name__ == "__main__":
