@@ -298,9 +298,10 @@ static void guest_serial_acpi(struct acpi_device *d)
 	 * passes (PASS_LIMIT in 8250_core.c) with the cause still pending.
 	 * This UART is infinitely fast both ways (THRE re-arms at each THR
 	 * write, queued console input refills the FIFO at each RBR read), so
-	 * a long paste echoed back can keep the handler busy for that long;
-	 * on an edge-triggered pin the line then stays up with no new edge
-	 * and the port never interrupts again (the 8250 driver's own comment:
+	 * input and output together could keep the handler busy for that
+	 * long (not seen yet: a hazard, docs/console.md); on an
+	 * edge-triggered pin the line would then stay up with no new edge
+	 * and the port would never interrupt again (the 8250 driver's comment:
 	 * "since ISA irqs are edge triggered, no more IRQs will be seen").
 	 * A level-triggered pin is delivered again after the EOI while the
 	 * line is up, so the handler simply runs once more.  With an
