@@ -201,6 +201,12 @@ struct json_object *dedup_json(const struct runner_guest_info *in)
 	jadd_bool(o, "unmerging", s->unmerging);
 	jadd_int(o, "unmerge-pages-left", s->unmerge_left);
 	jadd_int(o, "unmerge-pages-done", s->unmerge_done);
+	jadd_int(o, "store-pages", s->store_pages);
+	jadd_int(o, "store-pages-content", s->store_content);
+	jadd_int(o, "store-pages-same-address", s->store_same_address);
+	jadd_int(o, "store-pages-zero-frame", s->store_zero_frame);
+	jadd_int(o, "store-pages-private", s->store_private);
+	jadd_int(o, "store-pages-private-zero", s->store_private_zero);
 	return o;
 }
 

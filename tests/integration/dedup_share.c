@@ -9,7 +9,11 @@
  * then guest A rewrites some pages:
  *  - A sees its new data and B its old (each guest verifies itself);
  *  - A's unmerge counter rose by exactly the merged pages it wrote, and
- *    those pages no longer share B's frame.
+ *    those pages no longer share B's frame;
+ *  - the store-mapped pages are counted by what they are (store-pages-*):
+ *    the classes add up, every page merged but not in place is on a frame,
+ *    and each page A wrote after its merge onto a frame is a private copy
+ *    that stays in its store mapping.
  */
 #include "guest-tools/content.h"
 #include "tests/integration/kvmtest.h"
@@ -60,6 +64,23 @@ static uint64_t count_shared_frames(struct guest *a, const struct layout_map *ma
 }
 
 /* Zero-kind pages were never written: they must map no private frame. */
+/* The store-mapped pages' classes add up: each lies on a frame of content
+ * or of zeros, or holds a private copy; and every page merged but not in
+ * place is on a frame. */
+static void check_store_classes(const char *who, const struct dedup_guest_stats *s)
+{
+	KT_ASSERT(s->store_pages == s->store_content + s->store_zero_frame + s->store_private,
+		  "%s: store pages %llu != %llu content + %llu zero frame + %llu private", who,
+		  (unsigned long long)s->store_pages, (unsigned long long)s->store_content,
+		  (unsigned long long)s->store_zero_frame, (unsigned long long)s->store_private);
+	KT_ASSERT(s->store_content + s->store_zero_frame == s->pages_merged - s->pages_in_place,
+		  "%s: %llu pages on frames, %llu merged not in place", who,
+		  (unsigned long long)(s->store_content + s->store_zero_frame),
+		  (unsigned long long)(s->pages_merged - s->pages_in_place));
+	KT_ASSERT(s->store_same_address <= s->store_content &&
+		  s->store_private_zero <= s->store_private, "%s: sub-classes too big", who);
+}
+
 static void check_zero_pages(struct guest *g, const struct layout_map *m, uint64_t zpfn)
 {
 	for (uint64_t r = 0; r < m->c.zero; r++) {
@@ -117,6 +138,10 @@ int main(void)
 		  "Pss dropped %llu KiB, expected about %llu KiB",
 		  (unsigned long long)dropped >> 10, (unsigned long long)expect >> 10);
 	KT_ASSERT(sa.pages_merged >= shared && sb.pages_merged >= shared, "merged counts");
+	check_store_classes("a", &sa);
+	check_store_classes("b", &sb);
+	KT_ASSERT(sa.store_content >= shared - sa.pages_in_place, "a: %llu pages on content frames",
+		  (unsigned long long)sa.store_content);
 
 	/* A rewrites `churn` pages (the payload's formula picks them). */
 	written = calloc(ma.npages, 1);
@@ -161,6 +186,28 @@ int main(void)
 		  (unsigned long long)data_copied, (unsigned long long)hit);
 	dedup_set_paused(e, false);
 	kt_passes(e, 1);
+	/* The pages A wrote after their merge onto a frame are private copies
+	 * now, still in their store mappings (the engine keeps the mapping:
+	 * the copy lives in it), unless the pass merged them again. */
+	{
+		struct dedup_guest_stats s = kt_stats(a);
+		uint64_t copies = 0;
+
+		check_store_classes("a after its writes", &s);
+		/* (A content at another address in B cannot have merged in
+		 * place: those merged onto a frame.) */
+		for (uint64_t k = 0; k < ma.c.shared; k++) {
+			uint64_t pos = shared_pos(&ma, k), gfn = data0 + pos;
+
+			copies += written[pos] && pos != shared_pos(&mb, k) &&
+				  st0[gfn] == DEDUP_PAGE_MERGED &&
+				  dedup_page_state(e, a->dedup_guest, gfn) == DEDUP_PAGE_PRIVATE &&
+				  kt_page_private(a, gfn, zpfn);
+		}
+		KT_ASSERT(copies > 0 && s.store_private >= copies,
+			  "a: %llu store-mapped private copies, %llu merged pages now private",
+			  (unsigned long long)s.store_private, (unsigned long long)copies);
+	}
 	KT_ASSERT(kt_stats(a).unmerges - sa.unmerges == hit + own_copied,
 		  "A's unmerges rose by %llu; it wrote %llu merged data pages and "
 		  "%llu merged pages of its own",
