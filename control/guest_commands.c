@@ -207,6 +207,7 @@ struct json_object *dedup_json(const struct runner_guest_info *in)
 	jadd_int(o, "store-pages-zero-frame", s->store_zero_frame);
 	jadd_int(o, "store-pages-private", s->store_private);
 	jadd_int(o, "store-pages-private-zero", s->store_private_zero);
+	jadd_int(o, "pages-rehomed", s->rehomed);
 	return o;
 }
 

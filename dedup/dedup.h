@@ -93,6 +93,9 @@ struct dedup_guest_stats {
 	uint64_t store_private;     /* written since: a private copy that
 				       lives in the store mapping */
 	uint64_t store_private_zero;/* of those, copies that read zeros */
+	uint64_t rehomed;           /* pages that left a store mapping for the
+				       home mapping again (as a zero page or
+				       merged in place), all time */
 };
 
 struct dedup_host_stats {

@@ -135,6 +135,10 @@ static int merge_install(struct dedup_engine *e, struct dedup_guest *g,
 {
 	if (f == FRAME_HOME)
 		return gmem_merge_home(g->gm, gfn, err);
+	if (f == FRAME_REHOME)
+		return gmem_merge_rehome(g->gm, gfn, err);
+	if (f == FRAME_REHOME_ZERO)
+		return gmem_discard_rehome(g->gm, gfn, err);
 	if (f != STORE_NO_FRAME)
 		return gmem_map_frame(g->gm, gfn, e->store.fd, store_offset(f), err);
 	/* DONTNEED on anonymous memory drops the page and its protection;
@@ -207,8 +211,8 @@ static enum merge_result merge_onto(struct dedup_engine *e, struct dedup_guest *
 enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 				  uint64_t gfn, uint32_t f)
 {
-	return merge_onto(e, g, gfn, f, f == STORE_NO_FRAME ? e->zero_page :
-					store_frame(&e->store, f));
+	return merge_onto(e, g, gfn, f, f == STORE_NO_FRAME || f == FRAME_REHOME_ZERO ?
+					e->zero_page : store_frame(&e->store, f));
 }
 
 /* Merge guest page gfn onto frame f, within the VMA budget. */
@@ -243,13 +247,32 @@ static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
 	return !pg.present || pg.pfn == e->zero_pfn;
 }
 
-/* A zero page: discard it, or map the zero frame when the page lies in a
- * store mapping, where discarding would expose the mapping's frame again,
- * or over a home slot that holds content (home rule 3, memory/home.c). */
+/* A page in a store mapping went back to the home mapping: it costs no
+ * VMA of its own any more (the next recount settles the books). */
+static void merge_rehomed(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	g->pages[gfn].flags &= ~PG_FILEVMA;
+	g->st.rehomed++;
+	e->recount_due = true;
+}
+
+/* A zero page: discard it, or map the zero frame when the page lies over a
+ * home slot that holds content (home rule 3, memory/home.c).  One in a
+ * store mapping of home-backed RAM goes back to the home mapping (a
+ * discard there would expose the mapping's frame again); of anonymous RAM,
+ * onto the zero frame. */
 static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
 	bool file = g->pages[gfn].flags & PG_FILEVMA;
 	uint32_t f;
+
+	if (file && g->gm->home && !gmem_home_refs(g->gm, gfn)) {
+		if (merge_protected(e, g, gfn, FRAME_REHOME_ZERO) == MERGE_DONE) {
+			g->pages[gfn].flags |= PG_ZERO;
+			merge_rehomed(e, g, gfn);
+		}
+		return;
+	}
 
 	/* (A page in a store mapping shows its frame, never the kernel's zero
 	 * page; one in home-backed RAM does until written, whatever its slot
@@ -343,11 +366,12 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 
 /* ---- merging in place ---- */
 
-/* Can page gfn of g read its home slot?  Not in a store mapping: there the
- * home is not what lies under the page. */
+/* Can page gfn of g read its home slot?  In home-backed RAM, yes: one in a
+ * store mapping goes back to the home mapping for it (merge_home). */
 static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
 {
-	return g->gm->home && !(g->pages[gfn].flags & PG_FILEVMA);
+	(void)gfn;
+	return g->gm->home != NULL;
 }
 
 /* Merge page gfn onto its home slot, which holds `content`: the caller
@@ -357,11 +381,14 @@ static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
 static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *g,
 				    uint64_t gfn, const uint8_t *content)
 {
-	enum merge_result r = merge_onto(e, g, gfn, FRAME_HOME, content);
+	bool file = g->pages[gfn].flags & PG_FILEVMA;
+	enum merge_result r = merge_onto(e, g, gfn, file ? FRAME_REHOME : FRAME_HOME, content);
 
 	if (r == MERGE_DONE) {
 		g->pages[gfn].flags |= PG_HOME;
 		g->st.merges_in_place++;
+		if (file)
+			merge_rehomed(e, g, gfn);
 	}
 	return r;
 }
