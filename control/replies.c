@@ -102,6 +102,13 @@ struct json_object *replies_vm_dedup(const struct vm_figures *f)
 	jadd_bool(o, "unmerging", s->unmerging);
 	jadd_int(o, "unmerge-pages-left", s->unmerge_left);
 	jadd_int(o, "unmerge-pages-done", s->unmerge_done);
+	jadd_int(o, "store-pages", s->store_pages);
+	jadd_int(o, "store-pages-content", s->store_content);
+	jadd_int(o, "store-pages-same-address", s->store_same_address);
+	jadd_int(o, "store-pages-zero-frame", s->store_zero_frame);
+	jadd_int(o, "store-pages-private", s->store_private);
+	jadd_int(o, "store-pages-private-zero", s->store_private_zero);
+	jadd_int(o, "pages-rehomed", s->rehomed);
 	return o;
 }
 

@@ -82,6 +82,21 @@ struct dedup_guest_stats {
 				       still to copy (0: none under way) */
 	uint64_t unmerge_done;      /* pages unmerges on request copied, all time */
 	bool unmerging;             /* an unmerge on request is under way */
+	/* Pages that lie in a store mapping now (merged onto a frame once),
+	 * by what they are: */
+	uint64_t store_pages;       /* all of them */
+	uint64_t store_content;     /* on a frame of content (not zeros) */
+	uint64_t store_same_address;/* of those, content that also sits at the
+				       same guest address in another guest of
+				       the home (on this frame, or in the
+				       home slot): could be merged in place */
+	uint64_t store_zero_frame;  /* on the frame of zeros */
+	uint64_t store_private;     /* written since: a private copy that
+				       lives in the store mapping */
+	uint64_t store_private_zero;/* of those, copies that read zeros */
+	uint64_t rehomed;           /* pages that left a store mapping for the
+				       home mapping again (as a zero page or
+				       merged in place), all time */
 };
 
 struct dedup_host_stats {

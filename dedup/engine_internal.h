@@ -170,6 +170,11 @@ enum merge_result { MERGE_DONE, MERGE_DIFFERENT, MERGE_NO_BUDGET, MERGE_ERROR };
 /* The target of a merge in place, the page's home slot, where a frame
  * number goes (merge.c). */
 #define FRAME_HOME (STORE_NO_FRAME - 1)
+/* The same two for a page that lies in a store mapping: back to the home
+ * mapping, reading its slot (FRAME_REHOME) or the zero page
+ * (FRAME_REHOME_ZERO), and the store mapping's VMAs go. */
+#define FRAME_REHOME (STORE_NO_FRAME - 2)
+#define FRAME_REHOME_ZERO (STORE_NO_FRAME - 3)
 
 void frame_put(struct dedup_engine *e, uint32_t f);
 void cand_remove(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn);

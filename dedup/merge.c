@@ -135,6 +135,10 @@ static int merge_install(struct dedup_engine *e, struct dedup_guest *g,
 {
 	if (f == FRAME_HOME)
 		return gmem_merge_home(g->gm, gfn, err);
+	if (f == FRAME_REHOME)
+		return gmem_merge_rehome(g->gm, gfn, err);
+	if (f == FRAME_REHOME_ZERO)
+		return gmem_discard_rehome(g->gm, gfn, err);
 	if (f != STORE_NO_FRAME)
 		return gmem_map_frame(g->gm, gfn, e->store.fd, store_offset(f), err);
 	/* DONTNEED on anonymous memory drops the page and its protection;
@@ -207,8 +211,8 @@ static enum merge_result merge_onto(struct dedup_engine *e, struct dedup_guest *
 enum merge_result merge_protected(struct dedup_engine *e, struct dedup_guest *g,
 				  uint64_t gfn, uint32_t f)
 {
-	return merge_onto(e, g, gfn, f, f == STORE_NO_FRAME ? e->zero_page :
-					store_frame(&e->store, f));
+	return merge_onto(e, g, gfn, f, f == STORE_NO_FRAME || f == FRAME_REHOME_ZERO ?
+					e->zero_page : store_frame(&e->store, f));
 }
 
 /* Merge guest page gfn onto frame f, within the VMA budget. */
@@ -243,13 +247,32 @@ static bool page_is_kernel_zero(struct dedup_engine *e, struct dedup_guest *g,
 	return !pg.present || pg.pfn == e->zero_pfn;
 }
 
-/* A zero page: discard it, or map the zero frame when the page lies in a
- * store mapping, where discarding would expose the mapping's frame again,
- * or over a home slot that holds content (home rule 3, memory/home.c). */
+/* A page in a store mapping went back to the home mapping: it costs no
+ * VMA of its own any more (the next recount settles the books). */
+static void merge_rehomed(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
+{
+	g->pages[gfn].flags &= ~PG_FILEVMA;
+	g->st.rehomed++;
+	e->recount_due = true;
+}
+
+/* A zero page: discard it, or map the zero frame when the page lies over a
+ * home slot that holds content (home rule 3, memory/home.c).  One in a
+ * store mapping of home-backed RAM goes back to the home mapping (a
+ * discard there would expose the mapping's frame again); of anonymous RAM,
+ * onto the zero frame. */
 static void merge_zero(struct dedup_engine *e, struct dedup_guest *g, uint64_t gfn)
 {
 	bool file = g->pages[gfn].flags & PG_FILEVMA;
 	uint32_t f;
+
+	if (file && g->gm->home && !gmem_home_refs(g->gm, gfn)) {
+		if (merge_protected(e, g, gfn, FRAME_REHOME_ZERO) == MERGE_DONE) {
+			g->pages[gfn].flags |= PG_ZERO;
+			merge_rehomed(e, g, gfn);
+		}
+		return;
+	}
 
 	/* (A page in a store mapping shows its frame, never the kernel's zero
 	 * page; one in home-backed RAM does until written, whatever its slot
@@ -343,11 +366,12 @@ static bool merge_with_candidate(struct dedup_engine *e, struct dedup_guest *g,
 
 /* ---- merging in place ---- */
 
-/* Can page gfn of g read its home slot?  Not in a store mapping: there the
- * home is not what lies under the page. */
+/* Can page gfn of g read its home slot?  In home-backed RAM, yes: one in a
+ * store mapping goes back to the home mapping for it (merge_home). */
 static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
 {
-	return g->gm->home && !(g->pages[gfn].flags & PG_FILEVMA);
+	(void)gfn;
+	return g->gm->home != NULL;
 }
 
 /* Merge page gfn onto its home slot, which holds `content`: the caller
@@ -357,11 +381,21 @@ static bool home_reachable(const struct dedup_guest *g, uint64_t gfn)
 static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *g,
 				    uint64_t gfn, const uint8_t *content)
 {
-	enum merge_result r = merge_onto(e, g, gfn, FRAME_HOME, content);
+	struct dedup_page *p = &g->pages[gfn];
+	bool file = p->flags & PG_FILEVMA;
+	enum merge_result r = merge_onto(e, g, gfn, file ? FRAME_REHOME : FRAME_HOME, content);
 
 	if (r == MERGE_DONE) {
-		g->pages[gfn].flags |= PG_HOME;
+		/* A page that was merged onto a frame (the same content at the
+		 * same address, moved onto the slot) leaves its frame. */
+		if (p->flags & PG_MERGED) {
+			p->flags &= ~PG_MERGED;
+			frame_put(e, p->frame);
+		}
+		p->flags |= PG_HOME;
 		g->st.merges_in_place++;
+		if (file)
+			merge_rehomed(e, g, gfn);
 	}
 	return r;
 }
@@ -371,11 +405,23 @@ static enum merge_result merge_home(struct dedup_engine *e, struct dedup_guest *
  * guest looked at; a page with no twin costs one cache line per guest). */
 #define HOME_PROBE_MAX 8
 
+/* Is page gfn of cg merged onto a frame of content (not zeros)? */
+static bool on_content_frame(const struct dedup_engine *e, const struct dedup_guest *cg,
+			     uint64_t gfn)
+{
+	const struct dedup_page *p = &cg->pages[gfn];
+
+	return (p->flags & PG_MERGED) && p->frame != e->zero_frame;
+}
+
 /* Another guest of the same home with this content at the same guest
- * address, in a page that could merge in place.  Looked at directly, not
- * in the candidate index: the twin need not have been visited yet, so the
- * first guest of a domain visited pairs with the next one at once instead
- * of merging its repeated contents onto frames. */
+ * address, in a page that could merge in place: unmerged, or merged onto a
+ * frame of that content (it then moves onto the slot).  Looked at directly,
+ * not in the candidate index: the twin need not have been visited yet, so
+ * the first guest of a domain visited pairs with the next one at once
+ * instead of merging its repeated contents onto frames; and content that
+ * also sits at other addresses, merged onto a frame before the twin came,
+ * still ends up in place. */
 static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest *g,
 				     uint64_t gfn, const uint8_t *page)
 {
@@ -387,7 +433,8 @@ static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest 
 			continue;
 		probes++;
 		if (cg->paused_merging || !home_reachable(cg, gfn) ||
-		    (cg->pages[gfn].flags & (PG_MERGED | PG_HOME | PG_ZERO)))
+		    (cg->pages[gfn].flags & (PG_HOME | PG_ZERO)) ||
+		    ((cg->pages[gfn].flags & PG_MERGED) && !on_content_frame(e, cg, gfn)))
 			continue;
 		if (!memcmp(page, gmem_page_view(cg->gm, gfn), PAGE))
 			return cg;
@@ -399,14 +446,21 @@ static struct dedup_guest *home_twin(struct dedup_engine *e, struct dedup_guest 
  * The slot at gfn just took content: pages of the home's other guests that
  * wait at that address as candidates are settled (no visit until written)
  * and would never see it; their next visit merges them onto the slot.
+ * Those merged onto a frame of the slot's content move onto the slot now
+ * (a merged page is not visited again until written).
  */
 static void home_wake_candidates(struct dedup_engine *e, struct dedup_guest *g,
-				 uint64_t gfn)
+				 uint64_t gfn, const uint8_t *held)
 {
-	for (struct dedup_guest *cg = e->guests; cg; cg = cg->next)
-		if (cg != g && cg->gm->home == g->gm->home && gfn < cg->npages &&
-		    (cg->pages[gfn].flags & PG_CANDIDATE))
+	for (struct dedup_guest *cg = e->guests; cg; cg = cg->next) {
+		if (cg == g || cg->gm->home != g->gm->home || gfn >= cg->npages)
+			continue;
+		if (cg->pages[gfn].flags & PG_CANDIDATE)
 			page_requeue(cg, gfn);
+		else if (!cg->paused_merging && on_content_frame(e, cg, gfn) &&
+			 !memcmp(store_frame(&e->store, cg->pages[gfn].frame), held, PAGE))
+			merge_home(e, cg, gfn, held);
+	}
 }
 
 /*
@@ -452,7 +506,7 @@ static bool merge_in_place(struct dedup_engine *e, struct dedup_guest *g,
 		page_requeue(twin, gfn);
 	}
 	if (gmem_home_refs(g->gm, gfn) > 1)
-		home_wake_candidates(e, g, gfn);
+		home_wake_candidates(e, g, gfn, held);
 	/* The publisher's reference: when neither page merged, the slot is
 	 * empty again. */
 	gmem_home_put(g->gm, gfn);

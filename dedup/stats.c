@@ -65,6 +65,45 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Does the content of frame f also sit at guest address gfn of another
+ * guest of g's home: that guest's page gfn on the same frame, or the home
+ * slot at gfn holding it? */
+static bool store_same_address(struct dedup_engine *e, struct dedup_guest *g,
+			       uint64_t gfn, uint32_t f)
+{
+	uint8_t held[PAGE];
+
+	if (!g->gm->home)
+		return false;
+	for (struct dedup_guest *cg = e->guests; cg; cg = cg->next)
+		if (cg != g && cg->gm->home == g->gm->home && gfn < cg->npages &&
+		    (cg->pages[gfn].flags & PG_MERGED) && cg->pages[gfn].frame == f)
+			return true;
+	return gmem_home_refs(g->gm, gfn) && !gmem_home_read(g->gm, gfn, held, NULL) &&
+	       !memcmp(held, store_frame(&e->store, f), PAGE);
+}
+
+/* Count page gfn, which lies in a store mapping, in its class. */
+static void store_page_class(struct dedup_engine *e, struct dedup_guest *g,
+			     uint64_t gfn, struct dedup_guest_stats *st)
+{
+	const struct dedup_page *p = &g->pages[gfn];
+
+	st->store_pages++;
+	if (!(p->flags & PG_MERGED)) {
+		st->store_private++;
+		/* (read without protection: a statistic, it may be stale) */
+		if (!memcmp(gmem_page_view(g->gm, gfn), e->zero_page, PAGE))
+			st->store_private_zero++;
+	} else if (p->frame == e->zero_frame) {
+		st->store_zero_frame++;
+	} else {
+		st->store_content++;
+		if (store_same_address(e, g, gfn, p->frame))
+			st->store_same_address++;
+	}
+}
+
 /* Counts that are derived from the page states (e->lock held): a walk of
  * every page and a sort of its frames, so it is kept until a page or a
  * frame changes.  Only merges (zero discards included), unmerges and guest
@@ -84,14 +123,24 @@ void guest_derived_stats(struct dedup_engine *e, struct dedup_guest *g,
 		st->pages_zero = g->derived.pages_zero;
 		st->frames_referenced = g->derived.frames_referenced;
 		st->bytes_saved = g->derived.bytes_saved;
+		st->store_pages = g->derived.store_pages;
+		st->store_content = g->derived.store_content;
+		st->store_same_address = g->derived.store_same_address;
+		st->store_zero_frame = g->derived.store_zero_frame;
+		st->store_private = g->derived.store_private;
+		st->store_private_zero = g->derived.store_private_zero;
 		return;
 	}
 	frames = malloc(g->npages * sizeof(*frames));
 	st->pages_merged = st->pages_zero = st->frames_referenced = 0;
 	st->pages_in_place = 0;
+	st->store_pages = st->store_content = st->store_same_address = 0;
+	st->store_zero_frame = st->store_private = st->store_private_zero = 0;
 	for (uint64_t gfn = 0; gfn < g->npages; gfn++) {
 		const struct dedup_page *p = &g->pages[gfn];
 
+		if (p->flags & PG_FILEVMA)
+			store_page_class(e, g, gfn, st);
 		if (p->flags & PG_ZERO) {
 			st->pages_zero++;
 			saved += PAGE;

@@ -233,6 +233,18 @@ int gmem_home_read(const struct guest_mem *gm, uint64_t gfn, void *buf,
 int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
 /* Drop a reference; the last one empties the slot. */
 void gmem_home_put(struct guest_mem *gm, uint64_t gfn);
+/*
+ * A write-protected page gfn that lies in a store mapping (gmem_map_frame)
+ * back to the RAM's own mapping of the home file, which the kernel joins
+ * with its neighbours again (the store mapping's VMAs go), waking the
+ * writers:
+ *  - gmem_discard_rehome: the page holds zeros and its slot holds none; it
+ *    then reads the kernel's zero page, as after gmem_discard;
+ *  - gmem_merge_rehome: the page equals its held slot; it then reads the
+ *    slot, as after gmem_merge_home, and holds a reference.
+ */
+int gmem_discard_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
+int gmem_merge_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err);
 /* Bytes every home file of the process holds (the kernel's count). */
 uint64_t gmem_homes_resident_bytes(void);
 

@@ -215,6 +215,78 @@ int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 	return 0;
 }
 
+/*
+ * The home file mapped again at gfn, as gmem_create_in_home() mapped it
+ * (offset = RAM offset) and as gmem_dedup_enable() set it up (no THP,
+ * registered for write-protect and MISSING faults): the same flags as the
+ * neighbouring home mappings, so the kernel merges them into one VMA.  The
+ * entry is empty: a reader sees the slot, or - a hole - faults MISSING,
+ * which the engine answers with the zero page (home rule 3).  Between the
+ * mmap and the registration a reader of a hole would make shmem allocate a
+ * page of zeros in the slot: zeros, never anyone's data (the caller holds
+ * the slot's reference or its zero reservation), at worst a page of the
+ * home held until the slot is next punched.  The writers that waited on the
+ * old page are woken: they fault again on the new mapping.
+ */
+static int gmem_home_remap(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	uint8_t *addr = gm->host + gfn * GMEM_PAGE_SIZE;
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = GMEM_PAGE_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (mmap(addr, GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+		 home_fd(gm->home), (off_t)(gfn * GMEM_PAGE_SIZE)) == MAP_FAILED)
+		return fv_err_errno(err, errno == ENOMEM ? FV_E_NOMEM : FV_E_SYS, errno,
+				    "mapping the home at gfn %llu", (unsigned long long)gfn);
+	/* From here on the page reads its slot: the remap stands.  Should
+	 * either call fail, the page merely stays a VMA of its own (no THP
+	 * flag) or cannot be write-protected, which a later merge of it
+	 * reports (gmem_protect fails). */
+	(void)madvise(addr, GMEM_PAGE_SIZE, MADV_NOHUGEPAGE);
+	(void)ioctl(gm->uffd, UFFDIO_REGISTER, &reg);
+	gmem_wake(gm, gfn, 1, NULL);
+	return 0;
+}
+
+int gmem_discard_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (!gm->home)
+		return fv_err(err, FV_E_STATE, "guest memory has no home");
+	/* Home rule 3, as in gmem_discard: the slot reserved for zeros, the
+	 * entry emptied (here by the new mapping) and the zero page mapped. */
+	if (home_reserve_zero(gm->home, gfn, err))
+		return -1;
+	if (gmem_home_remap(gm, gfn, err)) {
+		home_unreserve_zero(gm->home, gfn); /* the old page is still there */
+		return -1;
+	}
+	/* The zero page now; if it cannot be mapped the slot stays reserved
+	 * (it never gets content) and a touch faults MISSING: the zero page. */
+	if (gmem_zero_entry(gm, gfn, NULL) == 0)
+		home_unreserve_zero(gm->home, gfn);
+	return 0;
+}
+
+int gmem_merge_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (!gm->home)
+		return fv_err(err, FV_E_STATE, "guest memory has no home");
+	/* The reference first: the slot cannot empty under the page. */
+	if (home_ref(gm->home, gfn, err))
+		return -1;
+	if (gmem_home_remap(gm, gfn, err)) {
+		gmem_home_put(gm, gfn);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- a page's home slot ---- */
 
 /* The home of gm, if gfn is one of its slots. */

@@ -9,7 +9,15 @@
  * then guest A rewrites some pages:
  *  - A sees its new data and B its old (each guest verifies itself);
  *  - A's unmerge counter rose by exactly the merged pages it wrote, and
- *    those pages no longer share B's frame.
+ *    those pages no longer share B's frame;
+ *  - the store-mapped pages are counted by what they are (store-pages-*):
+ *    the classes add up, every page merged but not in place is on a frame,
+ *    and each page A wrote after its merge onto a frame is a private copy
+ *    that stays in its store mapping;
+ * then B's merged pages get zeros written over them (a device's write, as a
+ * balloon's release makes): each one leaves its store mapping for the home
+ * mapping again, discarded (the zero page, no frame, no copy of its own),
+ * and B's mappings shrink with them.
  */
 #include "guest-tools/content.h"
 #include "tests/integration/kvmtest.h"
@@ -60,6 +68,48 @@ static uint64_t count_shared_frames(struct guest *a, const struct layout_map *ma
 }
 
 /* Zero-kind pages were never written: they must map no private frame. */
+/* VMAs inside a guest's RAM, from /proc/self/maps (the kernel's count). */
+struct vma_range {
+	uint64_t lo, hi, n;
+};
+
+static void count_vma(void *opaque, uint64_t start, uint64_t end)
+{
+	struct vma_range *r = opaque;
+
+	r->n += start >= r->lo && end <= r->hi;
+}
+
+static uint64_t ram_vmas(struct guest *g)
+{
+	struct vma_range r = {
+		.lo = (uintptr_t)gmem_page_hva(&g->mem, 0),
+		.hi = (uintptr_t)gmem_page_hva(&g->mem, 0) + gmem_pages(&g->mem) * FV_PAGE_SIZE,
+	};
+	struct fv_error err;
+	uint64_t total;
+
+	KT_ASSERT(procstat_maps(count_vma, &r, &total, &err) == 0, "%s", err.msg);
+	return r.n;
+}
+
+/* The store-mapped pages' classes add up: each lies on a frame of content
+ * or of zeros, or holds a private copy; and every page merged but not in
+ * place is on a frame. */
+static void check_store_classes(const char *who, const struct dedup_guest_stats *s)
+{
+	KT_ASSERT(s->store_pages == s->store_content + s->store_zero_frame + s->store_private,
+		  "%s: store pages %llu != %llu content + %llu zero frame + %llu private", who,
+		  (unsigned long long)s->store_pages, (unsigned long long)s->store_content,
+		  (unsigned long long)s->store_zero_frame, (unsigned long long)s->store_private);
+	KT_ASSERT(s->store_content + s->store_zero_frame == s->pages_merged - s->pages_in_place,
+		  "%s: %llu pages on frames, %llu merged not in place", who,
+		  (unsigned long long)(s->store_content + s->store_zero_frame),
+		  (unsigned long long)(s->pages_merged - s->pages_in_place));
+	KT_ASSERT(s->store_same_address <= s->store_content &&
+		  s->store_private_zero <= s->store_private, "%s: sub-classes too big", who);
+}
+
 static void check_zero_pages(struct guest *g, const struct layout_map *m, uint64_t zpfn)
 {
 	for (uint64_t r = 0; r < m->c.zero; r++) {
@@ -117,6 +167,10 @@ int main(void)
 		  "Pss dropped %llu KiB, expected about %llu KiB",
 		  (unsigned long long)dropped >> 10, (unsigned long long)expect >> 10);
 	KT_ASSERT(sa.pages_merged >= shared && sb.pages_merged >= shared, "merged counts");
+	check_store_classes("a", &sa);
+	check_store_classes("b", &sb);
+	KT_ASSERT(sa.store_content >= shared - sa.pages_in_place, "a: %llu pages on content frames",
+		  (unsigned long long)sa.store_content);
 
 	/* A rewrites `churn` pages (the payload's formula picks them). */
 	written = calloc(ma.npages, 1);
@@ -161,6 +215,28 @@ int main(void)
 		  (unsigned long long)data_copied, (unsigned long long)hit);
 	dedup_set_paused(e, false);
 	kt_passes(e, 1);
+	/* The pages A wrote after their merge onto a frame are private copies
+	 * now, still in their store mappings (the engine keeps the mapping:
+	 * the copy lives in it), unless the pass merged them again. */
+	{
+		struct dedup_guest_stats s = kt_stats(a);
+		uint64_t copies = 0;
+
+		check_store_classes("a after its writes", &s);
+		/* (A content at another address in B cannot have merged in
+		 * place: those merged onto a frame.) */
+		for (uint64_t k = 0; k < ma.c.shared; k++) {
+			uint64_t pos = shared_pos(&ma, k), gfn = data0 + pos;
+
+			copies += written[pos] && pos != shared_pos(&mb, k) &&
+				  st0[gfn] == DEDUP_PAGE_MERGED &&
+				  dedup_page_state(e, a->dedup_guest, gfn) == DEDUP_PAGE_PRIVATE &&
+				  kt_page_private(a, gfn, zpfn);
+		}
+		KT_ASSERT(copies > 0 && s.store_private >= copies,
+			  "a: %llu store-mapped private copies, %llu merged pages now private",
+			  (unsigned long long)s.store_private, (unsigned long long)copies);
+	}
 	KT_ASSERT(kt_stats(a).unmerges - sa.unmerges == hit + own_copied,
 		  "A's unmerges rose by %llu; it wrote %llu merged data pages and "
 		  "%llu merged pages of its own",
@@ -174,6 +250,63 @@ int main(void)
 		if (written[shared_pos(&ma, k)])
 			KT_ASSERT(pa != pb, "rewritten page %llu still on B's frame",
 				  (unsigned long long)k);
+	}
+	/* Zeros over B's merged pages whose slot holds nothing. */
+	{
+		static const uint8_t zeros[FV_PAGE_SIZE];
+		struct dedup_guest_stats s0 = kt_stats(b), s1;
+		uint64_t n = 0, *gfns = calloc(ma.c.shared, sizeof(*gfns)), v0, v1;
+		uint8_t page[FV_PAGE_SIZE];
+		struct fv_error err;
+
+		KT_ASSERT(gfns, "oom");
+		/* Pages alone in their store mapping between two pages of the
+		 * home mapping (B, idle, merged or discarded pages only - the
+		 * ones never merged are in the home mapping). */
+		for (uint64_t k = 0; k < mb.c.shared && n < 64; k++) {
+			uint64_t gfn = kt_page(b, data_gpa(b, shared_pos(&mb, k)));
+
+			if (dedup_page_state(e, b->dedup_guest, gfn) != DEDUP_PAGE_MERGED ||
+			    dedup_page_state(e, b->dedup_guest, gfn - 1) == DEDUP_PAGE_MERGED ||
+			    dedup_page_state(e, b->dedup_guest, gfn + 1) == DEDUP_PAGE_MERGED ||
+			    gmem_home_refs(&b->mem, gfn))
+				continue;
+			KT_ASSERT(gmem_write(&b->mem, gmem_page_to_gpa(&b->mem, gfn), zeros,
+					     FV_PAGE_SIZE, &err) == 0, "%s", err.msg);
+			gfns[n++] = gfn;
+		}
+		KT_ASSERT(n >= 16, "only %llu of B's pages alone on frames", (unsigned long long)n);
+		/* (The engine's copy-on-write of them has not split a VMA.) */
+		v0 = ram_vmas(b);
+		kt_passes(e, 3);
+		s1 = kt_stats(b);
+		v1 = ram_vmas(b);
+		for (uint64_t i = 0; i < n; i++) {
+			KT_ASSERT(dedup_page_state(e, b->dedup_guest, gfns[i]) == DEDUP_PAGE_ZERO,
+				  "b: zeroed page %llu not discarded", (unsigned long long)gfns[i]);
+			KT_ASSERT(!kt_page_private(b, gfns[i], zpfn),
+				  "b: zeroed page %llu keeps a copy", (unsigned long long)gfns[i]);
+			KT_ASSERT(gmem_read(&b->mem, gmem_page_to_gpa(&b->mem, gfns[i]), page,
+					    FV_PAGE_SIZE, &err) == 0 && !memcmp(page, zeros, FV_PAGE_SIZE),
+				  "b: zeroed page %llu does not read zeros", (unsigned long long)gfns[i]);
+		}
+		check_store_classes("b after zeros", &s1);
+		KT_ASSERT(s1.rehomed - s0.rehomed == n && s0.store_pages - s1.store_pages == n &&
+			  s1.store_zero_frame == 0,
+			  "b: %llu zeroed pages, %llu went home, store pages %llu -> %llu, %llu on the zero frame",
+			  (unsigned long long)n, (unsigned long long)(s1.rehomed - s0.rehomed),
+			  (unsigned long long)s0.store_pages, (unsigned long long)s1.store_pages,
+			  (unsigned long long)s1.store_zero_frame);
+		/* Each page's store mapping went, and the home mappings on
+		 * either side joined it: two VMAs fewer a page. */
+		KT_ASSERT(v0 - v1 == 2 * n && s1.vmas + 1 == v1,
+			  "b: VMAs in its RAM %llu -> %llu for %llu pages, the engine says %llu",
+			  (unsigned long long)v0, (unsigned long long)v1, (unsigned long long)n,
+			  (unsigned long long)s1.vmas);
+		printf("dedup_share: %llu zeroed pages of B left their store mappings for "
+		       "the home (discarded), VMAs in B's RAM %llu -> %llu\n", (unsigned long long)n,
+		       (unsigned long long)v0, (unsigned long long)v1);
+		free(gfns);
 	}
 	printf("dedup_share: %llu shared contents on one frame each, Pss -%llu KiB "
 	       "(expected ~%llu KiB), %llu of %llu churned pages were merged and "
