@@ -169,6 +169,17 @@ static int gmem_zero_entry(struct guest_mem *gm, uint64_t gfn, struct fv_error *
 			    (unsigned long long)gfn);
 }
 
+/* Page gfn exists and gm has a home: what every home remap asks first. */
+static int gmem_check_home_page(const struct guest_mem *gm, uint64_t gfn,
+				struct fv_error *err)
+{
+	if (gmem_check_gfn(gm, gfn, 1, err))
+		return -1;
+	if (!gm->home)
+		return fv_err(err, FV_E_STATE, "guest memory has no home");
+	return 0;
+}
+
 int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 {
 	if (gmem_check_gfn(gm, gfn, 1, err))
@@ -191,10 +202,8 @@ int gmem_discard(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 
 int gmem_merge_home(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 {
-	if (gmem_check_gfn(gm, gfn, 1, err))
+	if (gmem_check_home_page(gm, gfn, err))
 		return -1;
-	if (!gm->home)
-		return fv_err(err, FV_E_STATE, "guest memory has no home");
 	/* The reference first: the slot cannot empty under the page. */
 	if (home_ref(gm->home, gfn, err))
 		return -1;
@@ -252,10 +261,8 @@ static int gmem_home_remap(struct guest_mem *gm, uint64_t gfn, struct fv_error *
 
 int gmem_discard_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 {
-	if (gmem_check_gfn(gm, gfn, 1, err))
+	if (gmem_check_home_page(gm, gfn, err))
 		return -1;
-	if (!gm->home)
-		return fv_err(err, FV_E_STATE, "guest memory has no home");
 	/* Home rule 3, as in gmem_discard: the slot reserved for zeros, the
 	 * entry emptied (here by the new mapping) and the zero page mapped. */
 	if (home_reserve_zero(gm->home, gfn, err))
@@ -273,10 +280,8 @@ int gmem_discard_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err
 
 int gmem_merge_rehome(struct guest_mem *gm, uint64_t gfn, struct fv_error *err)
 {
-	if (gmem_check_gfn(gm, gfn, 1, err))
+	if (gmem_check_home_page(gm, gfn, err))
 		return -1;
-	if (!gm->home)
-		return fv_err(err, FV_E_STATE, "guest memory has no home");
 	/* The reference first: the slot cannot empty under the page. */
 	if (home_ref(gm->home, gfn, err))
 		return -1;
