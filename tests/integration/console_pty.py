@@ -25,6 +25,7 @@ import time
 
 TIMEOUT = 120
 LIVE = []       # programs started here, ended if a check fails
+TERMS = []      # the terminals opened here, newest last
 
 
 def fail(msg, out=b""):
@@ -58,6 +59,7 @@ class Term:
                                      stderr=slave, preexec_fn=child,
                                      close_fds=True)
         LIVE.append(self.proc)
+        TERMS.append(self)
         self.out = b""
 
     def mode(self):
@@ -100,6 +102,31 @@ class Term:
 
     def send(self, data):
         os.write(self.master, data)
+
+    def paste(self, data, timeout=TIMEOUT):
+        """Write all of data as a paste would, reading the program's output
+        meanwhile: a blocking write into a full pty while the program waits
+        for its own output to be read would hang both."""
+        end = time.monotonic() + timeout
+        fl = fcntl.fcntl(self.master, fcntl.F_GETFL)
+        fcntl.fcntl(self.master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        try:
+            while data:
+                left = end - time.monotonic()
+                if left <= 0:
+                    fail("the terminal took only part of a paste in %d s "
+                         "(%d bytes left)" % (timeout, len(data)), self.out)
+                r, w, _ = select.select([self.master], [self.master], [],
+                                        min(left, 0.5))
+                if r:
+                    self.read_some(0)
+                if w:
+                    try:
+                        data = data[os.write(self.master, data):]
+                    except BlockingIOError:
+                        pass
+        finally:
+            fcntl.fcntl(self.master, fcntl.F_SETFL, fl)
 
     def finish(self, timeout=TIMEOUT):
         end = time.monotonic() + timeout

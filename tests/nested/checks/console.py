@@ -23,6 +23,7 @@ Prints one line per part, `seen: ...`, for the check's PASS line.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -149,14 +150,15 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
     # The guest's echo is off meanwhile: Linux's n_tty drops the oldest
     # echoes when input outruns the output (a real terminal would see the
     # same), and what is counted is what reached the file.
-    t.send(b"stty -echo; cat >/tmp/paste; stty echo\r")
-    p = t.expect(b"stty echo", CMD_T, start=p)
+    # E=2 is printed by the shell after stty -echo ran (the typed line's
+    # echo shows $((1+1))): the paste starts with the guest's echo off.
+    t.send(b"stty -echo; echo E=$((1+1)); cat >/tmp/paste; stty echo\r")
+    p = t.expect(b"E=2", CMD_T, start=p)
     time.sleep(1)
     tp = time.monotonic()
     paste = b"".join(b"%03d " % (i % 1000) + b"y" * 95 + b"\r"
                      for i in range(PASTE_N)) + b"\x04"
-    while paste:        # all of it, even if the pty takes it in parts
-        paste = paste[os.write(t.master, paste):]
+    t.paste(paste, PASTE_T)
     p = t.expect(PROMPT, PASTE_T, start=p)
     t_paste = time.monotonic() - tp
     t.send(b"echo P=$(wc -l </tmp/paste),$(wc -c </tmp/paste),"
@@ -208,6 +210,10 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
 
 
 if __name__ == "__main__":
+    # run-checks' bound (timeout) ends a check with SIGTERM: say where it was
+    signal.signal(signal.SIGTERM, lambda *_: fail(
+        "stopped by SIGTERM (the check's time bound)",
+        console_pty.TERMS[-1].out if console_pty.TERMS else b""))
     if len(sys.argv) != 8 or sys.argv[1] not in ("foreground", "foldctl"):
         sys.exit(__doc__)
     part, builddir, kernel, initrd, disk, vcpus, outfile = sys.argv[1:]
