@@ -42,6 +42,16 @@ BANNER = b"built-in commands."   # busybox ash's interactive banner
 PROMPT = b"# "
 
 
+T0 = time.monotonic()
+
+
+def step(what):
+    """A progress line on stderr (run-checks keeps it, the host can read it
+    while the bed runs): where a check that never ends stopped."""
+    sys.stderr.write("console: %6.1f s: %s\n" % (time.monotonic() - T0, what))
+    sys.stderr.flush()
+
+
 def spec(kernel, initrd, disk, vcpus):
     return "name=l,mem=256M,vcpus=%s,kernel=%s,initrd=%s,disk=%s" % (
         vcpus, kernel, initrd, disk)
@@ -62,6 +72,7 @@ def run_command(t, p, vcpus):
 def foreground(builddir, kernel, initrd, disk, vcpus):
     os.chdir(builddir)
     t0 = time.monotonic()
+    step("foreground: foldvm run in a pty")
     t = Term(["./foldvm", "run", "--vm", spec(kernel, initrd, disk, vcpus)])
     t.expect(b"Ctrl-A x quits", 60)
     t.wait_raw(60)
@@ -69,6 +80,7 @@ def foreground(builddir, kernel, initrd, disk, vcpus):
     p = t.expect(BANNER, CMD_T, start=p)
     p = t.expect(PROMPT, CMD_T, start=p)
     t_prompt = time.monotonic() - t0
+    step("foreground: the prompt came")
     p, got = run_command(t, p, vcpus)
     # A pasted line of 600 bytes, far more than the UART's 16-byte FIFO, in
     # one write: the 8250 driver's interrupts take it all, none lost.
@@ -77,6 +89,7 @@ def foreground(builddir, kernel, initrd, disk, vcpus):
     p = t.expect(PROMPT, CMD_T, start=p)
     # ^C reaches the guest as a byte and its tty driver makes it SIGINT for
     # the foreground job: the shell has a controlling terminal.
+    step("foreground: ^C to a guest sleep")
     t.send(b"sleep 300\r")
     p = t.expect(b"sleep 300", CMD_T, start=p)
     time.sleep(2)
@@ -85,6 +98,7 @@ def foreground(builddir, kernel, initrd, disk, vcpus):
     t.send(b"echo rc=$?\r")
     p = t.expect(b"rc=130", CMD_T, start=p)
     p = t.expect(PROMPT, CMD_T, start=p)
+    step("foreground: Ctrl-A x")
     t.send(b"\x01x")
     rc = t.finish(60)
     # A Linux guest has no steps to fail: stopped on request, foldvm ends 0.
@@ -116,6 +130,7 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
                            spec(kernel, initrd, disk, vcpus)],
                           stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     console_pty.LIVE.append(bg)
+    step("foldctl: foldvm run --console none started")
     # Wait for the shell's prompt in the guest's log before attaching, so
     # the prompt can only come from the console's backlog.
     end = time.monotonic() + BOOT
@@ -136,6 +151,7 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
             fail("no shell prompt in %s after %d s" % (glog, BOOT), text)
         time.sleep(0.5)
     t_prompt = time.monotonic() - t0
+    step("foldctl: the prompt is in the guest's log")
     ctl = ["./foldctl", "console", "l"]
     t = Term(ctl)
     t.expect(b"Escape character is ^]", 30)
@@ -158,7 +174,9 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
     tp = time.monotonic()
     paste = b"".join(b"%03d " % (i % 1000) + b"y" * 95 + b"\r"
                      for i in range(PASTE_N)) + b"\x04"
+    step("foldctl: pasting %d lines" % PASTE_N)
     t.paste(paste, PASTE_T)
+    step("foldctl: pasted; waiting for cat's end")
     p = t.expect(PROMPT, PASTE_T, start=p)
     t_paste = time.monotonic() - tp
     t.send(b"echo P=$(wc -l </tmp/paste),$(wc -c </tmp/paste),"
@@ -167,6 +185,7 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
     p = t.expect(b"P=%d,%d,%d" % (PASTE_N, PASTE_N * 100, PASTE_N), CMD_T,
                  start=p)
     p = t.expect(PROMPT, CMD_T, start=p)
+    step("foldctl: Ctrl-]")
     t.send(b"\x1d")
     rc = t.finish(30)
     if rc != 0:
@@ -182,6 +201,7 @@ def foldctl(builddir, kernel, initrd, disk, vcpus, logdir):
     p = len(t.out)
     t.send(b"\r")
     p = t.expect(PROMPT, CMD_T, start=p)
+    step("foldctl: attached again; poweroff -f")
     t.send(b"poweroff -f\r")
     rc = t.finish(CMD_T)
     if rc != 1 or b"closed" not in t.out:
