@@ -38,42 +38,19 @@ enum step {
 	STEP_BEFORE,    /* the text ended before the byte, which is not its */
 };
 
-/* Bytes of a text that is no object or array (a bare word, a number, a
- * stray closer): it ends at its line's end, or where an object or array
- * begins, so the request after it is read (QEMU's lexer likewise skips to
- * the next structural character after an error). */
-static enum step junk_step(struct qmp_linebuf *lb, char c)
-{
-	if (c == '\n')
-		return STEP_BEFORE;
-	if (lb->in_string) {
-		if (lb->escaped)
-			lb->escaped = false;
-		else if (c == '\\')
-			lb->escaped = true;
-		else if (c == '"')
-			lb->in_string = false;
-		return STEP_IN;
-	}
-	if (c == '"')
-		lb->in_string = true;
-	else if (c == '{' || c == '[')
-		return STEP_BEFORE;
-	return STEP_IN;
-}
-
-/* Take one byte of the text being scanned. */
+/* Take one byte of the text being scanned.  A text that is no object or
+ * array (a bare word, a number, a stray closer: junk) ends at its line's
+ * end, or where an object or array begins, so the request after it is
+ * read (QEMU's lexer likewise skips to the next structural character
+ * after an error).  A string never holds a raw newline (RFC 8259 wants
+ * control characters escaped): a text ends there too and is answered
+ * with a parse error, so a quote left open cannot swallow the requests
+ * on the lines after it. */
 static enum step text_step(struct qmp_linebuf *lb, char c)
 {
-	if (lb->junk)
-		return junk_step(lb, c);
+	if (c == '\n' && (lb->in_string || lb->junk || lb->depth == 0))
+		return STEP_BEFORE;     /* (depth 0: after a bare string) */
 	if (lb->in_string) {
-		/* A string never holds a raw newline (RFC 8259 wants control
-		 * characters escaped): the text ends there and is answered
-		 * with a parse error, so a quote left open cannot swallow
-		 * the requests on the lines after it. */
-		if (c == '\n')
-			return STEP_BEFORE;
 		if (lb->escaped)
 			lb->escaped = false;
 		else if (c == '\\')
@@ -84,6 +61,9 @@ static enum step text_step(struct qmp_linebuf *lb, char c)
 	}
 	if (c == '"') {
 		lb->in_string = true;
+	} else if (lb->junk) {
+		if (c == '{' || c == '[')
+			return STEP_BEFORE;
 	} else if (c == '{' || c == '[') {
 		if (lb->depth < UINT_MAX)
 			lb->depth++;
