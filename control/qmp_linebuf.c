@@ -41,11 +41,12 @@ enum step {
 /* Take one byte of the text being scanned.  A text that is no object or
  * array (a bare word, a number, a stray closer: junk) ends at its line's
  * end, or where an object or array begins, so the request after it is
- * read (QEMU's lexer likewise skips to the next structural character
- * after an error).  A string never holds a raw newline (RFC 8259 wants
- * control characters escaped): a text ends there too and is answered
- * with a parse error, so a quote left open cannot swallow the requests
- * on the lines after it. */
+ * read: QEMU's lexer (qobject/json-lexer.c) answers a bad token and
+ * starts over right after it; this framing knows no tokens, so junk costs
+ * at most the rest of its line.  A string never holds a raw newline (RFC
+ * 8259 wants control characters escaped): a text ends there too and is
+ * answered with a parse error, so a quote left open cannot swallow the
+ * requests on the lines after it (where QEMU's lexer reads on). */
 static enum step text_step(struct qmp_linebuf *lb, char c)
 {
 	if (c == '\n' && (lb->in_string || lb->junk || lb->depth == 0))
