@@ -19,10 +19,13 @@
  *      {"QMP":{"version":{"qemu":{"micro":0,"minor":1,"major":0},
  *       "package":"foldvm 0.1.0"},"capabilities":[]}}
  *  - every line the server sends is one JSON object ending in "\r\n";
- *  - a client sends one JSON object per line ("\n" or "\r\n"); several
- *    objects on one line are an error, blank lines are ignored, and at most
- *    QMP_MAX_LINE bytes per line are accepted.  A line left unterminated at
- *    EOF (printf '...' | socat - UNIX:path) is still executed;
+ *  - a client sends a stream of JSON objects, as to QEMU: newlines are
+ *    whitespace, so one request may span lines and several may share one;
+ *    at most QMP_MAX_LINE bytes and QMP_MAX_DEPTH levels of nesting per
+ *    request.  What is not JSON is answered with an error, and the stream
+ *    goes on at the next object (framing, below).  A request left
+ *    unterminated at EOF (printf '...' | socat - UNIX:path) is still
+ *    executed;
  *  - {"execute": NAME, "arguments": {...}, "id": ANY} is answered with
  *    {"return": ..., "id": ANY} or {"error": {"class": C, "desc": D},
  *    "id": ANY}; id is echoed only when given.  Error classes are QEMU's
@@ -142,8 +145,10 @@ char *qmp_session_handle_line(struct qmp_session *s, const char *line,
 int qmp_parse_line(const char *line, size_t len, struct json_object **out,
 		   struct qmp_error *err);
 
-/* The reply to a line that was longer than the limit. */
+/* The reply to a line that was longer than the limit, and to one nested
+ * deeper than QMP_MAX_DEPTH. */
 char *qmp_session_too_long(const struct qmp_session *s);
+char *qmp_session_too_deep(const struct qmp_session *s);
 
 /* The event line (malloc'd, ends in "\r\n", stamped with the current
  * time) for NAME with data (may be NULL; taken over), or NULL if out of
@@ -154,15 +159,18 @@ char *qmp_event_line(const char *name, struct json_object *data);
 
 /*
  * Requests are framed by the nesting of braces and brackets outside
- * strings, as QEMU's JSON streamer frames them, so
- * `{"execute":"a"}{"execute":"b"}` on one line is two requests, and one
- * request may come in several reads.  Unlike QEMU's streamer, a newline
- * ends whatever text is open: a request must fit on one line, so one that
- * is cut short is answered with a parse error at its newline and cannot
- * swallow the requests on the lines after it.  Whitespace between texts
- * is skipped; anything else outside an object or array (a bare word, a
- * number) runs to the end of its line and is one text, answered with a
- * parse error.  The "line" in the names below is such a text.
+ * strings, as QEMU's JSON streamer frames them: newlines are whitespace,
+ * so `{"execute":` and `"a"}` on two lines are one request,
+ * `{"execute":"a"}{"execute":"b"}` on one line are two, and one request
+ * may come in any number of reads.  Whitespace between texts is skipped.
+ * To resynchronise after what is not JSON (each such text is answered
+ * with a parse error): a string never holds a raw newline (JSON wants it
+ * escaped), so a text ends at a newline inside a string; anything outside
+ * an object or array (a bare word, a number, a stray closer) is a text up
+ * to its line's end or up to the next `{` or `[` outside a string,
+ * whichever comes first.  An object left open still takes the lines after
+ * it, as in QEMU, until it is closed or passes a limit.  The "line" in
+ * the names below is such a text.
  */
 /* JSON's whitespace (RFC 8259): between texts and around values. */
 static inline bool qmp_json_ws(char c)
@@ -176,17 +184,20 @@ enum qmp_line {
 	QMP_LINE_TOO_LONG,      /* a text passed the limit; the rest of it is
 				 * being dropped.  Reported once per text, as
 				 * soon as the limit is passed. */
+	QMP_LINE_TOO_DEEP,      /* a text nested deeper than QMP_MAX_DEPTH;
+				 * the rest of it is being dropped, as above */
 };
 
 struct qmp_linebuf {
 	char *buf;              /* max + 1 bytes */
 	size_t len;             /* bytes of the text being collected */
 	size_t max;
-	unsigned depth;         /* open braces and brackets */
+	unsigned depth;         /* open braces and brackets (saturates) */
 	bool in_string, escaped;/* inside a string; after its backslash */
 	bool junk;              /* a text that is no object or array: it
-				 * ends at its newline */
-	bool discarding;        /* inside a too-long text, until its end */
+				 * ends at its newline or next opener */
+	bool discarding;        /* inside a too-long or too-deep text,
+				 * until its end */
 	bool handed_out;        /* buf holds the text returned last time */
 };
 
@@ -197,9 +208,11 @@ void qmp_linebuf_destroy(struct qmp_linebuf *lb);
 
 /*
  * Consume bytes from data[0..len) up to the end of the first text or the
- * point where it became too long; returns how many were consumed (at least
- * one when len > 0).  Call again with the rest.  A text returned stays
- * valid (NUL-terminated) until the next call.
+ * point where it passed a limit; returns how many were consumed.  Call
+ * again with the rest while any is left: a call that consumed nothing
+ * handed out a text or ended a dropped one (its next byte starts the
+ * next text), so every call makes progress.  A text returned stays valid
+ * (NUL-terminated) until the next call.
  */
 size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
 			enum qmp_line *kind, const char **line,

@@ -1,8 +1,10 @@
 /*
  * qmp_linebuf.c - QMP framing (qmp.h, "framing"): bytes in, complete JSON
- * texts out, as QEMU's JSON streamer frames them, with a hard limit on the
- * length of a text.
+ * texts out, found as QEMU's JSON streamer finds them (by the nesting of
+ * braces and brackets outside strings; newlines are whitespace), with hard
+ * limits on the length and the depth of a text.
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +32,25 @@ static void text_reset(struct qmp_linebuf *lb)
 	lb->in_string = lb->escaped = lb->junk = false;
 }
 
-/* Take one byte into the text being scanned; true when it ended it.  A
- * newline ends any text: a request is on one line (an object still open
- * there is answered with a parse error, and takes none of the lines after
- * it along), and a line may hold several. */
-static bool text_step(struct qmp_linebuf *lb, char c)
+enum step {
+	STEP_IN,        /* the byte is the text's */
+	STEP_END,       /* the byte is the text's last */
+	STEP_BEFORE,    /* the text ended before the byte, which is not its */
+};
+
+/* Take one byte of the text being scanned.  A text that is no object or
+ * array (a bare word, a number, a stray closer: junk) ends at its line's
+ * end, or where an object or array begins, so the request after it is
+ * read: QEMU's lexer (qobject/json-lexer.c) answers a bad token and
+ * starts over right after it; this framing knows no tokens, so junk costs
+ * at most the rest of its line.  A string never holds a raw newline (RFC
+ * 8259 wants control characters escaped): a text ends there too and is
+ * answered with a parse error, so a quote left open cannot swallow the
+ * requests on the lines after it (where QEMU's lexer reads on). */
+static enum step text_step(struct qmp_linebuf *lb, char c)
 {
-	if (c == '\n')
-		return true;
-	if (lb->junk)
-		return false;
+	if (c == '\n' && (lb->in_string || lb->junk || lb->depth == 0))
+		return STEP_BEFORE;     /* (depth 0: after a bare string) */
 	if (lb->in_string) {
 		if (lb->escaped)
 			lb->escaped = false;
@@ -47,23 +58,51 @@ static bool text_step(struct qmp_linebuf *lb, char c)
 			lb->escaped = true;
 		else if (c == '"')
 			lb->in_string = false;
-		return false;
+		return STEP_IN;
 	}
 	if (c == '"') {
 		lb->in_string = true;
+	} else if (lb->junk) {
+		if (c == '{' || c == '[')
+			return STEP_BEFORE;
 	} else if (c == '{' || c == '[') {
-		lb->depth++;
+		if (lb->depth < UINT_MAX)
+			lb->depth++;
 	} else if (c == '}' || c == ']') {
-		/* A closer at depth 0 is junk; it ended a text otherwise. */
-		if (lb->depth == 0) {
+		if (lb->depth == 0) {   /* a closer first */
 			lb->junk = true;
-			return false;
+			return STEP_IN;
 		}
-		return --lb->depth == 0;
+		return --lb->depth == 0 ? STEP_END : STEP_IN;
 	} else if (lb->depth == 0) {
 		lb->junk = true;        /* no object or array */
 	}
-	return false;
+	return STEP_IN;
+}
+
+/* Hand out the text collected so far. */
+static void hand_out(struct qmp_linebuf *lb, enum qmp_line *kind,
+		     const char **line, size_t *line_len)
+{
+	lb->buf[lb->len] = '\0';
+	lb->handed_out = true;
+	*line = lb->buf;
+	*line_len = lb->len;
+	*kind = QMP_LINE_OK;
+}
+
+/* Past a limit: report it at once, not at the text's end, which may never
+ * come; nothing of the text is kept, and the rest of it is dropped. */
+static size_t over_limit(struct qmp_linebuf *lb, enum qmp_line what,
+			 enum step st, size_t consumed, enum qmp_line *kind)
+{
+	lb->len = 0;
+	*kind = what;
+	if (st == STEP_IN)
+		lb->discarding = true;
+	else
+		text_reset(lb);
+	return consumed;
 }
 
 size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
@@ -88,38 +127,28 @@ size_t qmp_linebuf_feed(struct qmp_linebuf *lb, const char *data, size_t len,
 			return len;
 	}
 	for (; i < len; i++) {
-		bool end = text_step(lb, data[i]);
+		enum step st = text_step(lb, data[i]);
 
 		if (lb->discarding) {
-			if (end) {
-				lb->discarding = false;
-				text_reset(lb);
-				return i + 1;
-			}
-			continue;
+			if (st == STEP_IN)
+				continue;
+			lb->discarding = false;
+			text_reset(lb);
+			return st == STEP_END || qmp_json_ws(data[i]) ? i + 1 : i;
 		}
-		/* The newline that ends a text is not part of it. */
-		if (data[i] != '\n') {
-			if (lb->len == lb->max) {
-				/* Report at once, not at its end, which may
-				 * never come; nothing of the text is kept. */
-				lb->len = 0;
-				*kind = QMP_LINE_TOO_LONG;
-				if (end) {
-					text_reset(lb);
-				} else {
-					lb->discarding = true;
-				}
-				return i + 1;
-			}
-			lb->buf[lb->len++] = data[i];
+		if (st == STEP_BEFORE) {
+			/* A newline that ended it is whitespace, taken; an
+			 * object's opener is the next text's. */
+			hand_out(lb, kind, line, line_len);
+			return qmp_json_ws(data[i]) ? i + 1 : i;
 		}
-		if (end) {
-			lb->buf[lb->len] = '\0';
-			lb->handed_out = true;
-			*line = lb->buf;
-			*line_len = lb->len;
-			*kind = QMP_LINE_OK;
+		if (lb->depth > QMP_MAX_DEPTH)
+			return over_limit(lb, QMP_LINE_TOO_DEEP, st, i + 1, kind);
+		if (lb->len == lb->max)
+			return over_limit(lb, QMP_LINE_TOO_LONG, st, i + 1, kind);
+		lb->buf[lb->len++] = data[i];
+		if (st == STEP_END) {
+			hand_out(lb, kind, line, line_len);
 			return i + 1;
 		}
 	}

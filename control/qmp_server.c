@@ -357,6 +357,9 @@ static void qmp_client_input(struct qmp_server *srv, struct qmp_client *c,
 		else if (kind == QMP_LINE_TOO_LONG)
 			qmp_client_reply(srv, c, qmp_session_too_long(&c->sess),
 					 false);
+		else if (kind == QMP_LINE_TOO_DEEP)
+			qmp_client_reply(srv, c, qmp_session_too_deep(&c->sess),
+					 false);
 	}
 }
 

@@ -179,6 +179,17 @@ char *qmp_session_too_long(const struct qmp_session *s)
 	return qmp_error_reply(&err, &none);
 }
 
+char *qmp_session_too_deep(const struct qmp_session *s)
+{
+	struct qmp_request none = { 0 };
+	struct qmp_error err;
+
+	(void)s;
+	qmp_error_set(&err, QMP_GENERIC, "Request nested deeper than %d levels",
+		      QMP_MAX_DEPTH);
+	return qmp_error_reply(&err, &none);
+}
+
 /*
  * json-c accepts NaN, Infinity and 1e999, which cannot be echoed back as
  * JSON, and "\u0000" inside strings, which handlers would silently cut.

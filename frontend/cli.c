@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "frontend/cli.h"
 #include "frontend/domain.h"
+#include "control/metrics.h"
 #include "control/qmp_client.h"
 
 static const char cli_usage_head[] =
@@ -359,6 +360,21 @@ static int opt_dedup_in_place(struct cli_options *opt, const char *val,
 	return 0;
 }
 
+/* --metrics IPV4:PORT | [IPV6]:PORT | /PATH, checked here */
+static int opt_metrics(struct cli_options *opt, const char *val,
+		       struct fv_error *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+
+	if (strlen(val) >= sizeof(opt->metrics))
+		return fv_err(err, FV_E_INVAL, "--metrics: '%s' is too long", val);
+	if (metrics_addr_parse(val, &sa, &len, err))
+		return -1;
+	snprintf(opt->metrics, sizeof(opt->metrics), "%s", val);
+	return 0;
+}
+
 /* --domain-mem-max DOMAIN=SIZE */
 static int opt_domain_mem_max(struct cli_options *opt, const char *val,
 			      struct fv_error *err)
@@ -403,6 +419,10 @@ static const struct cli_opt cli_opts[] = {
 	       "$XDG_RUNTIME_DIR/foldvm); see foldctl(1), docs/qmp.md"),
 	OPT_FLAG("--persist", CMD_RUN, opt.persist, true,
 		 "run: keep serving with no guest (a host daemon)"),
+	OPT_FN("--metrics", "ADDR", CMD_RUN, opt_metrics,
+	       "run: serve Prometheus metrics over HTTP at\n"
+	       "GET /metrics on ADDR: IPV4:PORT, [IPV6]:PORT or a\n"
+	       "UNIX socket path (docs/metrics.md)"),
 	OPT_FN("--console", "auto|stdio|none", CMD_RUN, opt_console,
 	       "run: the terminal as a guest's serial console:\n"
 	       "stdio: the one guest's ttyS0 reads this terminal (raw\n"

@@ -131,6 +131,7 @@ struct cli_options {
 	bool control;           /* serve QMP sockets (default on for run) */
 	bool persist;           /* --persist: keep serving with no guest */
 	char run_dir[PATH_MAX]; /* --run-dir */
+	char metrics[PATH_MAX]; /* --metrics ADDR ("": none; docs/metrics.md) */
 	/* libvirt domain XML (docs/libvirt.md) */
 	const char *domain_files[CLI_MAX_VMS];    /* --domain-xml */
 	unsigned nr_domain_files;

@@ -17,8 +17,10 @@
  * control/link.c checks every packet before it is used.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "control/metrics.h"
 #include "control/replies.h"
 #include "control/vm_create.h"
 #include "control/unmerge.h"
@@ -146,6 +148,44 @@ static int cmd_query_dedup_host(void *opaque, struct json_object *args,
 	put_workers(sup, w, n);
 	*ret = replies_host(&sum);
 	json_object_object_add(*ret, "domains", domains);
+	return 0;
+}
+
+/* What /metrics shows (supervisor/metrics.c): the same typed figures as
+ * query-vms and query-dedup-host, from the same requests. */
+int sup_host_figures(struct supervisor *sup, struct metrics_input *in)
+{
+	struct sup_worker *w[SUP_MAX_WORKERS];
+	struct procstat_rollup self = { 0 };
+	struct link_msg *m = malloc(sizeof(*m));
+	unsigned n;
+
+	if (!m)
+		return -1;
+	n = hold_workers(sup, w);
+	memset(in, 0, sizeof(*in));
+	procstat_rollup(0, &self, NULL);
+	in->host.rss = self.rss;
+	in->host.pss = self.pss;
+	for (unsigned i = 0; i < n; i++) {
+		struct qmp_error e;
+
+		/* A worker that died meanwhile has nothing to show. */
+		m->code = LINK_REQ_HOST;
+		if (ask(w[i], m, "GenericError", &e))
+			continue;
+		figures_host_add(&in->host, &m->u.host);
+		snprintf(in->dom[in->nr_domains].domain, sizeof(in->dom[0].domain), "%s",
+			 w[i]->domain);
+		in->dom[in->nr_domains++].fig = m->u.host;
+		m->code = LINK_REQ_QUERY_VMS;
+		if (ask(w[i], m, "GenericError", &e))
+			continue;
+		for (unsigned k = 0; k < m->u.vms.n && in->nr_vms < CLI_MAX_VMS; k++)
+			in->vm[in->nr_vms++] = m->u.vms.vm[k];
+	}
+	put_workers(sup, w, n);
+	free(m);
 	return 0;
 }
 

@@ -134,6 +134,8 @@ struct supervisor {
 	struct qmp_endpoint_config host_cfg;
 	struct qmp_endpoint *host_ep;
 	char host_path[4096 + 16];
+	/* --metrics (metrics.c) */
+	struct sup_metrics *metrics;
 	/* the foreground terminal as a guest's console (console_stdio.c) */
 	int console_vm;                 /* opt->vms index, -1: none */
 	int console_worker_fd;          /* the worker's end, until spawned */
@@ -257,5 +259,16 @@ struct json_object *sup_cgroup_stats(const struct sup_worker *w);
 /* host.c */
 int sup_host_start(struct supervisor *sup, struct fv_error *err);
 void sup_host_stop(struct supervisor *sup);
+/* What /metrics shows, asked of every worker as query-vms and
+ * query-dedup-host ask; any thread but the links thread.  -1: out of
+ * memory. */
+struct metrics_input;
+int sup_host_figures(struct supervisor *sup, struct metrics_input *in);
+
+/* metrics.c */
+/* --metrics ADDR: listen and serve /metrics on a thread of its own
+ * (nothing without the option); stop it and remove its socket. */
+int sup_metrics_start(struct supervisor *sup, struct fv_error *err);
+void sup_metrics_stop(struct supervisor *sup);
 
 #endif

@@ -374,7 +374,8 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 		goto out;
 	if (sup_console_prepare(&sup, err) || sup_links_start(&sup, err))
 		goto out;
-	if (sup_host_start(&sup, err) || start_cli_workers(&sup, err) ||
+	if (sup_host_start(&sup, err) || sup_metrics_start(&sup, err) ||
+	    start_cli_workers(&sup, err) ||
 	    sup_console_start(&sup, err))
 		goto out_host;
 	main_loop(&sup, sig_fd, &res->interrupted);
@@ -382,6 +383,7 @@ int supervisor_run(const struct cli_options *opt, struct run_result *res,
 out_host:
 	end_workers(&sup);
 	sup_console_stop(&sup);
+	sup_metrics_stop(&sup);
 	sup_host_stop(&sup);
 	sup_links_stop(&sup);
 	if (!ret)

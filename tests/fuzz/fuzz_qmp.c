@@ -4,7 +4,7 @@
  * The first input byte picks the set-up: bit 0 negotiates before the input
  * runs, bit 1 uses a 64-byte line limit (so too-long lines and discard
  * mode are reached with small inputs), bits 2..7 the size of the chunks
- * the rest is fed in (1..64 bytes), so lines straddle reads.  Every line
+ * the rest is fed in (1..64 bytes), so requests straddle reads and lines.  Every line
  * goes through qmp_session_handle_line() against a small typed command
  * table; every reply must be one CRLF-terminated line.  Any crash, leak or
  * UB report is a bug: this is what a client on the socket controls.
@@ -108,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct qmp_linebuf lb;
 	enum qmp_line kind;
 	size_t len, off = 0, chunk, end, llen;
+	unsigned stalled = 0;
 
 	if (size < 1)
 		return 0;
@@ -122,12 +123,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < len) {
 		end = off + chunk < len ? off + chunk : len;
 		while (off < end) {
-			off += qmp_linebuf_feed(&lb, in + off, end - off,
-						&kind, &line, &llen);
+			size_t n = qmp_linebuf_feed(&lb, in + off, end - off,
+						    &kind, &line, &llen);
+
+			/* nothing taken twice in a row: it would spin */
+			if (n == 0 && stalled++)
+				abort();
+			if (n)
+				stalled = 0;
+			if (lb.len > lb.max)
+				abort();
+			off += n;
 			if (kind == QMP_LINE_OK)
 				run_line(&s, line, llen);
 			else if (kind == QMP_LINE_TOO_LONG)
 				consume(qmp_session_too_long(&s));
+			else if (kind == QMP_LINE_TOO_DEEP)
+				consume(qmp_session_too_deep(&s));
 		}
 	}
 	if (qmp_linebuf_flush(&lb, &line, &llen) == QMP_LINE_OK)

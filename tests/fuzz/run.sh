@@ -11,7 +11,7 @@ if [ ! -x "$BUILDDIR/tests/fuzz/fuzz-cli" ]; then
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/foldvm-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-for name in cli qmp procstat kernel domxml virtio balloon virtio-net; do
+for name in cli qmp procstat kernel domxml virtio balloon virtio-net metrics; do
 	cp -r "$SRCDIR/tests/fuzz/corpus/$name" "$work/$name"
 	"$BUILDDIR/tests/fuzz/fuzz-$name" -runs="$RUNS" -max_len=4096 \
 		-print_final_stats=1 "$work/$name" >"$work/$name.out" 2>&1 ||

@@ -27,10 +27,17 @@ for bin in $VARIANTS; do
 	check_usage_error "$bin" run --vm zero=80,shared=80
 	check_usage_error "$bin" run --files /nonexistent --vm name=a
 	check_usage_error "$bin" demo --guests 99
+	check_usage_error "$bin" run --metrics nowhere --vm name=a
+	expect_in "$TMP/err" "--metrics wants IPV4:PORT, \\[IPV6\\]:PORT or a socket path, not 'nowhere'"
+	check_usage_error "$bin" run --metrics 127.0.0.1:65536 --vm name=a
+	check_usage_error "$bin" run --metrics 300.1.1.1:80 --vm name=a
+	expect_in "$TMP/err" "'300.1.1.1' is not an IPv4 address"
+	check_usage_error "$bin" demo --metrics 127.0.0.1:9745
 	grep -q "payload '/nonexistent/image.bin'" "$TMP/err" || true
 	"$BUILDDIR/$bin" --version | grep -Eq '^foldvm [0-9]+\.[0-9]+' ||
 		fail "$bin --version"
 	"$BUILDDIR/$bin" --help | grep -q -- '--vm SPEC' || fail "$bin --help"
+	"$BUILDDIR/$bin" --help | grep -q -- '--metrics ADDR' || fail "$bin --help: no --metrics"
 done
 
 # These need KVM: they get past parsing and fail creating the guest.
@@ -44,5 +51,9 @@ for bin in $VARIANTS; do
 	head -c 2000000 /dev/zero >"$TMP/big.bin"
 	check_usage_error "$bin" run --vm payload="$TMP/big.bin"
 	expect_in "$TMP/err" "must be 1\.\.1048576"
+	# a metrics socket that cannot be bound: the run does not start
+	check_usage_error "$bin" run --no-control --metrics /nonexistent/dir/m.sock \
+		--log-dir "$TMP/logs" --vm name=m,mem=16M
+	expect_in "$TMP/err" "--metrics /nonexistent/dir/m.sock: bind: No such file"
 done
 echo "bad_cli: all bad command lines refused with exit 2"

@@ -72,7 +72,7 @@ for bin in $VARIANTS; do
 	cr=$(printf '\r')
 	[ "$(grep -c "$cr$" "$TMP/o1")" -eq "$(wc -l <"$TMP/o1")" ] || fail "replies not CRLF"
 	long=$(head -c 70000 /dev/zero | tr '\000' x)
-	qmp "$RUN/host.qmp" '{"execute":' '[1,2]' '{"execute":"fly"}' \
+	qmp "$RUN/host.qmp" '{"execute" 1}' '[1,2]' '{"execute":"fly"}' \
 		'{"execute":"vm-destroy","arguments":{"name":"x","bogus":1}}' \
 		'{"execute":"vm-destroy","arguments":{"name":5},"id":[1]}' \
 		'{"execute":"vm-destroy"}' "{\"execute\":\"$long\"}" \

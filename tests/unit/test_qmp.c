@@ -464,7 +464,7 @@ static void test_close_after(void)
 /* ------------------------------------------------------------------ */
 
 struct fed {
-	int ok, too_long;
+	int ok, too_long, too_deep;
 	char last[128];
 };
 
@@ -475,13 +475,16 @@ static void feed(struct qmp_linebuf *lb, const char *data, size_t len,
 	enum qmp_line kind;
 	const char *line;
 	size_t off = 0, end, n, llen;
+	unsigned stalled = 0;
 
 	while (off < len) {
 		end = off + chunk < len ? off + chunk : len;
 		while (off < end) {
 			n = qmp_linebuf_feed(lb, data + off, end - off, &kind,
 					     &line, &llen);
-			CU_ASSERT(n > 0);
+			/* a call may take nothing, but never two in a row */
+			stalled = n ? 0 : stalled + 1;
+			CU_ASSERT_FATAL(stalled < 2);
 			CU_ASSERT(lb->len <= lb->max);
 			off += n;
 			if (kind == QMP_LINE_OK) {
@@ -490,6 +493,8 @@ static void feed(struct qmp_linebuf *lb, const char *data, size_t len,
 				snprintf(f->last, sizeof(f->last), "%s", line);
 			} else if (kind == QMP_LINE_TOO_LONG) {
 				f->too_long++;
+			} else if (kind == QMP_LINE_TOO_DEEP) {
+				f->too_deep++;
 			}
 		}
 	}
@@ -540,29 +545,39 @@ static void test_linebuf(void)
 	qmp_linebuf_destroy(&lb);
 }
 
-/* Framed as QEMU's streamer frames, by braces, whatever the reads; a
- * newline ends whatever is open. */
+/* Framed as QEMU's streamer frames, by braces, whatever the reads
+ * (every chunk size, so every split point, inside strings and escapes
+ * too); newlines are whitespace; what is not JSON ends at its line's end
+ * or the next opener, a string at a raw newline. */
 static void test_framing_json(void)
 {
 	static const char in[] =
 		"{\"execute\":\"a\"}{\"execute\":\"b\"}\n"   /* two on a line */
 		"  {\"execute\": \"c\", \"arguments\":{\"x\":[1,{}]}}\r\n"
 		"{\"s\":\"}{\\\"\"}"                       /* braces, a quote in a string */
-		"{\"execute\":\n"                           /* cut short by its line */
+		"{\"execute\":\n\"query-name\"}\n"          /* over two lines */
+		"\n{\n \"execute\" :\r\n\n\"x\",\n\"arguments\":{\"s\":\"a\\\"}{\"}\n}\n"
+		"[1,\n[2]]{\"execute\":\"f\"}"               /* an array, then one */
 		"{\"bad\":\"no end\n"                       /* a string into a newline */
 		"{\"execute\":\"d\"} junk\n"                /* junk after a request */
-		"]{\"execute\":\"e\"}\n";                   /* a closer first: junk line */
+		"]{\"execute\":\"e\"}\n"                   /* a stray closer */
+		"garbage \"{\" {\"execute\":\"g\"}\n";      /* junk, then a request */
 	static const char *const want[] = {
 		"{\"execute\":\"a\"}", "{\"execute\":\"b\"}",
 		"{\"execute\": \"c\", \"arguments\":{\"x\":[1,{}]}}",
-		"{\"s\":\"}{\\\"\"}", "{\"execute\":", "{\"bad\":\"no end",
-		"{\"execute\":\"d\"}", "junk", "]{\"execute\":\"e\"}",
+		"{\"s\":\"}{\\\"\"}", "{\"execute\":\n\"query-name\"}",
+		"{\n \"execute\" :\r\n\n\"x\",\n\"arguments\":{\"s\":\"a\\\"}{\"}\n}",
+		"[1,\n[2]]", "{\"execute\":\"f\"}",
+		"{\"bad\":\"no end",
+		"{\"execute\":\"d\"}", "junk", "]", "{\"execute\":\"e\"}",
+		"garbage \"{\" ", "{\"execute\":\"g\"}",
 	};
 	const size_t nw = sizeof(want) / sizeof(want[0]);
 
 	for (size_t chunk = 1; chunk <= sizeof(in); chunk++) {
 		struct qmp_linebuf lb;
 		size_t off = 0, got = 0;
+		unsigned stalled = 0;
 
 		CU_ASSERT_EQUAL_FATAL(qmp_linebuf_init(&lb, 0), 0);
 		while (off < sizeof(in) - 1) {
@@ -571,10 +586,13 @@ static void test_framing_json(void)
 			while (off < end) {
 				enum qmp_line kind;
 				const char *line;
-				size_t llen;
+				size_t llen, n;
 
-				off += qmp_linebuf_feed(&lb, in + off, end - off, &kind,
-							&line, &llen);
+				n = qmp_linebuf_feed(&lb, in + off, end - off, &kind,
+						     &line, &llen);
+				stalled = n ? 0 : stalled + 1;
+				CU_ASSERT_FATAL(stalled < 2);
+				off += n;
 				if (kind != QMP_LINE_OK)
 					continue;
 				CU_ASSERT_FATAL(got < nw);
@@ -585,6 +603,92 @@ static void test_framing_json(void)
 		CU_ASSERT_EQUAL(got, nw);
 		qmp_linebuf_destroy(&lb);
 	}
+}
+
+/* Depth and size stay bounded in a stream: each is answered once, as soon
+ * as it is passed, the rest of that text is dropped whatever lines it
+ * spans, and the request after it is read. */
+static void test_stream_limits(void)
+{
+	char deep[2 * (QMP_MAX_DEPTH + 1) + 32];
+	struct qmp_linebuf lb;
+	struct fed f = { 0 };
+	size_t n = 0;
+
+	for (int d = 0; d < QMP_MAX_DEPTH; d++)
+		deep[n++] = '[';
+	for (int d = 0; d < QMP_MAX_DEPTH; d++)
+		deep[n++] = ']';
+	CU_ASSERT_EQUAL_FATAL(qmp_linebuf_init(&lb, 0), 0);
+	feed(&lb, deep, n, 7, &f);              /* exactly the limit is fine */
+	CU_ASSERT_EQUAL(f.ok, 1);
+	CU_ASSERT_EQUAL(f.too_deep, 0);
+	n = 0;
+	for (int d = 0; d <= QMP_MAX_DEPTH; d++)
+		deep[n++] = d % 2 ? '[' : '{';
+	deep[n++] = '\n';                      /* a newline ends nothing */
+	for (int d = 0; d <= QMP_MAX_DEPTH; d++)
+		deep[n++] = d % 2 ? ']' : '}';
+	memcpy(deep + n, "{\"execute\":\"n\"}", 15);
+	n += 15;
+	for (size_t chunk = 1; chunk <= n; chunk += 5) {
+		struct fed g = { 0 };
+
+		feed(&lb, deep, n, chunk, &g);
+		CU_ASSERT_EQUAL(g.too_deep, 1);
+		CU_ASSERT_EQUAL(g.ok, 1);
+		CU_ASSERT_STRING_EQUAL(g.last, "{\"execute\":\"n\"}");
+	}
+	qmp_linebuf_destroy(&lb);
+
+	/* oversize over several lines, then garbage, then a request */
+	CU_ASSERT_EQUAL_FATAL(qmp_linebuf_init(&lb, 16), 0);
+	static const char big[] = "{\"a\":\n[1,\n2,\n3,\n4,\"}\",5,6,7,8]}\n@@\n{\"b\":1}";
+	memset(&f, 0, sizeof(f));
+	feed(&lb, big, strlen(big), 3, &f);
+	CU_ASSERT_EQUAL(f.too_long, 1);
+	CU_ASSERT_EQUAL(f.ok, 2);
+	CU_ASSERT_STRING_EQUAL(f.last, "{\"b\":1}");
+	qmp_linebuf_destroy(&lb);
+}
+
+/* Through the session: a request over lines is executed, and each text
+ * that is not JSON gets its error while the stream goes on. */
+static void test_stream_session(void)
+{
+	static const char in[] =
+		"{\"execute\":\n\"null\",\n \"id\": 7}\n"
+		"not json {\"execute\":\"null\",\"id\":8}"
+		"{\"execute\":\"echo\",\"arguments\":{\"s\":\"x\\\"}{\"},\"id\":9}\n";
+	static const char *const want[] = {
+		"{\"return\":{},\"id\":7}\r\n",
+		"{\"error\":{\"class\":\"GenericError\"",
+		"{\"return\":{},\"id\":8}\r\n",
+		"{\"return\":{\"s\":\"x\\\"}{\"},\"id\":9}\r\n",
+	};
+	struct qmp_linebuf lb;
+	size_t off = 0, got = 0, len = sizeof(in) - 1;
+
+	fresh_session(true);
+	CU_ASSERT_EQUAL_FATAL(qmp_linebuf_init(&lb, 0), 0);
+	while (off < len) {
+		enum qmp_line kind;
+		const char *line;
+		size_t llen;
+		char *r;
+
+		off += qmp_linebuf_feed(&lb, in + off, len - off, &kind, &line, &llen);
+		if (kind != QMP_LINE_OK)
+			continue;
+		r = qmp_session_handle_line(&sess, line, llen, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+		CU_ASSERT_FATAL(got < 4);
+		CU_ASSERT_NSTRING_EQUAL(r, want[got], strlen(want[got]));
+		free(r);
+		got++;
+	}
+	CU_ASSERT_EQUAL(got, 4);
+	qmp_linebuf_destroy(&lb);
 }
 
 /* A huge line through the default limit: one error, bounded memory, and
@@ -1305,6 +1409,8 @@ void unit_add_qmp_suite(void)
 	CU_add_test(s, "close after reply", test_close_after);
 	CU_add_test(s, "line framing", test_linebuf);
 	CU_add_test(s, "JSON framing (several per line, over lines and reads)", test_framing_json);
+	CU_add_test(s, "JSON stream: depth and size limits, resync", test_stream_limits);
+	CU_add_test(s, "JSON stream through the session", test_stream_session);
 	CU_add_test(s, "too-long line", test_too_long_session);
 	CU_add_test(s, "socket: greeting, negotiate, execute", test_srv_basic);
 	CU_add_test(s, "socket: two clients", test_srv_two_clients);

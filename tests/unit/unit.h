@@ -25,5 +25,6 @@ void unit_add_virtio_balloon_suite(void);
 void unit_add_virtio_net_suite(void);
 void unit_add_acpi_suite(void);
 void unit_add_console_suite(void);
+void unit_add_metrics_suite(void);
 
 #endif

@@ -32,6 +32,7 @@ int main(void)
 	unit_add_virtio_net_suite();
 	unit_add_acpi_suite();
 	unit_add_console_suite();
+	unit_add_metrics_suite();
 	CU_basic_set_mode(CU_BRM_NORMAL);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
