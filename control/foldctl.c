@@ -44,6 +44,8 @@ static const char usage[] =
 "                             merging off, and a private copy of every shared\n"
 "                             page (default 25600 pages/s; 0: no limit)\n"
 "  stop | cont | quit GUEST   pause, resume, or stop and remove a guest\n"
+"  quit --all                 stop and remove every guest, wait until none is\n"
+"                             listed (foldvm runs on; foldvm.service's ExecStop)\n"
 "  raw GUEST|host JSON        send one QMP request, print the reply\n"
 "  console GUEST              the guest's serial console on this terminal\n"
 "                             (RUNDIR/GUEST.console); Ctrl-] detaches\n"
@@ -319,6 +321,52 @@ static int cmd_simple(const struct ctl *c, const char *who, const char *cmd,
 	return 0;
 }
 
+/* How many guests host.qmp lists, or -1 (the reason printed). */
+static long count_guests(const struct ctl *c)
+{
+	struct json_object *reply, *ret = NULL;
+	long n;
+
+	if (run_command(c, "host", "query-vms", NULL, &reply, &ret))
+		return -1;
+	n = ret ? (long)json_object_array_length(ret) : 0;
+	json_object_put(reply);
+	return n;
+}
+
+/*
+ * quit --all: "quit" on every guest's socket, then wait until host.qmp
+ * lists none, since a guest's destruction ends asynchronously (its driver
+ * thread stops first; docs/qmp.md).  A guest that went away between the
+ * list and its quit is no error: only what is still listed at the end is.
+ */
+static int cmd_quit_all(const struct ctl *c)
+{
+	struct json_object *reply, *ret = NULL;
+	int r = run_command(c, "host", "query-vms", NULL, &reply, &ret);
+	size_t n = ret ? json_object_array_length(ret) : 0;
+	long left;
+
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		cmd_simple(c, get_str(json_object_array_get_idx(ret, i), "name"), "quit", NULL);
+	json_object_put(reply);
+	for (unsigned waited_ms = 0; (left = count_guests(c)) > 0; waited_ms += 100) {
+		if (waited_ms >= TIMEOUT_MS) {
+			fprintf(stderr, "foldctl: quit --all: %ld guest(s) still listed %d s "
+				"after quit (foldctl list)\n", left, TIMEOUT_MS / 1000);
+			return 1;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000L }, NULL);
+	}
+	if (left < 0)
+		return 2;
+	if (!c->json)
+		printf("quit %zu guest(s); none left\n", n);
+	return 0;
+}
+
 static int cmd_raw(const struct ctl *c, const char *who, const char *line)
 {
 	struct qmp_client q;
@@ -487,6 +535,8 @@ static int dispatch(struct ctl *c, int argc, char **argv)
 	}
 	if (!strcmp(cmd, "unmerge"))
 		return cmd_unmerge(c, argc, argv);
+	if (!strcmp(cmd, "quit") && argc == 2 && !strcmp(argv[1], "--all"))
+		return cmd_quit_all(c);
 	if ((!strcmp(cmd, "stop") || !strcmp(cmd, "cont") || !strcmp(cmd, "quit")) &&
 	    argc == 2)
 		return cmd_simple(c, argv[1], cmd, NULL);

@@ -209,6 +209,19 @@ assert c["unique-pages"] > 0, c' "$TMP/census" || { cat "$TMP/census"; fail "que
 	$CTL stats a >"$TMP/o8" 2>&1; [ $? -eq 2 ] || fail "stats of a gone guest"
 	expect_in "$TMP/o8" "no guest 'a'"
 
+	# quit --all (foldvm.service's ExecStop): every guest quit, running or
+	# done, and foldctl returns only once none is listed; foldvm runs on
+	$CTL create name=q1,mem=16M,steps=fill+wait >/dev/null || fail "create q1"
+	$CTL create name=q2,mem=16M,steps=fill >/dev/null || fail "create q2"
+	wait_for 60 sh -c "$CTL list | grep -q '^q2 *shutdown'" || fail "q2 did not finish its steps"
+	$CTL quit --all >"$TMP/o10" 2>&1 || { cat "$TMP/o10" "$TMP/fv.out"; fail "quit --all"; }
+	expect_in "$TMP/o10" "^quit 2 guest\\(s\\); none left$"
+	$CTL list >"$TMP/o11" || fail "host gone after quit --all"
+	[ "$(wc -l <"$TMP/o11")" = 1 ] || { cat "$TMP/o11"; fail "guests listed after quit --all"; }
+	ls "$RUN" | grep -q -E '^q[12][.]' && fail "guest sockets left after quit --all: $(ls "$RUN")"
+	$CTL quit --all >"$TMP/o10" 2>&1 || fail "quit --all with no guest"
+	expect_in "$TMP/o10" "^quit 0 guest\\(s\\); none left$"
+
 	# --persist keeps serving with no guest; SIGTERM ends it cleanly
 	$CTL list >/dev/null || { cat "$TMP/fv.out"; fail "host gone with its guests"; }
 	kill -TERM $FVPID
