@@ -33,7 +33,9 @@ SWEEP_SIZES = "1G,2G,4G,8G,16G"
 # ------------------------------------------------------------------ config --
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # run as bench/run: its usage says so
+    ap = argparse.ArgumentParser(prog="bench/run",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--sweep", action="store_true", help="the scale sweep instead of the standard run")
     ap.add_argument("--sweep-sizes", default=None,
                     help="total guest memory per step (default %s; 16G only where the host has room)"
