@@ -20,21 +20,6 @@
 
 #define SPEC ",mem=32M,zero=20,shared=50,seed=77,dedup=on,domain=gather"
 
-/* Data page positions of the shared contents. */
-static uint32_t *shared_positions(struct guest *g, uint64_t *n)
-{
-	const struct fv_guest_config *l = &g->layout;
-	struct fv_layout_counts c;
-	uint32_t *perm = malloc(l->data_pages * sizeof(*perm));
-
-	KT_ASSERT(perm, "oom");
-	fv_permute(perm, l->data_pages, l->content.layout_seed);
-	fv_layout_counts(&l->content, l->data_pages, l->blob_pages, &c);
-	memmove(perm, perm + c.zero, c.shared * sizeof(*perm));
-	*n = c.shared;
-	return perm;
-}
-
 static struct procstat_page entry_of(struct guest *g, uint64_t gpa)
 {
 	struct procstat_pagemap pm;
@@ -47,31 +32,6 @@ static struct procstat_page entry_of(struct guest *g, uint64_t gpa)
 	procstat_pagemap_read(&pm, gmem_page_hva(&g->mem, page), &pg, NULL);
 	procstat_pagemap_close(&pm);
 	return pg;
-}
-
-struct vma_range {
-	uint64_t lo, hi, n;
-};
-
-static void count_vma(void *opaque, uint64_t start, uint64_t end)
-{
-	struct vma_range *r = opaque;
-
-	r->n += start >= r->lo && end <= r->hi;
-}
-
-/* VMAs inside a guest's RAM (the kernel's count). */
-static uint64_t ram_vmas(struct guest *g)
-{
-	struct vma_range r = {
-		.lo = (uintptr_t)gmem_page_hva(&g->mem, 0),
-		.hi = (uintptr_t)gmem_page_hva(&g->mem, 0) + gmem_pages(&g->mem) * FV_PAGE_SIZE,
-	};
-	struct fv_error err;
-	uint64_t total;
-
-	KT_ASSERT(procstat_maps(count_vma, &r, &total, &err) == 0, "%s", err.msg);
-	return r.n;
 }
 
 int main(void)
@@ -91,14 +51,14 @@ int main(void)
 	s = kt_guest(&kvm, e, "name=s" SPEC);
 	kt_fill(a);
 	kt_fill(s);
-	pos = shared_positions(a, &n);
-	spos = shared_positions(s, &ns);
+	pos = kt_shared_positions(a, &n);
+	spos = kt_shared_positions(s, &ns);
 	KT_ASSERT(n > 1000 && ns == n, "%llu and %llu shared contents", (unsigned long long)n,
 		  (unsigned long long)ns);
 	dedup_set_paused(e, false);
 	kt_passes(e, 3);
 	a0 = kt_stats(a);
-	v0 = ram_vmas(a);
+	v0 = kt_ram_vmas(a);
 	KT_ASSERT(a0.store_content >= n * 9 / 10, "a: only %llu of %llu shared pages on frames",
 		  (unsigned long long)a0.store_content, (unsigned long long)n);
 
@@ -120,7 +80,7 @@ int main(void)
 			   ps.present && (ps.pfn != pa.pfn || spos[k] == pos[k]);
 	}
 	a1 = kt_stats(a);
-	v1 = ram_vmas(a);
+	v1 = kt_ram_vmas(a);
 	KT_ASSERT(in_home == n, "only %llu of %llu shared contents of a and b are one home page",
 		  (unsigned long long)in_home, (unsigned long long)n);
 	KT_ASSERT(a1.store_content * 100 <= n && (a1.rehomed - a0.rehomed) * 10 >= n * 9,

@@ -26,21 +26,6 @@
 	"dedup=on,domain=clones"
 #define NG 3
 
-/* Data page positions of the shared contents (the same in every clone). */
-static uint32_t *shared_positions(struct guest *g, uint64_t *n)
-{
-	const struct fv_guest_config *l = &g->layout;
-	struct fv_layout_counts c;
-	uint32_t *perm = malloc(l->data_pages * sizeof(*perm));
-
-	KT_ASSERT(perm, "oom");
-	fv_permute(perm, l->data_pages, l->content.layout_seed);
-	fv_layout_counts(&l->content, l->data_pages, l->blob_pages, &c);
-	memmove(perm, perm + c.zero, c.shared * sizeof(*perm));
-	*n = c.shared;
-	return perm;
-}
-
 static uint64_t data_gpa(struct guest *g, uint64_t pos)
 {
 	return g->layout.data_gpa + pos * FV_PAGE_SIZE;
@@ -115,7 +100,7 @@ int main(void)
 			kt_cmd(g[i], 0, FV_CMD_MEASURE_WRITE, g[i]->layout.probe_gpa,
 			       g[i]->layout.probe_pages, FV_PAGE_SIZE, 0);
 	}
-	pos = shared_positions(g[0], &n);
+	pos = kt_shared_positions(g[0], &n);
 	KT_ASSERT(n > 1000, "only %llu shared contents", (unsigned long long)n);
 	KT_ASSERT(procstat_rollup(0, &before, NULL) == 0, "rollup");
 

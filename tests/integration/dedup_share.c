@@ -67,32 +67,6 @@ static uint64_t count_shared_frames(struct guest *a, const struct layout_map *ma
 	return same;
 }
 
-/* Zero-kind pages were never written: they must map no private frame. */
-/* VMAs inside a guest's RAM, from /proc/self/maps (the kernel's count). */
-struct vma_range {
-	uint64_t lo, hi, n;
-};
-
-static void count_vma(void *opaque, uint64_t start, uint64_t end)
-{
-	struct vma_range *r = opaque;
-
-	r->n += start >= r->lo && end <= r->hi;
-}
-
-static uint64_t ram_vmas(struct guest *g)
-{
-	struct vma_range r = {
-		.lo = (uintptr_t)gmem_page_hva(&g->mem, 0),
-		.hi = (uintptr_t)gmem_page_hva(&g->mem, 0) + gmem_pages(&g->mem) * FV_PAGE_SIZE,
-	};
-	struct fv_error err;
-	uint64_t total;
-
-	KT_ASSERT(procstat_maps(count_vma, &r, &total, &err) == 0, "%s", err.msg);
-	return r.n;
-}
-
 /* The store-mapped pages' classes add up: each lies on a frame of content
  * or of zeros, or holds a private copy; and every page merged but not in
  * place is on a frame. */
@@ -282,7 +256,7 @@ int main(void)
 		}
 		KT_ASSERT(n >= 16, "only %llu of B's pages alone on frames", (unsigned long long)n);
 		/* (The engine's copy-on-write of them has not split a VMA.) */
-		v0 = ram_vmas(b);
+		v0 = kt_ram_vmas(b);
 		/* A pass may leave a page it saw written for a later one (the
 		 * engine's pacing; under load the writes and the passes
 		 * interleave differently): passes until all are discarded,
@@ -298,7 +272,7 @@ int main(void)
 				break;
 		}
 		s1 = kt_stats(b);
-		v1 = ram_vmas(b);
+		v1 = kt_ram_vmas(b);
 		for (uint64_t i = 0; i < n; i++) {
 			KT_ASSERT(dedup_page_state(e, b->dedup_guest, gfns[i]) == DEDUP_PAGE_ZERO,
 				  "b: zeroed page %llu not discarded (state %d, slot refs %u)",

@@ -140,6 +140,47 @@ static inline uint64_t kt_shared_pages(struct guest *g)
 	return c.shared;
 }
 
+/* The data page positions of g's shared contents, in content order
+ * (malloc'd; *n of them): where each clone holds shared content k. */
+static inline uint32_t *kt_shared_positions(struct guest *g, uint64_t *n)
+{
+	const struct fv_guest_config *l = &g->layout;
+	struct fv_layout_counts c;
+	uint32_t *perm = malloc(l->data_pages * sizeof(*perm));
+
+	KT_ASSERT(perm, "oom");
+	fv_permute(perm, l->data_pages, l->content.layout_seed);
+	fv_layout_counts(&l->content, l->data_pages, l->blob_pages, &c);
+	memmove(perm, perm + c.zero, c.shared * sizeof(*perm));
+	*n = c.shared;
+	return perm;
+}
+
+struct kt_vma_range {
+	uint64_t lo, hi, n;
+};
+
+static inline void kt_count_vma(void *opaque, uint64_t start, uint64_t end)
+{
+	struct kt_vma_range *r = opaque;
+
+	r->n += start >= r->lo && end <= r->hi;
+}
+
+/* VMAs inside a guest's RAM, from /proc/self/maps (the kernel's count). */
+static inline uint64_t kt_ram_vmas(struct guest *g)
+{
+	struct kt_vma_range r = {
+		.lo = (uintptr_t)gmem_page_hva(&g->mem, 0),
+		.hi = (uintptr_t)gmem_page_hva(&g->mem, 0) + gmem_pages(&g->mem) * FV_PAGE_SIZE,
+	};
+	struct fv_error err;
+	uint64_t total;
+
+	KT_ASSERT(procstat_maps(kt_count_vma, &r, &total, &err) == 0, "%s", err.msg);
+	return r.n;
+}
+
 static inline struct dedup_guest_stats kt_stats(struct guest *g)
 {
 	struct dedup_guest_stats s;
